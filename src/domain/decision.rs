@@ -1,0 +1,192 @@
+//! What the gate answers: a verdict, whether it can still change, and why.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{CheckRequest, DecisionId, Evidence, ValidationError};
+
+/// The gate's answer. Ordered from most to least permissive, so the strictest of several
+/// verdicts is their maximum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The deploy may proceed.
+    Continue,
+    /// A human (or the change process) must decide.
+    ManualReview,
+    /// The deploy must stop.
+    Terminate,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 3] = [Verdict::Continue, Verdict::ManualReview, Verdict::Terminate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Continue => "continue",
+            Verdict::ManualReview => "manual_review",
+            Verdict::Terminate => "terminate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| {
+            ValidationError::new(
+                "verdict",
+                format!("unknown verdict `{s}`"),
+                "use continue, manual_review or terminate",
+            )
+        })
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a decision can still change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionStatus {
+    /// Awaiting a manual review; the verdict may still change.
+    Pending,
+    /// Nothing about this decision changes any more.
+    Final,
+}
+
+impl DecisionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionStatus::Pending => "pending",
+            DecisionStatus::Final => "final",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        match s {
+            "pending" => Ok(DecisionStatus::Pending),
+            "final" => Ok(DecisionStatus::Final),
+            _ => Err(ValidationError::new(
+                "status",
+                format!("unknown status `{s}`"),
+                "use pending or final",
+            )),
+        }
+    }
+}
+
+/// How bad a rule's failure is; decides its default verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Critical,
+    High,
+    Medium,
+    Low,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::High => "high",
+            Severity::Medium => "medium",
+            Severity::Low => "low",
+        }
+    }
+
+    /// The verdict of a failing rule when its policy does not say: critical stops the deploy,
+    /// high asks a human, medium and low let it through with a warning.
+    pub fn default_on_fail(self) -> Verdict {
+        match self {
+            Severity::Critical => Verdict::Terminate,
+            Severity::High => Verdict::ManualReview,
+            Severity::Medium | Severity::Low => Verdict::Continue,
+        }
+    }
+}
+
+/// What one rule found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleOutcome {
+    /// The condition held.
+    Pass,
+    /// The condition did not hold.
+    Fail,
+    /// The evidence the condition needs was unavailable; `on_missing` decided the effect.
+    Missing,
+}
+
+impl RuleOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleOutcome::Pass => "pass",
+            RuleOutcome::Fail => "fail",
+            RuleOutcome::Missing => "missing",
+        }
+    }
+}
+
+/// One applicable rule's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleResult {
+    pub rule_id: String,
+    pub title: String,
+    pub category: String,
+    pub severity: Severity,
+    pub outcome: RuleOutcome,
+    /// The verdict this rule asks for (`continue` for a pass or a warning).
+    pub effect: Verdict,
+    /// Why, in words an engineer can act on (what was found, where).
+    pub reason: String,
+    pub remediation: String,
+    /// The policy file (relative to its directory, or `builtin:<name>`) the rule came from.
+    pub policy_file: String,
+}
+
+/// A stored answer to one check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub id: DecisionId,
+    pub verdict: Verdict,
+    pub status: DecisionStatus,
+    pub request: CheckRequest,
+    pub rule_results: Vec<RuleResult>,
+    pub evidence: Evidence,
+    /// Content digest of the policy set that decided (`sha256:…`).
+    pub policy_version: String,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    /// One line for people: the verdict and the rules that drove it.
+    pub summary: String,
+}
+
+impl Decision {
+    /// Results that asked for more than `continue`, strictest first.
+    pub fn blocking_results(&self) -> Vec<&RuleResult> {
+        let mut v: Vec<_> = self
+            .rule_results
+            .iter()
+            .filter(|r| r.effect != Verdict::Continue)
+            .collect();
+        v.sort_by(|a, b| b.effect.cmp(&a.effect));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strictest_verdict_is_the_maximum() {
+        let v = [Verdict::Continue, Verdict::Terminate, Verdict::ManualReview];
+        assert_eq!(v.iter().max(), Some(&Verdict::Terminate));
+        assert!(Verdict::Continue < Verdict::ManualReview);
+    }
+}
