@@ -6,11 +6,13 @@
 //! format. Serde derives here define the *stored* shape (see `store`), not an API.
 
 mod decision;
+mod draft;
 mod evidence;
 mod ids;
 mod request;
 
 pub use decision::{Decision, DecisionStatus, RuleOutcome, RuleResult, Severity, Verdict};
+pub use draft::{CheckRequestDraft, ImageDraft, SourceDraft};
 pub use evidence::{Evidence, FailureReason, SourceReport, SourceStatus};
 pub use ids::{
     Application, ChangeNumber, CommitSha, DecisionId, Digest, Environment, IdempotencyKey,

@@ -1,2 +1,2 @@
-//! The `portcullis` binary.
+//! The `portcullis` binary (temporarily minimal while modules land).
 fn main() {}

@@ -14,7 +14,7 @@ use super::{
 
 /// Most artifacts, labels or change references one check may carry; beyond this a request is
 /// almost certainly a bug in the caller, and unbounded lists make evaluation cost unbounded.
-pub const MAX_LIST: usize = 100;
+pub(crate) const MAX_LIST: usize = 100;
 
 /// One deploy, as the caller describes it. Built only through transports' decoders, which
 /// parse every field into its domain type.

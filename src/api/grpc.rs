@@ -1,0 +1,161 @@
+//! The gRPC API (`portcullis.v1.Gate`): decode → [`Gate`] → encode. Authentication is an
+//! interceptor; `status()` is the one place gate errors become gRPC codes.
+
+mod convert;
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use crate::auth::{Authenticator, Principal};
+use crate::domain::{Application, CallerKind, DecisionId, Environment, ValidationError};
+use crate::gate::{Gate, GateError};
+use crate::pb;
+use crate::pb::gate_server::GateServer;
+use crate::store::{DecisionFilter, StoreError};
+
+/// The gRPC service over a shared gate.
+#[derive(Debug, Clone)]
+pub struct GrpcApi {
+    gate: Arc<Gate>,
+}
+
+/// The service wrapped with its authentication interceptor, ready to add to a tonic router.
+pub fn service(
+    gate: Arc<Gate>,
+    auth: Arc<Authenticator>,
+    max_message_bytes: usize,
+) -> tonic::service::interceptor::InterceptedService<GateServer<GrpcApi>, impl tonic::service::Interceptor + Clone>
+{
+    let server = GateServer::new(GrpcApi { gate })
+        .max_decoding_message_size(max_message_bytes);
+    tonic::service::interceptor::InterceptedService::new(server, move |mut req: Request<()>| {
+        let header = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let principal = auth
+            .authenticate(header)
+            .map_err(|e| Status::unauthenticated(e.to_string()))?;
+        req.extensions_mut().insert(principal);
+        Ok(req)
+    })
+}
+
+fn principal<T>(req: &Request<T>) -> Result<Principal, Status> {
+    req.extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("no principal: the authentication interceptor did not run"))
+}
+
+/// Maps every gate error to one gRPC status; the message says what and how to fix it.
+pub fn status(e: GateError) -> Status {
+    match &e {
+        GateError::Invalid(v) => invalid(v),
+        GateError::Forbidden { .. } => Status::permission_denied(e.to_string()),
+        GateError::NotFound(_) => Status::not_found(e.to_string()),
+        GateError::IdempotencyConflict { .. } => Status::already_exists(e.to_string()),
+        GateError::Unavailable(StoreError::InvalidPageToken) => {
+            Status::invalid_argument(e.to_string())
+        }
+        GateError::Unavailable(_) | GateError::ShuttingDown => Status::unavailable(format!(
+            "{e}; no decision was made: retry, and do not deploy without one"
+        )),
+        GateError::Unimplemented(_) => Status::unimplemented(e.to_string()),
+    }
+}
+
+fn invalid(v: &ValidationError) -> Status {
+    Status::invalid_argument(format!(
+        "invalid `{}`: {} (how to fix: {})",
+        v.field, v.message, v.help
+    ))
+}
+
+fn parse_id(s: &str) -> Result<DecisionId, Status> {
+    DecisionId::parse(s).map_err(|e| invalid(&e))
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::Decision, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::gate_server::Gate for GrpcApi {
+    async fn check(
+        &self,
+        req: Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::Decision>, Status> {
+        let who = principal(&req)?;
+        let request = convert::draft(req.into_inner())
+            .parse(CallerKind::Api)
+            .map_err(|e| invalid(&e))?;
+        let outcome = self.gate.check(&who, request).await.map_err(status)?;
+        Ok(Response::new(convert::decision(&outcome.decision)))
+    }
+
+    async fn get_decision(
+        &self,
+        req: Request<pb::GetDecisionRequest>,
+    ) -> Result<Response<pb::Decision>, Status> {
+        let who = principal(&req)?;
+        let id = parse_id(&req.get_ref().id)?;
+        let d = self.gate.get(&who, &id).await.map_err(status)?;
+        Ok(Response::new(convert::decision(&d)))
+    }
+
+    type WatchDecisionStream = WatchStream;
+
+    async fn watch_decision(
+        &self,
+        req: Request<pb::WatchDecisionRequest>,
+    ) -> Result<Response<Self::WatchDecisionStream>, Status> {
+        let who = principal(&req)?;
+        let id = parse_id(&req.get_ref().id)?;
+        let stream = self.gate.watch(&who, &id).await.map_err(status)?;
+        let mapped = stream.map(|item| item.map(|d| convert::decision(&d)).map_err(status));
+        Ok(Response::new(Box::pin(mapped)))
+    }
+
+    async fn list_decisions(
+        &self,
+        req: Request<pb::ListDecisionsRequest>,
+    ) -> Result<Response<pb::ListDecisionsResponse>, Status> {
+        let who = principal(&req)?;
+        let r = req.into_inner();
+        let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let filter = DecisionFilter {
+            application: nonempty(&r.application)
+                .map(|s| Application::parse(&s))
+                .transpose()
+                .map_err(|e| invalid(&e))?,
+            environment: nonempty(&r.environment)
+                .map(|s| Environment::parse(&s))
+                .transpose()
+                .map_err(|e| invalid(&e))?,
+            verdict: convert::verdict_from_pb(r.verdict()),
+            status: convert::status_from_pb(r.status()),
+            caller_kind: convert::caller_kind_from_pb(r.caller_kind()),
+        };
+        let page = self
+            .gate
+            .list(&who, &filter, r.page_size, nonempty(&r.page_token).as_deref())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ListDecisionsResponse {
+            decisions: page.decisions.iter().map(convert::decision).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn resolve_review(
+        &self,
+        req: Request<pb::ResolveReviewRequest>,
+    ) -> Result<Response<pb::Decision>, Status> {
+        let who = principal(&req)?;
+        let id = parse_id(&req.get_ref().decision_id)?;
+        let d = self.gate.resolve_review(&who, &id).await.map_err(status)?;
+        Ok(Response::new(convert::decision(&d)))
+    }
+}

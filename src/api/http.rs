@@ -1,0 +1,252 @@
+//! The HTTP/JSON API: the gate's operations under `/v1/…`, plus `/healthz`, `/readyz`,
+//! `/metrics` and `/openapi.json`. A thin translation onto [`Gate`]; errors are problem+json.
+
+mod body;
+pub mod problem;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use self::problem::Problem;
+use super::view::DecisionView;
+use crate::auth::{Authenticator, Principal};
+use crate::domain::{
+    Application, CallerKind, DecisionId, DecisionStatus, Environment, ValidationError, Verdict,
+};
+use crate::gate::Gate;
+use crate::store::DecisionFilter;
+
+/// The OpenAPI document served at `/openapi.json`; a test keeps it in step with [`ROUTES`].
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Every route this module serves, as (method, path template). The OpenAPI test compares it
+/// with the document both ways.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/checks"),
+    ("get", "/v1/decisions"),
+    ("get", "/v1/decisions/{id}"),
+    ("post", "/v1/decisions/{id}/review"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+];
+
+/// Longest a `GET /v1/decisions/{id}?wait=` may hold a request open.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub gate: Arc<Gate>,
+    pub auth: Arc<Authenticator>,
+}
+
+impl FromRef<HttpState> for Arc<Authenticator> {
+    fn from_ref(s: &HttpState) -> Self {
+        Arc::clone(&s.auth)
+    }
+}
+
+/// The routes, with the body limit applied. Tracing and timeouts are layered in `serve`.
+pub fn router(state: HttpState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/checks", post(create_check))
+        .route("/v1/decisions", get(list_decisions))
+        .route("/v1/decisions/{id}", get(get_decision))
+        .route("/v1/decisions/{id}/review", post(resolve_review))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// The authenticated caller, from `Authorization: Bearer …`.
+pub struct Authed(pub Principal);
+
+impl<S> FromRequestParts<S> for Authed
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = Arc::<Authenticator>::from_ref(state);
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        Ok(Authed(auth.authenticate(header)?))
+    }
+}
+
+async fn create_check(
+    State(s): State<HttpState>,
+    Authed(principal): Authed,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, Problem> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request.too_large",
+                "the request body is larger than the configured limit",
+            )
+            .with_help("send fewer or shorter fields, or raise `server.max_body_bytes`")
+        } else {
+            Problem::new(e.status(), "request.unreadable", e.body_text())
+        }
+    })?;
+    let request = body::decode(&body)
+        .and_then(|draft| draft.parse(CallerKind::Api))
+        .map_err(|e| Problem::invalid(&e))?;
+    let outcome = s.gate.check(&principal, request).await?;
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let location = format!("/v1/decisions/{}", outcome.decision.id);
+    let mut resp = (status, Json(DecisionView::from(&outcome.decision))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetParams {
+    /// Hold the request until the decision is final or this much time passed (`30s`).
+    wait: Option<String>,
+}
+
+async fn get_decision(
+    State(s): State<HttpState>,
+    Authed(principal): Authed,
+    Path(id): Path<String>,
+    params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<DecisionView>, Problem> {
+    let Query(params) = params.map_err(|e| query_problem(&e))?;
+    let id = DecisionId::parse(&id).map_err(|e| Problem::invalid(&e))?;
+    let decision = match params.wait {
+        Some(w) => {
+            let wait = humantime::parse_duration(&w).map_err(|_| {
+                Problem::invalid(&ValidationError::new(
+                    "wait",
+                    format!("`{w}` is not a duration"),
+                    "use a duration such as `30s` (at most 60s)",
+                ))
+            })?;
+            s.gate
+                .get_waiting(&principal, &id, wait.min(MAX_WAIT))
+                .await?
+        }
+        None => s.gate.get(&principal, &id).await?,
+    };
+    Ok(Json(DecisionView::from(&decision)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    application: Option<String>,
+    environment: Option<String>,
+    verdict: Option<String>,
+    status: Option<String>,
+    caller_kind: Option<String>,
+    page_size: Option<u32>,
+    page_token: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct ListBody {
+    decisions: Vec<DecisionView>,
+    next_page_token: Option<String>,
+}
+
+async fn list_decisions(
+    State(s): State<HttpState>,
+    Authed(principal): Authed,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ListBody>, Problem> {
+    let Query(p) = params.map_err(|e| query_problem(&e))?;
+    let invalid = |e: ValidationError| Problem::invalid(&e);
+    let filter = DecisionFilter {
+        application: p.application.as_deref().map(Application::parse).transpose().map_err(invalid)?,
+        environment: p.environment.as_deref().map(Environment::parse).transpose().map_err(invalid)?,
+        verdict: p.verdict.as_deref().map(Verdict::parse).transpose().map_err(invalid)?,
+        status: p.status.as_deref().map(DecisionStatus::parse).transpose().map_err(invalid)?,
+        caller_kind: p.caller_kind.as_deref().map(CallerKind::parse).transpose().map_err(invalid)?,
+    };
+    let page = s
+        .gate
+        .list(&principal, &filter, p.page_size.unwrap_or(0), p.page_token.as_deref())
+        .await?;
+    Ok(Json(ListBody {
+        decisions: page.decisions.iter().map(DecisionView::from).collect(),
+        next_page_token: page.next_page_token,
+    }))
+}
+
+async fn resolve_review(
+    State(s): State<HttpState>,
+    Authed(principal): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<DecisionView>, Problem> {
+    let id = DecisionId::parse(&id).map_err(|e| Problem::invalid(&e))?;
+    let d = s.gate.resolve_review(&principal, &id).await?;
+    Ok(Json(DecisionView::from(&d)))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(s): State<HttpState>) -> Response {
+    match s.gate.ready().await {
+        Ok(()) => Json(serde_json::json!({
+            "status": "ready",
+            "policy_version": s.gate.policies().current().version(),
+        }))
+        .into_response(),
+        Err(e) => Problem::from(e).into_response(),
+    }
+}
+
+async fn metrics(State(s): State<HttpState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.gate.metrics().encode(),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "route.not_found", "no such route")
+        .with_help("see /openapi.json for the routes this service has")
+}
+
+fn query_problem(e: &axum::extract::rejection::QueryRejection) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, "request.invalid", e.body_text())
+        .with_help("see /openapi.json for the query parameters this route accepts")
+}

@@ -1,0 +1,174 @@
+//! The JSON shape of a decision in the HTTP API (and in contract responses that embed it). Kept
+//! apart from the domain types so a domain rename can never silently change the API.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::domain::{Decision, ImageRef};
+
+#[derive(Debug, Serialize)]
+pub struct DecisionView {
+    pub id: String,
+    pub verdict: &'static str,
+    pub status: &'static str,
+    pub summary: String,
+    pub policy_version: String,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub request: RequestView,
+    pub rule_results: Vec<RuleResultView>,
+    pub sources: Vec<SourceView>,
+    pub evidence: serde_json::Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RequestView {
+    pub application: String,
+    pub environment: String,
+    pub images: Vec<ImageView>,
+    pub sources: Vec<SourceRevisionView>,
+    pub caller: CallerView,
+    pub triggered_by: Option<String>,
+    pub change_refs: ChangeRefsView,
+    pub labels: BTreeMap<String, String>,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ImageView {
+    pub reference: String,
+    pub registry: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SourceRevisionView {
+    pub repository: String,
+    pub commit: Option<String>,
+    pub branch: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CallerView {
+    pub kind: &'static str,
+    pub ids: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChangeRefsView {
+    pub jira_keys: Vec<String>,
+    pub servicenow_changes: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RuleResultView {
+    pub rule_id: String,
+    pub title: String,
+    pub category: String,
+    pub severity: &'static str,
+    pub outcome: &'static str,
+    pub effect: &'static str,
+    pub reason: String,
+    pub remediation: String,
+    pub policy_file: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SourceView {
+    pub name: String,
+    pub kind: String,
+    pub status: &'static str,
+    pub reason: Option<&'static str>,
+    pub message: String,
+    pub duration_ms: u64,
+    pub url: Option<String>,
+}
+
+fn image(i: &ImageRef) -> ImageView {
+    ImageView {
+        reference: i.to_string(),
+        registry: i.registry.clone(),
+        repository: i.repository.clone(),
+        tag: i.tag.clone(),
+        digest: i.digest.as_ref().map(|d| d.to_string()),
+    }
+}
+
+impl From<&Decision> for DecisionView {
+    fn from(d: &Decision) -> Self {
+        let r = &d.request;
+        DecisionView {
+            id: d.id.to_string(),
+            verdict: d.verdict.as_str(),
+            status: d.status.as_str(),
+            summary: d.summary.clone(),
+            policy_version: d.policy_version.clone(),
+            created_at: d.created_at,
+            decided_at: d.decided_at,
+            request: RequestView {
+                application: r.application.to_string(),
+                environment: r.environment.to_string(),
+                images: r.images.iter().map(image).collect(),
+                sources: r
+                    .sources
+                    .iter()
+                    .map(|s| SourceRevisionView {
+                        repository: s.repository.clone(),
+                        commit: s.commit.as_ref().map(|c| c.to_string()),
+                        branch: s.branch.clone(),
+                    })
+                    .collect(),
+                caller: CallerView {
+                    kind: r.caller.kind.as_str(),
+                    ids: r.caller.ids.clone(),
+                },
+                triggered_by: r.triggered_by.clone(),
+                change_refs: ChangeRefsView {
+                    jira_keys: r.change_refs.jira_keys.iter().map(|k| k.to_string()).collect(),
+                    servicenow_changes: r
+                        .change_refs
+                        .servicenow_changes
+                        .iter()
+                        .map(|k| k.to_string())
+                        .collect(),
+                },
+                labels: r.labels.clone(),
+                idempotency_key: r.idempotency_key.as_ref().map(|k| k.to_string()),
+            },
+            rule_results: d
+                .rule_results
+                .iter()
+                .map(|x| RuleResultView {
+                    rule_id: x.rule_id.clone(),
+                    title: x.title.clone(),
+                    category: x.category.clone(),
+                    severity: x.severity.as_str(),
+                    outcome: x.outcome.as_str(),
+                    effect: x.effect.as_str(),
+                    reason: x.reason.clone(),
+                    remediation: x.remediation.clone(),
+                    policy_file: x.policy_file.clone(),
+                })
+                .collect(),
+            sources: d
+                .evidence
+                .sources
+                .iter()
+                .map(|s| SourceView {
+                    name: s.name.clone(),
+                    kind: s.kind.clone(),
+                    status: s.status.as_str(),
+                    reason: s.reason.map(|r| r.as_str()),
+                    message: s.message.clone(),
+                    duration_ms: s.duration_ms,
+                    url: s.url.clone(),
+                })
+                .collect(),
+            evidence: d.evidence.document.clone(),
+        }
+    }
+}

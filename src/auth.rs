@@ -1,0 +1,253 @@
+//! API tokens and roles. Tokens are configured as SHA-256 hashes (never in clear), presented as
+//! `Authorization: Bearer <token>`, and compared in constant time. Both transports authenticate
+//! through [`Authenticator`]; which role an operation needs is decided once, in `gate`.
+//!
+//! Plain SHA-256 (not a slow password hash) is deliberate: tokens are generated with 256 bits of
+//! randomness (`portcullis token generate`), so there is nothing to brute-force, and every request
+//! verifies one.
+
+use std::fmt;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Request checks and read their decisions (Spinnaker, Argo CD, CI jobs).
+    Pipeline,
+    /// Resolve manual reviews.
+    Approver,
+    /// Read decisions and audit records.
+    Auditor,
+    /// Everything.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Pipeline => "pipeline",
+            Role::Approver => "approver",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// One configured token.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who holds the token (`spinnaker-prod`, `alice`); recorded as the principal.
+    pub name: String,
+    /// Hex SHA-256 of the token.
+    pub sha256: String,
+    pub roles: Vec<Role>,
+}
+
+impl fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("name", &self.name)
+            .field("sha256", &"[redacted]")
+            .field("roles", &self.roles)
+            .finish()
+    }
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    roles: Vec<Role>,
+}
+
+impl Principal {
+    /// The caller when no tokens are configured (loopback-only development mode).
+    pub fn anonymous_admin() -> Self {
+        Self {
+            name: "anonymous".into(),
+            roles: vec![Role::Admin],
+        }
+    }
+
+    pub fn new(name: impl Into<String>, roles: Vec<Role>) -> Self {
+        Self {
+            name: name.into(),
+            roles,
+        }
+    }
+
+    /// Whether the principal holds any of `roles` (admin holds all).
+    pub fn has_any(&self, roles: &[Role]) -> bool {
+        self.roles
+            .iter()
+            .any(|r| *r == Role::Admin || roles.contains(r))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token: send `Authorization: Bearer <token>`")]
+    Missing,
+    #[error("the bearer token is not valid")]
+    Invalid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthConfigError {
+    #[error("token `{name}`: `sha256` must be 64 hex digits (use `portcullis token generate`)")]
+    BadHash { name: String },
+    #[error("token `{name}` has no roles")]
+    NoRoles { name: String },
+    #[error("token name `{name}` is used twice")]
+    DuplicateName { name: String },
+}
+
+struct Entry {
+    name: String,
+    hash: [u8; 32],
+    roles: Vec<Role>,
+}
+
+/// Verifies bearer tokens against the configured hashes.
+pub struct Authenticator {
+    entries: Vec<Entry>,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("tokens", &self.entries.len())
+            .finish()
+    }
+}
+
+impl Authenticator {
+    pub fn new(tokens: &[TokenConfig]) -> Result<Self, AuthConfigError> {
+        let mut entries: Vec<Entry> = Vec::with_capacity(tokens.len());
+        for t in tokens {
+            let bytes = hex::decode(t.sha256.trim()).map_err(|_| AuthConfigError::BadHash {
+                name: t.name.clone(),
+            })?;
+            let hash: [u8; 32] = bytes.try_into().map_err(|_| AuthConfigError::BadHash {
+                name: t.name.clone(),
+            })?;
+            if t.roles.is_empty() {
+                return Err(AuthConfigError::NoRoles {
+                    name: t.name.clone(),
+                });
+            }
+            if entries.iter().any(|e| e.name == t.name) {
+                return Err(AuthConfigError::DuplicateName {
+                    name: t.name.clone(),
+                });
+            }
+            entries.push(Entry {
+                name: t.name.clone(),
+                hash,
+                roles: t.roles.clone(),
+            });
+        }
+        Ok(Self { entries })
+    }
+
+    /// No tokens configured: every caller is an anonymous admin (allowed on loopback only).
+    pub fn is_open(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Authenticates the value of an `Authorization` header (or its gRPC metadata twin).
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
+        if self.is_open() {
+            return Ok(Principal::anonymous_admin());
+        }
+        let header = authorization.ok_or(AuthError::Missing)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or(AuthError::Missing)?
+            .trim();
+        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        // Compare against every entry so timing does not reveal which one matched.
+        let mut found: Option<&Entry> = None;
+        for e in &self.entries {
+            if bool::from(e.hash.ct_eq(&presented)) {
+                found = Some(e);
+            }
+        }
+        found
+            .map(|e| Principal::new(e.name.clone(), e.roles.clone()))
+            .ok_or(AuthError::Invalid)
+    }
+}
+
+/// Hex SHA-256 of a token, as configured in `auth.tokens[].sha256`.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new random token (`pc_` + 64 hex digits, 256 bits).
+pub fn generate_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!("pc_{}", hex::encode(bytes))
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    fn auth() -> (Authenticator, String) {
+        let token = generate_token();
+        let a = Authenticator::new(&[TokenConfig {
+            name: "ci".into(),
+            sha256: hash_token(&token),
+            roles: vec![Role::Pipeline],
+        }])
+        .unwrap();
+        (a, token)
+    }
+
+    #[test]
+    fn valid_token_yields_its_principal() {
+        let (a, token) = auth();
+        let p = a.authenticate(Some(&format!("Bearer {token}"))).unwrap();
+        assert_eq!(p.name, "ci");
+        assert!(p.has_any(&[Role::Pipeline]));
+        assert!(!p.has_any(&[Role::Approver]));
+    }
+
+    #[test]
+    fn wrong_or_missing_tokens_are_refused() {
+        let (a, token) = auth();
+        assert_eq!(a.authenticate(None), Err(AuthError::Missing));
+        assert_eq!(a.authenticate(Some(&token)), Err(AuthError::Missing));
+        assert_eq!(a.authenticate(Some("Bearer nope")), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn bad_hash_is_a_config_error_without_the_value() {
+        let e = Authenticator::new(&[TokenConfig {
+            name: "x".into(),
+            sha256: "secret-looking".into(),
+            roles: vec![Role::Admin],
+        }])
+        .err()
+        .unwrap();
+        assert!(!e.to_string().contains("secret-looking"));
+    }
+
+    #[test]
+    fn debug_never_shows_hashes() {
+        let t = TokenConfig {
+            name: "x".into(),
+            sha256: "ab".repeat(32),
+            roles: vec![Role::Admin],
+        };
+        assert!(!format!("{t:?}").contains("abab"));
+    }
+}

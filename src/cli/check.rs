@@ -1,0 +1,265 @@
+//! `portcullis check`: the client a pipeline job runs. Sends one check over gRPC, follows the
+//! decision until it is final or the deadline passes, prints a summary, writes a one-line reason
+//! to the Kubernetes termination-message file, and exits with an [`ExitCode`].
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use tokio::time::Instant;
+
+use super::ExitCode;
+use crate::client::{ClientError, GateClient};
+use crate::pb;
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// gRPC address of the service.
+    #[arg(long, env = "PORTCULLIS_SERVER", default_value = "http://127.0.0.1:50051")]
+    server: String,
+    /// API token (prefer --token-file or the environment over a flag).
+    #[arg(long, env = "PORTCULLIS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// File holding the API token (e.g. a mounted Secret).
+    #[arg(long, env = "PORTCULLIS_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    #[arg(long, short = 'a', env = "PORTCULLIS_APPLICATION")]
+    application: String,
+    #[arg(long, short = 'e', env = "PORTCULLIS_ENVIRONMENT")]
+    environment: String,
+    /// Image reference, `registry/repo[:tag]@sha256:…` (repeatable).
+    #[arg(long = "image", short = 'i', env = "PORTCULLIS_IMAGES", value_delimiter = ',')]
+    images: Vec<String>,
+    /// Source repository of the deploy.
+    #[arg(long, env = "PORTCULLIS_REPOSITORY")]
+    repository: Option<String>,
+    /// Commit (revision) deployed.
+    #[arg(long, env = "PORTCULLIS_REVISION")]
+    revision: Option<String>,
+    #[arg(long, env = "PORTCULLIS_BRANCH")]
+    branch: Option<String>,
+    /// Jira issue key (repeatable).
+    #[arg(long = "jira", env = "PORTCULLIS_JIRA_KEYS", value_delimiter = ',')]
+    jira_keys: Vec<String>,
+    /// ServiceNow change number (repeatable).
+    #[arg(long = "change", env = "PORTCULLIS_CHANGES", value_delimiter = ',')]
+    changes: Vec<String>,
+    /// Free label `key=value` (repeatable).
+    #[arg(long = "label", value_parser = key_value)]
+    labels: Vec<(String, String)>,
+    /// Caller kind recorded on the decision.
+    #[arg(long, env = "PORTCULLIS_CALLER", default_value = "cli")]
+    caller: String,
+    /// Caller identifier `key=value` (repeatable), e.g. `job=presync-abc`.
+    #[arg(long = "caller-id", value_parser = key_value)]
+    caller_ids: Vec<(String, String)>,
+    #[arg(long, env = "PORTCULLIS_TRIGGERED_BY")]
+    triggered_by: Option<String>,
+    /// Makes retries safe: the same key returns the same decision.
+    #[arg(long, env = "PORTCULLIS_IDEMPOTENCY_KEY")]
+    idempotency_key: Option<String>,
+    /// How long to wait for a final decision (`10m`, `90s`).
+    #[arg(long, env = "PORTCULLIS_DEADLINE", default_value = "10m", value_parser = humantime::parse_duration)]
+    deadline: Duration,
+    /// Where to write a one-line reason for Kubernetes (written only if its directory exists).
+    #[arg(long, env = "PORTCULLIS_TERMINATION_LOG", default_value = "/dev/termination-log")]
+    termination_log: PathBuf,
+    /// Print the final decision as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{s}` is not `key=value`"))
+}
+
+pub(super) fn run(args: CheckArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::Error;
+        }
+    };
+    let termination_log = args.termination_log.clone();
+    let (code, line) = runtime.block_on(check(args));
+    // Kubernetes shows this file as the container's termination message, and Argo CD surfaces
+    // it on the failed hook. Written only where the directory exists (inside a pod).
+    if termination_log.parent().is_some_and(|d| d.is_dir()) {
+        let _ = std::fs::write(&termination_log, &line);
+    }
+    code
+}
+
+async fn check(args: CheckArgs) -> (ExitCode, String) {
+    let token = match read_token(&args) {
+        Ok(t) => t,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return (ExitCode::BadInput, msg);
+        }
+    };
+    let deadline = Instant::now() + args.deadline;
+    let mut client = match GateClient::new(&args.server, token.as_deref(), Duration::from_secs(5)) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let request = build_request(&args);
+    let decision = match client.check(request, deadline).await {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    eprintln!("decision {} created: {}", decision.id, decision.summary);
+    let decision = if decision.status == pb::DecisionStatus::Pending as i32 {
+        eprintln!("waiting for a manual review (until the deadline, {:?}) …", args.deadline);
+        match client.wait_final(&decision.id, deadline, |_| {}).await {
+            Ok(d) => d,
+            Err(ClientError::Deadline) => {
+                let latest = client.get(&decision.id).await.unwrap_or(decision);
+                print_decision(&latest, args.json);
+                let line = format!("manual review still pending at the deadline: decision {}", latest.id);
+                eprintln!("{line}");
+                return (ExitCode::ReviewPending, line);
+            }
+            Err(e) => return fail(&e),
+        }
+    } else {
+        decision
+    };
+    print_decision(&decision, args.json);
+    let verdict = pb::Verdict::try_from(decision.verdict).unwrap_or(pb::Verdict::Unspecified);
+    let code = match verdict {
+        pb::Verdict::Continue => ExitCode::Ok,
+        pb::Verdict::Terminate => ExitCode::Terminate,
+        // A final decision is never manual review; if one arrives, it is not a continue.
+        pb::Verdict::ManualReview => ExitCode::ReviewPending,
+        pb::Verdict::Unspecified => ExitCode::Unreachable,
+    };
+    (code, format!("{} (decision {})", decision.summary, decision.id))
+}
+
+fn fail(e: &ClientError) -> (ExitCode, String) {
+    let code = match e {
+        ClientError::BadInput(_) => ExitCode::BadInput,
+        ClientError::Auth(_) | ClientError::Unreachable(_) | ClientError::Deadline => ExitCode::Unreachable,
+    };
+    let line = e.to_string();
+    eprintln!("error: {line}");
+    (code, line)
+}
+
+fn read_token(args: &CheckArgs) -> Result<Option<String>, String> {
+    if let Some(t) = &args.token {
+        return Ok(Some(t.trim().to_string()));
+    }
+    match &args.token_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|s| Some(s.trim().to_string()))
+            .map_err(|e| format!("cannot read the token file `{}`: {e}", path.display())),
+        None => Ok(None),
+    }
+}
+
+fn build_request(args: &CheckArgs) -> pb::CheckRequest {
+    let kind = match args.caller.as_str() {
+        "spinnaker" => pb::CallerKind::Spinnaker,
+        "argocd" => pb::CallerKind::Argocd,
+        "servicenow" => pb::CallerKind::Servicenow,
+        "api" => pb::CallerKind::Api,
+        _ => pb::CallerKind::Cli,
+    };
+    let sources = match &args.repository {
+        Some(repo) => vec![pb::SourceRevision {
+            repository: repo.clone(),
+            commit: args.revision.clone().unwrap_or_default(),
+            branch: args.branch.clone().unwrap_or_default(),
+        }],
+        None => Vec::new(),
+    };
+    pb::CheckRequest {
+        application: args.application.clone(),
+        environment: args.environment.clone(),
+        images: args
+            .images
+            .iter()
+            .filter(|i| !i.trim().is_empty())
+            .map(|i| pb::Image {
+                reference: i.trim().to_string(),
+                ..Default::default()
+            })
+            .collect(),
+        sources,
+        caller: Some(pb::Caller {
+            kind: kind as i32,
+            ids: args.caller_ids.iter().cloned().collect::<HashMap<_, _>>(),
+        }),
+        triggered_by: args.triggered_by.clone().unwrap_or_default(),
+        change_refs: Some(pb::ChangeRefs {
+            jira_keys: args.jira_keys.clone(),
+            servicenow_changes: args.changes.clone(),
+        }),
+        labels: args.labels.iter().cloned().collect(),
+        idempotency_key: args.idempotency_key.clone().unwrap_or_default(),
+    }
+}
+
+fn print_decision(d: &pb::Decision, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&decision_json(d)).unwrap_or_default());
+        return;
+    }
+    let verdict = pb::Verdict::try_from(d.verdict).unwrap_or(pb::Verdict::Unspecified);
+    println!("verdict:  {}", verdict_str(verdict));
+    println!("decision: {}", d.id);
+    println!("policy:   {}", d.policy_version);
+    println!("summary:  {}", d.summary);
+    for r in &d.rule_results {
+        let effect = pb::Verdict::try_from(r.effect).unwrap_or(pb::Verdict::Unspecified);
+        if r.outcome == "pass" {
+            continue;
+        }
+        println!();
+        println!("  [{}] {} ({}, {})", verdict_str(effect), r.rule_id, r.severity, r.outcome);
+        println!("    {}", r.title);
+        println!("    why: {}", r.reason);
+        if !r.remediation.is_empty() {
+            println!("    fix: {}", r.remediation);
+        }
+    }
+    let passed = d.rule_results.iter().filter(|r| r.outcome == "pass").count();
+    println!();
+    println!("{passed} of {} applicable rules passed", d.rule_results.len());
+    for s in d.sources.iter().filter(|s| s.status != "ok") {
+        println!("evidence `{}` unavailable ({}): {}", s.name, s.reason_code, s.message);
+    }
+    if verdict == pb::Verdict::ManualReview {
+        println!("approve or reject: POST /v1/decisions/{}/review (role approver)", d.id);
+    }
+}
+
+fn verdict_str(v: pb::Verdict) -> &'static str {
+    match v {
+        pb::Verdict::Continue => "continue",
+        pb::Verdict::ManualReview => "manual_review",
+        pb::Verdict::Terminate => "terminate",
+        pb::Verdict::Unspecified => "unspecified",
+    }
+}
+
+fn decision_json(d: &pb::Decision) -> serde_json::Value {
+    serde_json::json!({
+        "id": d.id,
+        "verdict": verdict_str(pb::Verdict::try_from(d.verdict).unwrap_or(pb::Verdict::Unspecified)),
+        "status": if d.status == pb::DecisionStatus::Final as i32 { "final" } else { "pending" },
+        "summary": d.summary,
+        "policy_version": d.policy_version,
+        "rule_results": d.rule_results.iter().map(|r| serde_json::json!({
+            "rule_id": r.rule_id, "outcome": r.outcome, "severity": r.severity,
+            "effect": verdict_str(pb::Verdict::try_from(r.effect).unwrap_or(pb::Verdict::Unspecified)),
+            "reason": r.reason, "remediation": r.remediation,
+        })).collect::<Vec<_>>(),
+    })
+}

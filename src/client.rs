@@ -1,0 +1,173 @@
+//! The gRPC client a pipeline job runs (`portcullis check`) and the tests use: send a check,
+//! follow the decision until it is final, and classify failures so the caller can exit with a
+//! code that means something.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+
+use crate::pb;
+use crate::pb::gate_client::GateClient as PbClient;
+
+/// Why no usable answer came back.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The service refused the request as malformed; retrying will not help.
+    #[error("the service rejected the request: {0}")]
+    BadInput(String),
+    /// Token missing, wrong, or lacking the role.
+    #[error("not allowed: {0}")]
+    Auth(String),
+    /// Could not reach the service, or it could not decide (store down, shutting down).
+    #[error("no decision from the service: {0}")]
+    Unreachable(String),
+    /// The deadline passed before a final decision.
+    #[error("the deadline passed before the decision was final")]
+    Deadline,
+}
+
+impl ClientError {
+    fn from_status(s: &Status) -> Self {
+        let msg = s.message().to_string();
+        match s.code() {
+            Code::InvalidArgument | Code::AlreadyExists | Code::FailedPrecondition | Code::NotFound => {
+                ClientError::BadInput(msg)
+            }
+            Code::Unauthenticated | Code::PermissionDenied => ClientError::Auth(msg),
+            _ => ClientError::Unreachable(format!("{}: {msg}", s.code())),
+        }
+    }
+
+    /// Whether trying again (with the same idempotency key or decision id) may help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ClientError::Unreachable(_))
+    }
+}
+
+#[derive(Clone)]
+struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A connection to the gate's gRPC API.
+#[derive(Clone)]
+pub struct GateClient {
+    inner: PbClient<InterceptedService<Channel, Bearer>>,
+}
+
+impl std::fmt::Debug for GateClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GateClient").finish_non_exhaustive()
+    }
+}
+
+impl GateClient {
+    /// Prepares a lazily connecting client; connection errors surface on the first call.
+    pub fn new(server: &str, token: Option<&str>, connect_timeout: Duration) -> Result<Self, ClientError> {
+        let endpoint = Endpoint::from_shared(server.to_string())
+            .map_err(|e| ClientError::BadInput(format!("`{server}` is not a valid server URL: {e}")))?
+            .connect_timeout(connect_timeout)
+            .tcp_nodelay(true);
+        let channel = endpoint.connect_lazy();
+        let bearer = match token {
+            Some(t) => Some(
+                format!("Bearer {t}")
+                    .parse()
+                    .map_err(|_| ClientError::BadInput("the token has characters not allowed in a header".into()))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            inner: PbClient::with_interceptor(channel, Bearer(bearer)),
+        })
+    }
+
+    /// Sends a check, retrying transient failures until `deadline`. Retrying is safe only with
+    /// an idempotency key; without one a single attempt is made.
+    pub async fn check(&mut self, request: pb::CheckRequest, deadline: Instant) -> Result<pb::Decision, ClientError> {
+        let retry = !request.idempotency_key.is_empty();
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let mut req = Request::new(request.clone());
+            req.set_timeout(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)));
+            match self.inner.check(req).await {
+                Ok(resp) => return Ok(resp.into_inner()),
+                Err(s) => {
+                    let e = ClientError::from_status(&s);
+                    if !(retry && e.is_transient()) || Instant::now() + backoff >= deadline {
+                        return Err(e);
+                    }
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Reads a decision once.
+    pub async fn get(&mut self, id: &str) -> Result<pb::Decision, ClientError> {
+        self.inner
+            .get_decision(pb::GetDecisionRequest { id: id.to_string() })
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| ClientError::from_status(&s))
+    }
+
+    /// Follows a decision until it is final or `deadline` passes, reconnecting after transient
+    /// errors. `on_update` sees every version. Never creates a decision.
+    pub async fn wait_final(
+        &mut self,
+        id: &str,
+        deadline: Instant,
+        mut on_update: impl FnMut(&pb::Decision),
+    ) -> Result<pb::Decision, ClientError> {
+        let mut last: Option<pb::Decision> = None;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let attempt = async {
+                let mut stream = self
+                    .inner
+                    .watch_decision(pb::WatchDecisionRequest { id: id.to_string() })
+                    .await
+                    .map_err(|s| ClientError::from_status(&s))?
+                    .into_inner();
+                loop {
+                    match stream.message().await {
+                        Ok(Some(d)) => {
+                            on_update(&d);
+                            let fin = d.status == pb::DecisionStatus::Final as i32;
+                            last = Some(d);
+                            if fin {
+                                return Ok(true);
+                            }
+                        }
+                        Ok(None) => return Ok(false),
+                        Err(s) => return Err(ClientError::from_status(&s)),
+                    }
+                }
+            };
+            match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(Ok(true)) => return last.ok_or(ClientError::Deadline),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) if !e.is_transient() => return Err(e),
+                Ok(Err(_)) => {}
+                Err(_) => return Err(ClientError::Deadline),
+            }
+            if Instant::now() + backoff >= deadline {
+                return Err(ClientError::Deadline);
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Settings: one typed tree, layered once — built-in defaults < the `--config` file <
+//! `PORTCULLIS__SECTION__KEY` environment variables. Unknown keys are errors naming the key path,
+//! so a typo fails loudly instead of silently keeping a default.
+//!
+//! `load` is the only function in the crate that reads the environment (apart from the log filter).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::adapters::AdapterConfig;
+use crate::auth::TokenConfig;
+
+/// Built-in defaults, also the reference for every key (README documents them).
+pub const DEFAULTS: &str = include_str!("config/defaults.yaml");
+
+/// Prefix of environment variables that override settings: `PORTCULLIS__SERVER__HTTP_ADDR`.
+pub const ENV_PREFIX: &str = "PORTCULLIS";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub policy: PolicySettings,
+    pub gate: GateSettings,
+    #[serde(default)]
+    pub adapters: Vec<AdapterConfig>,
+    pub auth: AuthSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// HTTP/JSON API, health, metrics.
+    pub http_addr: SocketAddr,
+    /// gRPC API.
+    pub grpc_addr: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// How long shutdown waits for in-flight checks.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `sqlite://path/to/file.db` (default) or `postgres://…`.
+    pub url: String,
+    pub max_connections: u32,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    /// Directory of policy YAML files; unset means the built-in pack.
+    pub dir: Option<PathBuf>,
+    /// How often the directory is checked for edits.
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateSettings {
+    /// Overall deadline for gathering evidence in one check; each adapter also has its own.
+    #[serde(with = "humantime_serde")]
+    pub evidence_deadline: Duration,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// API tokens (hashed). With none, the server accepts everyone and binds loopback only.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    pub log_format: LogFormat,
+    /// `tracing` filter directive, e.g. `info,portcullis=debug`; `RUST_LOG` wins when set.
+    pub log_level: String,
+    /// OTLP gRPC endpoint (`http://collector:4317`); unset means no trace export.
+    pub otlp_endpoint: Option<String>,
+    pub service_name: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file `{path}`: {message}")]
+    File { path: String, message: String },
+    #[error("invalid configuration at `{path}`: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl ConfigError {
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            ConfigError::File { .. } => "config.file",
+            ConfigError::Invalid { .. } => "config.invalid",
+        }
+    }
+}
+
+/// Loads settings: defaults, then `file` if given, then the process environment.
+pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    load_from(file, env)
+}
+
+/// Same as [`load`] with an explicit environment, so tests never mutate the process environment.
+pub fn load_from(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Settings, ConfigError> {
+    use config::{Config, Environment, File, FileFormat};
+
+    let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Yaml));
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let format = match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => FileFormat::Toml,
+            Some("json") => FileFormat::Json,
+            _ => FileFormat::Yaml,
+        };
+        builder = builder.add_source(File::from_str(&text, format));
+    }
+    let env_map: config::Map<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+        .collect();
+    builder = builder.add_source(
+        Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .source(Some(env_map)),
+    );
+    let merged = builder.build().map_err(|e| ConfigError::Invalid {
+        path: file.map(|p| p.display().to_string()).unwrap_or_default(),
+        message: e.to_string(),
+    })?;
+    // Going through JSON lets serde_path_to_error name the exact key path of any problem.
+    let value: serde_json::Value =
+        merged
+            .try_deserialize()
+            .map_err(|e: config::ConfigError| ConfigError::Invalid {
+                path: String::new(),
+                message: e.to_string(),
+            })?;
+    serde_path_to_error::deserialize(value).map_err(|e| ConfigError::Invalid {
+        path: e.path().to_string(),
+        message: e.inner().to_string(),
+    })
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    #[test]
+    fn defaults_load() {
+        let s = load_from(None, no_env()).unwrap();
+        assert!(s.server.http_addr.ip().is_loopback());
+        assert!(s.store.url.starts_with("sqlite://"));
+        assert!(s.auth.tokens.is_empty());
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let env = vec![
+            ("PORTCULLIS__SERVER__HTTP_ADDR".to_string(), "127.0.0.1:9999".to_string()),
+            ("PORTCULLIS__GATE__EVIDENCE_DEADLINE".to_string(), "3s".to_string()),
+            ("PORTCULLIS_UNRELATED".to_string(), "x".to_string()),
+        ];
+        let s = load_from(None, env).unwrap();
+        assert_eq!(s.server.http_addr.port(), 9999);
+        assert_eq!(s.gate.evidence_deadline, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_env_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "store:\n  url: sqlite://x.db\nserver:\n  max_body_bytes: 10\n").unwrap();
+        let env = vec![("PORTCULLIS__SERVER__MAX_BODY_BYTES".to_string(), "20".to_string())];
+        let s = load_from(Some(&path), env).unwrap();
+        assert_eq!(s.store.url, "sqlite://x.db");
+        assert_eq!(s.server.max_body_bytes, 20);
+    }
+
+    #[test]
+    fn unknown_keys_name_their_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "server:\n  http_adr: 127.0.0.1:1\n").unwrap();
+        let e = load_from(Some(&path), no_env()).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("server"), "{msg}");
+        assert!(msg.contains("http_adr"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_name_their_path() {
+        let env = vec![("PORTCULLIS__SERVER__GRPC_ADDR".to_string(), "not an address".to_string())];
+        let e = load_from(None, env).unwrap_err();
+        assert!(e.to_string().contains("server.grpc_addr"), "{e}");
+    }
+}

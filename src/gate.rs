@@ -1,0 +1,394 @@
+//! The core service. Every transport (gRPC, HTTP, the caller contracts) is a thin translation onto
+//! [`Gate`]; nothing about deciding lives anywhere else.
+//!
+//! A check: authorise → choose the rules that apply → ask only the adapters those rules read,
+//! concurrently, each inside one overall deadline → evaluate → store (idempotently) → answer.
+//!
+//! Architecture invariant: the gate never turns a fault into `Continue`. Unavailable evidence is
+//! handed to policy as *missing*, and policy's default for missing is fail-closed.
+
+mod evidence;
+mod watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, info, info_span};
+
+use crate::adapters::Adapter;
+use crate::auth::{Principal, Role};
+use crate::domain::{
+    CheckRequest, Decision, DecisionId, DecisionStatus, Evidence, RuleOutcome, ValidationError,
+    Verdict,
+};
+use crate::metrics::Metrics;
+use crate::policy::{EvalInput, PolicyHandle};
+use crate::store::{DecisionFilter, DecisionPage, Inserted, Store, StoreError};
+
+pub use watch::DecisionStream;
+
+/// Settings the gate needs at run time.
+#[derive(Debug, Clone)]
+pub struct GateOptions {
+    /// Overall deadline for gathering evidence in one check.
+    pub evidence_deadline: Duration,
+}
+
+/// Why an operation failed. Each transport maps this to its status in exactly one function.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("invalid request: {0}")]
+    Invalid(#[from] ValidationError),
+    #[error("{principal} lacks the `{needed}` role for this operation")]
+    Forbidden {
+        principal: String,
+        needed: &'static str,
+    },
+    #[error("no decision with id `{0}`")]
+    NotFound(DecisionId),
+    #[error(
+        "idempotency key `{key}` was already used for a different request (decision `{existing}`)"
+    )]
+    IdempotencyConflict { key: String, existing: DecisionId },
+    #[error("decisions cannot be stored or read right now: {0}")]
+    Unavailable(#[from] StoreError),
+    #[error("{0} is not implemented yet")]
+    Unimplemented(&'static str),
+    #[error("the service is shutting down")]
+    ShuttingDown,
+}
+
+impl GateError {
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            GateError::Invalid(_) => "request.invalid",
+            GateError::Forbidden { .. } => "auth.forbidden",
+            GateError::NotFound(_) => "decision.not_found",
+            GateError::IdempotencyConflict { .. } => "request.idempotency_conflict",
+            GateError::Unavailable(StoreError::InvalidPageToken) => "request.invalid_page_token",
+            GateError::Unavailable(_) => "store.unavailable",
+            GateError::Unimplemented(_) => "unimplemented",
+            GateError::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+/// What a check produced.
+#[derive(Debug, Clone)]
+pub struct CheckOutcome {
+    pub decision: Decision,
+    /// False when an earlier check with the same idempotency key answered.
+    pub created: bool,
+}
+
+/// The deployment gate.
+#[derive(Debug)]
+pub struct Gate {
+    policies: PolicyHandle,
+    adapters: Vec<Arc<dyn Adapter>>,
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    options: GateOptions,
+    updates: watch::Updates,
+    // Checks run as tracked tasks so a client hanging up does not abort a half-made decision,
+    // and shutdown can wait for them.
+    tasks: TaskTracker,
+}
+
+impl Gate {
+    pub fn new(
+        policies: PolicyHandle,
+        adapters: Vec<Arc<dyn Adapter>>,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        options: GateOptions,
+    ) -> Self {
+        Self {
+            policies,
+            adapters,
+            store,
+            metrics,
+            options,
+            updates: watch::Updates::default(),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn policies(&self) -> &PolicyHandle {
+        &self.policies
+    }
+
+    /// Evaluates one deploy and stores the decision; the same idempotency key returns the
+    /// stored decision without evaluating again.
+    pub async fn check(
+        self: &Arc<Self>,
+        principal: &Principal,
+        request: CheckRequest,
+    ) -> Result<CheckOutcome, GateError> {
+        require(principal, &[Role::Pipeline])?;
+        request.validate_limits()?;
+        if self.tasks.is_closed() {
+            return Err(GateError::ShuttingDown);
+        }
+        let gate = Arc::clone(self);
+        let principal = principal.clone();
+        let span = info_span!(
+            "check",
+            subject.app = %request.application,
+            subject.env = %request.environment,
+            caller = %request.caller.kind,
+            principal = %principal.name,
+            check.id = tracing::field::Empty,
+            verdict = tracing::field::Empty,
+        );
+        let handle = self
+            .tasks
+            .spawn(async move { gate.check_inner(request).await }.instrument(span));
+        match handle.await {
+            Ok(result) => result,
+            // A panic inside a check is a bug; it must still not become an answer.
+            Err(e) => Err(GateError::Unavailable(StoreError::Unavailable(format!(
+                "check task failed: {e}"
+            )))),
+        }
+    }
+
+    async fn check_inner(&self, request: CheckRequest) -> Result<CheckOutcome, GateError> {
+        let started = tokio::time::Instant::now();
+        let fingerprint = request.fingerprint();
+        if let Some(key) = &request.idempotency_key {
+            if let Some((existing, existing_fp)) = self.store.find_by_idempotency_key(key).await? {
+                return replay(key.as_str(), existing, &existing_fp, &fingerprint);
+            }
+        }
+
+        let policies = self.policies.current();
+        let subject = request.subject();
+        let needed = policies.required_sources(subject);
+        let deadline = started + self.options.evidence_deadline;
+        let gathered = evidence::gather(
+            &self.adapters,
+            &self.metrics,
+            Arc::new(request.clone()),
+            &needed,
+            deadline,
+        )
+        .await;
+        let now = Utc::now();
+        let evaluation = policies.evaluate(&EvalInput {
+            subject,
+            document: &gathered.document,
+            unavailable: &gathered.unavailable,
+            now,
+        });
+        let status = if evaluation.verdict == Verdict::ManualReview {
+            DecisionStatus::Pending
+        } else {
+            DecisionStatus::Final
+        };
+        let decision = Decision {
+            id: DecisionId::generate(),
+            verdict: evaluation.verdict,
+            status,
+            summary: summarize(evaluation.verdict, &evaluation.results),
+            request,
+            rule_results: evaluation.results,
+            evidence: Evidence {
+                document: gathered.document,
+                sources: gathered.reports,
+            },
+            policy_version: policies.version().to_string(),
+            created_at: now,
+            decided_at: (status == DecisionStatus::Final).then_some(now),
+        };
+        let span = tracing::Span::current();
+        span.record("check.id", decision.id.as_str());
+        span.record("verdict", decision.verdict.as_str());
+
+        match self.store.insert_decision(&decision, &fingerprint).await? {
+            Inserted::Created => {
+                self.metrics.decision(decision.verdict);
+                self.metrics
+                    .check_duration(started.elapsed().as_secs_f64());
+                info!(
+                    verdict = decision.verdict.as_str(),
+                    rules = decision.rule_results.len(),
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    "{}",
+                    decision.summary
+                );
+                self.updates.publish(&decision);
+                Ok(CheckOutcome {
+                    decision,
+                    created: true,
+                })
+            }
+            // Another replica or a concurrent retry stored first: its decision is the answer.
+            Inserted::Existing {
+                decision: existing,
+                fingerprint: existing_fp,
+            } => {
+                let key = decision
+                    .request
+                    .idempotency_key
+                    .as_ref()
+                    .map(|k| k.as_str().to_string())
+                    .unwrap_or_default();
+                replay(&key, *existing, &existing_fp, &fingerprint)
+            }
+        }
+    }
+
+    /// Reads one decision.
+    pub async fn get(&self, principal: &Principal, id: &DecisionId) -> Result<Decision, GateError> {
+        require(principal, READERS)?;
+        self.store
+            .get_decision(id)
+            .await?
+            .ok_or_else(|| GateError::NotFound(id.clone()))
+    }
+
+    /// Lists decisions, newest first.
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        filter: &DecisionFilter,
+        page_size: u32,
+        page_token: Option<&str>,
+    ) -> Result<DecisionPage, GateError> {
+        require(principal, READERS)?;
+        Ok(self
+            .store
+            .list_decisions(filter, page_size, page_token)
+            .await?)
+    }
+
+    /// The decision now and after every change, ending once it is final.
+    pub async fn watch(
+        self: &Arc<Self>,
+        principal: &Principal,
+        id: &DecisionId,
+    ) -> Result<DecisionStream, GateError> {
+        require(principal, READERS)?;
+        watch::stream(Arc::clone(&self.store), &self.updates, id.clone()).await
+    }
+
+    /// Waits until the decision is final or `wait` has passed, then returns it as it is.
+    pub async fn get_waiting(
+        self: &Arc<Self>,
+        principal: &Principal,
+        id: &DecisionId,
+        wait: Duration,
+    ) -> Result<Decision, GateError> {
+        use futures::StreamExt;
+        let mut stream = self.watch(principal, id).await?;
+        let mut last = None;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(Ok(d))) => {
+                    let fin = d.status == DecisionStatus::Final;
+                    last = Some(d);
+                    if fin {
+                        break;
+                    }
+                }
+                Ok(Some(Err(e))) => return Err(e),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        match last {
+            Some(d) => Ok(d),
+            None => self.get(principal, id).await,
+        }
+    }
+
+    /// Approves or rejects a pending review (arrives with the review lifecycle).
+    pub async fn resolve_review(
+        &self,
+        principal: &Principal,
+        _id: &DecisionId,
+    ) -> Result<Decision, GateError> {
+        require(principal, &[Role::Approver])?;
+        Err(GateError::Unimplemented("resolving manual reviews"))
+    }
+
+    /// Whether the gate can answer: the store answers a ping.
+    pub async fn ready(&self) -> Result<(), GateError> {
+        self.store.ping().await?;
+        Ok(())
+    }
+
+    /// Refuses new checks and waits (up to `grace`) for in-flight ones to be stored.
+    pub async fn drain(&self, grace: Duration) -> bool {
+        self.tasks.close();
+        tokio::time::timeout(grace, self.tasks.wait()).await.is_ok()
+    }
+}
+
+/// Roles that may read decisions: pipelines poll their own, approvers and auditors look.
+const READERS: &[Role] = &[Role::Pipeline, Role::Approver, Role::Auditor];
+
+fn require(principal: &Principal, roles: &[Role]) -> Result<(), GateError> {
+    if principal.has_any(roles) {
+        Ok(())
+    } else {
+        Err(GateError::Forbidden {
+            principal: principal.name.clone(),
+            needed: roles.first().map_or("admin", |r| r.as_str()),
+        })
+    }
+}
+
+fn replay(
+    key: &str,
+    existing: Decision,
+    existing_fp: &str,
+    fingerprint: &str,
+) -> Result<CheckOutcome, GateError> {
+    if existing_fp != fingerprint {
+        return Err(GateError::IdempotencyConflict {
+            key: key.to_string(),
+            existing: existing.id,
+        });
+    }
+    Ok(CheckOutcome {
+        decision: existing,
+        created: false,
+    })
+}
+
+/// One line for people: the verdict and what drove it.
+fn summarize(verdict: Verdict, results: &[crate::domain::RuleResult]) -> String {
+    let blocking: Vec<String> = results
+        .iter()
+        .filter(|r| r.effect == verdict && verdict != Verdict::Continue)
+        .map(|r| match r.outcome {
+            RuleOutcome::Missing => format!("{} (evidence missing)", r.rule_id),
+            _ => r.rule_id.clone(),
+        })
+        .collect();
+    let warnings = results
+        .iter()
+        .filter(|r| r.outcome != RuleOutcome::Pass && r.effect == Verdict::Continue)
+        .count();
+    let passed = results
+        .iter()
+        .filter(|r| r.outcome == RuleOutcome::Pass)
+        .count();
+    let mut s = match verdict {
+        Verdict::Continue => format!("continue: {passed} of {} rules passed", results.len()),
+        Verdict::ManualReview => format!("manual review required by {}", blocking.join(", ")),
+        Verdict::Terminate => format!("terminate: blocked by {}", blocking.join(", ")),
+    };
+    if warnings > 0 {
+        s.push_str(&format!(" ({warnings} warning{})", if warnings == 1 { "" } else { "s" }));
+    }
+    s
+}

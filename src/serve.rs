@@ -1,0 +1,226 @@
+//! Wiring: `App::build` turns settings into a running gate with bound listeners; `App::run`
+//! serves gRPC and HTTP until the shutdown future completes, then drains in-flight checks.
+//! Building is separate from running so tests can bind `127.0.0.1:0` and read the ports back.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+use tracing::{info, warn};
+
+use crate::adapters;
+use crate::api;
+use crate::auth::{AuthConfigError, Authenticator};
+use crate::config::Settings;
+use crate::gate::{Gate, GateOptions};
+use crate::metrics::Metrics;
+use crate::policy::{PolicyErrors, PolicyHandle, PolicySet};
+use crate::store::{self, StoreError, StoreOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("invalid auth configuration: {0}")]
+    Auth(#[from] AuthConfigError),
+    #[error(
+        "no API tokens are configured, so the server may only listen on loopback, but `{addr}` is not a loopback address: configure `auth.tokens` or bind 127.0.0.1"
+    )]
+    OpenNonLoopback { addr: SocketAddr },
+    #[error("the policy set does not load:\n{0}")]
+    Policy(#[from] PolicyErrors),
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("invalid adapter configuration: {0}")]
+    Adapters(#[from] adapters::AdapterBuildError),
+    #[error("cannot listen on `{addr}`: {message}")]
+    Bind { addr: SocketAddr, message: String },
+    #[error("the {server} server failed: {message}")]
+    Server {
+        server: &'static str,
+        message: String,
+    },
+}
+
+/// A built service, listening but not yet serving.
+pub struct App {
+    settings: Settings,
+    gate: Arc<Gate>,
+    auth: Arc<Authenticator>,
+    policies: PolicyHandle,
+    http: TcpListener,
+    grpc: TcpListener,
+}
+
+impl App {
+    pub async fn build(settings: Settings) -> Result<App, ServeError> {
+        let auth = Arc::new(Authenticator::new(&settings.auth.tokens)?);
+        if auth.is_open() {
+            for addr in [settings.server.http_addr, settings.server.grpc_addr] {
+                if !addr.ip().is_loopback() {
+                    return Err(ServeError::OpenNonLoopback { addr });
+                }
+            }
+            warn!(
+                "no API tokens configured: every caller is treated as admin; listening on loopback only"
+            );
+        }
+        let set = match &settings.policy.dir {
+            Some(dir) => PolicySet::load_dir(dir)?,
+            None => PolicySet::builtin()?,
+        };
+        info!(
+            policy_version = set.version(),
+            rules = set.rule_count(),
+            source = %settings.policy.dir.as_ref().map_or("built-in pack".to_string(), |d| d.display().to_string()),
+            "policies loaded"
+        );
+        let policies = PolicyHandle::new(set);
+        let store = store::open(
+            &settings.store.url,
+            &StoreOptions {
+                max_connections: settings.store.max_connections,
+                connect_timeout: settings.store.connect_timeout,
+            },
+        )
+        .await?;
+        let adapters = adapters::build(&settings.adapters)?;
+        let gate = Arc::new(Gate::new(
+            policies.clone(),
+            adapters,
+            store,
+            Arc::new(Metrics::new()),
+            GateOptions {
+                evidence_deadline: settings.gate.evidence_deadline,
+            },
+        ));
+        let http = bind(settings.server.http_addr).await?;
+        let grpc = bind(settings.server.grpc_addr).await?;
+        Ok(App {
+            settings,
+            gate,
+            auth,
+            policies,
+            http,
+            grpc,
+        })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+            .local_addr()
+            .unwrap_or(self.settings.server.http_addr)
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc
+            .local_addr()
+            .unwrap_or(self.settings.server.grpc_addr)
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting, lets in-flight requests finish
+    /// and waits up to `server.shutdown_grace` for running checks to be stored.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+        let stop = CancellationToken::new();
+        let App {
+            settings,
+            gate,
+            auth,
+            policies,
+            http,
+            grpc,
+        } = self;
+        info!(http = %http.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+              grpc = %grpc.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+              "portcullis serving");
+
+        if let Some(dir) = settings.policy.dir.clone() {
+            let stop = stop.clone();
+            tokio::spawn(crate::policy::watch_dir(
+                dir,
+                settings.policy.reload_interval,
+                policies,
+                async move { stop.cancelled().await },
+            ));
+        }
+
+        let http_router = api::http::router(
+            api::http::HttpState {
+                gate: Arc::clone(&gate),
+                auth: Arc::clone(&auth),
+            },
+            settings.server.max_body_bytes,
+        )
+        // Outermost, so every request (rejected ones too) gets a span.
+        .layer(TraceLayer::new_for_http());
+        let http_stop = stop.clone();
+        let http_task = tokio::spawn(async move {
+            axum::serve(http, http_router)
+                .with_graceful_shutdown(async move { http_stop.cancelled().await })
+                .await
+        });
+
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<crate::pb::gate_server::GateServer<api::grpc::GrpcApi>>()
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| ServeError::Server {
+                server: "grpc",
+                message: e.to_string(),
+            })?;
+        let grpc_service = api::grpc::service(
+            Arc::clone(&gate),
+            Arc::clone(&auth),
+            settings.server.max_body_bytes,
+        );
+        let grpc_stop = stop.clone();
+        let grpc_task = tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(health)
+                .add_service(reflection)
+                .add_service(grpc_service)
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(grpc),
+                    async move { grpc_stop.cancelled().await },
+                )
+                .await
+        });
+
+        let mut http_task = http_task;
+        let mut grpc_task = grpc_task;
+        let early = tokio::select! {
+            () = shutdown => None,
+            r = &mut http_task => Some(("http", r.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())))),
+            r = &mut grpc_task => Some(("grpc", r.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())))),
+        };
+        info!("shutting down: draining in-flight checks");
+        stop.cancel();
+        let drained = gate.drain(settings.server.shutdown_grace).await;
+        if !drained {
+            warn!(grace = ?settings.server.shutdown_grace, "checks still running after the grace period");
+        }
+        let grace = settings.server.shutdown_grace + Duration::from_secs(1);
+        let _ = tokio::time::timeout(grace, http_task).await;
+        let _ = tokio::time::timeout(grace, grpc_task).await;
+        match early {
+            Some((server, Err(message))) => Err(ServeError::Server { server, message }),
+            Some((server, Ok(()))) => Err(ServeError::Server {
+                server,
+                message: "stopped unexpectedly".into(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr).await.map_err(|e| ServeError::Bind {
+        addr,
+        message: e.to_string(),
+    })
+}
