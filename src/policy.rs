@@ -1,19 +1,48 @@
 //! Policy as code: rules loaded from YAML files, validated with `file:line:col` errors, and
 //! evaluated over an evidence document. Pure: no I/O except reading the policy files.
 //!
-//! STUB: being written (policy helper). The public interface below is fixed.
+//! The file format reference (every field, every operator, the three-valued logic and the
+//! defaults) is `docs/policy.md`, included below.
+#![doc = include_str!("../docs/policy.md")]
 
-use std::collections::{BTreeMap, BTreeSet};
+mod builtin;
+pub mod cases;
+mod condition;
+mod eval;
+mod file;
+pub mod lint;
+mod operator;
+mod path;
+mod reason;
+pub mod reload;
+mod rule;
+mod window;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use sha2::{Digest as _, Sha256};
 
 use crate::domain::{FailureReason, RuleResult, Subject, Verdict};
+use file::Diagnostics;
+use rule::{FileInfo, Rule};
+
+pub use eval::MAX_VALUES;
+pub use reload::{PolicyHandle, ReloadOutcome, reload_once, watch_dir};
 
 /// A loaded, validated set of rules with its content digest.
 #[derive(Debug, Clone)]
 pub struct PolicySet {
     version: String,
+    rules: Arc<[Rule]>,
+    files: Arc<[FileInfo]>,
 }
 
 /// One policy file's name and text, as read from disk or embedded.
@@ -59,42 +88,170 @@ pub struct PolicyError {
 pub struct PolicyErrors(pub Vec<PolicyError>);
 
 impl PolicySet {
+    /// The built-in example pack (`src/policy/builtin/*.yaml`), named `builtin:<name>.yaml`.
     pub fn builtin() -> Result<PolicySet, PolicyErrors> {
-        Ok(PolicySet {
-            version: "sha256:stub".into(),
-        })
+        Self::from_sources(builtin::sources())
     }
 
+    /// Loads every `*.yaml` / `*.yml` file directly in `dir` (not `*.cases.yaml`, not hidden
+    /// files). A directory without policy files is an error: an empty gate would allow anything.
     pub fn load_dir(dir: &Path) -> Result<PolicySet, PolicyErrors> {
-        let _ = dir;
-        Self::builtin()
+        let sources = PolicySource::read_dir(dir)?;
+        if sources.is_empty() {
+            return Err(PolicyErrors(vec![PolicyError {
+                file: dir.display().to_string(),
+                line: 1,
+                col: 1,
+                message: "no policy files in the directory".into(),
+                help: Some("add `*.yaml` policy files, or point the gate at the directory that has them".into()),
+            }]));
+        }
+        Self::from_sources(sources)
     }
 
     pub fn from_sources(sources: Vec<PolicySource>) -> Result<PolicySet, PolicyErrors> {
-        let _ = sources;
-        Self::builtin()
+        let (set, errors) = Self::load_partial(sources);
+        if errors.is_empty() { Ok(set) } else { Err(PolicyErrors(errors)) }
     }
 
+    /// Content digest: `sha256:` over the sorted (name, text) of every file.
     pub fn version(&self) -> &str {
         &self.version
     }
 
     pub fn rule_count(&self) -> usize {
-        0
+        self.rules.len()
     }
 
     /// Names of the evidence sources (top-level document namespaces other than `request`) that
     /// the rules applicable to `subject` read.
     pub fn required_sources(&self, subject: Subject<'_>) -> BTreeSet<String> {
-        let _ = subject;
-        BTreeSet::new()
+        self.rules
+            .iter()
+            .filter(|r| r.scope.matches(subject))
+            .flat_map(|r| r.sources.iter().cloned())
+            .collect()
     }
 
     pub fn evaluate(&self, input: &EvalInput<'_>) -> Evaluation {
-        let _ = input;
-        Evaluation {
-            verdict: Verdict::Continue,
-            results: Vec::new(),
-        }
+        let ctx = eval::Ctx {
+            document: input.document,
+            unavailable: input.unavailable,
+            now: input.now,
+        };
+        let results: Vec<RuleResult> = self
+            .rules
+            .iter()
+            .filter(|r| r.scope.matches(input.subject))
+            .map(|r| eval::evaluate_rule(r, &ctx))
+            .collect();
+        let verdict = results.iter().map(|r| r.effect).max().unwrap_or(Verdict::Continue);
+        Evaluation { verdict, results }
     }
+
+    /// The ids of every rule, in load order (files by name, rules as written).
+    pub fn rule_ids(&self) -> Vec<&str> {
+        self.rules.iter().map(|r| r.id.as_str()).collect()
+    }
+
+    /// Loads what can be loaded: the rules without errors, and every error. Lint uses the rules
+    /// to look for warnings even when some of the files are broken.
+    pub(crate) fn load_partial(mut sources: Vec<PolicySource>) -> (PolicySet, Vec<PolicyError>) {
+        sources.sort_by(|a, b| a.name.cmp(&b.name));
+        let version = digest(&sources);
+        let mut errors = Vec::new();
+        let mut rules: Vec<Rule> = Vec::new();
+        let mut files = Vec::new();
+        let mut seen_ids: HashMap<String, (String, usize)> = HashMap::new();
+        let mut previous_name: Option<&str> = None;
+        for src in &sources {
+            let mut d = Diagnostics::new(&src.name);
+            if previous_name == Some(src.name.as_str()) {
+                d.error(file::Pos::START, format!("a second policy file is named `{}`", src.name), "give every policy file a distinct name");
+            }
+            previous_name = Some(&src.name);
+            let (info, file_rules) = rule::parse_file(&src.text, &mut d);
+            for r in file_rules {
+                if let Some((first_file, first_line)) = seen_ids.get(&r.id) {
+                    d.error(r.id_pos, format!("duplicate rule id `{}` (first defined in `{first_file}` at line {first_line})", r.id), "give every rule a unique `id` across all policy files");
+                    continue;
+                }
+                seen_ids.insert(r.id.clone(), (src.name.clone(), r.id_pos.line));
+                rules.push(r);
+            }
+            errors.extend(d.errors);
+            files.push(info);
+        }
+        let set = PolicySet {
+            version,
+            rules: rules.into(),
+            files: files.into(),
+        };
+        (set, errors)
+    }
+
+    pub(crate) fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub(crate) fn files(&self) -> &[FileInfo] {
+        &self.files
+    }
+}
+
+impl PolicySource {
+    /// Reads the policy files of `dir`, sorted by name: `*.yaml` and `*.yml` directly in it,
+    /// skipping hidden entries (Kubernetes ConfigMap mounts keep their data in `..data`) and
+    /// case files (`*.cases.yaml`).
+    pub fn read_dir(dir: &Path) -> Result<Vec<PolicySource>, PolicyErrors> {
+        let io_error = |file: &Path, e: std::io::Error| {
+            PolicyErrors(vec![PolicyError {
+                file: file.display().to_string(),
+                line: 1,
+                col: 1,
+                message: format!("cannot read: {e}"),
+                help: Some("check the path exists and is readable by the gate".into()),
+            }])
+        };
+        let entries = std::fs::read_dir(dir).map_err(|e| io_error(dir, e))?;
+        let mut sources = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !is_policy_file_name(&name) {
+                continue;
+            }
+            let path = entry.path();
+            // `metadata` follows symlinks, so a ConfigMap's symlinked files count as files.
+            if !std::fs::metadata(&path).map(|m| m.is_file()).unwrap_or(false) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
+            sources.push(PolicySource { name, text });
+        }
+        sources.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(sources)
+    }
+}
+
+/// The content digest of a set of sources, as [`PolicySet::version`] reports it.
+pub fn digest(sources: &[PolicySource]) -> String {
+    let mut sorted: Vec<&PolicySource> = sources.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut h = Sha256::new();
+    for s in sorted {
+        // Length prefixes keep (`ab`, `c`) and (`a`, `bc`) apart.
+        h.update((s.name.len() as u64).to_le_bytes());
+        h.update(s.name.as_bytes());
+        h.update((s.text.len() as u64).to_le_bytes());
+        h.update(s.text.as_bytes());
+    }
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
+
+fn is_policy_file_name(name: &str) -> bool {
+    !name.starts_with('.')
+        && (name.ends_with(".yaml") || name.ends_with(".yml"))
+        && !name.ends_with(".cases.yaml")
+        && !name.ends_with(".cases.yml")
 }

@@ -1,0 +1,23 @@
+//! The built-in example pack: classic deployment-firewall rules embedded in the binary, so a gate
+//! with no policy directory still has a sensible, fail-closed default.
+
+use super::PolicySource;
+
+/// Each built-in policy file's name and text.
+const FILES: [(&str, &str); 5] = [
+    ("change-management.yaml", include_str!("builtin/change-management.yaml")),
+    ("freeze.yaml", include_str!("builtin/freeze.yaml")),
+    ("quality.yaml", include_str!("builtin/quality.yaml")),
+    ("supply-chain.yaml", include_str!("builtin/supply-chain.yaml")),
+    ("vulnerabilities.yaml", include_str!("builtin/vulnerabilities.yaml")),
+];
+
+pub(crate) fn sources() -> Vec<PolicySource> {
+    FILES
+        .iter()
+        .map(|(name, text)| PolicySource {
+            name: format!("builtin:{name}"),
+            text: (*text).to_string(),
+        })
+        .collect()
+}

@@ -1,0 +1,216 @@
+//! Evaluation: runs a rule's condition over the evidence with three-valued logic (pass, fail,
+//! missing) and words the outcome. Pure and bounded: no I/O, no clock, no panics.
+//!
+//! `all` fails if any part fails, else is missing if any part is missing, else passes. `any`
+//! passes if any part passes, else is missing if any part is missing, else fails. `not` swaps pass
+//! and fail and keeps missing. So a missing branch never decides alone when the others already
+//! do, and never counts as a pass.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::condition::{Condition, Leaf, Quantifier};
+use super::operator::{Check, Op};
+use super::path::{Hit, Path};
+use super::reason::{Facts, name_of, show};
+use super::rule::Rule;
+use crate::domain::{FailureReason, RuleOutcome, RuleResult, Verdict};
+
+/// Most values one path may yield; past it the leaf fails instead of doing unbounded work.
+pub const MAX_VALUES: usize = 10_000;
+
+/// What evaluation needs from the input.
+pub(crate) struct Ctx<'a> {
+    pub(crate) document: &'a Value,
+    pub(crate) unavailable: &'a BTreeMap<String, (FailureReason, String)>,
+    pub(crate) now: DateTime<Utc>,
+}
+
+/// One condition's outcome and words.
+#[derive(Debug, Clone)]
+pub(crate) struct Eval {
+    pub(crate) outcome: RuleOutcome,
+    pub(crate) reason: String,
+    pub(crate) facts: Option<Facts>,
+}
+
+pub(crate) fn evaluate_rule(rule: &Rule, ctx: &Ctx<'_>) -> RuleResult {
+    let e = eval(&rule.condition, ctx);
+    let (effect, reason) = match e.outcome {
+        RuleOutcome::Pass => (Verdict::Continue, e.reason),
+        RuleOutcome::Fail => {
+            let reason = match &rule.message {
+                Some(t) => t.render(&rule.id, &e.reason, e.facts.as_ref()),
+                None => e.reason,
+            };
+            (rule.on_fail, reason)
+        }
+        RuleOutcome::Missing => (rule.on_missing, e.reason),
+    };
+    RuleResult {
+        rule_id: rule.id.clone(),
+        title: rule.title.clone(),
+        category: rule.category.clone(),
+        severity: rule.severity,
+        outcome: e.outcome,
+        effect,
+        reason,
+        remediation: rule.remediation.clone().unwrap_or_default(),
+        policy_file: rule.file.clone(),
+    }
+}
+
+fn eval(c: &Condition, ctx: &Ctx<'_>) -> Eval {
+    match c {
+        Condition::Leaf(l) => eval_leaf(l, ctx),
+        Condition::Not(inner) => {
+            let e = eval(inner, ctx);
+            match e.outcome {
+                RuleOutcome::Pass => Eval {
+                    outcome: RuleOutcome::Fail,
+                    reason: format!("expected the opposite of: {}", e.reason),
+                    facts: e.facts,
+                },
+                RuleOutcome::Fail => Eval { outcome: RuleOutcome::Pass, ..e },
+                RuleOutcome::Missing => e,
+            }
+        }
+        Condition::All(cs) => {
+            let mut missing: Option<Eval> = None;
+            let mut passes = Vec::with_capacity(cs.len());
+            for c in cs {
+                let e = eval(c, ctx);
+                match e.outcome {
+                    RuleOutcome::Fail => return e,
+                    RuleOutcome::Missing => {
+                        missing.get_or_insert(e);
+                    }
+                    RuleOutcome::Pass => passes.push(e.reason),
+                }
+            }
+            missing.unwrap_or_else(|| pass(passes.join("; ")))
+        }
+        Condition::Any(cs) => {
+            let mut others = Vec::with_capacity(cs.len());
+            let mut any_missing = false;
+            let mut facts = None;
+            for c in cs {
+                let e = eval(c, ctx);
+                match e.outcome {
+                    RuleOutcome::Pass => return e,
+                    RuleOutcome::Missing => any_missing = true,
+                    RuleOutcome::Fail => {
+                        if facts.is_none() {
+                            facts = e.facts;
+                        }
+                    }
+                }
+                others.push(e.reason);
+            }
+            let outcome = if any_missing { RuleOutcome::Missing } else { RuleOutcome::Fail };
+            let reason = if others.len() == 1 {
+                others.join("")
+            } else {
+                format!("no alternative holds: {}", others.join("; "))
+            };
+            Eval { outcome, reason, facts }
+        }
+    }
+}
+
+fn pass(reason: String) -> Eval {
+    Eval { outcome: RuleOutcome::Pass, reason, facts: None }
+}
+
+fn missing(reason: String) -> Eval {
+    Eval { outcome: RuleOutcome::Missing, reason, facts: None }
+}
+
+fn fail(reason: String, facts: Facts) -> Eval {
+    Eval { outcome: RuleOutcome::Fail, reason, facts: Some(facts) }
+}
+
+fn eval_leaf(l: &Leaf, ctx: &Ctx<'_>) -> Eval {
+    let Some(path) = &l.path else {
+        return match l.op.test_now(ctx.now) {
+            Check::Pass => pass(format!("now is {}", l.op.expected().replacen("a time ", "", 1))),
+            Check::Fail(note) => {
+                let note = note.unwrap_or_default();
+                fail(format!("{note}, expected {}", l.op.expected()), Facts { path: "now".into(), found: note.clone(), expected: l.op.expected() })
+            }
+            Check::Mismatch(what) => missing(format!("cannot test the time: {what}")),
+        };
+    };
+    let source = path.source();
+    if let Some((why, message)) = ctx.unavailable.get(source) {
+        return missing(if message.is_empty() {
+            format!("evidence unavailable: `{source}`: {}", why.as_str())
+        } else {
+            format!("evidence unavailable: `{source}`: {}: {message}", why.as_str())
+        });
+    }
+    if ctx.document.get(source).is_none() {
+        return missing(format!("no evidence source named `{source}` answered"));
+    }
+    let Ok(hits) = path.select(ctx.document, MAX_VALUES) else {
+        let reason = format!("`{}` yields more than {MAX_VALUES} values, more than one rule may examine", path.text());
+        return fail(reason, Facts { path: path.text().into(), found: format!("more than {MAX_VALUES} values"), expected: l.op.expected() });
+    };
+    if hits.is_empty() {
+        return match l.op {
+            Op::Exists => fail(format!("no value at `{}`, expected a value", path.text()), Facts { path: path.text().into(), found: "nothing".into(), expected: l.op.expected() }),
+            Op::Absent => pass(format!("no value at `{}`, as expected", path.text())),
+            _ => missing(format!("no value at `{}`", path.text())),
+        };
+    }
+    let checks: Vec<Check> = hits.iter().map(|h| l.op.test(h.value, ctx.now)).collect();
+    let passed = checks.iter().filter(|c| **c == Check::Pass).count();
+    let ok = match l.quantifier {
+        Quantifier::All => passed == hits.len(),
+        Quantifier::Any => passed > 0,
+    };
+    let n = hits.len();
+    if ok {
+        let first = checks.iter().position(|c| *c == Check::Pass).and_then(|i| hits.get(i));
+        return pass(match (n, first) {
+            (1, Some(h)) => format!("`{}` is `{}`, meeting {}", path.text(), show(h.value), l.op.expected()),
+            _ if l.quantifier == Quantifier::All => format!("all {n} values of `{}` meet {}", path.text(), l.op.expected()),
+            _ => format!("{passed} of {n} values of `{}` meet {}", path.text(), l.op.expected()),
+        });
+    }
+    let Some((hit, check)) = hits.iter().zip(&checks).find(|(_, c)| **c != Check::Pass) else {
+        return missing(format!("no value at `{}`", path.text()));
+    };
+    fail_reason(l, path, hit, check, n - passed, n)
+}
+
+fn fail_reason(l: &Leaf, path: &Path, hit: &Hit<'_>, check: &Check, failing: usize, n: usize) -> Eval {
+    let mut subject = format!("`{}` is `{}`", path.text(), show(hit.value));
+    if path.is_plural() {
+        match name_of(hit, l.label.as_deref()) {
+            Some(name) => subject.push_str(&format!(" for `{name}`")),
+            None => {
+                let loc = path.location(hit);
+                if loc != path.text() {
+                    subject.push_str(&format!(" at `{loc}`"));
+                }
+            }
+        }
+    }
+    if n > 1 {
+        subject.push_str(&match l.quantifier {
+            Quantifier::All => format!(" ({failing} of {n} values)"),
+            Quantifier::Any => format!(" (none of {n} values match)"),
+        });
+    }
+    let expected = l.op.expected();
+    let reason = match check {
+        Check::Fail(Some(note)) => format!("{subject} ({note}), expected {expected}"),
+        Check::Mismatch(what) => format!("{subject}, expected {expected} but found {what}"),
+        Check::Fail(None) | Check::Pass => format!("{subject}, expected {expected}"),
+    };
+    let facts = Facts { path: path.location(hit), found: format!("`{}`", show(hit.value)), expected };
+    fail(reason, facts)
+}
