@@ -1,1 +1,16 @@
+//! The one integration-test binary: it starts the real service on 127.0.0.1:0 and talks to it as
+//! clients do (HTTP, gRPC, the CLI binary).
 
+#![expect(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
+#![expect(unreachable_pub, reason = "test helpers")]
+
+mod architecture;
+mod auth;
+mod bad_input;
+mod cli;
+mod fail_closed;
+mod grpc;
+mod http;
+mod openapi;
+mod persistence;
+mod support;

@@ -1,0 +1,64 @@
+//! Tokens and roles over both transports; no tokens means loopback only.
+
+use portcullis::auth::Role;
+use portcullis::serve::{App, ServeError};
+use serde_json::Value;
+
+use crate::http::good_check;
+use crate::support::TestApp;
+
+#[tokio::test]
+async fn requests_without_a_valid_token_are_refused() {
+    let app = TestApp::builder()
+        .token("ci", "pc_pipeline_token", vec![Role::Pipeline])
+        .spawn()
+        .await;
+    let resp = app.http.post(app.url("/v1/checks")).json(&good_check("a")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    let resp = app
+        .http
+        .post(app.url("/v1/checks"))
+        .bearer_auth("wrong")
+        .json(&good_check("a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body = resp.text().await.unwrap();
+    assert!(!body.contains("wrong"), "the presented token must not be echoed: {body}");
+    // Health stays open for probes.
+    assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    // With the token, it works.
+    assert_eq!(app.post_check(&good_check("a")).await.status(), 201);
+}
+
+#[tokio::test]
+async fn roles_are_enforced() {
+    let app = TestApp::builder()
+        .token("auditor", "pc_auditor_token", vec![Role::Auditor])
+        .spawn()
+        .await;
+    let resp = app.post_check(&good_check("a")).await;
+    assert_eq!(resp.status(), 403);
+    let p: Value = resp.json().await.unwrap();
+    assert_eq!(p["reason_code"], "auth.forbidden");
+    assert_eq!(app.get("/v1/decisions").await.status(), 200);
+
+    let mut client = app.grpc();
+    let e = client
+        .check(crate::grpc::grpc_check("a"), tokio::time::Instant::now() + std::time::Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, portcullis::client::ClientError::Auth(_)), "{e}");
+}
+
+#[tokio::test]
+async fn binding_beyond_loopback_without_tokens_is_a_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = TestApp::builder().settings(dir.path());
+    settings.server.http_addr = "0.0.0.0:0".parse().unwrap();
+    let err = App::build(settings).await.err().unwrap();
+    assert!(matches!(err, ServeError::OpenNonLoopback { .. }), "{err}");
+    assert!(err.to_string().contains("auth.tokens"));
+}

@@ -1,0 +1,52 @@
+//! The OpenAPI document and the router agree, both ways.
+
+use std::collections::BTreeSet;
+
+use portcullis::api::http::{OPENAPI, ROUTES};
+use serde_json::Value;
+
+use crate::support::spawn_app;
+
+fn documented() -> BTreeSet<(String, String)> {
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+    let mut out = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            out.insert((method.clone(), path.clone()));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_route_is_documented_and_every_documented_route_exists() {
+    let routes: BTreeSet<(String, String)> =
+        ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(routes, documented());
+}
+
+#[tokio::test]
+async fn every_documented_route_is_served() {
+    let app = spawn_app().await;
+    for (method, path) in documented() {
+        let path = path.replace("{id}", "0190f5c2-0000-7000-8000-000000000000");
+        let req = match method.as_str() {
+            "get" => app.http.get(app.url(&path)),
+            "post" => app.http.post(app.url(&path)).json(&serde_json::json!({})),
+            other => panic!("unexpected method {other}"),
+        };
+        let resp = req.send().await.unwrap();
+        assert_ne!(resp.status(), 405, "{method} {path}");
+        if resp.status() == 404 {
+            let p: Value = resp.json().await.unwrap();
+            assert_ne!(p["reason_code"], "route.not_found", "{method} {path} is documented but not routed");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_served_document_is_the_embedded_one() {
+    let app = spawn_app().await;
+    let served: Value = app.get("/openapi.json").await.json().await.unwrap();
+    assert_eq!(served, serde_json::from_str::<Value>(OPENAPI).unwrap());
+}

@@ -1,0 +1,209 @@
+//! `spawn_app()`: the real service on 127.0.0.1:0 with a temp SQLite file, and clients for it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use portcullis::adapters::AdapterConfig;
+use portcullis::auth::{Role, TokenConfig, hash_token};
+use portcullis::client::GateClient;
+use portcullis::config::{self, Settings};
+use portcullis::serve::App;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestApp {
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    pub http: reqwest::Client,
+    /// Sent as the bearer token by the helpers (None when the app runs without tokens).
+    pub token: Option<String>,
+    pub settings: Settings,
+    pub dir: Arc<tempfile::TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), portcullis::serve::ServeError>>>,
+}
+
+#[derive(Default)]
+pub struct TestAppBuilder {
+    policies: Option<Vec<(String, String)>>,
+    adapters: Vec<Value>,
+    tokens: Vec<(String, String, Vec<Role>)>,
+    dir: Option<Arc<tempfile::TempDir>>,
+    evidence_deadline: Option<std::time::Duration>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    TestApp::builder().spawn().await
+}
+
+impl TestApp {
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder::default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http_addr)
+    }
+
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    pub fn grpc(&self) -> GateClient {
+        GateClient::new(&self.grpc_url(), self.token.as_deref(), std::time::Duration::from_secs(5)).unwrap()
+    }
+
+    fn authed(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    pub async fn post_check(&self, body: &Value) -> reqwest::Response {
+        self.authed(self.http.post(self.url("/v1/checks")).json(body))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_raw(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.authed(
+            self.http
+                .post(self.url("/v1/checks"))
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .send()
+        .await
+        .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.authed(self.http.get(self.url(path))).send().await.unwrap()
+    }
+
+    /// Stops the service gracefully and waits for it.
+    pub async fn stop(mut self) -> (Settings, Arc<tempfile::TempDir>) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        (self.settings.clone(), Arc::clone(&self.dir))
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl TestAppBuilder {
+    /// Replaces the built-in pack with these (file name, YAML) policy files.
+    pub fn policies(mut self, files: &[(&str, &str)]) -> Self {
+        self.policies = Some(files.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect());
+        self
+    }
+
+    /// Adds an adapter from its configuration as JSON (the same shape as YAML config).
+    pub fn adapter(mut self, config: Value) -> Self {
+        self.adapters.push(config);
+        self
+    }
+
+    pub fn token(mut self, name: &str, token: &str, roles: Vec<Role>) -> Self {
+        self.tokens.push((name.to_string(), token.to_string(), roles));
+        self
+    }
+
+    /// Reuses a data directory (to restart on the same store).
+    pub fn dir(mut self, dir: Arc<tempfile::TempDir>) -> Self {
+        self.dir = Some(dir);
+        self
+    }
+
+    pub fn evidence_deadline(mut self, d: std::time::Duration) -> Self {
+        self.evidence_deadline = Some(d);
+        self
+    }
+
+    pub fn settings(&self, dir: &Path) -> Settings {
+        let mut s = config::load_from(None, Vec::new()).unwrap();
+        s.server.http_addr = "127.0.0.1:0".parse().unwrap();
+        s.server.grpc_addr = "127.0.0.1:0".parse().unwrap();
+        s.store.url = format!("sqlite://{}", dir.join("portcullis.db").display());
+        if let Some(files) = &self.policies {
+            let pdir = dir.join("policies");
+            std::fs::create_dir_all(&pdir).unwrap();
+            for (name, text) in files {
+                std::fs::write(pdir.join(name), text).unwrap();
+            }
+            s.policy.dir = Some(pdir);
+        }
+        s.adapters = self
+            .adapters
+            .iter()
+            .map(|v| serde_json::from_value::<AdapterConfig>(v.clone()).unwrap())
+            .collect();
+        s.auth.tokens = self
+            .tokens
+            .iter()
+            .map(|(name, token, roles)| TokenConfig {
+                name: name.clone(),
+                sha256: hash_token(token),
+                roles: roles.clone(),
+            })
+            .collect();
+        if let Some(d) = self.evidence_deadline {
+            s.gate.evidence_deadline = d;
+        }
+        s
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let dir = self
+            .dir
+            .clone()
+            .unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
+        let settings = self.settings(dir.path());
+        let token = self.tokens.first().map(|(_, t, _)| t.clone());
+        start(settings, dir, token).await
+    }
+}
+
+/// Starts an app from explicit settings (used to restart on the same store).
+pub async fn start(settings: Settings, dir: Arc<tempfile::TempDir>, token: Option<String>) -> TestApp {
+    let app = App::build(settings.clone()).await.unwrap();
+    let http_addr = app.http_addr();
+    let grpc_addr = app.grpc_addr();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        http_addr,
+        grpc_addr,
+        http: reqwest::Client::new(),
+        token,
+        settings,
+        dir,
+        shutdown: Some(tx),
+        task: Some(task),
+    }
+}
+
+/// A digest that parses.
+pub fn digest(c: char) -> String {
+    format!("sha256:{}", c.to_string().repeat(64))
+}
+
+pub fn data_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
