@@ -1,0 +1,118 @@
+//! How a `Decision` becomes a database row and back, shared by every backend.
+//!
+//! The row is the whole decision as JSON in `body`, plus copies of the fields that lists filter
+//! and order on. The serde derives in `domain` *are* the stored format: renaming a field there
+//! changes what is written here. `schema_version` records which shape a body has, so a later
+//! shape can be read by migrating old bodies (in a migration or on read) instead of failing.
+//! `body` is the source of truth; the other columns are projections written from the same value
+//! in the same statement, so they cannot drift.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::Decision;
+
+use super::StoreError;
+
+/// The shape of `body` this build writes and reads.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// Column values for one decision, borrowed from it.
+///
+/// Times are INTEGER unix milliseconds rather than RFC 3339 text: numbers compare and index the
+/// same way in SQLite and PostgreSQL (`BIGINT`), while RFC 3339 text sorts wrongly once
+/// fractional seconds vary in length (`…:00Z` sorts after `…:00.5Z`) and each database would
+/// format it differently. The full-precision times stay in `body`.
+#[derive(Debug)]
+pub(crate) struct DecisionRow<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) idempotency_key: Option<&'a str>,
+    pub(crate) request_fingerprint: &'a str,
+    pub(crate) application: &'a str,
+    pub(crate) environment: &'a str,
+    pub(crate) verdict: &'static str,
+    pub(crate) status: &'static str,
+    pub(crate) caller_kind: &'static str,
+    pub(crate) policy_version: &'a str,
+    pub(crate) created_at_ms: i64,
+    pub(crate) decided_at_ms: Option<i64>,
+    pub(crate) schema_version: i64,
+    pub(crate) body: String,
+}
+
+impl<'a> DecisionRow<'a> {
+    pub(crate) fn new(decision: &'a Decision, fingerprint: &'a str) -> Result<Self, StoreError> {
+        let body = serde_json::to_string(decision).map_err(|e| {
+            // Unreachable with today's types (string-keyed maps only); kept as an error so a
+            // future field that cannot be encoded fails the write rather than the process.
+            StoreError::Corrupt(format!(
+                "decision `{}` could not be encoded: {e}",
+                decision.id
+            ))
+        })?;
+        let request = &decision.request;
+        Ok(Self {
+            id: decision.id.as_str(),
+            idempotency_key: request.idempotency_key.as_ref().map(|k| k.as_str()),
+            request_fingerprint: fingerprint,
+            application: request.application.as_str(),
+            environment: request.environment.as_str(),
+            verdict: decision.verdict.as_str(),
+            status: decision.status.as_str(),
+            caller_kind: request.caller.kind.as_str(),
+            policy_version: &decision.policy_version,
+            created_at_ms: millis(decision.created_at),
+            decided_at_ms: decision.decided_at.map(millis),
+            schema_version: SCHEMA_VERSION,
+            body,
+        })
+    }
+}
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// What reads select: enough to rebuild and cross-check a decision.
+///
+/// Column types are those both backends decode into the same Rust types (`TEXT`, and `INTEGER`
+/// in SQLite / `BIGINT` in PostgreSQL for `i64`).
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct StoredDecision {
+    pub(crate) id: String,
+    pub(crate) schema_version: i64,
+    pub(crate) body: String,
+}
+
+impl StoredDecision {
+    pub(crate) fn into_decision(self) -> Result<Decision, StoreError> {
+        if self.schema_version != SCHEMA_VERSION {
+            // Only a newer build writes other versions; reading its bodies as ours could
+            // silently drop fields from an audit record.
+            return Err(StoreError::Corrupt(format!(
+                "decision `{}` has schema version {}, this build reads {SCHEMA_VERSION}",
+                self.id, self.schema_version
+            )));
+        }
+        let decision: Decision = serde_json::from_str(&self.body).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "decision `{}` is not a valid stored decision: {e}",
+                self.id
+            ))
+        })?;
+        if decision.id.as_str() != self.id {
+            return Err(StoreError::Corrupt(format!(
+                "row `{}` holds the body of decision `{}`",
+                self.id, decision.id
+            )));
+        }
+        Ok(decision)
+    }
+}
+
+/// A stored decision and the fingerprint of the request that created it, for idempotent replays.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct StoredWithFingerprint {
+    #[sqlx(flatten)]
+    pub(crate) stored: StoredDecision,
+    pub(crate) request_fingerprint: String,
+}
