@@ -1,0 +1,285 @@
+//! The embedded SQLite backend, the default store for a single replica. All SQLite-specific SQL
+//! and connection settings live here; row conversion is in `row.rs`.
+//!
+//! Every statement is a single autocommit statement. That matters in WAL mode: a transaction
+//! that reads and then writes can fail with SQLITE_BUSY without waiting for `busy_timeout`,
+//! while a lone INSERT or UPDATE takes the write lock up front and waits its turn.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Sqlite};
+
+use crate::domain::{Decision, DecisionId, DecisionStatus, IdempotencyKey};
+
+use super::errors::{from_migrate, from_sqlx};
+use super::page::{clamp_page_size, decode_token, encode_token};
+use super::row::{DecisionRow, StoredDecision, StoredWithFingerprint};
+use super::{DecisionFilter, DecisionPage, Inserted, Store, StoreError, StoreOptions, redact_url};
+
+/// The migrations, embedded at build time so the binary carries its schema.
+static MIGRATOR: Migrator = sqlx::migrate!("src/store/migrations/sqlite");
+
+/// How long a statement waits for another connection's write lock before failing. Writes are
+/// single small statements, so anything longer than this is a stuck writer, not a queue.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+pub(crate) struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database named by `url` and brings its schema up to date.
+    pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let connect = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::UnsupportedUrl(format!("{} ({e})", redact_url(url))))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode cannot corrupt the database; a power loss may drop the last
+            // commits, the trade SQLite recommends for WAL.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+
+        let pool_options = SqlitePoolOptions::new().acquire_timeout(options.connect_timeout);
+        let pool_options = if is_in_memory(url) {
+            // Each connection to `:memory:` would be its own empty database (sqlx's shared
+            // cache would join them, but shared-cache locking fails fast with SQLITE_LOCKED
+            // instead of waiting), so there is exactly one connection, and it is never retired:
+            // the database dies with its last connection.
+            pool_options
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            create_parent_dir(connect.get_filename())?;
+            pool_options.max_connections(options.max_connections.max(1))
+        };
+
+        let pool = pool_options
+            .connect_with(connect)
+            .await
+            .map_err(from_sqlx)?;
+        MIGRATOR.run(&pool).await.map_err(from_migrate)?;
+        tracing::debug!(store.url = %redact_url(url), "sqlite store opened");
+        Ok(Self { pool })
+    }
+
+    async fn by_key(&self, key: &str) -> Result<Option<(Decision, String)>, StoreError> {
+        let existing: Option<StoredWithFingerprint> = sqlx::query_as(
+            "SELECT id, schema_version, body, request_fingerprint \
+             FROM decisions WHERE idempotency_key = ?",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        existing
+            .map(|e| Ok((e.stored.into_decision()?, e.request_fingerprint)))
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_decision(
+        &self,
+        decision: &Decision,
+        fingerprint: &str,
+    ) -> Result<Inserted, StoreError> {
+        let row = DecisionRow::new(decision, fingerprint)?;
+        // The UNIQUE constraint on idempotency_key decides who wins, inside the database: of any
+        // number of concurrent inserts with one key, exactly one writes. A read first would let
+        // two callers both see "absent" and both write.
+        let result = sqlx::query(
+            "INSERT INTO decisions (id, idempotency_key, request_fingerprint, application, \
+             environment, verdict, status, caller_kind, policy_version, created_at, decided_at, \
+             schema_version, body) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(row.id)
+        .bind(row.idempotency_key)
+        .bind(row.request_fingerprint)
+        .bind(row.application)
+        .bind(row.environment)
+        .bind(row.verdict)
+        .bind(row.status)
+        .bind(row.caller_kind)
+        .bind(row.policy_version)
+        .bind(row.created_at_ms)
+        .bind(row.decided_at_ms)
+        .bind(row.schema_version)
+        .bind(&row.body)
+        .execute(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+
+        let key = match row.idempotency_key {
+            Some(key) if result.rows_affected() == 0 => key,
+            _ => return Ok(Inserted::Created),
+        };
+        // The winner has committed (its row is what conflicted), and rows are never deleted,
+        // so this read finds it.
+        let (decision, fingerprint) = self.by_key(key).await?.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "idempotency key `{key}` conflicted but no decision holds it"
+            ))
+        })?;
+        Ok(Inserted::Existing {
+            decision: Box::new(decision),
+            fingerprint,
+        })
+    }
+
+    async fn find_by_idempotency_key(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<(Decision, String)>, StoreError> {
+        self.by_key(key.as_str()).await
+    }
+
+    async fn get_decision(&self, id: &DecisionId) -> Result<Option<Decision>, StoreError> {
+        let stored: Option<StoredDecision> =
+            sqlx::query_as("SELECT id, schema_version, body FROM decisions WHERE id = ?")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(from_sqlx)?;
+        stored.map(StoredDecision::into_decision).transpose()
+    }
+
+    async fn list_decisions(
+        &self,
+        filter: &DecisionFilter,
+        page_size: u32,
+        page_token: Option<&str>,
+    ) -> Result<DecisionPage, StoreError> {
+        let page_size = clamp_page_size(page_size);
+        let after = page_token.map(decode_token).transpose()?;
+
+        let mut query: QueryBuilder<'_, Sqlite> =
+            QueryBuilder::new("SELECT id, schema_version, body FROM decisions WHERE 1 = 1");
+        // Only the filters that are set become conditions, so the planner sees plain equalities
+        // it can serve from the `(column, id)` indexes.
+        if let Some(application) = &filter.application {
+            query
+                .push(" AND application = ")
+                .push_bind(application.as_str());
+        }
+        if let Some(environment) = &filter.environment {
+            query
+                .push(" AND environment = ")
+                .push_bind(environment.as_str());
+        }
+        if let Some(verdict) = filter.verdict {
+            query.push(" AND verdict = ").push_bind(verdict.as_str());
+        }
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(caller_kind) = filter.caller_kind {
+            query
+                .push(" AND caller_kind = ")
+                .push_bind(caller_kind.as_str());
+        }
+        if let Some(after) = &after {
+            query.push(" AND id < ").push_bind(after.as_str());
+        }
+        // One row beyond the page tells whether another page exists, so the last page carries
+        // no token and callers never fetch an empty page.
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(page_size) + 1);
+
+        let rows: Vec<StoredDecision> = query
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        let more = rows.len() > page_size as usize;
+        let decisions = rows
+            .into_iter()
+            .take(page_size as usize)
+            .map(StoredDecision::into_decision)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_page_token = match decisions.last() {
+            Some(last) if more => Some(encode_token(&last.id)),
+            _ => None,
+        };
+        Ok(DecisionPage {
+            decisions,
+            next_page_token,
+        })
+    }
+
+    async fn update_decision(
+        &self,
+        decision: &Decision,
+        expected_status: DecisionStatus,
+    ) -> Result<bool, StoreError> {
+        // The fingerprint describes the request that created the row and stays as it is.
+        let row = DecisionRow::new(decision, "")?;
+        // Compare-and-set in one statement: the status test and the write happen under the same
+        // write lock, so of two reviewers racing on a pending decision exactly one applies.
+        let result = sqlx::query(
+            "UPDATE decisions SET idempotency_key = ?, application = ?, environment = ?, \
+             verdict = ?, status = ?, caller_kind = ?, policy_version = ?, created_at = ?, \
+             decided_at = ?, schema_version = ?, body = ? \
+             WHERE id = ? AND status = ?",
+        )
+        .bind(row.idempotency_key)
+        .bind(row.application)
+        .bind(row.environment)
+        .bind(row.verdict)
+        .bind(row.status)
+        .bind(row.caller_kind)
+        .bind(row.policy_version)
+        .bind(row.created_at_ms)
+        .bind(row.decided_at_ms)
+        .bind(row.schema_version)
+        .bind(&row.body)
+        .bind(row.id)
+        .bind(expected_status.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(())
+    }
+}
+
+/// Whether `url` names a database that lives only in memory (`sqlite::memory:`,
+/// `sqlite://:memory:`, or `mode=memory`). sqlx parses the same forms but does not say.
+fn is_in_memory(url: &str) -> bool {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+    database == ":memory:" || params.split('&').any(|p| p == "mode=memory")
+}
+
+/// SQLite creates the file but not its directory; a fresh data volume usually has neither.
+fn create_parent_dir(file: &Path) -> Result<(), StoreError> {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create directory `{}`: {e}", dir.display()))
+        }),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,617 @@
+//! The store's behaviour, run against a real SQLite file per test (and once in memory). Written
+//! against `open()` and the `Store` trait only, so the PostgreSQL backend can run the same suite.
+
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{Duration as ChronoDuration, Utc};
+use tempfile::TempDir;
+
+use crate::domain::{
+    Application, Caller, CallerKind, ChangeRefs, CheckRequest, Decision, DecisionId,
+    DecisionStatus, Environment, Evidence, IdempotencyKey, ImageRef, JiraKey, RuleOutcome,
+    RuleResult, Severity, SourceReport, SourceRevision, SourceStatus, Verdict,
+};
+
+use super::{DecisionFilter, Inserted, Store, StoreError, StoreOptions, open};
+
+// === fixtures ===
+
+/// A store on a fresh file in a fresh directory (a subdirectory that does not exist yet, to
+/// cover directory creation). Keep the `TempDir` alive for as long as the store.
+async fn file_store() -> (Arc<dyn Store>, TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/data/portcullis.db", dir.path().display());
+    let store = open(&url, &StoreOptions::default()).await.unwrap();
+    (store, dir, url)
+}
+
+/// Builds a complete, valid `Decision` through the domain's own parse constructors.
+struct DecisionBuilder {
+    application: &'static str,
+    environment: &'static str,
+    caller: CallerKind,
+    verdict: Verdict,
+    status: DecisionStatus,
+    idempotency_key: Option<String>,
+}
+
+fn decision() -> DecisionBuilder {
+    DecisionBuilder {
+        application: "payments-api",
+        environment: "prod",
+        caller: CallerKind::Spinnaker,
+        verdict: Verdict::Continue,
+        status: DecisionStatus::Final,
+        idempotency_key: None,
+    }
+}
+
+impl DecisionBuilder {
+    fn application(mut self, application: &'static str) -> Self {
+        self.application = application;
+        self
+    }
+
+    fn environment(mut self, environment: &'static str) -> Self {
+        self.environment = environment;
+        self
+    }
+
+    fn caller(mut self, caller: CallerKind) -> Self {
+        self.caller = caller;
+        self
+    }
+
+    fn verdict(mut self, verdict: Verdict) -> Self {
+        self.verdict = verdict;
+        self
+    }
+
+    fn status(mut self, status: DecisionStatus) -> Self {
+        self.status = status;
+        self
+    }
+
+    fn idempotency_key(mut self, key: &str) -> Self {
+        self.idempotency_key = Some(key.to_string());
+        self
+    }
+
+    fn build(self) -> Decision {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let request = CheckRequest {
+            application: Application::parse(self.application).unwrap(),
+            environment: Environment::parse(self.environment).unwrap(),
+            images: vec![ImageRef::parse(&format!("ghcr.io/acme/api:1.4.2@{digest}")).unwrap()],
+            sources: vec![
+                SourceRevision::new(
+                    "acme/api".into(),
+                    Some(crate::domain::CommitSha::parse("0123abcd").unwrap()),
+                    Some("main".into()),
+                )
+                .unwrap(),
+            ],
+            caller: Caller {
+                kind: self.caller,
+                ids: BTreeMap::from([("execution_id".into(), "01J-exec".into())]),
+            },
+            triggered_by: Some("alice".into()),
+            change_refs: ChangeRefs {
+                jira_keys: vec![JiraKey::parse("OPS-42").unwrap()],
+                servicenow_changes: vec![],
+            },
+            labels: BTreeMap::from([("team".into(), "payments".into())]),
+            idempotency_key: self
+                .idempotency_key
+                .as_deref()
+                .map(|k| IdempotencyKey::parse(k).unwrap()),
+        };
+        let document = serde_json::json!({
+            "request": request.evidence_view(),
+            "sonarqube": { "quality_gate": "OK", "coverage": 81, "issues": [] },
+        });
+        let created_at = Utc::now();
+        Decision {
+            id: DecisionId::generate(),
+            verdict: self.verdict,
+            status: self.status,
+            request,
+            rule_results: vec![RuleResult {
+                rule_id: "quality-gate".into(),
+                title: "Quality gate passes".into(),
+                category: "code".into(),
+                severity: Severity::High,
+                outcome: RuleOutcome::Pass,
+                effect: Verdict::Continue,
+                reason: "quality gate is OK".into(),
+                remediation: "fix the failing conditions in SonarQube".into(),
+                policy_file: "builtin:baseline".into(),
+            }],
+            evidence: Evidence {
+                document,
+                sources: vec![SourceReport {
+                    name: "sonarqube".into(),
+                    kind: "sonarqube".into(),
+                    status: SourceStatus::Ok,
+                    reason: None,
+                    message: "quality gate fetched".into(),
+                    duration_ms: 42,
+                    url: Some("https://sonar.example/api/qualitygates/project_status".into()),
+                    excerpt: Some("{\"projectStatus\":{\"status\":\"OK\"}}".into()),
+                }],
+            },
+            policy_version: format!("sha256:{}", "cd".repeat(32)),
+            created_at,
+            decided_at: (self.status == DecisionStatus::Final)
+                .then(|| created_at + ChronoDuration::milliseconds(3)),
+            summary: format!("{}: no blocking rules", self.verdict),
+        }
+    }
+}
+
+async fn insert(store: &dyn Store, d: &Decision) {
+    let inserted = store.insert_decision(d, "fp").await.unwrap();
+    assert!(matches!(inserted, Inserted::Created));
+}
+
+async fn all_ids(store: &dyn Store, filter: &DecisionFilter) -> Vec<DecisionId> {
+    let page = store.list_decisions(filter, 500, None).await.unwrap();
+    assert!(page.next_page_token.is_none());
+    page.decisions.into_iter().map(|d| d.id).collect()
+}
+
+// === insert and get ===
+
+#[tokio::test]
+async fn insert_then_get_returns_an_equal_decision() {
+    let (store, _dir, _) = file_store().await;
+    let d = decision()
+        .status(DecisionStatus::Pending)
+        .verdict(Verdict::ManualReview)
+        .build();
+    insert(store.as_ref(), &d).await;
+    assert_eq!(store.get_decision(&d.id).await.unwrap(), Some(d));
+}
+
+#[tokio::test]
+async fn unknown_id_is_none() {
+    let (store, _dir, _) = file_store().await;
+    assert_eq!(
+        store.get_decision(&DecisionId::generate()).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn the_same_id_twice_is_a_conflict() {
+    let (store, _dir, _) = file_store().await;
+    let d = decision().build();
+    insert(store.as_ref(), &d).await;
+    let e = store.insert_decision(&d, "fp").await.unwrap_err();
+    assert_eq!(e.reason_code(), "store.conflict", "{e}");
+}
+
+#[tokio::test]
+async fn in_memory_store_is_one_database() {
+    let store = open("sqlite::memory:", &StoreOptions::default())
+        .await
+        .unwrap();
+    let ds: Vec<_> = (0..5).map(|_| decision().build()).collect();
+    for d in &ds {
+        insert(store.as_ref(), d).await;
+    }
+    // Concurrent reads would each get their own empty database if the pool had more than one
+    // connection.
+    let reads = ds.iter().map(|d| store.get_decision(&d.id));
+    for (got, d) in futures::future::join_all(reads).await.into_iter().zip(&ds) {
+        assert_eq!(got.unwrap().as_ref(), Some(d));
+    }
+    store.ping().await.unwrap();
+}
+
+// === idempotency ===
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_returns_the_first_decision() {
+    let (store, _dir, _) = file_store().await;
+    let first = decision().idempotency_key("exec-1").build();
+    assert!(matches!(
+        store.insert_decision(&first, "fp-1").await.unwrap(),
+        Inserted::Created
+    ));
+
+    let second = decision()
+        .idempotency_key("exec-1")
+        .verdict(Verdict::Terminate)
+        .build();
+    let replay = store.insert_decision(&second, "fp-2").await.unwrap();
+    assert!(
+        matches!(&replay, Inserted::Existing { decision, fingerprint }
+            if **decision == first && fingerprint == "fp-1"),
+        "a reused key must return the first decision, got {replay:?}"
+    );
+    assert_eq!(store.get_decision(&second.id).await.unwrap(), None);
+    let key = IdempotencyKey::parse("exec-1").unwrap();
+    assert_eq!(
+        store.find_by_idempotency_key(&key).await.unwrap(),
+        Some((first.clone(), "fp-1".to_string()))
+    );
+    let unused = IdempotencyKey::parse("exec-unused").unwrap();
+    assert_eq!(store.find_by_idempotency_key(&unused).await.unwrap(), None);
+
+    // Decisions without a key never collide with each other.
+    insert(store.as_ref(), &decision().build()).await;
+    insert(store.as_ref(), &decision().build()).await;
+    assert_eq!(
+        all_ids(store.as_ref(), &DecisionFilter::default())
+            .await
+            .len(),
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_inserts_with_one_key_store_one_decision() {
+    let (store, _dir, _) = file_store().await;
+    let calls = (0..20).map(|i| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let d = decision().idempotency_key("exec-race").build();
+            match store.insert_decision(&d, &format!("fp-{i}")).await.unwrap() {
+                Inserted::Created => (d.id, true),
+                Inserted::Existing { decision, .. } => (decision.id, false),
+            }
+        })
+    });
+    let results: Vec<_> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+
+    assert_eq!(results.iter().filter(|(_, created)| *created).count(), 1);
+    let ids: HashSet<_> = results.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "every call must answer with the same decision"
+    );
+    let stored = all_ids(store.as_ref(), &DecisionFilter::default()).await;
+    assert_eq!(stored, ids.into_iter().collect::<Vec<_>>());
+}
+
+// === listing ===
+
+#[tokio::test]
+async fn filters_select_matching_decisions_newest_first() {
+    let (store, _dir, _) = file_store().await;
+    let a = decision().application("shop").environment("prod").build();
+    let b = decision()
+        .application("shop")
+        .environment("staging")
+        .caller(CallerKind::Argocd)
+        .build();
+    let c = decision()
+        .application("ledger")
+        .verdict(Verdict::ManualReview)
+        .status(DecisionStatus::Pending)
+        .build();
+    let d = decision()
+        .application("ledger")
+        .verdict(Verdict::Terminate)
+        .caller(CallerKind::Cli)
+        .build();
+    for x in [&a, &b, &c, &d] {
+        insert(store.as_ref(), x).await;
+    }
+    let ids = |xs: &[&Decision]| {
+        let mut v: Vec<_> = xs.iter().map(|x| x.id.clone()).collect();
+        v.sort_by(|x, y| y.cmp(x));
+        v
+    };
+
+    let all = all_ids(store.as_ref(), &DecisionFilter::default()).await;
+    assert_eq!(all, ids(&[&a, &b, &c, &d]));
+    assert!(all.windows(2).all(|w| w[0] > w[1]), "newest first");
+
+    let cases = [
+        (
+            DecisionFilter {
+                application: Some(Application::parse("shop").unwrap()),
+                ..Default::default()
+            },
+            ids(&[&a, &b]),
+        ),
+        (
+            DecisionFilter {
+                environment: Some(Environment::parse("staging").unwrap()),
+                ..Default::default()
+            },
+            ids(&[&b]),
+        ),
+        (
+            DecisionFilter {
+                verdict: Some(Verdict::Terminate),
+                ..Default::default()
+            },
+            ids(&[&d]),
+        ),
+        (
+            DecisionFilter {
+                status: Some(DecisionStatus::Pending),
+                ..Default::default()
+            },
+            ids(&[&c]),
+        ),
+        (
+            DecisionFilter {
+                caller_kind: Some(CallerKind::Spinnaker),
+                ..Default::default()
+            },
+            ids(&[&a, &c]),
+        ),
+        (
+            DecisionFilter {
+                application: Some(Application::parse("ledger").unwrap()),
+                environment: Some(Environment::parse("prod").unwrap()),
+                status: Some(DecisionStatus::Final),
+                ..Default::default()
+            },
+            ids(&[&d]),
+        ),
+        (
+            DecisionFilter {
+                application: Some(Application::parse("nobody").unwrap()),
+                ..Default::default()
+            },
+            vec![],
+        ),
+    ];
+    for (filter, want) in cases {
+        assert_eq!(all_ids(store.as_ref(), &filter).await, want, "{filter:?}");
+    }
+}
+
+#[tokio::test]
+async fn pages_cover_every_decision_once() {
+    let (store, _dir, _) = file_store().await;
+    let mut want = Vec::new();
+    for i in 0..8 {
+        // Every other decision is for another application, so paging with a filter skips rows.
+        let app = if i % 2 == 0 { "shop" } else { "ledger" };
+        let d = decision().application(app).build();
+        insert(store.as_ref(), &d).await;
+        want.push(d);
+    }
+
+    let filter = DecisionFilter::default();
+    let mut got = Vec::new();
+    let mut sizes = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = store
+            .list_decisions(&filter, 3, token.as_deref())
+            .await
+            .unwrap();
+        sizes.push(page.decisions.len());
+        got.extend(page.decisions.into_iter().map(|d| d.id));
+        match page.next_page_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(sizes, [3, 3, 2]);
+    let mut want_ids: Vec<_> = want.iter().map(|d| d.id.clone()).collect();
+    want_ids.sort_by(|x, y| y.cmp(x));
+    assert_eq!(got, want_ids, "no duplicates, no gaps, newest first");
+
+    // A page that ends exactly at the last row has no token (no empty page to fetch).
+    let shop = DecisionFilter {
+        application: Some(Application::parse("shop").unwrap()),
+        ..Default::default()
+    };
+    let first = store.list_decisions(&shop, 2, None).await.unwrap();
+    let second = store
+        .list_decisions(&shop, 2, first.next_page_token.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(second.decisions.len(), 2);
+    assert!(second.next_page_token.is_none());
+    assert!(
+        second
+            .decisions
+            .iter()
+            .all(|d| d.request.application.as_str() == "shop")
+    );
+}
+
+#[tokio::test]
+async fn page_size_zero_means_the_default() {
+    let (store, _dir, _) = file_store().await;
+    for _ in 0..(super::DEFAULT_PAGE_SIZE + 1) {
+        insert(store.as_ref(), &decision().build()).await;
+    }
+    let page = store
+        .list_decisions(&DecisionFilter::default(), 0, None)
+        .await
+        .unwrap();
+    assert_eq!(page.decisions.len(), super::DEFAULT_PAGE_SIZE as usize);
+    assert!(page.next_page_token.is_some());
+    let page = store
+        .list_decisions(&DecisionFilter::default(), u32::MAX, None)
+        .await
+        .unwrap();
+    assert_eq!(page.decisions.len(), super::DEFAULT_PAGE_SIZE as usize + 1);
+}
+
+#[tokio::test]
+async fn a_garbled_page_token_is_refused() {
+    let (store, _dir, _) = file_store().await;
+    for token in ["not-hex", "00ff", ""] {
+        let e = store
+            .list_decisions(&DecisionFilter::default(), 10, Some(token))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::InvalidPageToken), "{token}: {e}");
+        assert_eq!(e.reason_code(), "store.invalid_page_token");
+    }
+}
+
+// === durability ===
+
+#[tokio::test]
+async fn reopening_the_file_keeps_every_decision() {
+    let (store, _dir, url) = file_store().await;
+    let d = decision().idempotency_key("exec-restart").build();
+    insert(store.as_ref(), &d).await;
+    drop(store);
+
+    // Migrations run again on open and must find nothing to do.
+    let store = open(&url, &StoreOptions::default()).await.unwrap();
+    assert_eq!(store.get_decision(&d.id).await.unwrap().as_ref(), Some(&d));
+    // The idempotency key survives too.
+    let again = decision().idempotency_key("exec-restart").build();
+    assert!(matches!(
+        store.insert_decision(&again, "fp").await.unwrap(),
+        Inserted::Existing { decision, .. } if *decision == d
+    ));
+}
+
+#[tokio::test]
+async fn a_damaged_row_is_reported_as_corrupt() {
+    let (store, dir, _) = file_store().await;
+    let good = decision().build();
+    let bad = decision().build();
+    insert(store.as_ref(), &good).await;
+    insert(store.as_ref(), &bad).await;
+
+    let raw = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}/data/portcullis.db",
+        dir.path().display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("UPDATE decisions SET body = '{\"not\": \"a decision\"}' WHERE id = ?")
+        .bind(bad.id.as_str())
+        .execute(&raw)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE decisions SET schema_version = 99 WHERE id = ?")
+        .bind(good.id.as_str())
+        .execute(&raw)
+        .await
+        .unwrap();
+
+    for id in [&good.id, &bad.id] {
+        let e = store.get_decision(id).await.unwrap_err();
+        assert_eq!(e.reason_code(), "store.corrupt", "{e}");
+        assert!(e.to_string().contains(id.as_str()), "{e}");
+    }
+}
+
+// === review lifecycle ===
+
+#[tokio::test]
+async fn update_decision_is_a_compare_and_set_on_status() {
+    let (store, _dir, _) = file_store().await;
+    let pending = decision()
+        .verdict(Verdict::ManualReview)
+        .status(DecisionStatus::Pending)
+        .idempotency_key("exec-review")
+        .build();
+    insert(store.as_ref(), &pending).await;
+
+    let mut approved = pending.clone();
+    approved.verdict = Verdict::Continue;
+    approved.status = DecisionStatus::Final;
+    approved.decided_at = Some(Utc::now());
+    approved.summary = "approved by bob".into();
+    assert!(
+        store
+            .update_decision(&approved, DecisionStatus::Pending)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_decision(&pending.id).await.unwrap().as_ref(),
+        Some(&approved)
+    );
+
+    // A second reviewer working from the pending state loses.
+    let mut rejected = pending.clone();
+    rejected.verdict = Verdict::Terminate;
+    rejected.status = DecisionStatus::Final;
+    assert!(
+        !store
+            .update_decision(&rejected, DecisionStatus::Pending)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_decision(&pending.id).await.unwrap().as_ref(),
+        Some(&approved)
+    );
+
+    // The filter columns moved with the body.
+    let finals = DecisionFilter {
+        status: Some(DecisionStatus::Final),
+        verdict: Some(Verdict::Continue),
+        ..Default::default()
+    };
+    assert_eq!(
+        all_ids(store.as_ref(), &finals).await,
+        vec![pending.id.clone()]
+    );
+    let pendings = DecisionFilter {
+        status: Some(DecisionStatus::Pending),
+        ..Default::default()
+    };
+    assert!(all_ids(store.as_ref(), &pendings).await.is_empty());
+
+    // An unknown id applies nothing.
+    assert!(
+        !store
+            .update_decision(&decision().build(), DecisionStatus::Final)
+            .await
+            .unwrap()
+    );
+}
+
+// === opening ===
+
+#[tokio::test]
+async fn other_databases_are_unsupported_and_secrets_stay_out_of_errors() {
+    let e = open(
+        "mysql://portcullis:hunter2@db.internal/gate?ssl=true",
+        &StoreOptions::default(),
+    )
+    .await
+    .err()
+    .unwrap();
+    assert!(matches!(e, StoreError::UnsupportedUrl(_)), "{e}");
+    assert_eq!(e.reason_code(), "store.unsupported_url");
+    let message = e.to_string();
+    assert!(
+        !message.contains("hunter2") && !message.contains("portcullis:"),
+        "{message}"
+    );
+    assert!(message.contains("db.internal"), "{message}");
+}
+
+#[test]
+fn redaction_keeps_what_helps_and_drops_what_may_be_secret() {
+    use super::redact_url;
+    assert_eq!(
+        redact_url("postgres://u:p@h:5432/db?password=x"),
+        "postgres://…@h:5432/db?…"
+    );
+    assert_eq!(
+        redact_url("sqlite:///var/lib/portcullis/db.sqlite"),
+        "sqlite:///var/lib/portcullis/db.sqlite"
+    );
+    assert_eq!(redact_url("redis://h"), "redis://h");
+    assert!(redact_url(&"x".repeat(10_000)).chars().count() <= 201);
+}
