@@ -179,6 +179,8 @@ impl PolicySet {
                 seen_ids.insert(r.id.clone(), (src.name.clone(), r.id_pos.line));
                 rules.push(r);
             }
+            // Reading order, not discovery order: a reader fixes a file top to bottom.
+            d.errors.sort_by_key(|e| (e.line, e.col));
             errors.extend(d.errors);
             files.push(info);
         }

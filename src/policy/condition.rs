@@ -32,7 +32,6 @@ pub(crate) struct Leaf {
     pub(crate) quantifier: Quantifier,
     /// Field of the object holding each value that names it in reasons.
     pub(crate) label: Option<String>,
-    pub(crate) pos: Pos,
     pub(crate) path_pos: Pos,
 }
 
@@ -147,7 +146,6 @@ fn parse_leaf(map: &Map<'_>, d: &mut Diagnostics) -> Option<Condition> {
         op,
         quantifier,
         label,
-        pos: map.pos,
         path_pos,
     })))
 }

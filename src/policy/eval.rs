@@ -174,6 +174,10 @@ fn eval_leaf(l: &Leaf, ctx: &Ctx<'_>) -> Eval {
     let n = hits.len();
     if ok {
         let first = checks.iter().position(|c| *c == Check::Pass).and_then(|i| hits.get(i));
+        if matches!(l.op, Op::Exists) {
+            let values = if n == 1 { "1 value" } else { "values" };
+            return pass(format!("`{}` has {}", path.text(), if n == 1 { values.to_string() } else { format!("{n} {values}") }));
+        }
         return pass(match (n, first) {
             (1, Some(h)) => format!("`{}` is `{}`, meeting {}", path.text(), show(h.value), l.op.expected()),
             _ if l.quantifier == Quantifier::All => format!("all {n} values of `{}` meet {}", path.text(), l.op.expected()),

@@ -1,1 +1,1 @@
-//! Proptests.
+//! Property tests.

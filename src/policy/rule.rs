@@ -32,8 +32,8 @@ pub(crate) struct Rule {
     pub(crate) message: Option<Template>,
     pub(crate) on_fail: Verdict,
     pub(crate) on_missing: Verdict,
-    /// Whether `on_missing` was written (a written `continue` is a choice, not a default).
-    pub(crate) on_missing_explicit: bool,
+    /// Where `on_missing` was written, if it was (a written `continue` is a choice).
+    pub(crate) on_missing_pos: Option<Pos>,
     pub(crate) file: String,
     pub(crate) pos: Pos,
     pub(crate) id_pos: Pos,
@@ -134,7 +134,7 @@ fn parse_rule(node: &Node, d: &mut Diagnostics) -> Option<Rule> {
     let on_fail = on_fail.flatten().unwrap_or_else(|| severity.default_on_fail());
     // Fail-closed: evidence nobody could read never lets a deploy through unless the author
     // wrote `on_missing: continue` on purpose.
-    let on_missing_explicit = on_missing.is_some();
+    let on_missing_pos = on_missing.is_some().then(|| map.key_pos("on_missing"));
     let on_missing = on_missing.flatten().unwrap_or_else(|| on_fail.max(Verdict::ManualReview));
     let mut sources = condition.sources();
     sources.remove("request");
@@ -150,7 +150,7 @@ fn parse_rule(node: &Node, d: &mut Diagnostics) -> Option<Rule> {
         message,
         on_fail,
         on_missing,
-        on_missing_explicit,
+        on_missing_pos,
         file: d.file().to_string(),
         pos: map.pos,
         id_pos: id.pos,
