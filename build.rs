@@ -8,6 +8,8 @@ use prost::Message;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto = "proto/portcullis/v1/gate.proto";
     println!("cargo:rerun-if-changed=proto");
+    // sqlx::migrate! embeds these at compile time; a new migration must trigger a rebuild.
+    println!("cargo:rerun-if-changed=src/store/migrations");
     let fds = protox::compile([proto], ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     // The encoded descriptor set feeds gRPC server reflection.

@@ -84,7 +84,6 @@ pub struct CheckOutcome {
 }
 
 /// The deployment gate.
-#[derive(Debug)]
 pub struct Gate {
     policies: PolicyHandle,
     adapters: Vec<Arc<dyn Adapter>>,
@@ -95,6 +94,15 @@ pub struct Gate {
     // Checks run as tracked tasks so a client hanging up does not abort a half-made decision,
     // and shutdown can wait for them.
     tasks: TaskTracker,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("adapters", &self.adapters.len())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Gate {

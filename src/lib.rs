@@ -13,17 +13,17 @@
 //! - `client`, `cli`: the command line, including the pipeline client `portcullis check`.
 
 pub mod adapters;
-// pub mod api; // re-enabled once policy::PolicyHandle and Store::find_by_idempotency_key land
+pub mod api;
 pub mod auth;
-// pub mod cli; // re-enabled once policy::PolicyHandle and Store::find_by_idempotency_key land
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod domain;
-// pub mod gate; // re-enabled once policy::PolicyHandle and Store::find_by_idempotency_key land
+pub mod gate;
 pub mod metrics;
 pub mod pb;
 pub mod policy;
 pub mod secret;
-// pub mod serve; // re-enabled once policy::PolicyHandle and Store::find_by_idempotency_key land
+pub mod serve;
 pub mod store;
 pub mod telemetry;

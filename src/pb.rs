@@ -3,6 +3,7 @@
 
 #![allow(clippy::all, reason = "generated code")]
 #![allow(unreachable_pub, reason = "generated code")]
+#![allow(clippy::allow_attributes_without_reason, reason = "generated code")]
 
 tonic::include_proto!("portcullis.v1");
 

@@ -174,7 +174,7 @@ impl Decision {
             .iter()
             .filter(|r| r.effect != Verdict::Continue)
             .collect();
-        v.sort_by(|a, b| b.effect.cmp(&a.effect));
+        v.sort_by_key(|r| std::cmp::Reverse(r.effect));
         v
     }
 }

@@ -66,19 +66,42 @@ async fn the_same_check_over_http_and_grpc_is_one_stored_decision() {
     assert_eq!(list["decisions"].as_array().unwrap().len(), 1);
 }
 
+const ALWAYS_CONTINUE: &str = "rules:\n  - id: always\n    title: Always\n    category: test\n    severity: low\n    condition: { path: $.request.application, op: exists }\n";
+const ALWAYS_REVIEW: &str = "rules:\n  - id: review\n    title: Review\n    category: test\n    severity: high\n    condition: { path: $.request.application, op: absent }\n";
+
 #[tokio::test]
-async fn watching_a_final_decision_yields_it_and_ends() {
-    let app = spawn_app().await;
+async fn watching_a_final_decision_yields_it_once_and_ends() {
+    let app = crate::support::TestApp::builder()
+        .policies(&[("p.yaml", ALWAYS_CONTINUE)])
+        .spawn()
+        .await;
     let mut client = app.grpc();
-    // A staging deploy without a change reference: decided at once under the built-in pack or not,
-    // the watch must end once the decision is final.
     let d = client.check(grpc_check("w"), soon()).await.unwrap();
-    if d.status == pb::DecisionStatus::Final as i32 {
-        let mut seen = 0;
-        let fin = client.wait_final(&d.id, soon(), |_| seen += 1).await.unwrap();
-        assert_eq!(fin.id, d.id);
-        assert_eq!(seen, 1);
-    }
+    assert_eq!(d.status, pb::DecisionStatus::Final as i32);
+    let mut seen = 0;
+    let fin = client.wait_final(&d.id, soon(), |_| seen += 1).await.unwrap();
+    assert_eq!(fin.id, d.id);
+    assert_eq!(fin.verdict, pb::Verdict::Continue as i32);
+    assert_eq!(seen, 1);
+}
+
+#[tokio::test]
+async fn a_pending_review_is_watched_until_the_deadline_not_answered() {
+    let app = crate::support::TestApp::builder()
+        .policies(&[("p.yaml", ALWAYS_REVIEW)])
+        .spawn()
+        .await;
+    let mut client = app.grpc();
+    let d = client.check(grpc_check("p"), soon()).await.unwrap();
+    assert_eq!(d.verdict, pb::Verdict::ManualReview as i32);
+    assert_eq!(d.status, pb::DecisionStatus::Pending as i32);
+    let mut seen = 0;
+    let e = client
+        .wait_final(&d.id, Instant::now() + Duration::from_millis(300), |_| seen += 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, portcullis::client::ClientError::Deadline), "{e}");
+    assert_eq!(seen, 1, "the current state is sent at once");
 }
 
 #[tokio::test]

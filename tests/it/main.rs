@@ -1,8 +1,9 @@
 //! The one integration-test binary: it starts the real service on 127.0.0.1:0 and talks to it as
 //! clients do (HTTP, gRPC, the CLI binary).
 
-#![expect(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
-#![expect(unreachable_pub, reason = "test helpers")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
+
+#![allow(unreachable_pub, reason = "test helpers are shared between test modules")]
 
 mod architecture;
 mod auth;
@@ -13,4 +14,5 @@ mod grpc;
 mod http;
 mod openapi;
 mod persistence;
+mod policy_reload;
 mod support;

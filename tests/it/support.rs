@@ -4,4 +4,4 @@ pub mod app;
 pub mod fake_tool;
 pub mod poll;
 
-pub use app::{TestApp, TestAppBuilder, spawn_app};
+pub use app::{TestApp, spawn_app};

@@ -9,7 +9,7 @@ use crate::domain::{CheckRequestDraft, ImageDraft, SourceDraft, ValidationError}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CheckBody {
+pub(crate) struct CheckBody {
     #[serde(default)]
     application: String,
     #[serde(default)]
@@ -83,7 +83,7 @@ struct ChangeRefsBody {
 }
 
 /// Decodes a JSON body into a draft, naming the field of any type error.
-pub fn decode(bytes: &[u8]) -> Result<CheckRequestDraft, ValidationError> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<CheckRequestDraft, ValidationError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let body: CheckBody = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

@@ -1,7 +1,7 @@
 //! `spawn_app()`: the real service on 127.0.0.1:0 with a temp SQLite file, and clients for it.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use portcullis::adapters::AdapterConfig;
@@ -30,7 +30,6 @@ pub struct TestAppBuilder {
     policies: Option<Vec<(String, String)>>,
     adapters: Vec<Value>,
     tokens: Vec<(String, String, Vec<Role>)>,
-    dir: Option<Arc<tempfile::TempDir>>,
     evidence_deadline: Option<std::time::Duration>,
 }
 
@@ -123,12 +122,6 @@ impl TestAppBuilder {
         self
     }
 
-    /// Reuses a data directory (to restart on the same store).
-    pub fn dir(mut self, dir: Arc<tempfile::TempDir>) -> Self {
-        self.dir = Some(dir);
-        self
-    }
-
     pub fn evidence_deadline(mut self, d: std::time::Duration) -> Self {
         self.evidence_deadline = Some(d);
         self
@@ -146,6 +139,7 @@ impl TestAppBuilder {
                 std::fs::write(pdir.join(name), text).unwrap();
             }
             s.policy.dir = Some(pdir);
+            s.policy.reload_interval = std::time::Duration::from_millis(50);
         }
         s.adapters = self
             .adapters
@@ -168,10 +162,7 @@ impl TestAppBuilder {
     }
 
     pub async fn spawn(self) -> TestApp {
-        let dir = self
-            .dir
-            .clone()
-            .unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
+        let dir = Arc::new(tempfile::tempdir().unwrap());
         let settings = self.settings(dir.path());
         let token = self.tokens.first().map(|(_, t, _)| t.clone());
         start(settings, dir, token).await
@@ -202,8 +193,4 @@ pub async fn start(settings: Settings, dir: Arc<tempfile::TempDir>, token: Optio
 /// A digest that parses.
 pub fn digest(c: char) -> String {
     format!("sha256:{}", c.to_string().repeat(64))
-}
-
-pub fn data_path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
 }

@@ -1,0 +1,127 @@
+//! Every fault of an evidence source ends as a stated reason and a non-continue verdict; only a
+//! healthy answer lets the deploy through.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::http::good_check;
+use crate::support::fake_tool::{self, refused_addr};
+use crate::support::TestApp;
+
+const FREEZE_POLICY: &str = r#"
+rules:
+  - id: no-deploy-freeze
+    title: The environment is not frozen
+    category: change-management
+    severity: critical
+    description: The freeze service says whether deploys to the environment are allowed now.
+    remediation: Wait for the freeze to end or ask for an exception.
+    condition:
+      path: $.freeze.frozen
+      op: "=="
+      value: false
+"#;
+
+fn freeze_adapter(url: &str) -> Value {
+    json!({
+        "kind": "http",
+        "name": "freeze",
+        "url": url,
+        "timeout": "500ms",
+        "retries": 1,
+        "extract": { "frozen": "$.frozen", "open_incidents": "$.open_incidents" }
+    })
+}
+
+async fn verdict_with(adapter_url: Option<String>) -> Value {
+    let mut b = TestApp::builder()
+        .policies(&[("freeze.yaml", FREEZE_POLICY)])
+        .evidence_deadline(Duration::from_secs(2));
+    if let Some(url) = adapter_url {
+        b = b.adapter(freeze_adapter(&url));
+    }
+    let app = b.spawn().await;
+    let resp = app.post_check(&good_check("fc")).await;
+    assert_eq!(resp.status(), 201);
+    resp.json().await.unwrap()
+}
+
+fn source_reason(d: &Value) -> String {
+    d["sources"][0]["reason"].as_str().unwrap_or("").to_string()
+}
+
+#[tokio::test]
+async fn a_healthy_source_lets_the_deploy_through() {
+    let tool = fake_tool::spawn().await;
+    let d = verdict_with(Some(tool.url("/freeze/{environment}"))).await;
+    assert_eq!(d["verdict"], "continue", "{d}");
+    assert_eq!(d["evidence"]["freeze"]["frozen"], false);
+    assert_eq!(d["sources"][0]["status"], "ok");
+    assert_eq!(tool.calls.count(), 1);
+}
+
+#[tokio::test]
+async fn a_failing_condition_terminates() {
+    let tool = fake_tool::spawn().await;
+    let app = TestApp::builder()
+        .policies(&[("freeze.yaml", FREEZE_POLICY)])
+        .adapter(freeze_adapter(&tool.url("/freeze/prod-frozen")))
+        .spawn()
+        .await;
+    let d: Value = app.post_check(&good_check("x")).await.json().await.unwrap();
+    assert_eq!(d["verdict"], "terminate", "{d}");
+    assert_eq!(d["rule_results"][0]["outcome"], "fail");
+}
+
+#[tokio::test]
+async fn every_fault_is_classified_and_never_continues() {
+    let tool = fake_tool::spawn().await;
+    let refused = refused_addr().await;
+    let cases = [
+        (tool.url("/status/500"), "bad_response"),
+        (tool.url("/status/503"), "bad_response"),
+        (tool.url("/status/401"), "auth"),
+        (tool.url("/status/403"), "auth"),
+        (tool.url("/status/404"), "not_found"),
+        (tool.url("/ratelimit"), "rate_limited"),
+        (tool.url("/garbage"), "bad_response"),
+        (tool.url("/hang"), "timeout"),
+        (format!("http://{refused}/freeze"), "unreachable"),
+    ];
+    for (url, reason) in cases {
+        let d = verdict_with(Some(url.clone())).await;
+        assert_ne!(d["verdict"], "continue", "{url}: {d}");
+        assert_eq!(d["rule_results"][0]["outcome"], "missing", "{url}: {d}");
+        assert_eq!(source_reason(&d), reason, "{url}: {d}");
+        let why = d["rule_results"][0]["reason"].as_str().unwrap();
+        assert!(why.contains("freeze"), "{url}: the reason should name the source: {why}");
+    }
+}
+
+#[tokio::test]
+async fn a_source_nobody_configured_is_missing_not_passing() {
+    let d = verdict_with(None).await;
+    assert_eq!(d["verdict"], "terminate", "{d}");
+    assert_eq!(source_reason(&d), "not_configured");
+    assert_eq!(d["rule_results"][0]["outcome"], "missing");
+}
+
+#[tokio::test]
+async fn the_built_in_pack_without_adapters_says_what_it_could_not_evaluate() {
+    let app = crate::support::spawn_app().await;
+    let d: Value = app.post_check(&good_check("builtin")).await.json().await.unwrap();
+    assert_ne!(d["verdict"], "continue", "no adapters configured must never be a silent pass: {d}");
+    let missing: Vec<&Value> = d["rule_results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "missing")
+        .collect();
+    assert!(!missing.is_empty(), "{d}");
+    for r in missing {
+        assert!(r["reason"].as_str().unwrap().contains("not configured") || r["reason"].as_str().unwrap().contains("no evidence"), "{r}");
+    }
+    // Rules over the request itself were evaluated.
+    assert!(d["rule_results"].as_array().unwrap().iter().any(|r| r["rule_id"] == "image-pinned-by-digest" && r["outcome"] == "pass"), "{d}");
+}
