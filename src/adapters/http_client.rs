@@ -1,0 +1,490 @@
+//! The HTTP client every HTTP adapter shares: one place that enforces the deadline, retries only
+//! what is safe to retry, caps what it reads, and turns every outcome into JSON or a classified
+//! `AdapterError` with no credential in it.
+//!
+//! Adapters describe a call as an [`HttpRequest`] and get back an [`HttpResponse`] (parsed JSON,
+//! an excerpt for the audit trail, the URL without credentials). They never touch `reqwest`.
+
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use rand::Rng as _;
+use reqwest::Url;
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, timeout_at};
+
+use super::redact::{Redactor, redact_url};
+use super::{AdapterBuildError, AdapterError};
+
+/// Largest response body read. A gate answers within seconds; a tool answering with more than
+/// this is misconfigured (wrong endpoint, missing filter) and reading it would only burn memory.
+pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+/// How much of a response body is kept for the audit trail.
+pub const EXCERPT_BYTES: usize = 2048;
+/// How much of an error body is quoted in an error message.
+const ERROR_BODY_CHARS: usize = 200;
+/// First backoff step; each retry doubles it, with full jitter, up to `BACKOFF_MAX`.
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// `portcullis/<version>`, so tool operators can see who calls them.
+pub const USER_AGENT: &str = concat!("portcullis/", env!("CARGO_PKG_VERSION"));
+
+/// How one adapter instance's client behaves.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// Adapter instance name, for logs and build errors.
+    pub adapter: String,
+    /// Retries after the first attempt, for retryable faults only and only within the deadline.
+    pub retries: u32,
+    /// Calls in flight at once from this instance; more wait (within their deadline).
+    pub max_concurrency: usize,
+    pub max_response_bytes: usize,
+    pub connect_timeout: Duration,
+}
+
+impl ClientSettings {
+    pub fn new(adapter: impl Into<String>) -> Self {
+        Self {
+            adapter: adapter.into(),
+            retries: 2,
+            max_concurrency: 16,
+            max_response_bytes: MAX_RESPONSE_BYTES,
+            connect_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// One call, as an adapter describes it.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    pub method: Method,
+    pub url: Url,
+    /// Mark credential values with `HeaderValue::set_sensitive`; the client also scrubs any
+    /// header whose name looks secret (see `redact::is_secret_name`).
+    pub headers: HeaderMap,
+    pub body: Option<serde_json::Value>,
+    /// Whether repeating the call is harmless. Defaults to the method's HTTP semantics; set it
+    /// for read-only POSTs (search endpoints) to allow retries on 502/503/504.
+    pub idempotent: bool,
+    /// Statuses that count as an answer. `None` means any 2xx.
+    pub expect_status: Option<Vec<u16>>,
+}
+
+impl HttpRequest {
+    pub fn new(method: Method, url: Url) -> Self {
+        let idempotent = method.is_idempotent();
+        Self {
+            method,
+            url,
+            headers: HeaderMap::new(),
+            body: None,
+            idempotent,
+            expect_status: None,
+        }
+    }
+
+    pub fn get(url: Url) -> Self {
+        Self::new(Method::GET, url)
+    }
+}
+
+/// A successful call.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// The parsed body, with any credential the call sent scrubbed out.
+    pub json: serde_json::Value,
+    /// The first `EXCERPT_BYTES` of the body, scrubbed.
+    pub excerpt: String,
+    /// The URL called, without user info or secret query values.
+    pub url: String,
+}
+
+/// A reqwest client plus the policies around it. Cheap to clone; clones share the limit.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    inner: reqwest::Client,
+    settings: std::sync::Arc<ClientSettings>,
+    permits: std::sync::Arc<Semaphore>,
+}
+
+/// What one attempt produced, and whether another attempt may help.
+struct Attempt {
+    status: Option<u16>,
+    outcome: Result<HttpResponse, AdapterError>,
+    retry: Retry,
+}
+
+enum Retry {
+    No,
+    /// Retry, after the server's `Retry-After` if it gave one.
+    Yes(Option<Duration>),
+}
+
+impl HttpClient {
+    pub fn new(settings: ClientSettings) -> Result<Self, AdapterBuildError> {
+        let inner = reqwest::Client::builder()
+            .use_rustls_tls()
+            .user_agent(USER_AGENT)
+            .connect_timeout(settings.connect_timeout)
+            // No redirects at all. An API that redirects is sending us to a login or SSO page,
+            // or to a URL the operator did not configure; following it would either carry the
+            // credential there (reqwest keeps `Authorization` on same-host redirects) or read an
+            // HTML page as evidence. A 3xx is reported so the operator configures the final URL.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| AdapterBuildError::Invalid {
+                name: settings.adapter.clone(),
+                message: format!("cannot build the http client: {}", error_chain(&e.without_url())),
+            })?;
+        let permits = std::sync::Arc::new(Semaphore::new(settings.max_concurrency.max(1)));
+        Ok(Self {
+            inner,
+            settings: std::sync::Arc::new(settings),
+            permits,
+        })
+    }
+
+    /// Makes the call, retrying retryable faults while the deadline allows. Never returns after
+    /// `deadline`: every attempt, wait for a permit and backoff is bounded by it.
+    pub async fn send(
+        &self,
+        request: &HttpRequest,
+        deadline: Instant,
+    ) -> Result<HttpResponse, AdapterError> {
+        let started = Instant::now();
+        let budget_ms = millis(deadline.saturating_duration_since(started));
+        let redactor = Redactor::default()
+            .with_headers(&request.headers)
+            .with_url(&request.url);
+        let shown_url = redact_url(&request.url);
+        let attempts = self.settings.retries.saturating_add(1);
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let t0 = Instant::now();
+            let result = timeout_at(deadline, self.attempt(request, &redactor, &shown_url)).await;
+            let duration_ms = millis(t0.elapsed());
+            let Ok(Attempt { status, outcome, retry }) = result else {
+                tracing::debug!(
+                    adapter = %self.settings.adapter, attempt, status = Option::<u16>::None,
+                    duration_ms, url = %shown_url, outcome = "adapter.timeout",
+                    "http attempt"
+                );
+                return Err(AdapterError::Timeout { timeout_ms: budget_ms });
+            };
+            tracing::debug!(
+                adapter = %self.settings.adapter, attempt, status, duration_ms, url = %shown_url,
+                outcome = outcome.as_ref().map_or_else(AdapterError::reason_code, |_| "ok"),
+                "http attempt"
+            );
+            let error = match (outcome, retry) {
+                (Ok(response), _) => return Ok(response),
+                (Err(e), Retry::No) => return Err(e),
+                (Err(e), Retry::Yes(_)) if attempt >= attempts => return Err(e),
+                (Err(e), Retry::Yes(hint)) => (e, hint),
+            };
+            let (error, hint) = error;
+            let delay = hint.unwrap_or_else(|| backoff(attempt));
+            // A wait that would end at or after the deadline cannot lead to an answer in time:
+            // give the caller the fault now rather than a timeout later.
+            if Instant::now() + delay >= deadline {
+                return Err(error);
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt(&self, request: &HttpRequest, redactor: &Redactor, shown_url: &str) -> Attempt {
+        let fail = |error: AdapterError, retry: Retry| Attempt {
+            status: None,
+            outcome: Err(error),
+            retry,
+        };
+        // The permit is held for one attempt only, so a call sleeping in backoff does not block
+        // the others.
+        let Ok(_permit) = self.permits.acquire().await else {
+            return fail(
+                AdapterError::Unreachable {
+                    detail: "the http client is shut down".into(),
+                },
+                Retry::No,
+            );
+        };
+        let mut builder = self
+            .inner
+            .request(request.method.clone(), request.url.clone())
+            .headers(request.headers.clone())
+            .header(header::ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(body) = &request.body {
+            builder = builder.json(body);
+        }
+        let response = match builder.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let connect = e.is_connect();
+                let detail = redactor.scrub(&error_chain(&e.without_url()));
+                // A connection that was never made carried no request, so retrying it is safe
+                // whatever the method.
+                let retry = if connect { Retry::Yes(None) } else { Retry::No };
+                return fail(AdapterError::Unreachable { detail }, retry);
+            }
+        };
+        let status = response.status();
+        let code = status.as_u16();
+        let expected = match &request.expect_status {
+            Some(list) => list.contains(&code),
+            None => status.is_success(),
+        };
+        let with_status = |outcome, retry| Attempt {
+            status: Some(code),
+            outcome,
+            retry,
+        };
+        if expected {
+            let outcome = self.read_json(response, code, redactor, shown_url).await;
+            return with_status(outcome, Retry::No);
+        }
+        let retry_after = retry_after(response.headers());
+        let (error, retry) = match code {
+            401 | 403 => (AdapterError::Auth { status: code }, Retry::No),
+            404 => (
+                AdapterError::NotFound {
+                    detail: format!("HTTP 404 from `{shown_url}`"),
+                },
+                Retry::No,
+            ),
+            // 429 means the tool did not act on the request, so it is retryable for any method.
+            429 => (
+                AdapterError::RateLimited {
+                    retry_after_s: retry_after.map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
+                },
+                Retry::Yes(retry_after),
+            ),
+            300..=399 => {
+                let location = response
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|l| request.url.join(l).ok())
+                    .map(|u| format!(" to `{}`", redact_url(&u)))
+                    .unwrap_or_default();
+                let detail = format!(
+                    "HTTP {code} from `{shown_url}` redirects{location}, and redirects are not followed: configure the final url"
+                );
+                (AdapterError::BadResponse { detail }, Retry::No)
+            }
+            _ => {
+                let retry = if matches!(code, 502..=504) && request.idempotent {
+                    Retry::Yes(retry_after)
+                } else {
+                    Retry::No
+                };
+                let body = self.error_body(response, redactor).await;
+                let detail = if status.is_success() {
+                    format!("unexpected HTTP {code} from `{shown_url}`{body}")
+                } else {
+                    format!("HTTP {code} from `{shown_url}`{body}")
+                };
+                (AdapterError::BadResponse { detail }, retry)
+            }
+        };
+        with_status(Err(error), retry)
+    }
+
+    async fn read_json(
+        &self,
+        response: reqwest::Response,
+        status: u16,
+        redactor: &Redactor,
+        shown_url: &str,
+    ) -> Result<HttpResponse, AdapterError> {
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = read_capped(response, self.settings.max_response_bytes, redactor).await?;
+        let text = redactor.scrub(&String::from_utf8_lossy(&body));
+        let excerpt = truncate_bytes(&text, EXCERPT_BYTES).to_string();
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(AdapterError::BadResponse {
+                detail: format!("HTTP {status} from `{shown_url}` has an empty body"),
+            });
+        }
+        let mut json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            let ct = content_type.map(|c| format!(" (content type `{c}`)")).unwrap_or_default();
+            AdapterError::BadResponse {
+                detail: format!("response from `{shown_url}`{ct} is not json: {e}"),
+            }
+        })?;
+        redactor.scrub_json(&mut json);
+        Ok(HttpResponse {
+            status,
+            json,
+            excerpt,
+            url: shown_url.to_string(),
+        })
+    }
+
+    /// The start of an error body, for the message (`: {...}`), or nothing if it is empty or
+    /// cannot be read. Tools put the useful part of a 400 or 500 there.
+    async fn error_body(&self, response: reqwest::Response, redactor: &Redactor) -> String {
+        let Ok(body) = read_capped(response, EXCERPT_BYTES * 4, redactor).await else {
+            return String::new();
+        };
+        let text = redactor.scrub(&String::from_utf8_lossy(&body));
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.is_empty() {
+            return String::new();
+        }
+        let mut quoted: String = text.chars().take(ERROR_BODY_CHARS).collect();
+        if text.chars().count() > ERROR_BODY_CHARS {
+            quoted.push('…');
+        }
+        format!(": {quoted}")
+    }
+}
+
+/// Reads at most `max` bytes; more is a `BadResponse`, checked before reading when the length is
+/// announced and while streaming otherwise.
+async fn read_capped(
+    mut response: reqwest::Response,
+    max: usize,
+    redactor: &Redactor,
+) -> Result<Vec<u8>, AdapterError> {
+    let too_large = || AdapterError::BadResponse {
+        detail: format!("response is larger than the limit of {} KiB", max / 1024),
+    };
+    if response.content_length().is_some_and(|len| len > max as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > max {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err(AdapterError::Unreachable {
+                    detail: format!(
+                        "connection failed while reading the response: {}",
+                        redactor.scrub(&error_chain(&e.without_url()))
+                    ),
+                });
+            }
+        }
+    }
+}
+
+/// `Retry-After` as a duration: delay-seconds or an HTTP date (RFC 9110 §10.2.3). A date in the
+/// past means "now".
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let delta = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Full-jitter exponential backoff: uniform in `[0, min(max, base·2^(attempt-1))]`. Jitter keeps
+/// many gates that failed together from retrying together.
+fn backoff(attempt: u32) -> Duration {
+    let exp = BACKOFF_BASE.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
+    let cap = exp.min(BACKOFF_MAX);
+    let ms = rand::rng().random_range(0..=millis(cap));
+    Duration::from_millis(ms)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// An error and its causes, `: `-joined, lower-case first letters, without reqwest's generic top
+/// line when it has a more precise cause. The URL is removed by the caller (`without_url`).
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    if parts.len() > 1 {
+        parts.remove(0);
+    }
+    parts.dedup();
+    parts
+        .iter()
+        .map(|p| {
+            let mut c = p.chars();
+            c.next()
+                .map(|f| f.to_lowercase().chain(c).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// The longest prefix of `s` that fits in `max` bytes and ends on a character boundary.
+fn truncate_bytes(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Whether `code` is an HTTP status at all, for validating configured `expect_status` lists.
+pub fn is_valid_status(code: u16) -> bool {
+    // `StatusCode` accepts up to 999; nothing real lives above 599.
+    StatusCode::from_u16(code).is_ok() && code <= 599
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_accepts_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+
+        let later = chrono::Utc::now() + chrono::Duration::seconds(120);
+        let date = later.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        h.insert(header::RETRY_AFTER, HeaderValue::from_str(&date).unwrap());
+        let d = retry_after(&h).unwrap();
+        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
+
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn backoff_stays_within_its_cap() {
+        for attempt in 1..20 {
+            assert!(backoff(attempt) <= BACKOFF_MAX);
+        }
+        assert!(backoff(1) <= BACKOFF_BASE);
+    }
+
+    #[test]
+    fn truncation_respects_characters() {
+        assert_eq!(truncate_bytes("héllo", 2), "h");
+        assert_eq!(truncate_bytes("abc", 10), "abc");
+    }
+}
