@@ -9,10 +9,13 @@
 //! - follow pagination to the end or fail.
 //!
 //! The fan-out (concurrency, deadlines, turning an error into "evidence unavailable") lives once,
-//! in `gate`, not here.
+//! in `gate`, not here. What every HTTP adapter shares (deadline-bounded retries, `Retry-After`,
+//! size cap, classification, redaction) lives once, in `http_client` and `redact`.
 //!
-//! STUB: being written (adapters helper). The public interface below is fixed.
+//! Adding a tool: a new file under `adapters/`, a new `AdapterConfig` variant, a new arm in
+//! `build`, and one test line calling `conformance::run`; the compiler points at the first three.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -20,6 +23,16 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::domain::{CheckRequest, FailureReason};
+
+pub mod http_client;
+pub mod http_jsonpath;
+pub mod redact;
+pub mod template;
+
+#[cfg(test)]
+mod conformance;
+
+pub use http_jsonpath::{HttpAdapterConfig, HttpJsonPathAdapter};
 
 /// Facts one adapter gathered for one check.
 #[derive(Debug, Clone)]
@@ -42,7 +55,8 @@ pub trait Adapter: Send + Sync + std::fmt::Debug {
     async fn collect(&self, request: &CheckRequest, deadline: Instant) -> Result<Facts, AdapterError>;
 }
 
-/// Why an adapter could not produce facts. Messages never contain credentials.
+/// Why an adapter could not produce facts. Messages never contain credentials; each is one
+/// lowercase sentence.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AdapterError {
     #[error("no answer within {timeout_ms} ms")]
@@ -70,13 +84,39 @@ impl AdapterError {
             AdapterError::NotFound { .. } => FailureReason::NotFound,
         }
     }
+
+    /// Stable code for audit records and metric labels, e.g. `adapter.timeout`.
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            AdapterError::Timeout { .. } => "adapter.timeout",
+            AdapterError::Unreachable { .. } => "adapter.unreachable",
+            AdapterError::Auth { .. } => "adapter.auth",
+            AdapterError::RateLimited { .. } => "adapter.rate_limited",
+            AdapterError::BadResponse { .. } => "adapter.bad_response",
+            AdapterError::NotFound { .. } => "adapter.not_found",
+        }
+    }
 }
 
 /// One configured adapter instance. The set of kinds is closed: a new tool is a new variant.
+///
+/// Unknown keys are rejected by each variant's own `deny_unknown_fields`: serde removes the
+/// `kind` tag before handing the rest to the variant, so the payload struct sees exactly the
+/// user's other keys (a test in `http_jsonpath` keeps this true). The attribute is not put on
+/// this enum: on an internally tagged enum it only affects struct variants, and there are none.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AdapterConfig {
-    Http(serde_json::Value),
+    Http(HttpAdapterConfig),
+}
+
+impl AdapterConfig {
+    /// The instance name, also its evidence namespace.
+    pub fn name(&self) -> &str {
+        match self {
+            AdapterConfig::Http(c) => &c.name,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +126,93 @@ pub enum AdapterBuildError {
 }
 
 /// Builds the configured adapters. Names must be unique and must not be `request`.
+///
+/// Everything that can be checked without calling a tool is checked here (names, templates,
+/// JSONPaths, secrets), so a bad configuration stops start-up instead of failing checks.
 pub fn build(configs: &[AdapterConfig]) -> Result<Vec<Arc<dyn Adapter>>, AdapterBuildError> {
-    let _ = configs;
-    Ok(Vec::new())
+    let mut seen = HashSet::new();
+    let mut adapters: Vec<Arc<dyn Adapter>> = Vec::with_capacity(configs.len());
+    for config in configs {
+        let name = config.name();
+        check_name(name)?;
+        if !seen.insert(name) {
+            return Err(AdapterBuildError::Invalid {
+                name: name.to_string(),
+                message: "`name`: is used by another adapter; names are evidence namespaces and must be unique".into(),
+            });
+        }
+        adapters.push(match config {
+            AdapterConfig::Http(c) => Arc::new(HttpJsonPathAdapter::build(c)?),
+        });
+    }
+    Ok(adapters)
+}
+
+/// Names are evidence namespaces that rules write as `name.fact`, hence identifier-shaped;
+/// `request` is the namespace of the request itself.
+fn check_name(name: &str) -> Result<(), AdapterBuildError> {
+    let invalid = |message: &str| AdapterBuildError::Invalid {
+        name: name.to_string(),
+        message: format!("`name`: {message}"),
+    };
+    let shape_ok = name.len() <= 63
+        && name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !shape_ok {
+        return Err(invalid(
+            "must be 1 to 63 lower-case letters, digits or `_`, starting with a letter",
+        ));
+    }
+    if name == "request" {
+        return Err(invalid("`request` is the namespace of the check request itself; choose another name"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    fn configs(yaml: &str) -> Vec<AdapterConfig> {
+        serde_norway::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn names_are_unique_identifiers_and_not_request() {
+        let e = build(&configs(
+            "[{kind: http, name: a, url: 'http://h/'}, {kind: http, name: a, url: 'http://h/'}]",
+        ))
+        .unwrap_err();
+        assert!(e.to_string().starts_with("adapter `a`: `name`: is used by another"), "{e}");
+        let e = build(&configs("[{kind: http, name: request, url: 'http://h/'}]")).unwrap_err();
+        assert!(e.to_string().contains("`request` is the namespace"), "{e}");
+        for bad in ["Sonar", "1x", "a-b", ""] {
+            let e = build(&configs(&format!("[{{kind: http, name: '{bad}', url: 'http://h/'}}]")));
+            assert!(e.is_err(), "{bad}");
+        }
+        let built = build(&configs(
+            "[{kind: http, name: sonar, url: 'http://h/'}, {kind: http, name: jira_2, url: 'http://h/'}]",
+        ))
+        .unwrap();
+        let names: Vec<_> = built.iter().map(|a| (a.name(), a.kind())).collect();
+        assert_eq!(names, [("sonar", "http"), ("jira_2", "http")]);
+    }
+
+    #[test]
+    fn reason_codes_match_reasons() {
+        let errors = [
+            AdapterError::Timeout { timeout_ms: 1 },
+            AdapterError::Unreachable { detail: "x".into() },
+            AdapterError::Auth { status: 401 },
+            AdapterError::RateLimited { retry_after_s: Some(3) },
+            AdapterError::BadResponse { detail: "x".into() },
+            AdapterError::NotFound { detail: "x".into() },
+        ];
+        for e in errors {
+            assert_eq!(e.reason_code(), format!("adapter.{}", e.reason().as_str()));
+            let msg = e.to_string();
+            assert!(msg.starts_with(|c: char| c.is_lowercase()) && !msg.ends_with('.'), "{msg}");
+        }
+    }
 }
