@@ -100,10 +100,11 @@ impl AdapterError {
 
 /// One configured adapter instance. The set of kinds is closed: a new tool is a new variant.
 ///
-/// Unknown keys are rejected by each variant's own `deny_unknown_fields`: serde removes the
-/// `kind` tag before handing the rest to the variant, so the payload struct sees exactly the
-/// user's other keys (a test in `http_jsonpath` keeps this true). The attribute is not put on
-/// this enum: on an internally tagged enum it only affects struct variants, and there are none.
+/// Unknown keys are rejected by each variant's payload struct (`deny_unknown_fields` there):
+/// serde takes the `kind` tag out before handing the other keys to the newtype variant, so the
+/// struct sees exactly the user's keys. The attribute on this enum would not reach them, and
+/// `#[serde(flatten)]` in a payload would silently disable the check; a test in
+/// `http_jsonpath` (`unknown_keys_are_rejected_by_name`) keeps this true.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AdapterConfig {

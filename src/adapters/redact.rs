@@ -87,7 +87,7 @@ pub fn redact_url(url: &Url) -> String {
 /// credentials under header names nobody thought of.
 #[derive(Clone, Default)]
 pub struct Redactor {
-    /// Longest first, so `Bearer abc` is replaced whole before `abc` alone.
+    /// Every value to hide, non-empty, deduplicated.
     secrets: Arc<Vec<String>>,
 }
 
@@ -107,7 +107,7 @@ impl Redactor {
     pub fn with(&self, more: impl IntoIterator<Item = String>) -> Self {
         let mut all: Vec<String> = self.secrets.iter().cloned().chain(more).collect();
         all.retain(|s| !s.is_empty());
-        all.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        all.sort();
         all.dedup();
         Self { secrets: Arc::new(all) }
     }
@@ -150,11 +150,39 @@ impl Redactor {
     }
 
     /// `text` with every known credential replaced by `[redacted]`.
+    ///
+    /// All occurrences of all values are found in the original text first and each run of
+    /// covered characters is replaced once, so overlapping credentials are hidden whole (a
+    /// replace-one-after-the-other would leave the tail of the second one visible).
     pub fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for s in self.secrets.iter() {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), REDACTED);
+        let mut covered = vec![false; text.len()];
+        let mut any = false;
+        for secret in self.secrets.iter() {
+            let mut from = 0;
+            while let Some(found) = text.get(from..).and_then(|rest| rest.find(secret.as_str())) {
+                let at = from + found;
+                covered[at..at + secret.len()].fill(true);
+                any = true;
+                // Step one character, not past the match: occurrences may overlap.
+                from = at + text[at..].chars().next().map_or(1, char::len_utf8);
+            }
+        }
+        if !any {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut in_run = false;
+        for (i, c) in text.char_indices() {
+            // A match of valid UTF-8 starts and ends on character boundaries, so the first
+            // byte of a character tells whether the whole character is covered.
+            if covered[i] {
+                if !in_run {
+                    out.push_str(REDACTED);
+                }
+                in_run = true;
+            } else {
+                out.push(c);
+                in_run = false;
             }
         }
         out
@@ -240,5 +268,30 @@ mod tests {
         r.scrub_json(&mut doc);
         assert!(!doc.to_string().contains("abc123"));
         assert!(!doc.to_string().contains("k-456"));
+    }
+
+    #[test]
+    fn overlapping_credentials_are_hidden_whole() {
+        let r = Redactor::new(["abcdef123456".to_string(), "123456zzzzzz".to_string()]);
+        assert_eq!(r.scrub("x abcdef123456zzzzzz y"), "x [redacted] y");
+        assert_eq!(r.scrub("é123456zzzzzzé"), "é[redacted]é");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scrubbed_text_never_contains_a_credential(
+            secrets in proptest::collection::vec("[A-Za-z0-9_-]{12,40}", 1..4),
+            pieces in proptest::collection::vec(("\\PC{0,20}", 0usize..4), 0..8),
+        ) {
+            let r = Redactor::new(secrets.clone());
+            let text: String = pieces
+                .iter()
+                .map(|(noise, pick)| format!("{noise}{}", secrets.get(*pick).map_or("", String::as_str)))
+                .collect();
+            let out = r.scrub(&text);
+            for s in &secrets {
+                proptest::prop_assert!(!out.contains(s.as_str()), "{out:?} contains {s:?}");
+            }
+        }
     }
 }

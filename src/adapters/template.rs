@@ -442,4 +442,25 @@ pub(crate) mod tests {
         let e = JsonTemplate::parse(&serde_json::json!({"a": ["{nope}"]})).unwrap_err();
         assert!(e.to_string().starts_with("`body.a[0]`"), "{e}");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_any_text_returns(text in "\\PC{0,40}") {
+            let _ = Template::parse(&text);
+        }
+
+        #[test]
+        fn values_cannot_change_the_url_structure(value in "\\PC{0,30}") {
+            let mut r = request();
+            r.labels.insert("v".into(), value.clone());
+            let t = Template::parse("https://h/p/{labels.v}?q={labels.v}").unwrap();
+            let url = reqwest::Url::parse(&t.render(&r, Encoding::Url).unwrap()).unwrap();
+            proptest::prop_assert_eq!(url.host_str(), Some("h"));
+            proptest::prop_assert_eq!(url.path_segments().unwrap().count(), 2);
+            proptest::prop_assert!(url.fragment().is_none());
+            let pairs: Vec<_> = url.query_pairs().collect();
+            proptest::prop_assert_eq!(pairs.len(), 1);
+            proptest::prop_assert_eq!(pairs[0].1.as_ref(), value.as_str());
+        }
+    }
 }
