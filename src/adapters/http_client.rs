@@ -179,13 +179,12 @@ impl HttpClient {
                 outcome = outcome.as_ref().map_or_else(AdapterError::reason_code, |_| "ok"),
                 "http attempt"
             );
-            let error = match (outcome, retry) {
+            let (error, hint) = match (outcome, retry) {
                 (Ok(response), _) => return Ok(response),
                 (Err(e), Retry::No) => return Err(e),
                 (Err(e), Retry::Yes(_)) if attempt >= attempts => return Err(e),
                 (Err(e), Retry::Yes(hint)) => (e, hint),
             };
-            let (error, hint) = error;
             let delay = hint.unwrap_or_else(|| backoff(attempt));
             // A wait that would end at or after the deadline cannot lead to an answer in time:
             // give the caller the fault now rather than a timeout later.
