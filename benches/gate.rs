@@ -4,9 +4,14 @@
 //! Run: `cargo bench --bench gate`. Besides criterion's report it prints p50/p99 overhead over
 //! 1,000 sequential checks, the figure the issue sets a target for (< 2 ms at p50).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark setup fails loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "benchmark setup fails loudly"
+)]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant as StdInstant};
 
 use async_trait::async_trait;
@@ -20,6 +25,10 @@ use portcullis::metrics::Metrics;
 use portcullis::policy::{PolicyHandle, PolicySet};
 use portcullis::store::{self, StoreOptions};
 use serde_json::json;
+
+/// Longest time any fake adapter actually spent in the current check, in nanoseconds. Timers
+/// round sleeps up to the next millisecond tick, so the nominal delay understates it.
+static SLOWEST_NS: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Debug)]
 struct FakeAdapter {
@@ -36,10 +45,17 @@ impl Adapter for FakeAdapter {
     fn kind(&self) -> &'static str {
         "fake"
     }
-    async fn collect(&self, _r: &CheckRequest, _deadline: tokio::time::Instant) -> Result<Facts, AdapterError> {
+    async fn collect(
+        &self,
+        _r: &CheckRequest,
+        _deadline: tokio::time::Instant,
+    ) -> Result<Facts, AdapterError> {
+        let started = StdInstant::now();
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
+        let spent = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        SLOWEST_NS.fetch_max(spent, Ordering::SeqCst);
         Ok(Facts {
             document: self.facts.clone(),
             url: None,
@@ -51,7 +67,11 @@ impl Adapter for FakeAdapter {
 fn adapters(delay: Duration) -> Vec<Arc<dyn Adapter>> {
     let now = chrono::Utc::now();
     vec![
-        Arc::new(FakeAdapter { name: "sonarqube", delay, facts: json!({"quality_gate": {"status": "OK"}}) }),
+        Arc::new(FakeAdapter {
+            name: "sonarqube",
+            delay,
+            facts: json!({"quality_gate": {"status": "OK"}}),
+        }),
         Arc::new(FakeAdapter {
             name: "trivy",
             delay,
@@ -88,13 +108,25 @@ async fn start(delay: Duration) -> Server {
         adapters(delay),
         store,
         Arc::new(Metrics::new()),
-        GateOptions { evidence_deadline: Duration::from_secs(5) },
+        GateOptions {
+            evidence_deadline: Duration::from_secs(5),
+        },
     ));
-    let app = router(HttpState { gate, auth: Arc::new(Authenticator::new(&[]).unwrap()) }, 1 << 20);
+    let app = router(
+        HttpState {
+            gate,
+            auth: Arc::new(Authenticator::new(&[]).unwrap()),
+        },
+        1 << 20,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1/checks", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Server { url, client: reqwest::Client::new(), _dir: dir }
+    Server {
+        url,
+        client: reqwest::Client::new(),
+        _dir: dir,
+    }
 }
 
 fn body() -> serde_json::Value {
@@ -143,16 +175,18 @@ fn overhead_percentiles() {
         let mut v = Vec::with_capacity(1000);
         for _ in 0..1000 {
             // Wall-clock time of a real HTTP round trip is the thing measured here.
+            SLOWEST_NS.store(0, Ordering::SeqCst);
             let t = StdInstant::now();
             one_check(&server).await;
-            v.push(t.elapsed().saturating_sub(delay).as_secs_f64() * 1000.0);
+            let slowest = Duration::from_nanos(SLOWEST_NS.load(Ordering::SeqCst));
+            v.push(t.elapsed().saturating_sub(slowest).as_secs_f64() * 1000.0);
         }
         v
     });
     samples.sort_by(f64::total_cmp);
     let p = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize];
     println!(
-        "check overhead above the slowest adapter ({} ms), 1000 sequential HTTP checks: p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms",
+        "check overhead above the slowest adapter (measured inside it; nominal delay {} ms), 1000 sequential HTTP checks: p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms",
         delay.as_millis(),
         p(0.50),
         p(0.90),

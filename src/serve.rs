@@ -122,7 +122,10 @@ impl App {
 
     /// Serves until `shutdown` completes; then stops accepting, lets in-flight requests finish
     /// and waits up to `server.shutdown_grace` for running checks to be stored.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
         let stop = CancellationToken::new();
         let App {
             settings,
@@ -195,8 +198,8 @@ impl App {
         let mut grpc_task = grpc_task;
         let early = tokio::select! {
             () = shutdown => None,
-            r = &mut http_task => Some(("http", r.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())))),
-            r = &mut grpc_task => Some(("grpc", r.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())))),
+            r = &mut http_task => Some(("http", flatten(r))),
+            r = &mut grpc_task => Some(("grpc", flatten(r))),
         };
         info!("shutting down: draining in-flight checks");
         stop.cancel();
@@ -204,9 +207,14 @@ impl App {
         if !drained {
             warn!(grace = ?settings.server.shutdown_grace, "checks still running after the grace period");
         }
+        // A finished JoinHandle must not be polled again; wait only for the servers still running.
         let grace = settings.server.shutdown_grace + Duration::from_secs(1);
-        let _ = tokio::time::timeout(grace, http_task).await;
-        let _ = tokio::time::timeout(grace, grpc_task).await;
+        if early.as_ref().is_none_or(|(server, _)| *server != "http") {
+            let _ = tokio::time::timeout(grace, http_task).await;
+        }
+        if early.as_ref().is_none_or(|(server, _)| *server != "grpc") {
+            let _ = tokio::time::timeout(grace, grpc_task).await;
+        }
         match early {
             Some((server, Err(message))) => Err(ServeError::Server { server, message }),
             Some((server, Ok(()))) => Err(ServeError::Server {
@@ -223,4 +231,11 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
         addr,
         message: e.to_string(),
     })
+}
+
+fn flatten<E1: std::fmt::Display, E2: std::fmt::Display>(
+    r: Result<Result<(), E2>, E1>,
+) -> Result<(), String> {
+    r.map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
 }

@@ -25,7 +25,11 @@ fn every_source_file_starts_with_a_module_doc() {
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
         let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-        assert!(first.starts_with("//!"), "{} does not start with a `//!` module doc", f.display());
+        assert!(
+            first.starts_with("//!"),
+            "{} does not start with a `//!` module doc",
+            f.display()
+        );
     }
 }
 
@@ -39,7 +43,10 @@ fn every_top_level_module_is_in_the_codemap() {
             if name == "lib" || name == "main" {
                 continue;
             }
-            assert!(arch.contains(&format!("`{name}`")), "module `{name}` is missing from ARCHITECTURE.md");
+            assert!(
+                arch.contains(&format!("`{name}`")),
+                "module `{name}` is missing from ARCHITECTURE.md"
+            );
         }
     }
 }
@@ -49,12 +56,19 @@ fn anyhow_stays_at_the_binary_edge() {
     let mut files = Vec::new();
     rust_files(&root().join("src"), &mut files);
     for f in files {
-        let rel = f.strip_prefix(root()).unwrap().to_string_lossy().replace('\\', "/");
+        let rel = f
+            .strip_prefix(root())
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         if rel == "src/main.rs" || rel.starts_with("src/cli") {
             continue;
         }
         let text = std::fs::read_to_string(&f).unwrap();
-        assert!(!text.contains("anyhow"), "{rel} uses anyhow; use a thiserror enum");
+        assert!(
+            !text.contains("anyhow"),
+            "{rel} uses anyhow; use a thiserror enum"
+        );
     }
 }
 
@@ -63,11 +77,18 @@ fn only_the_store_runs_sql() {
     let mut files = Vec::new();
     rust_files(&root().join("src"), &mut files);
     for f in files {
-        let rel = f.strip_prefix(root()).unwrap().to_string_lossy().replace('\\', "/");
+        let rel = f
+            .strip_prefix(root())
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         if rel.starts_with("src/store") {
             continue;
         }
         let text = std::fs::read_to_string(&f).unwrap();
-        assert!(!text.contains("sqlx::"), "{rel} uses sqlx; SQL belongs in `store`");
+        assert!(
+            !text.contains("sqlx::"),
+            "{rel} uses sqlx; SQL belongs in `store`"
+        );
     }
 }

@@ -13,7 +13,13 @@ async fn requests_without_a_valid_token_are_refused() {
         .token("ci", "pc_pipeline_token", vec![Role::Pipeline])
         .spawn()
         .await;
-    let resp = app.http.post(app.url("/v1/checks")).json(&good_check("a")).send().await.unwrap();
+    let resp = app
+        .http
+        .post(app.url("/v1/checks"))
+        .json(&good_check("a"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(resp.headers()["www-authenticate"], "Bearer");
     let resp = app
@@ -26,9 +32,20 @@ async fn requests_without_a_valid_token_are_refused() {
         .unwrap();
     assert_eq!(resp.status(), 401);
     let body = resp.text().await.unwrap();
-    assert!(!body.contains("wrong"), "the presented token must not be echoed: {body}");
+    assert!(
+        !body.contains("wrong"),
+        "the presented token must not be echoed: {body}"
+    );
     // Health stays open for probes.
-    assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     // With the token, it works.
     assert_eq!(app.post_check(&good_check("a")).await.status(), 201);
 }
@@ -47,7 +64,10 @@ async fn roles_are_enforced() {
 
     let mut client = app.grpc();
     let e = client
-        .check(crate::grpc::grpc_check("a"), tokio::time::Instant::now() + std::time::Duration::from_secs(5))
+        .check(
+            crate::grpc::grpc_check("a"),
+            tokio::time::Instant::now() + std::time::Duration::from_secs(5),
+        )
         .await
         .unwrap_err();
     assert!(matches!(e, portcullis::client::ClientError::Auth(_)), "{e}");

@@ -18,7 +18,10 @@ async fn malformed_json_is_a_400_problem() {
     assert_eq!(resp.status(), 400);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
     let p: Value = resp.json().await.unwrap();
-    assert!(p["detail"].as_str().unwrap().contains("malformed JSON"), "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("malformed JSON"),
+        "{p}"
+    );
     assert!(p["help"].is_string());
     assert_nothing_stored(&app).await;
 }
@@ -29,11 +32,26 @@ async fn missing_and_invalid_fields_name_the_field() {
     let cases = [
         (json!({"environment": "prod"}), "application"),
         (json!({"application": "a"}), "environment"),
-        (json!({"application": "a", "environment": "Prod!"}), "environment"),
-        (json!({"application": "a", "environment": "prod", "images": ["ghcr.io/a/b@sha256:abc"]}), "images[0].reference.digest"),
-        (json!({"application": "a", "environment": "prod", "images": [7]}), "images[0]"),
-        (json!({"application": "a", "environment": "prod", "caller": {"kind": "jenkins"}}), "caller.kind"),
-        (json!({"application": "a", "environment": "prod", "colour": "red"}), ""),
+        (
+            json!({"application": "a", "environment": "Prod!"}),
+            "environment",
+        ),
+        (
+            json!({"application": "a", "environment": "prod", "images": ["ghcr.io/a/b@sha256:abc"]}),
+            "images[0].reference.digest",
+        ),
+        (
+            json!({"application": "a", "environment": "prod", "images": [7]}),
+            "images[0]",
+        ),
+        (
+            json!({"application": "a", "environment": "prod", "caller": {"kind": "jenkins"}}),
+            "caller.kind",
+        ),
+        (
+            json!({"application": "a", "environment": "prod", "colour": "red"}),
+            "",
+        ),
     ];
     for (body, field) in cases {
         let resp = app.post_check(&body).await;

@@ -17,7 +17,11 @@ pub async fn portcullis(args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[tokio::test]
@@ -26,8 +30,19 @@ async fn check_prints_a_verdict_and_exits_with_its_code() {
     let image = format!("ghcr.io/acme/payments@{}", digest('e'));
     let server = app.grpc_url();
     let out = portcullis(&[
-        "check", "--server", &server, "-a", "payments", "-e", "staging", "--image", &image,
-        "--deadline", "2s", "--termination-log", "/nonexistent-dir/termination-log",
+        "check",
+        "--server",
+        &server,
+        "-a",
+        "payments",
+        "-e",
+        "staging",
+        "--image",
+        &image,
+        "--deadline",
+        "2s",
+        "--termination-log",
+        "/nonexistent-dir/termination-log",
     ])
     .await;
     let code = out.status.code().unwrap();
@@ -46,7 +61,15 @@ async fn check_prints_a_verdict_and_exits_with_its_code() {
 async fn check_without_a_service_exits_unreachable() {
     let addr = refused_addr().await;
     let out = portcullis(&[
-        "check", "--server", &format!("http://{addr}"), "-a", "payments", "-e", "prod", "--deadline", "1s",
+        "check",
+        "--server",
+        &format!("http://{addr}"),
+        "-a",
+        "payments",
+        "-e",
+        "prod",
+        "--deadline",
+        "1s",
     ])
     .await;
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
@@ -56,7 +79,15 @@ async fn check_without_a_service_exits_unreachable() {
 async fn check_with_bad_input_exits_bad_input() {
     let app = spawn_app().await;
     let out = portcullis(&[
-        "check", "--server", &app.grpc_url(), "-a", "payments", "-e", "PROD", "--deadline", "2s",
+        "check",
+        "--server",
+        &app.grpc_url(),
+        "-a",
+        "payments",
+        "-e",
+        "PROD",
+        "--deadline",
+        "2s",
     ])
     .await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -83,7 +114,10 @@ async fn token_generate_prints_a_hash_that_authenticates() {
     let out = portcullis(&["token", "generate", "--name", "ci", "--roles", "pipeline"]).await;
     assert_eq!(out.status.code(), Some(0));
     let all = text(&out);
-    let token = all.split_whitespace().find(|w| w.starts_with("pc_")).unwrap();
+    let token = all
+        .split_whitespace()
+        .find(|w| w.starts_with("pc_"))
+        .unwrap();
     let hash = portcullis::auth::hash_token(token);
     assert!(all.contains(&hash), "{all}");
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::http::good_check;
-use crate::support::fake_tool::{self, refused_addr};
 use crate::support::TestApp;
+use crate::support::fake_tool::{self, refused_addr};
 
 const FREEZE_POLICY: &str = r#"
 rules:
@@ -95,7 +95,10 @@ async fn every_fault_is_classified_and_never_continues() {
         assert_eq!(d["rule_results"][0]["outcome"], "missing", "{url}: {d}");
         assert_eq!(source_reason(&d), reason, "{url}: {d}");
         let why = d["rule_results"][0]["reason"].as_str().unwrap();
-        assert!(why.contains("freeze"), "{url}: the reason should name the source: {why}");
+        assert!(
+            why.contains("freeze"),
+            "{url}: the reason should name the source: {why}"
+        );
     }
 }
 
@@ -110,8 +113,16 @@ async fn a_source_nobody_configured_is_missing_not_passing() {
 #[tokio::test]
 async fn the_built_in_pack_without_adapters_says_what_it_could_not_evaluate() {
     let app = crate::support::spawn_app().await;
-    let d: Value = app.post_check(&good_check("builtin")).await.json().await.unwrap();
-    assert_ne!(d["verdict"], "continue", "no adapters configured must never be a silent pass: {d}");
+    let d: Value = app
+        .post_check(&good_check("builtin"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(
+        d["verdict"], "continue",
+        "no adapters configured must never be a silent pass: {d}"
+    );
     let missing: Vec<&Value> = d["rule_results"]
         .as_array()
         .unwrap()
@@ -120,8 +131,19 @@ async fn the_built_in_pack_without_adapters_says_what_it_could_not_evaluate() {
         .collect();
     assert!(!missing.is_empty(), "{d}");
     for r in missing {
-        assert!(r["reason"].as_str().unwrap().contains("not configured") || r["reason"].as_str().unwrap().contains("no evidence"), "{r}");
+        assert!(
+            r["reason"].as_str().unwrap().contains("not configured")
+                || r["reason"].as_str().unwrap().contains("no evidence"),
+            "{r}"
+        );
     }
     // Rules over the request itself were evaluated.
-    assert!(d["rule_results"].as_array().unwrap().iter().any(|r| r["rule_id"] == "image-pinned-by-digest" && r["outcome"] == "pass"), "{d}");
+    assert!(
+        d["rule_results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["rule_id"] == "image-pinned-by-digest" && r["outcome"] == "pass"),
+        "{d}"
+    );
 }

@@ -26,14 +26,18 @@ pub fn grpc_check(key: &str) -> pb::CheckRequest {
         }],
         caller: Some(pb::Caller {
             kind: pb::CallerKind::Spinnaker as i32,
-            ids: [("execution_id".to_string(), "01HX".to_string())].into_iter().collect(),
+            ids: [("execution_id".to_string(), "01HX".to_string())]
+                .into_iter()
+                .collect(),
         }),
         triggered_by: "alice".into(),
         change_refs: Some(pb::ChangeRefs {
             jira_keys: vec!["OPS-1".into()],
             servicenow_changes: vec!["CHG0030001".into()],
         }),
-        labels: [("team".to_string(), "payments".to_string())].into_iter().collect(),
+        labels: [("team".to_string(), "payments".to_string())]
+            .into_iter()
+            .collect(),
         idempotency_key: key.into(),
     }
 }
@@ -57,11 +61,19 @@ async fn check_over_grpc_and_read_it_back() {
 #[tokio::test]
 async fn the_same_check_over_http_and_grpc_is_one_stored_decision() {
     let app = spawn_app().await;
-    let http: Value = app.post_check(&good_check("both")).await.json().await.unwrap();
+    let http: Value = app
+        .post_check(&good_check("both"))
+        .await
+        .json()
+        .await
+        .unwrap();
     let mut client = app.grpc();
     let grpc = client.check(grpc_check("both"), soon()).await.unwrap();
     assert_eq!(grpc.id, http["id"].as_str().unwrap());
-    assert_eq!(grpc.policy_version, http["policy_version"].as_str().unwrap());
+    assert_eq!(
+        grpc.policy_version,
+        http["policy_version"].as_str().unwrap()
+    );
     let list: Value = app.get("/v1/decisions").await.json().await.unwrap();
     assert_eq!(list["decisions"].as_array().unwrap().len(), 1);
 }
@@ -79,7 +91,10 @@ async fn watching_a_final_decision_yields_it_once_and_ends() {
     let d = client.check(grpc_check("w"), soon()).await.unwrap();
     assert_eq!(d.status, pb::DecisionStatus::Final as i32);
     let mut seen = 0;
-    let fin = client.wait_final(&d.id, soon(), |_| seen += 1).await.unwrap();
+    let fin = client
+        .wait_final(&d.id, soon(), |_| seen += 1)
+        .await
+        .unwrap();
     assert_eq!(fin.id, d.id);
     assert_eq!(fin.verdict, pb::Verdict::Continue as i32);
     assert_eq!(seen, 1);
@@ -97,10 +112,15 @@ async fn a_pending_review_is_watched_until_the_deadline_not_answered() {
     assert_eq!(d.status, pb::DecisionStatus::Pending as i32);
     let mut seen = 0;
     let e = client
-        .wait_final(&d.id, Instant::now() + Duration::from_millis(300), |_| seen += 1)
+        .wait_final(&d.id, Instant::now() + Duration::from_millis(300), |_| {
+            seen += 1
+        })
         .await
         .unwrap_err();
-    assert!(matches!(e, portcullis::client::ClientError::Deadline), "{e}");
+    assert!(
+        matches!(e, portcullis::client::ClientError::Deadline),
+        "{e}"
+    );
     assert_eq!(seen, 1, "the current state is sent at once");
 }
 
@@ -108,8 +128,14 @@ async fn a_pending_review_is_watched_until_the_deadline_not_answered() {
 async fn unknown_decisions_are_not_found() {
     let app = spawn_app().await;
     let mut client = app.grpc();
-    let e = client.get("0190f5c2-0000-7000-8000-000000000000").await.unwrap_err();
-    assert!(matches!(e, portcullis::client::ClientError::BadInput(_)), "{e}");
+    let e = client
+        .get("0190f5c2-0000-7000-8000-000000000000")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, portcullis::client::ClientError::BadInput(_)),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -128,7 +154,10 @@ async fn standard_grpc_health_reports_serving() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(resp.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    assert_eq!(
+        resp.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 }
 
 #[tokio::test]
@@ -139,7 +168,10 @@ async fn invalid_grpc_input_is_invalid_argument_and_stores_nothing() {
     bad.images[0].reference = "ghcr.io/acme/payments@sha256:short".into();
     let e = client.check(bad, soon()).await.unwrap_err();
     let msg = e.to_string();
-    assert!(matches!(e, portcullis::client::ClientError::BadInput(_)), "{msg}");
+    assert!(
+        matches!(e, portcullis::client::ClientError::BadInput(_)),
+        "{msg}"
+    );
     assert!(msg.contains("images[0].reference.digest"), "{msg}");
     let list: Value = app.get("/v1/decisions").await.json().await.unwrap();
     assert!(list["decisions"].as_array().unwrap().is_empty());

@@ -28,7 +28,10 @@ async fn a_check_is_decided_stored_and_readable() {
     let d: Value = resp.json().await.unwrap();
     assert!(["continue", "manual_review", "terminate"].contains(&d["verdict"].as_str().unwrap()));
     assert!(d["policy_version"].as_str().unwrap().starts_with("sha256:"));
-    assert_eq!(location, format!("/v1/decisions/{}", d["id"].as_str().unwrap()));
+    assert_eq!(
+        location,
+        format!("/v1/decisions/{}", d["id"].as_str().unwrap())
+    );
 
     let again: Value = app.get(&location).await.json().await.unwrap();
     assert_eq!(again["id"], d["id"]);
@@ -46,8 +49,17 @@ async fn the_same_idempotency_key_returns_the_same_decision() {
     let second: Value = second.json().await.unwrap();
     assert_eq!(first["id"], second["id"]);
 
-    let list: Value = app.get("/v1/decisions?application=payments").await.json().await.unwrap();
-    assert_eq!(list["decisions"].as_array().unwrap().len(), 1, "stored twice: {list}");
+    let list: Value = app
+        .get("/v1/decisions?application=payments")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list["decisions"].as_array().unwrap().len(),
+        1,
+        "stored twice: {list}"
+    );
 }
 
 #[tokio::test]
@@ -72,7 +84,12 @@ async fn decisions_list_with_filters_and_pages() {
         }
         assert_eq!(app.post_check(&c).await.status(), 201);
     }
-    let staging: Value = app.get("/v1/decisions?environment=staging").await.json().await.unwrap();
+    let staging: Value = app
+        .get("/v1/decisions?environment=staging")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(staging["decisions"].as_array().unwrap().len(), 3);
 
     let mut seen = Vec::new();
@@ -106,7 +123,10 @@ async fn health_readiness_and_metrics() {
     app.post_check(&good_check("m")).await;
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("portcullis_decisions_total"), "{metrics}");
-    assert!(metrics.contains("portcullis_check_duration_seconds"), "{metrics}");
+    assert!(
+        metrics.contains("portcullis_check_duration_seconds"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -115,7 +135,10 @@ async fn resolving_a_review_is_not_implemented_yet_and_says_so() {
     let d: Value = app.post_check(&good_check("r")).await.json().await.unwrap();
     let resp = app
         .http
-        .post(app.url(&format!("/v1/decisions/{}/review", d["id"].as_str().unwrap())))
+        .post(app.url(&format!(
+            "/v1/decisions/{}/review",
+            d["id"].as_str().unwrap()
+        )))
         .send()
         .await
         .unwrap();

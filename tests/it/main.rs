@@ -1,9 +1,16 @@
 //! The one integration-test binary: it starts the real service on 127.0.0.1:0 and talks to it as
 //! clients do (HTTP, gRPC, the CLI binary).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
-
-#![allow(unreachable_pub, reason = "test helpers are shared between test modules")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
+#![allow(
+    unreachable_pub,
+    reason = "test helpers are shared between test modules"
+)]
 
 mod architecture;
 mod auth;

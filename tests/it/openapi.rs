@@ -20,8 +20,10 @@ fn documented() -> BTreeSet<(String, String)> {
 
 #[test]
 fn every_route_is_documented_and_every_documented_route_exists() {
-    let routes: BTreeSet<(String, String)> =
-        ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let routes: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
     assert_eq!(routes, documented());
 }
 
@@ -39,7 +41,10 @@ async fn every_documented_route_is_served() {
         assert_ne!(resp.status(), 405, "{method} {path}");
         if resp.status() == 404 {
             let p: Value = resp.json().await.unwrap();
-            assert_ne!(p["reason_code"], "route.not_found", "{method} {path} is documented but not routed");
+            assert_ne!(
+                p["reason_code"], "route.not_found",
+                "{method} {path} is documented but not routed"
+            );
         }
     }
 }

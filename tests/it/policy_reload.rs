@@ -35,29 +35,55 @@ async fn policy_version(app: &TestApp) -> String {
 
 #[tokio::test]
 async fn edits_are_picked_up_and_broken_edits_keep_the_last_good_set() {
-    let app = TestApp::builder().policies(&[("p.yaml", ALLOW)]).spawn().await;
-    let first: Value = app.post_check(&good_check("r1")).await.json().await.unwrap();
+    let app = TestApp::builder()
+        .policies(&[("p.yaml", ALLOW)])
+        .spawn()
+        .await;
+    let first: Value = app
+        .post_check(&good_check("r1"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(first["verdict"], "continue", "{first}");
     let v1 = policy_version(&app).await;
     let file = app.settings.policy.dir.clone().unwrap().join("p.yaml");
 
     std::fs::write(&file, BLOCK).unwrap();
-    let v2 = eventually(Duration::from_secs(10), "the edited policy to load", || async {
-        let v = policy_version(&app).await;
-        (v != v1).then_some(v)
-    })
+    let v2 = eventually(
+        Duration::from_secs(10),
+        "the edited policy to load",
+        || async {
+            let v = policy_version(&app).await;
+            (v != v1).then_some(v)
+        },
+    )
     .await;
-    let second: Value = app.post_check(&good_check("r2")).await.json().await.unwrap();
+    let second: Value = app
+        .post_check(&good_check("r2"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(second["verdict"], "terminate", "{second}");
     assert_eq!(second["policy_version"], v2.as_str());
 
     // A broken edit: the service keeps answering with the last good set.
-    std::fs::write(&file, "rules:\n  - id: broken\n    severity: catastrophic\n").unwrap();
+    std::fs::write(
+        &file,
+        "rules:\n  - id: broken\n    severity: catastrophic\n",
+    )
+    .unwrap();
     // Give the reloader several intervals to (not) swap; the version must stay v2 throughout.
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(60)).await;
         assert_eq!(policy_version(&app).await, v2);
     }
-    let third: Value = app.post_check(&good_check("r3")).await.json().await.unwrap();
+    let third: Value = app
+        .post_check(&good_check("r3"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(third["verdict"], "terminate");
 }

@@ -51,7 +51,12 @@ impl TestApp {
     }
 
     pub fn grpc(&self) -> GateClient {
-        GateClient::new(&self.grpc_url(), self.token.as_deref(), std::time::Duration::from_secs(5)).unwrap()
+        GateClient::new(
+            &self.grpc_url(),
+            self.token.as_deref(),
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap()
     }
 
     fn authed(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -81,7 +86,10 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.authed(self.http.get(self.url(path))).send().await.unwrap()
+        self.authed(self.http.get(self.url(path)))
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Stops the service gracefully and waits for it.
@@ -107,7 +115,12 @@ impl Drop for TestApp {
 impl TestAppBuilder {
     /// Replaces the built-in pack with these (file name, YAML) policy files.
     pub fn policies(mut self, files: &[(&str, &str)]) -> Self {
-        self.policies = Some(files.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect());
+        self.policies = Some(
+            files
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string()))
+                .collect(),
+        );
         self
     }
 
@@ -118,7 +131,8 @@ impl TestAppBuilder {
     }
 
     pub fn token(mut self, name: &str, token: &str, roles: Vec<Role>) -> Self {
-        self.tokens.push((name.to_string(), token.to_string(), roles));
+        self.tokens
+            .push((name.to_string(), token.to_string(), roles));
         self
     }
 
@@ -170,7 +184,11 @@ impl TestAppBuilder {
 }
 
 /// Starts an app from explicit settings (used to restart on the same store).
-pub async fn start(settings: Settings, dir: Arc<tempfile::TempDir>, token: Option<String>) -> TestApp {
+pub async fn start(
+    settings: Settings,
+    dir: Arc<tempfile::TempDir>,
+    token: Option<String>,
+) -> TestApp {
     let app = App::build(settings.clone()).await.unwrap();
     let http_addr = app.http_addr();
     let grpc_addr = app.grpc_addr();

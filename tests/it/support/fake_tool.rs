@@ -40,6 +40,7 @@ pub async fn spawn() -> FakeTool {
         .route("/status/{code}", get(status))
         .route("/ratelimit", get(ratelimit))
         .route("/hang", get(hang))
+        .route("/slow/{env}", get(slow))
         .route("/garbage", get(garbage))
         .with_state(calls.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -64,12 +65,21 @@ async fn freeze(State(calls): State<Calls>, Path(env): Path<String>) -> Response
 
 async fn status(State(calls): State<Calls>, Path(code): Path<u16>) -> Response {
     calls.0.fetch_add(1, Ordering::SeqCst);
-    (StatusCode::from_u16(code).unwrap(), axum::Json(serde_json::json!({"error": "boom"}))).into_response()
+    (
+        StatusCode::from_u16(code).unwrap(),
+        axum::Json(serde_json::json!({"error": "boom"})),
+    )
+        .into_response()
 }
 
 async fn ratelimit(State(calls): State<Calls>) -> Response {
     calls.0.fetch_add(1, Ordering::SeqCst);
-    (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "120")], "slow down").into_response()
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [("retry-after", "120")],
+        "slow down",
+    )
+        .into_response()
 }
 
 async fn hang(State(calls): State<Calls>) -> Response {
@@ -81,4 +91,11 @@ async fn hang(State(calls): State<Calls>) -> Response {
 async fn garbage(State(calls): State<Calls>) -> Response {
     calls.0.fetch_add(1, Ordering::SeqCst);
     ([("content-type", "application/json")], "{not json").into_response()
+}
+
+/// Answers like `/freeze/{env}` after 300 ms: long enough to stop the service mid-check.
+async fn slow(State(calls): State<Calls>, Path(env): Path<String>) -> Response {
+    calls.0.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    axum::Json(serde_json::json!({ "environment": env, "frozen": false })).into_response()
 }
