@@ -52,7 +52,11 @@ pub trait Adapter: Send + Sync + std::fmt::Debug {
     /// The adapter kind, as in configuration (`http`, `sonarqube` …).
     fn kind(&self) -> &'static str;
     /// Gathers facts for one deploy. Must return before `deadline`.
-    async fn collect(&self, request: &CheckRequest, deadline: Instant) -> Result<Facts, AdapterError>;
+    async fn collect(
+        &self,
+        request: &CheckRequest,
+        deadline: Instant,
+    ) -> Result<Facts, AdapterError>;
 }
 
 /// Why an adapter could not produce facts. Messages never contain credentials; each is one
@@ -158,14 +162,18 @@ fn check_name(name: &str) -> Result<(), AdapterBuildError> {
     };
     let shape_ok = name.len() <= 63
         && name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !shape_ok {
         return Err(invalid(
             "must be 1 to 63 lower-case letters, digits or `_`, starting with a letter",
         ));
     }
     if name == "request" {
-        return Err(invalid("`request` is the namespace of the check request itself; choose another name"));
+        return Err(invalid(
+            "`request` is the namespace of the check request itself; choose another name",
+        ));
     }
     Ok(())
 }
@@ -185,11 +193,17 @@ mod tests {
             "[{kind: http, name: a, url: 'http://h/'}, {kind: http, name: a, url: 'http://h/'}]",
         ))
         .unwrap_err();
-        assert!(e.to_string().starts_with("adapter `a`: `name`: is used by another"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("adapter `a`: `name`: is used by another"),
+            "{e}"
+        );
         let e = build(&configs("[{kind: http, name: request, url: 'http://h/'}]")).unwrap_err();
         assert!(e.to_string().contains("`request` is the namespace"), "{e}");
         for bad in ["Sonar", "1x", "a-b", ""] {
-            let e = build(&configs(&format!("[{{kind: http, name: '{bad}', url: 'http://h/'}}]")));
+            let e = build(&configs(&format!(
+                "[{{kind: http, name: '{bad}', url: 'http://h/'}}]"
+            )));
             assert!(e.is_err(), "{bad}");
         }
         let built = build(&configs(
@@ -206,14 +220,19 @@ mod tests {
             AdapterError::Timeout { timeout_ms: 1 },
             AdapterError::Unreachable { detail: "x".into() },
             AdapterError::Auth { status: 401 },
-            AdapterError::RateLimited { retry_after_s: Some(3) },
+            AdapterError::RateLimited {
+                retry_after_s: Some(3),
+            },
             AdapterError::BadResponse { detail: "x".into() },
             AdapterError::NotFound { detail: "x".into() },
         ];
         for e in errors {
             assert_eq!(e.reason_code(), format!("adapter.{}", e.reason().as_str()));
             let msg = e.to_string();
-            assert!(msg.starts_with(|c: char| c.is_lowercase()) && !msg.ends_with('.'), "{msg}");
+            assert!(
+                msg.starts_with(|c: char| c.is_lowercase()) && !msg.ends_with('.'),
+                "{msg}"
+            );
         }
     }
 }

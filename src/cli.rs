@@ -40,7 +40,11 @@ impl From<ExitCode> for ProcessExitCode {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "portcullis", version, about = "A deployment firewall: continue, manual review or terminate, with evidence")]
+#[command(
+    name = "portcullis",
+    version,
+    about = "A deployment firewall: continue, manual review or terminate, with evidence"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -33,9 +33,10 @@ impl ClientError {
     fn from_status(s: &Status) -> Self {
         let msg = s.message().to_string();
         match s.code() {
-            Code::InvalidArgument | Code::AlreadyExists | Code::FailedPrecondition | Code::NotFound => {
-                ClientError::BadInput(msg)
-            }
+            Code::InvalidArgument
+            | Code::AlreadyExists
+            | Code::FailedPrecondition
+            | Code::NotFound => ClientError::BadInput(msg),
             Code::Unauthenticated | Code::PermissionDenied => ClientError::Auth(msg),
             _ => ClientError::Unreachable(format!("{}: {msg}", s.code())),
         }
@@ -73,18 +74,22 @@ impl std::fmt::Debug for GateClient {
 
 impl GateClient {
     /// Prepares a lazily connecting client; connection errors surface on the first call.
-    pub fn new(server: &str, token: Option<&str>, connect_timeout: Duration) -> Result<Self, ClientError> {
+    pub fn new(
+        server: &str,
+        token: Option<&str>,
+        connect_timeout: Duration,
+    ) -> Result<Self, ClientError> {
         let endpoint = Endpoint::from_shared(server.to_string())
-            .map_err(|e| ClientError::BadInput(format!("`{server}` is not a valid server URL: {e}")))?
+            .map_err(|e| {
+                ClientError::BadInput(format!("`{server}` is not a valid server URL: {e}"))
+            })?
             .connect_timeout(connect_timeout)
             .tcp_nodelay(true);
         let channel = endpoint.connect_lazy();
         let bearer = match token {
-            Some(t) => Some(
-                format!("Bearer {t}")
-                    .parse()
-                    .map_err(|_| ClientError::BadInput("the token has characters not allowed in a header".into()))?,
-            ),
+            Some(t) => Some(format!("Bearer {t}").parse().map_err(|_| {
+                ClientError::BadInput("the token has characters not allowed in a header".into())
+            })?),
             None => None,
         };
         Ok(Self {
@@ -94,12 +99,20 @@ impl GateClient {
 
     /// Sends a check, retrying transient failures until `deadline`. Retrying is safe only with
     /// an idempotency key; without one a single attempt is made.
-    pub async fn check(&mut self, request: pb::CheckRequest, deadline: Instant) -> Result<pb::Decision, ClientError> {
+    pub async fn check(
+        &mut self,
+        request: pb::CheckRequest,
+        deadline: Instant,
+    ) -> Result<pb::Decision, ClientError> {
         let retry = !request.idempotency_key.is_empty();
         let mut backoff = Duration::from_millis(200);
         loop {
             let mut req = Request::new(request.clone());
-            req.set_timeout(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)));
+            req.set_timeout(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1)),
+            );
             match self.inner.check(req).await {
                 Ok(resp) => return Ok(resp.into_inner()),
                 Err(s) => {

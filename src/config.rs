@@ -192,8 +192,14 @@ mod tests {
     #[test]
     fn environment_overrides_defaults() {
         let env = vec![
-            ("PORTCULLIS__SERVER__HTTP_ADDR".to_string(), "127.0.0.1:9999".to_string()),
-            ("PORTCULLIS__GATE__EVIDENCE_DEADLINE".to_string(), "3s".to_string()),
+            (
+                "PORTCULLIS__SERVER__HTTP_ADDR".to_string(),
+                "127.0.0.1:9999".to_string(),
+            ),
+            (
+                "PORTCULLIS__GATE__EVIDENCE_DEADLINE".to_string(),
+                "3s".to_string(),
+            ),
             ("PORTCULLIS_UNRELATED".to_string(), "x".to_string()),
         ];
         let s = load_from(None, env).unwrap();
@@ -205,8 +211,15 @@ mod tests {
     fn file_overrides_defaults_and_env_overrides_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.yaml");
-        std::fs::write(&path, "store:\n  url: sqlite://x.db\nserver:\n  max_body_bytes: 10\n").unwrap();
-        let env = vec![("PORTCULLIS__SERVER__MAX_BODY_BYTES".to_string(), "20".to_string())];
+        std::fs::write(
+            &path,
+            "store:\n  url: sqlite://x.db\nserver:\n  max_body_bytes: 10\n",
+        )
+        .unwrap();
+        let env = vec![(
+            "PORTCULLIS__SERVER__MAX_BODY_BYTES".to_string(),
+            "20".to_string(),
+        )];
         let s = load_from(Some(&path), env).unwrap();
         assert_eq!(s.store.url, "sqlite://x.db");
         assert_eq!(s.server.max_body_bytes, 20);
@@ -225,7 +238,10 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_path() {
-        let env = vec![("PORTCULLIS__SERVER__GRPC_ADDR".to_string(), "not an address".to_string())];
+        let env = vec![(
+            "PORTCULLIS__SERVER__GRPC_ADDR".to_string(),
+            "not an address".to_string(),
+        )];
         let e = load_from(None, env).unwrap_err();
         assert!(e.to_string().contains("server.grpc_addr"), "{e}");
     }

@@ -15,8 +15,7 @@ pub use decision::{Decision, DecisionStatus, RuleOutcome, RuleResult, Severity, 
 pub use draft::{CheckRequestDraft, ImageDraft, SourceDraft};
 pub use evidence::{Evidence, FailureReason, SourceReport, SourceStatus};
 pub use ids::{
-    Application, ChangeNumber, CommitSha, DecisionId, Digest, Environment, IdempotencyKey,
-    JiraKey,
+    Application, ChangeNumber, CommitSha, DecisionId, Digest, Environment, IdempotencyKey, JiraKey,
 };
 pub use request::{
     Caller, CallerKind, ChangeRefs, CheckRequest, ImageRef, SourceRevision, Subject,

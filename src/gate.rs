@@ -222,8 +222,7 @@ impl Gate {
         match self.store.insert_decision(&decision, &fingerprint).await? {
             Inserted::Created => {
                 self.metrics.decision(decision.verdict);
-                self.metrics
-                    .check_duration(started.elapsed().as_secs_f64());
+                self.metrics.check_duration(started.elapsed().as_secs_f64());
                 info!(
                     verdict = decision.verdict.as_str(),
                     rules = decision.rule_results.len(),
@@ -396,7 +395,10 @@ fn summarize(verdict: Verdict, results: &[crate::domain::RuleResult]) -> String 
         Verdict::Terminate => format!("terminate: blocked by {}", blocking.join(", ")),
     };
     if warnings > 0 {
-        s.push_str(&format!(" ({warnings} warning{})", if warnings == 1 { "" } else { "s" }));
+        s.push_str(&format!(
+            " ({warnings} warning{})",
+            if warnings == 1 { "" } else { "s" }
+        ));
     }
     s
 }

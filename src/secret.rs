@@ -126,16 +126,18 @@ impl SecretSource {
                     // the content, so it is safe to show.
                     detail: e.kind().to_string(),
                 })?;
-                let mut value = String::from_utf8(bytes)
-                    .map_err(|_| SecretError::FileNotUtf8 { path: shown.clone() })?;
+                let mut value = String::from_utf8(bytes).map_err(|_| SecretError::FileNotUtf8 {
+                    path: shown.clone(),
+                })?;
                 // Editors and `echo` add a final newline; it is never part of a token.
                 let trimmed = value.trim_end_matches(['\n', '\r']).len();
                 value.truncate(trimmed);
                 (value, format!("secret file `{shown}`"))
             }
-            SecretSource::Value(secret) => {
-                (secret.expose().to_string(), "the literal secret value".to_string())
-            }
+            SecretSource::Value(secret) => (
+                secret.expose().to_string(),
+                "the literal secret value".to_string(),
+            ),
         };
         if value.is_empty() {
             return Err(SecretError::Empty { origin });
@@ -179,7 +181,10 @@ mod tests {
         let var = "PORTCULLIS_TEST_SECRET_THAT_IS_NEVER_SET_7f3a";
         let err = SecretSource::Env(var.into()).resolve().unwrap_err();
         assert_eq!(err, SecretError::EnvMissing { var: var.into() });
-        assert_eq!(err.to_string(), format!("environment variable `{var}` is not set"));
+        assert_eq!(
+            err.to_string(),
+            format!("environment variable `{var}` is not set")
+        );
     }
 
     #[test]
@@ -200,8 +205,13 @@ mod tests {
 
     #[test]
     fn file_errors_name_the_path_not_the_value() {
-        let err = SecretSource::File("/nonexistent/portcullis/token".into()).resolve().unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/portcullis/token"), "{err}");
+        let err = SecretSource::File("/nonexistent/portcullis/token".into())
+            .resolve()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/portcullis/token"),
+            "{err}"
+        );
 
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(b"\n").unwrap();

@@ -150,7 +150,9 @@ async fn answer(
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").into()))
         .collect();
     let echo = serde_json::json!({"uri": uri.to_string(), "headers": echo});
-    let authorised = headers.values().any(|v| v.to_str().unwrap_or("").contains(TEST_SECRET));
+    let authorised = headers
+        .values()
+        .any(|v| v.to_str().unwrap_or("").contains(TEST_SECRET));
     let status = if authorised { step.status } else { 401 };
 
     let mut response = Response::builder().status(StatusCode::from_u16(status).unwrap());
@@ -173,7 +175,9 @@ async fn answer(
         }
         Payload::Garbage => {
             response = response.header(header::CONTENT_TYPE, "text/html");
-            Body::from(format!("<html><body>Login required. You sent {echo}</body></html>"))
+            Body::from(format!(
+                "<html><body>Login required. You sent {echo}</body></html>"
+            ))
         }
         Payload::Huge => {
             let chunk = Bytes::from(vec![b' '; 64 * 1024]);
@@ -215,32 +219,60 @@ pub(crate) async fn run(make: impl Fn(&str) -> Arc<dyn Adapter>, expected: serde
     let (r, _) = fault(vec![Step::ok()], 3.0).await;
     let facts = r.unwrap();
     assert_eq!(facts.document, expected, "facts extracted from a 200");
-    assert!(facts.url.is_some_and(|u| u.starts_with("http://127.0.0.1")), "url recorded");
+    assert!(
+        facts.url.is_some_and(|u| u.starts_with("http://127.0.0.1")),
+        "url recorded"
+    );
     let excerpt = facts.excerpt.unwrap();
-    assert!(excerpt.contains("\"status\":\"OK\""), "excerpt recorded: {excerpt}");
+    assert!(
+        excerpt.contains("\"status\":\"OK\""),
+        "excerpt recorded: {excerpt}"
+    );
 
     let (r, hits) = fault(vec![Step::status(500)], 3.0).await;
     let e = r.unwrap_err();
-    assert!(matches!(e, AdapterError::BadResponse { .. }) && e.to_string().contains("500"), "{e:?}");
+    assert!(
+        matches!(e, AdapterError::BadResponse { .. }) && e.to_string().contains("500"),
+        "{e:?}"
+    );
     assert_eq!(hits, 1, "a plain 500 is not retried");
 
     let (r, hits) = fault(vec![Step::status(503), Step::ok()], 3.0).await;
-    assert_eq!(r.unwrap().document, expected, "503 then 200 succeeds by retrying");
+    assert_eq!(
+        r.unwrap().document,
+        expected,
+        "503 then 200 succeeds by retrying"
+    );
     assert_eq!(hits, 2);
 
     let (r, hits) = fault(vec![Step::status(429).retry_after("1"), Step::ok()], 3.0).await;
-    assert_eq!(r.unwrap().document, expected, "429 with a Retry-After that fits is retried");
+    assert_eq!(
+        r.unwrap().document,
+        expected,
+        "429 with a Retry-After that fits is retried"
+    );
     assert_eq!(hits, 2);
 
     let (r, hits) = fault(vec![Step::status(429).retry_after("60"), Step::ok()], 3.0).await;
     let e = r.unwrap_err();
-    assert!(matches!(e, AdapterError::RateLimited { retry_after_s: Some(60) }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            AdapterError::RateLimited {
+                retry_after_s: Some(60)
+            }
+        ),
+        "{e:?}"
+    );
     assert_eq!(hits, 1, "a Retry-After past the deadline is not waited for");
 
     for status in [401, 403] {
         let (r, hits) = fault(vec![Step::status(status)], 3.0).await;
         let e = r.unwrap_err();
-        assert!(matches!(e, AdapterError::Auth { status: s } if s == status), "{e:?}");
+        assert!(
+            matches!(e, AdapterError::Auth { status: s } if s == status),
+            "{e:?}"
+        );
         assert_eq!(hits, 1, "auth failures are not retried");
     }
 
@@ -269,12 +301,22 @@ pub(crate) async fn run(make: impl Fn(&str) -> Arc<dyn Adapter>, expected: serde
     assert_eq!(hits, 1, "redirects are not followed");
 
     // Connection refused: a port that was bound and released has nobody listening.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let e = make(&format!("http://127.0.0.1:{port}")).collect(&req, within(3.0)).await.unwrap_err();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let e = make(&format!("http://127.0.0.1:{port}"))
+        .collect(&req, within(3.0))
+        .await
+        .unwrap_err();
     assert!(matches!(e, AdapterError::Unreachable { .. }), "{e:?}");
     reported.push(e.to_string());
 
     for text in &reported {
-        assert!(!text.contains(TEST_SECRET), "credential leaked into: {text}");
+        assert!(
+            !text.contains(TEST_SECRET),
+            "credential leaked into: {text}"
+        );
     }
 }

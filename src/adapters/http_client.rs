@@ -136,7 +136,10 @@ impl HttpClient {
             .build()
             .map_err(|e| AdapterBuildError::Invalid {
                 name: settings.adapter.clone(),
-                message: format!("cannot build the http client: {}", error_chain(&e.without_url())),
+                message: format!(
+                    "cannot build the http client: {}",
+                    error_chain(&e.without_url())
+                ),
             })?;
         let permits = std::sync::Arc::new(Semaphore::new(settings.max_concurrency.max(1)));
         Ok(Self {
@@ -166,13 +169,20 @@ impl HttpClient {
             let t0 = Instant::now();
             let result = timeout_at(deadline, self.attempt(request, &redactor, &shown_url)).await;
             let duration_ms = millis(t0.elapsed());
-            let Ok(Attempt { status, outcome, retry }) = result else {
+            let Ok(Attempt {
+                status,
+                outcome,
+                retry,
+            }) = result
+            else {
                 tracing::debug!(
                     adapter = %self.settings.adapter, attempt, status = Option::<u16>::None,
                     duration_ms, url = %shown_url, outcome = "adapter.timeout",
                     "http attempt"
                 );
-                return Err(AdapterError::Timeout { timeout_ms: budget_ms });
+                return Err(AdapterError::Timeout {
+                    timeout_ms: budget_ms,
+                });
             };
             tracing::debug!(
                 adapter = %self.settings.adapter, attempt, status, duration_ms, url = %shown_url,
@@ -195,7 +205,12 @@ impl HttpClient {
         }
     }
 
-    async fn attempt(&self, request: &HttpRequest, redactor: &Redactor, shown_url: &str) -> Attempt {
+    async fn attempt(
+        &self,
+        request: &HttpRequest,
+        redactor: &Redactor,
+        shown_url: &str,
+    ) -> Attempt {
         let fail = |error: AdapterError, retry: Retry| Attempt {
             status: None,
             outcome: Err(error),
@@ -257,7 +272,8 @@ impl HttpClient {
             // 429 means the tool did not act on the request, so it is retryable for any method.
             429 => (
                 AdapterError::RateLimited {
-                    retry_after_s: retry_after.map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
+                    retry_after_s: retry_after
+                        .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
                 },
                 Retry::Yes(retry_after),
             ),
@@ -313,7 +329,9 @@ impl HttpClient {
             });
         }
         let mut json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-            let ct = content_type.map(|c| format!(" (content type `{c}`)")).unwrap_or_default();
+            let ct = content_type
+                .map(|c| format!(" (content type `{c}`)"))
+                .unwrap_or_default();
             AdapterError::BadResponse {
                 detail: format!("response from `{shown_url}`{ct} is not json: {e}"),
             }
@@ -356,7 +374,10 @@ async fn read_capped(
     let too_large = || AdapterError::BadResponse {
         detail: format!("response is larger than the limit of {} KiB", max / 1024),
     };
-    if response.content_length().is_some_and(|len| len > max as u64) {
+    if response
+        .content_length()
+        .is_some_and(|len| len > max as u64)
+    {
         return Err(too_large());
     }
     let mut body = Vec::new();
@@ -464,9 +485,15 @@ mod tests {
         let date = later.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
         h.insert(header::RETRY_AFTER, HeaderValue::from_str(&date).unwrap());
         let d = retry_after(&h).unwrap();
-        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
+        assert!(
+            d > Duration::from_secs(100) && d <= Duration::from_secs(120),
+            "{d:?}"
+        );
 
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
 
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));

@@ -141,7 +141,10 @@ impl std::fmt::Debug for HttpJsonPathAdapter {
             .field("name", &self.name)
             .field("method", &self.method)
             .field("url", &self.url_source)
-            .field("facts", &self.extract.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field(
+                "facts",
+                &self.extract.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -165,7 +168,10 @@ impl HttpJsonPathAdapter {
         let body = match (&config.body, config.method) {
             (None, _) => None,
             (Some(_), HttpMethod::Get) => {
-                return Err(invalid("body", "only a POST sends a body; set `method: POST`".into()));
+                return Err(invalid(
+                    "body",
+                    "only a POST sends a body; set `method: POST`".into(),
+                ));
             }
             (Some(b), HttpMethod::Post) => {
                 Some(JsonTemplate::parse(b).map_err(|e| invalid("body", e.to_string()))?)
@@ -180,21 +186,35 @@ impl HttpJsonPathAdapter {
             let (text, secret) = match (&h.value, &h.secret) {
                 (Some(v), None) => {
                     if h.prefix.is_some() {
-                        return Err(invalid(&field, "`prefix` goes with `secret`, not `value`".into()));
+                        return Err(invalid(
+                            &field,
+                            "`prefix` goes with `secret`, not `value`".into(),
+                        ));
                     }
                     (v.clone(), false)
                 }
                 (None, Some(source)) => {
-                    let secret = source.resolve().map_err(|e| invalid(&field, e.to_string()))?;
-                    (format!("{}{}", h.prefix.as_deref().unwrap_or(""), secret.expose()), true)
+                    let secret = source
+                        .resolve()
+                        .map_err(|e| invalid(&field, e.to_string()))?;
+                    (
+                        format!("{}{}", h.prefix.as_deref().unwrap_or(""), secret.expose()),
+                        true,
+                    )
                 }
                 _ => {
-                    return Err(invalid(&field, "give exactly one of `value` and `secret`".into()));
+                    return Err(invalid(
+                        &field,
+                        "give exactly one of `value` and `secret`".into(),
+                    ));
                 }
             };
             let mut value = HeaderValue::from_str(&text).map_err(|_| {
                 // The value is not quoted: it may be a credential.
-                invalid(&field, "has characters that are not allowed in a header value".into())
+                invalid(
+                    &field,
+                    "has characters that are not allowed in a header value".into(),
+                )
             })?;
             // Sensitive values are left out of `http`'s Debug output, never indexed by HPACK,
             // and scrubbed by the client from anything it reports.
@@ -210,17 +230,26 @@ impl HttpJsonPathAdapter {
         }
         if let Some(list) = &config.expect_status {
             if list.is_empty() {
-                return Err(invalid("expect_status", "must list at least one status".into()));
+                return Err(invalid(
+                    "expect_status",
+                    "must list at least one status".into(),
+                ));
             }
             if let Some(bad) = list.iter().find(|s| !is_valid_status(**s)) {
-                return Err(invalid("expect_status", format!("`{bad}` is not an HTTP status")));
+                return Err(invalid(
+                    "expect_status",
+                    format!("`{bad}` is not an HTTP status"),
+                ));
             }
         }
 
         let mut extract = Vec::new();
         for (fact, path) in &config.extract {
             let field = format!("extract.{fact}");
-            let fact_ok = fact.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            let fact_ok = fact
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && fact.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !fact_ok {
                 return Err(invalid(
@@ -262,7 +291,8 @@ impl HttpJsonPathAdapter {
                     detail: format!("`extract.{fact}` cannot be evaluated on the response: {e}"),
                 }
             })?;
-            let mut values: Vec<serde_json::Value> = found.into_iter().map(|r| r.val.clone()).collect();
+            let mut values: Vec<serde_json::Value> =
+                found.into_iter().map(|r| r.val.clone()).collect();
             match values.len() {
                 0 => {}
                 1 => {
@@ -285,7 +315,10 @@ fn check_url(url: &Template) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let parsed = Url::parse(&sample).map_err(|e| format!("is not a valid url: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("scheme `{}` is not supported; use http or https", parsed.scheme()));
+        return Err(format!(
+            "scheme `{}` is not supported; use http or https",
+            parsed.scheme()
+        ));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err("must not contain credentials; use a `headers` entry with a `secret`".into());
@@ -295,7 +328,9 @@ fn check_url(url: &Template) -> Result<(), String> {
 
 impl From<MissingValue> for AdapterError {
     fn from(m: MissingValue) -> Self {
-        AdapterError::NotFound { detail: m.to_string() }
+        AdapterError::NotFound {
+            detail: m.to_string(),
+        }
     }
 }
 
@@ -309,7 +344,11 @@ impl Adapter for HttpJsonPathAdapter {
         "http"
     }
 
-    async fn collect(&self, request: &CheckRequest, deadline: Instant) -> Result<Facts, AdapterError> {
+    async fn collect(
+        &self,
+        request: &CheckRequest,
+        deadline: Instant,
+    ) -> Result<Facts, AdapterError> {
         let deadline = deadline.min(Instant::now() + self.timeout);
         let text = self.url.render(request, Encoding::Url)?;
         // Values are percent-encoded and the template was checked with sample values, so this
@@ -402,7 +441,10 @@ mod tests {
         )
         .unwrap();
         let shown = format!("{configs:?} {:?}", build(&configs).unwrap());
-        assert!(!shown.contains("lit3ral") && !shown.contains("s3cr3t"), "{shown}");
+        assert!(
+            !shown.contains("lit3ral") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
         assert!(!format!("{:?}", adapter("http://127.0.0.1:9")).contains(TEST_SECRET));
     }
 
@@ -410,10 +452,9 @@ mod tests {
     fn unknown_keys_are_rejected_by_name() {
         let e = config("- {kind: http, name: t, url: 'http://h/', tmeout: 5s}").unwrap_err();
         assert!(e.to_string().contains("unknown field `tmeout`"), "{e}");
-        let e = config(
-            "- {kind: http, name: t, url: 'http://h/', headers: {A: {value: x, prfix: y}}}",
-        )
-        .unwrap_err();
+        let e =
+            config("- {kind: http, name: t, url: 'http://h/', headers: {A: {value: x, prfix: y}}}")
+                .unwrap_err();
         assert!(e.to_string().contains("unknown field `prfix`"), "{e}");
         let e = config("- {kind: htp, name: t, url: 'http://h/'}").unwrap_err();
         assert!(e.to_string().contains("unknown variant `htp`"), "{e}");
@@ -440,25 +481,60 @@ mod tests {
         let e = build(&configs).unwrap_err().to_string();
         assert_eq!(
             e,
-            format!("adapter `scanner`: `headers.Authorization`: environment variable `{var}` is not set")
+            format!(
+                "adapter `scanner`: `headers.Authorization`: environment variable `{var}` is not set"
+            )
         );
     }
 
     #[test]
     fn build_errors_name_adapter_and_field() {
         let cases = [
-            ("url: 'http://h/{image.sha}'", "`url`: unknown placeholder `{image.sha}`"),
+            (
+                "url: 'http://h/{image.sha}'",
+                "`url`: unknown placeholder `{image.sha}`",
+            ),
             ("url: 'ftp://h/'", "`url`: scheme `ftp` is not supported"),
-            ("url: 'https://u:p@h/'", "`url`: must not contain credentials"),
-            ("url: 'http://h/', extract: {x: '$.[bad'}", "`extract.x`: `$.[bad` is not a JSONPath"),
-            ("url: 'http://h/', extract: {'a-b': '$.x'}", "`extract.a-b`: fact names"),
-            ("url: 'http://h/', body: {a: 1}", "`body`: only a POST sends a body"),
-            ("url: 'http://h/', method: POST, body: {a: '{nope}'}", "`body`: `body.a`: unknown placeholder"),
-            ("url: 'http://h/', headers: {A: {}}", "`headers.A`: give exactly one"),
-            ("url: 'http://h/', headers: {'A B': {value: x}}", "`headers.A B`: is not a valid header name"),
-            ("url: 'http://h/', timeout: 0s", "`timeout`: must be longer than zero"),
-            ("url: 'http://h/', max_concurrency: 0", "`max_concurrency`: must be at least 1"),
-            ("url: 'http://h/', expect_status: [700]", "`expect_status`: `700` is not an HTTP status"),
+            (
+                "url: 'https://u:p@h/'",
+                "`url`: must not contain credentials",
+            ),
+            (
+                "url: 'http://h/', extract: {x: '$.[bad'}",
+                "`extract.x`: `$.[bad` is not a JSONPath",
+            ),
+            (
+                "url: 'http://h/', extract: {'a-b': '$.x'}",
+                "`extract.a-b`: fact names",
+            ),
+            (
+                "url: 'http://h/', body: {a: 1}",
+                "`body`: only a POST sends a body",
+            ),
+            (
+                "url: 'http://h/', method: POST, body: {a: '{nope}'}",
+                "`body`: `body.a`: unknown placeholder",
+            ),
+            (
+                "url: 'http://h/', headers: {A: {}}",
+                "`headers.A`: give exactly one",
+            ),
+            (
+                "url: 'http://h/', headers: {'A B': {value: x}}",
+                "`headers.A B`: is not a valid header name",
+            ),
+            (
+                "url: 'http://h/', timeout: 0s",
+                "`timeout`: must be longer than zero",
+            ),
+            (
+                "url: 'http://h/', max_concurrency: 0",
+                "`max_concurrency`: must be at least 1",
+            ),
+            (
+                "url: 'http://h/', expect_status: [700]",
+                "`expect_status`: `700` is not an HTTP status",
+            ),
         ];
         for (fields, expected) in cases {
             let configs = config(&format!("- {{kind: http, name: t, {fields}}}")).unwrap();
@@ -470,13 +546,20 @@ mod tests {
 
     #[tokio::test]
     async fn absent_request_values_are_not_found_without_calling() {
-        let configs = config("- {kind: http, name: t, url: 'http://127.0.0.1:9/{image.digest}'}").unwrap();
+        let configs =
+            config("- {kind: http, name: t, url: 'http://127.0.0.1:9/{image.digest}'}").unwrap();
         let adapter = build(&configs).unwrap().remove(0);
         let mut r = request();
         r.images[0].digest = None;
-        let e = adapter.collect(&r, Instant::now() + Duration::from_secs(1)).await.unwrap_err();
+        let e = adapter
+            .collect(&r, Instant::now() + Duration::from_secs(1))
+            .await
+            .unwrap_err();
         assert!(matches!(e, AdapterError::NotFound { .. }), "{e:?}");
-        assert_eq!(e.to_string(), "not found: request has no image digest for `{image.digest}`");
+        assert_eq!(
+            e.to_string(),
+            "not found: request has no image digest for `{image.digest}`"
+        );
     }
 
     #[tokio::test]
@@ -488,10 +571,16 @@ mod tests {
         ))
         .unwrap();
         let adapter = build(&configs).unwrap().remove(0);
-        let facts = adapter.collect(&request(), Instant::now() + Duration::from_secs(3)).await.unwrap();
+        let facts = adapter
+            .collect(&request(), Instant::now() + Duration::from_secs(3))
+            .await
+            .unwrap();
         assert_eq!(facts.document, serde_json::json!({"s": "OK"}));
         let seen = server.requests();
         assert_eq!(seen[0].method, "POST");
-        assert_eq!(seen[0].body, serde_json::json!({"app": "payments-api", "n": 1}));
+        assert_eq!(
+            seen[0].body,
+            serde_json::json!({"app": "payments-api", "n": 1})
+        );
     }
 }

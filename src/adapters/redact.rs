@@ -20,14 +20,42 @@ use crate::secret::REDACTED;
 /// `api_key`, `key` and `X-Amz-Signature` are hidden.
 pub fn is_secret_name(name: &str) -> bool {
     const ALWAYS: &[&str] = &[
-        "token", "password", "passwd", "pwd", "secret", "signature", "sig", "credential",
-        "credentials", "auth", "authorization", "cookie", "session", "sessionid", "jwt", "apikey",
-        "accesstoken", "bearer", "otp", "passphrase",
+        "token",
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "signature",
+        "sig",
+        "credential",
+        "credentials",
+        "auth",
+        "authorization",
+        "cookie",
+        "session",
+        "sessionid",
+        "jwt",
+        "apikey",
+        "accesstoken",
+        "bearer",
+        "otp",
+        "passphrase",
     ];
     // `key` alone is a credential only with one of these words, or when it is the whole name.
     const KEY_QUALIFIERS: &[&str] = &[
-        "api", "access", "private", "secret", "client", "app", "signing", "subscription", "master",
-        "auth", "license", "encryption", "sas",
+        "api",
+        "access",
+        "private",
+        "secret",
+        "client",
+        "app",
+        "signing",
+        "subscription",
+        "master",
+        "auth",
+        "license",
+        "encryption",
+        "sas",
     ];
     let words = words(name);
     if words.iter().any(|w| ALWAYS.contains(&w.as_str())) {
@@ -72,7 +100,11 @@ pub fn redact_url(url: &Url) -> String {
         let pairs: Vec<(String, String)> = shown
             .query_pairs()
             .map(|(k, v)| {
-                let v = if is_secret_name(&k) { REDACTED.to_string() } else { v.into_owned() };
+                let v = if is_secret_name(&k) {
+                    REDACTED.to_string()
+                } else {
+                    v.into_owned()
+                };
                 (k.into_owned(), v)
             })
             .collect();
@@ -109,7 +141,9 @@ impl Redactor {
         all.retain(|s| !s.is_empty());
         all.sort();
         all.dedup();
-        Self { secrets: Arc::new(all) }
+        Self {
+            secrets: Arc::new(all),
+        }
     }
 
     /// Adds the credential values of `headers`: those marked sensitive and those whose name
@@ -136,7 +170,11 @@ impl Redactor {
     pub fn with_url(&self, url: &Url) -> Self {
         let mut more = vec![url.username().to_string()];
         more.extend(url.password().map(str::to_string));
-        more.extend(url.query_pairs().filter(|(k, _)| is_secret_name(k)).map(|(_, v)| v.into_owned()));
+        more.extend(
+            url.query_pairs()
+                .filter(|(k, _)| is_secret_name(k))
+                .map(|(_, v)| v.into_owned()),
+        );
         // The percent-encoded forms appear in echoed URLs.
         more.extend(
             url.query()
@@ -218,13 +256,34 @@ mod tests {
     #[test]
     fn secret_names() {
         for n in [
-            "token", "access_token", "api_key", "apikey", "X-Api-Key", "key", "password",
-            "client_secret", "X-Amz-Signature", "X-Amz-Credential", "sig", "accessToken",
-            "Authorization", "Cookie", "PRIVATE-TOKEN", "sessionid",
+            "token",
+            "access_token",
+            "api_key",
+            "apikey",
+            "X-Api-Key",
+            "key",
+            "password",
+            "client_secret",
+            "X-Amz-Signature",
+            "X-Amz-Credential",
+            "sig",
+            "accessToken",
+            "Authorization",
+            "Cookie",
+            "PRIVATE-TOKEN",
+            "sessionid",
         ] {
             assert!(is_secret_name(n), "{n} should be secret");
         }
-        for n in ["projectKey", "issueKey", "branch", "page", "monkey", "keyword", "component_key"] {
+        for n in [
+            "projectKey",
+            "issueKey",
+            "branch",
+            "page",
+            "monkey",
+            "keyword",
+            "component_key",
+        ] {
             assert!(!is_secret_name(n), "{n} should not be secret");
         }
     }
@@ -248,7 +307,10 @@ mod tests {
     #[test]
     fn scrubbing_removes_every_sent_credential() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc123"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc123"),
+        );
         headers.insert("x-api-key", HeaderValue::from_static("k-456"));
         let mut odd = HeaderValue::from_static("zz-789");
         odd.set_sensitive(true);
@@ -264,7 +326,8 @@ mod tests {
         }
         assert!(out.contains("application/json") || !echoed.contains("application/json"));
 
-        let mut doc = serde_json::json!({"h": {"Authorization": "Bearer abc123"}, "abc123": [1, "k-456"]});
+        let mut doc =
+            serde_json::json!({"h": {"Authorization": "Bearer abc123"}, "abc123": [1, "k-456"]});
         r.scrub_json(&mut doc);
         assert!(!doc.to_string().contains("abc123"));
         assert!(!doc.to_string().contains("k-456"));

@@ -124,7 +124,11 @@ impl Template {
     }
 
     /// The text for `request`.
-    pub fn render(&self, request: &CheckRequest, encoding: Encoding) -> Result<String, MissingValue> {
+    pub fn render(
+        &self,
+        request: &CheckRequest,
+        encoding: Encoding,
+    ) -> Result<String, MissingValue> {
         self.render_with(encoding, |p| p.value(request))
     }
 
@@ -167,13 +171,22 @@ impl Placeholder {
         }
         if let Some(key) = inner.strip_prefix("labels.") {
             let ok = !key.is_empty()
-                && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
-            return if ok { Ok(Placeholder::Label(key.to_string())) } else { Err(unknown()) };
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
+            return if ok {
+                Ok(Placeholder::Label(key.to_string()))
+            } else {
+                Err(unknown())
+            };
         }
         let (head, field) = inner.split_once('.').ok_or_else(unknown)?;
         let (list, index) = match head.split_once('[') {
             Some((list, idx)) => {
-                let n = idx.strip_suffix(']').and_then(|n| n.parse::<usize>().ok()).ok_or_else(unknown)?;
+                let n = idx
+                    .strip_suffix(']')
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .ok_or_else(unknown)?;
                 (list, Some(n))
             }
             None => (head, None),
@@ -188,7 +201,10 @@ impl Placeholder {
                     "reference" => ImageField::Reference,
                     _ => return Err(unknown()),
                 };
-                Ok(Placeholder::Image { index: index.unwrap_or(0), field })
+                Ok(Placeholder::Image {
+                    index: index.unwrap_or(0),
+                    field,
+                })
             }
             ("source", None) | ("sources", Some(_)) => {
                 let field = match field {
@@ -197,7 +213,10 @@ impl Placeholder {
                     "branch" => SourceField::Branch,
                     _ => return Err(unknown()),
                 };
-                Ok(Placeholder::Source { index: index.unwrap_or(0), field })
+                Ok(Placeholder::Source {
+                    index: index.unwrap_or(0),
+                    field,
+                })
             }
             _ => Err(unknown()),
         }
@@ -253,9 +272,10 @@ impl Placeholder {
                         .as_ref()
                         .map(|c| CommitSha::as_str(c).to_string())
                         .ok_or_else(|| missing("source commit".into())),
-                    SourceField::Branch => {
-                        source.branch.clone().ok_or_else(|| missing("source branch".into()))
-                    }
+                    SourceField::Branch => source
+                        .branch
+                        .clone()
+                        .ok_or_else(|| missing("source branch".into())),
                 }
             }
         }
@@ -276,7 +296,11 @@ impl fmt::Display for Placeholder {
                     ImageField::Digest => "digest",
                     ImageField::Reference => "reference",
                 };
-                if *index == 0 { write!(f, "image.{field}") } else { write!(f, "images[{index}].{field}") }
+                if *index == 0 {
+                    write!(f, "image.{field}")
+                } else {
+                    write!(f, "images[{index}].{field}")
+                }
             }
             Placeholder::Source { index, field } => {
                 let field = match field {
@@ -284,7 +308,11 @@ impl fmt::Display for Placeholder {
                     SourceField::Commit => "commit",
                     SourceField::Branch => "branch",
                 };
-                if *index == 0 { write!(f, "source.{field}") } else { write!(f, "sources[{index}].{field}") }
+                if *index == 0 {
+                    write!(f, "source.{field}")
+                } else {
+                    write!(f, "sources[{index}].{field}")
+                }
             }
         }
     }
@@ -318,7 +346,9 @@ impl JsonTemplate {
     fn parse_at(value: &serde_json::Value, at: &str) -> Result<Self, TemplateError> {
         let within = |e: TemplateError| TemplateError(format!("`{at}`: {}", e.0));
         Ok(match value {
-            serde_json::Value::String(s) => JsonTemplate::String(Template::parse(s).map_err(within)?),
+            serde_json::Value::String(s) => {
+                JsonTemplate::String(Template::parse(s).map_err(within)?)
+            }
             serde_json::Value::Array(items) => JsonTemplate::Array(
                 items
                     .iter()
@@ -340,7 +370,10 @@ impl JsonTemplate {
             JsonTemplate::Other(v) => v.clone(),
             JsonTemplate::String(t) => serde_json::Value::String(t.render(request, Encoding::Raw)?),
             JsonTemplate::Array(items) => serde_json::Value::Array(
-                items.iter().map(|t| t.render(request)).collect::<Result<_, _>>()?,
+                items
+                    .iter()
+                    .map(|t| t.render(request))
+                    .collect::<Result<_, _>>()?,
             ),
             JsonTemplate::Object(fields) => serde_json::Value::Object(
                 fields
@@ -377,7 +410,10 @@ pub(crate) mod tests {
                 )
                 .unwrap(),
             ],
-            caller: Caller { kind: CallerKind::Api, ids: BTreeMap::new() },
+            caller: Caller {
+                kind: CallerKind::Api,
+                ids: BTreeMap::new(),
+            },
             triggered_by: None,
             change_refs: ChangeRefs::default(),
             labels: BTreeMap::from([("team".to_string(), "pay & go".to_string())]),
@@ -403,7 +439,15 @@ pub(crate) mod tests {
 
     #[test]
     fn unknown_placeholders_fail_to_parse() {
-        for bad in ["{app}", "{image.size}", "{images[x].digest}", "{labels.}", "{image", "a}b", "{images.digest}"] {
+        for bad in [
+            "{app}",
+            "{image.size}",
+            "{images[x].digest}",
+            "{labels.}",
+            "{image",
+            "a}b",
+            "{images.digest}",
+        ] {
             assert!(Template::parse(bad).is_err(), "{bad} parsed");
         }
         let e = Template::parse("https://t/{aplication}").unwrap_err();

@@ -27,10 +27,11 @@ pub fn service(
     gate: Arc<Gate>,
     auth: Arc<Authenticator>,
     max_message_bytes: usize,
-) -> tonic::service::interceptor::InterceptedService<GateServer<GrpcApi>, impl tonic::service::Interceptor + Clone>
-{
-    let server = GateServer::new(GrpcApi { gate })
-        .max_decoding_message_size(max_message_bytes);
+) -> tonic::service::interceptor::InterceptedService<
+    GateServer<GrpcApi>,
+    impl tonic::service::Interceptor + Clone,
+> {
+    let server = GateServer::new(GrpcApi { gate }).max_decoding_message_size(max_message_bytes);
     tonic::service::interceptor::InterceptedService::new(server, move |mut req: Request<()>| {
         let header = req
             .metadata()
@@ -45,10 +46,9 @@ pub fn service(
 }
 
 fn principal<T>(req: &Request<T>) -> Result<Principal, Status> {
-    req.extensions()
-        .get::<Principal>()
-        .cloned()
-        .ok_or_else(|| Status::unauthenticated("no principal: the authentication interceptor did not run"))
+    req.extensions().get::<Principal>().cloned().ok_or_else(|| {
+        Status::unauthenticated("no principal: the authentication interceptor did not run")
+    })
 }
 
 /// Maps every gate error to one gRPC status; the message says what and how to fix it.
@@ -140,7 +140,12 @@ impl pb::gate_server::Gate for GrpcApi {
         };
         let page = self
             .gate
-            .list(&who, &filter, r.page_size, nonempty(&r.page_token).as_deref())
+            .list(
+                &who,
+                &filter,
+                r.page_size,
+                nonempty(&r.page_token).as_deref(),
+            )
             .await
             .map_err(status)?;
         Ok(Response::new(pb::ListDecisionsResponse {

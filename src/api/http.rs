@@ -185,15 +185,45 @@ async fn list_decisions(
     let Query(p) = params.map_err(|e| query_problem(&e))?;
     let invalid = |e: ValidationError| Problem::invalid(&e);
     let filter = DecisionFilter {
-        application: p.application.as_deref().map(Application::parse).transpose().map_err(invalid)?,
-        environment: p.environment.as_deref().map(Environment::parse).transpose().map_err(invalid)?,
-        verdict: p.verdict.as_deref().map(Verdict::parse).transpose().map_err(invalid)?,
-        status: p.status.as_deref().map(DecisionStatus::parse).transpose().map_err(invalid)?,
-        caller_kind: p.caller_kind.as_deref().map(CallerKind::parse).transpose().map_err(invalid)?,
+        application: p
+            .application
+            .as_deref()
+            .map(Application::parse)
+            .transpose()
+            .map_err(invalid)?,
+        environment: p
+            .environment
+            .as_deref()
+            .map(Environment::parse)
+            .transpose()
+            .map_err(invalid)?,
+        verdict: p
+            .verdict
+            .as_deref()
+            .map(Verdict::parse)
+            .transpose()
+            .map_err(invalid)?,
+        status: p
+            .status
+            .as_deref()
+            .map(DecisionStatus::parse)
+            .transpose()
+            .map_err(invalid)?,
+        caller_kind: p
+            .caller_kind
+            .as_deref()
+            .map(CallerKind::parse)
+            .transpose()
+            .map_err(invalid)?,
     };
     let page = s
         .gate
-        .list(&principal, &filter, p.page_size.unwrap_or(0), p.page_token.as_deref())
+        .list(
+            &principal,
+            &filter,
+            p.page_size.unwrap_or(0),
+            p.page_token.as_deref(),
+        )
         .await?;
     Ok(Json(ListBody {
         decisions: page.decisions.iter().map(DecisionView::from).collect(),

@@ -128,7 +128,12 @@ impl From<&Decision> for DecisionView {
                 },
                 triggered_by: r.triggered_by.clone(),
                 change_refs: ChangeRefsView {
-                    jira_keys: r.change_refs.jira_keys.iter().map(|k| k.to_string()).collect(),
+                    jira_keys: r
+                        .change_refs
+                        .jira_keys
+                        .iter()
+                        .map(|k| k.to_string())
+                        .collect(),
                     servicenow_changes: r
                         .change_refs
                         .servicenow_changes

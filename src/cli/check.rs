@@ -16,7 +16,11 @@ use crate::pb;
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
     /// gRPC address of the service.
-    #[arg(long, env = "PORTCULLIS_SERVER", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        env = "PORTCULLIS_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
     server: String,
     /// API token (prefer --token-file or the environment over a flag).
     #[arg(long, env = "PORTCULLIS_TOKEN", hide_env_values = true)]
@@ -29,7 +33,12 @@ pub(crate) struct CheckArgs {
     #[arg(long, short = 'e', env = "PORTCULLIS_ENVIRONMENT")]
     environment: String,
     /// Image reference, `registry/repo[:tag]@sha256:…` (repeatable).
-    #[arg(long = "image", short = 'i', env = "PORTCULLIS_IMAGES", value_delimiter = ',')]
+    #[arg(
+        long = "image",
+        short = 'i',
+        env = "PORTCULLIS_IMAGES",
+        value_delimiter = ','
+    )]
     images: Vec<String>,
     /// Source repository of the deploy.
     #[arg(long, env = "PORTCULLIS_REPOSITORY")]
@@ -63,7 +72,11 @@ pub(crate) struct CheckArgs {
     #[arg(long, env = "PORTCULLIS_DEADLINE", default_value = "10m", value_parser = humantime::parse_duration)]
     deadline: Duration,
     /// Where to write a one-line reason for Kubernetes (written only if its directory exists).
-    #[arg(long, env = "PORTCULLIS_TERMINATION_LOG", default_value = "/dev/termination-log")]
+    #[arg(
+        long,
+        env = "PORTCULLIS_TERMINATION_LOG",
+        default_value = "/dev/termination-log"
+    )]
     termination_log: PathBuf,
     /// Print the final decision as JSON instead of text.
     #[arg(long)]
@@ -77,7 +90,10 @@ fn key_value(s: &str) -> Result<(String, String), String> {
 }
 
 pub(super) fn run(args: CheckArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -114,13 +130,19 @@ async fn check(args: CheckArgs) -> (ExitCode, String) {
     };
     eprintln!("decision {} created: {}", decision.id, decision.summary);
     let decision = if decision.status == pb::DecisionStatus::Pending as i32 {
-        eprintln!("waiting for a manual review (until the deadline, {:?}) …", args.deadline);
+        eprintln!(
+            "waiting for a manual review (until the deadline, {:?}) …",
+            args.deadline
+        );
         match client.wait_final(&decision.id, deadline, |_| {}).await {
             Ok(d) => d,
             Err(ClientError::Deadline) => {
                 let latest = client.get(&decision.id).await.unwrap_or(decision);
                 print_decision(&latest, args.json);
-                let line = format!("manual review still pending at the deadline: decision {}", latest.id);
+                let line = format!(
+                    "manual review still pending at the deadline: decision {}",
+                    latest.id
+                );
                 eprintln!("{line}");
                 return (ExitCode::ReviewPending, line);
             }
@@ -138,13 +160,18 @@ async fn check(args: CheckArgs) -> (ExitCode, String) {
         pb::Verdict::ManualReview => ExitCode::ReviewPending,
         pb::Verdict::Unspecified => ExitCode::Unreachable,
     };
-    (code, format!("{} (decision {})", decision.summary, decision.id))
+    (
+        code,
+        format!("{} (decision {})", decision.summary, decision.id),
+    )
 }
 
 fn fail(e: &ClientError) -> (ExitCode, String) {
     let code = match e {
         ClientError::BadInput(_) => ExitCode::BadInput,
-        ClientError::Auth(_) | ClientError::Unreachable(_) | ClientError::Deadline => ExitCode::Unreachable,
+        ClientError::Auth(_) | ClientError::Unreachable(_) | ClientError::Deadline => {
+            ExitCode::Unreachable
+        }
     };
     let line = e.to_string();
     eprintln!("error: {line}");
@@ -208,7 +235,10 @@ fn build_request(args: &CheckArgs) -> pb::CheckRequest {
 
 fn print_decision(d: &pb::Decision, json: bool) {
     if json {
-        println!("{}", serde_json::to_string_pretty(&decision_json(d)).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&decision_json(d)).unwrap_or_default()
+        );
         return;
     }
     let verdict = pb::Verdict::try_from(d.verdict).unwrap_or(pb::Verdict::Unspecified);
@@ -222,21 +252,40 @@ fn print_decision(d: &pb::Decision, json: bool) {
             continue;
         }
         println!();
-        println!("  [{}] {} ({}, {})", verdict_str(effect), r.rule_id, r.severity, r.outcome);
+        println!(
+            "  [{}] {} ({}, {})",
+            verdict_str(effect),
+            r.rule_id,
+            r.severity,
+            r.outcome
+        );
         println!("    {}", r.title);
         println!("    why: {}", r.reason);
         if !r.remediation.is_empty() {
             println!("    fix: {}", r.remediation);
         }
     }
-    let passed = d.rule_results.iter().filter(|r| r.outcome == "pass").count();
+    let passed = d
+        .rule_results
+        .iter()
+        .filter(|r| r.outcome == "pass")
+        .count();
     println!();
-    println!("{passed} of {} applicable rules passed", d.rule_results.len());
+    println!(
+        "{passed} of {} applicable rules passed",
+        d.rule_results.len()
+    );
     for s in d.sources.iter().filter(|s| s.status != "ok") {
-        println!("evidence `{}` unavailable ({}): {}", s.name, s.reason_code, s.message);
+        println!(
+            "evidence `{}` unavailable ({}): {}",
+            s.name, s.reason_code, s.message
+        );
     }
     if verdict == pb::Verdict::ManualReview {
-        println!("approve or reject: POST /v1/decisions/{}/review (role approver)", d.id);
+        println!(
+            "approve or reject: POST /v1/decisions/{}/review (role approver)",
+            d.id
+        );
     }
 }
 

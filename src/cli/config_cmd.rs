@@ -22,22 +22,40 @@ pub(super) fn run(cmd: ConfigCommand) -> anyhow::Result<()> {
     let settings = config::load(Some(&file))?;
     let auth = Authenticator::new(&settings.auth.tokens).context("auth.tokens")?;
     let policies = match &settings.policy.dir {
-        Some(dir) => PolicySet::load_dir(dir).with_context(|| format!("policy.dir `{}`", dir.display()))?,
+        Some(dir) => {
+            PolicySet::load_dir(dir).with_context(|| format!("policy.dir `{}`", dir.display()))?
+        }
         None => PolicySet::builtin()?,
     };
     let adapters = adapters::build(&settings.adapters).context("adapters")?;
     if auth.is_open() {
         for addr in [settings.server.http_addr, settings.server.grpc_addr] {
             if !addr.ip().is_loopback() {
-                anyhow::bail!("no auth.tokens are configured, so `{addr}` must be a loopback address");
+                anyhow::bail!(
+                    "no auth.tokens are configured, so `{addr}` must be a loopback address"
+                );
             }
         }
     }
     println!("{}: ok", file.display());
-    println!("  http {}  grpc {}", settings.server.http_addr, settings.server.grpc_addr);
+    println!(
+        "  http {}  grpc {}",
+        settings.server.http_addr, settings.server.grpc_addr
+    );
     println!("  store {}", redact_url(&settings.store.url));
-    println!("  policies: {} rules, version {}", policies.rule_count(), policies.version());
-    println!("  adapters: {}", adapters.iter().map(|a| format!("{} ({})", a.name(), a.kind())).collect::<Vec<_>>().join(", "));
+    println!(
+        "  policies: {} rules, version {}",
+        policies.rule_count(),
+        policies.version()
+    );
+    println!(
+        "  adapters: {}",
+        adapters
+            .iter()
+            .map(|a| format!("{} ({})", a.name(), a.kind()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!("  tokens: {}", settings.auth.tokens.len());
     Ok(())
 }
@@ -45,7 +63,9 @@ pub(super) fn run(cmd: ConfigCommand) -> anyhow::Result<()> {
 /// Hides a password in a store URL before printing it.
 fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://[redacted]@{}", &url[..scheme], &url[at + 1..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://[redacted]@{}", &url[..scheme], &url[at + 1..])
+        }
         _ => url.to_string(),
     }
 }

@@ -35,7 +35,10 @@ pub(super) fn run(cmd: PolicyCommand) -> ExitCode {
             let report = lint::lint_dir(&dir);
             match format {
                 Format::Human => print!("{}", report.render_human()),
-                Format::Json => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                ),
             }
             if report.has_errors() {
                 ExitCode::PolicyProblems

@@ -25,7 +25,11 @@ pub(super) fn run(cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Generate { name, roles } => {
             let token = generate_token();
-            let roles: Vec<&str> = roles.split(',').map(str::trim).filter(|r| !r.is_empty()).collect();
+            let roles: Vec<&str> = roles
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .collect();
             for r in &roles {
                 if !["pipeline", "approver", "auditor", "admin"].contains(r) {
                     anyhow::bail!("unknown role `{r}`: use pipeline, approver, auditor or admin");
@@ -34,7 +38,11 @@ pub(super) fn run(cmd: TokenCommand) -> anyhow::Result<()> {
             println!("token (give this to the caller; it is not stored anywhere): {token}");
             println!();
             println!("configuration entry:");
-            println!("auth:\n  tokens:\n    - name: {name}\n      sha256: {}\n      roles: [{}]", hash_token(&token), roles.join(", "));
+            println!(
+                "auth:\n  tokens:\n    - name: {name}\n      sha256: {}\n      roles: [{}]",
+                hash_token(&token),
+                roles.join(", ")
+            );
         }
         TokenCommand::Hash => {
             let mut s = String::new();

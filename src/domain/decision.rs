@@ -32,13 +32,16 @@ impl Verdict {
     }
 
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| {
-            ValidationError::new(
-                "verdict",
-                format!("unknown verdict `{s}`"),
-                "use continue, manual_review or terminate",
-            )
-        })
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "verdict",
+                    format!("unknown verdict `{s}`"),
+                    "use continue, manual_review or terminate",
+                )
+            })
     }
 }
 

@@ -53,14 +53,22 @@ impl CheckRequestDraft {
     pub fn parse(self, default_caller: CallerKind) -> Result<CheckRequest, ValidationError> {
         let application = Application::parse(self.application.trim()).map_err(|e| {
             if self.application.trim().is_empty() {
-                ValidationError::new("application", "is required", "name the application being deployed")
+                ValidationError::new(
+                    "application",
+                    "is required",
+                    "name the application being deployed",
+                )
             } else {
                 e
             }
         })?;
         let environment = Environment::parse(self.environment.trim()).map_err(|e| {
             if self.environment.trim().is_empty() {
-                ValidationError::new("environment", "is required", "name the target environment, e.g. `prod`")
+                ValidationError::new(
+                    "environment",
+                    "is required",
+                    "name the target environment, e.g. `prod`",
+                )
             } else {
                 e
             }
@@ -93,18 +101,25 @@ impl CheckRequestDraft {
             .jira_keys
             .iter()
             .enumerate()
-            .map(|(i, k)| JiraKey::parse(k.trim()).map_err(|e| e.within(&format!("change_refs.jira_keys[{i}]")).renamed()))
+            .map(|(i, k)| {
+                JiraKey::parse(k.trim())
+                    .map_err(|e| e.within(&format!("change_refs.jira_keys[{i}]")).renamed())
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let servicenow_changes = self
             .servicenow_changes
             .iter()
             .enumerate()
             .map(|(i, k)| {
-                ChangeNumber::parse(k.trim())
-                    .map_err(|e| e.within(&format!("change_refs.servicenow_changes[{i}]")).renamed())
+                ChangeNumber::parse(k.trim()).map_err(|e| {
+                    e.within(&format!("change_refs.servicenow_changes[{i}]"))
+                        .renamed()
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let idempotency_key = opt(&self.idempotency_key).map(IdempotencyKey::parse).transpose()?;
+        let idempotency_key = opt(&self.idempotency_key)
+            .map(IdempotencyKey::parse)
+            .transpose()?;
         let request = CheckRequest {
             application,
             environment,
@@ -212,18 +227,27 @@ mod tests {
 
         let mut d = draft();
         d.jira_keys = vec!["OPS-1".into(), "nope".into()];
-        assert_eq!(d.parse(CallerKind::Api).unwrap_err().field, "change_refs.jira_keys[1]");
+        assert_eq!(
+            d.parse(CallerKind::Api).unwrap_err().field,
+            "change_refs.jira_keys[1]"
+        );
 
         let mut d = draft();
         d.environment = String::new();
         let e = d.parse(CallerKind::Api).unwrap_err();
-        assert_eq!((e.field.as_str(), e.message.as_str()), ("environment", "is required"));
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("environment", "is required")
+        );
     }
 
     #[test]
     fn conflicting_digests_are_refused() {
         let mut d = draft();
         d.images[0].digest = format!("sha256:{}", "d".repeat(64));
-        assert_eq!(d.parse(CallerKind::Api).unwrap_err().field, "images[0].digest");
+        assert_eq!(
+            d.parse(CallerKind::Api).unwrap_err().field,
+            "images[0].digest"
+        );
     }
 }

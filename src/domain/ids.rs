@@ -194,7 +194,11 @@ impl Digest {
                 ));
             }
         };
-        if hex.len() != want || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if hex.len() != want
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(ValidationError::new(
                 "digest",
                 format!("`{}` is not a valid {algo} digest", truncate(s, 80)),
@@ -213,12 +217,24 @@ string_newtype!(
 impl JiraKey {
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
         let help = "use a Jira issue key: project key, `-`, number, e.g. `OPS-123`";
-        let bad = || ValidationError::new("jira_keys", format!("`{}` is not a Jira issue key", truncate(s, 80)), help);
+        let bad = || {
+            ValidationError::new(
+                "jira_keys",
+                format!("`{}` is not a Jira issue key", truncate(s, 80)),
+                help,
+            )
+        };
         let (project, number) = s.split_once('-').ok_or_else(bad)?;
         let project_ok = project.len() <= 64
-            && project.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-            && project.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-        let number_ok = !number.is_empty() && number.len() <= 12 && number.bytes().all(|b| b.is_ascii_digit());
+            && project
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_uppercase())
+            && project
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        let number_ok =
+            !number.is_empty() && number.len() <= 12 && number.bytes().all(|b| b.is_ascii_digit());
         if project_ok && number_ok {
             Ok(Self(s.to_string()))
         } else {

@@ -55,7 +55,10 @@ impl CheckRequest {
             ("sources", self.sources.len()),
             ("labels", self.labels.len()),
             ("change_refs.jira_keys", self.change_refs.jira_keys.len()),
-            ("change_refs.servicenow_changes", self.change_refs.servicenow_changes.len()),
+            (
+                "change_refs.servicenow_changes",
+                self.change_refs.servicenow_changes.len(),
+            ),
             ("caller.ids", self.caller.ids.len()),
         ] {
             if len > MAX_LIST {
@@ -122,7 +125,8 @@ impl CheckRequest {
 fn check_label(k: &str, v: &str) -> Result<(), ValidationError> {
     let key_ok = !k.is_empty()
         && k.len() <= 63
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
     if !key_ok {
         return Err(ValidationError::new(
             format!("labels.{}", truncate(k, 40)),
@@ -234,11 +238,21 @@ impl ImageRef {
         if reference.is_empty() {
             return Err(bad("must not be empty".into()));
         }
-        if reference.len() > 512 || reference.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(bad(format!("`{}` is not an image reference", truncate(reference, 80))));
+        if reference.len() > 512
+            || reference
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(bad(format!(
+                "`{}` is not an image reference",
+                truncate(reference, 80)
+            )));
         }
         let (rest, digest) = match reference.split_once('@') {
-            Some((r, d)) => (r, Some(Digest::parse(d).map_err(|e| e.within("reference"))?)),
+            Some((r, d)) => (
+                r,
+                Some(Digest::parse(d).map_err(|e| e.within("reference"))?),
+            ),
             None => (reference, None),
         };
         // A tag is after the last `:` that follows the last `/` (a registry port is before it).
@@ -253,7 +267,8 @@ impl ImageRef {
         if let Some(t) = &tag {
             let ok = !t.is_empty()
                 && t.len() <= 128
-                && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
             if !ok {
                 return Err(bad(format!("`{}` is not a valid tag", truncate(t, 80))));
             }
@@ -379,12 +394,18 @@ mod tests {
     #[test]
     fn image_references_follow_docker_rules() {
         let i = ImageRef::parse(&format!("ghcr.io/acme/api:1.2@{}", digest())).unwrap();
-        assert_eq!((i.registry.as_str(), i.repository.as_str()), ("ghcr.io", "acme/api"));
+        assert_eq!(
+            (i.registry.as_str(), i.repository.as_str()),
+            ("ghcr.io", "acme/api")
+        );
         assert_eq!(i.tag.as_deref(), Some("1.2"));
         assert!(i.digest.is_some());
 
         let i = ImageRef::parse("nginx").unwrap();
-        assert_eq!((i.registry.as_str(), i.repository.as_str()), ("docker.io", "library/nginx"));
+        assert_eq!(
+            (i.registry.as_str(), i.repository.as_str()),
+            ("docker.io", "library/nginx")
+        );
 
         let i = ImageRef::parse("localhost:5000/team/app:dev").unwrap();
         assert_eq!(i.registry, "localhost:5000");

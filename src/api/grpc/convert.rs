@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    CallerKind, CheckRequest, CheckRequestDraft, Decision, DecisionStatus, ImageDraft,
-    RuleOutcome, SourceDraft, SourceStatus, Verdict,
+    CallerKind, CheckRequest, CheckRequestDraft, Decision, DecisionStatus, ImageDraft, RuleOutcome,
+    SourceDraft, SourceStatus, Verdict,
 };
 use crate::pb;
 
@@ -139,7 +139,12 @@ fn request(r: &CheckRequest) -> pb::CheckRequest {
         }),
         triggered_by: r.triggered_by.clone().unwrap_or_default(),
         change_refs: Some(pb::ChangeRefs {
-            jira_keys: r.change_refs.jira_keys.iter().map(|k| k.to_string()).collect(),
+            jira_keys: r
+                .change_refs
+                .jira_keys
+                .iter()
+                .map(|k| k.to_string())
+                .collect(),
             servicenow_changes: r
                 .change_refs
                 .servicenow_changes

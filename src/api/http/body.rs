@@ -32,7 +32,10 @@ pub(crate) struct CheckBody {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(untagged, expecting = "an image reference string or an object with `reference` or `repository`")]
+#[serde(
+    untagged,
+    expecting = "an image reference string or an object with `reference` or `repository`"
+)]
 enum ImageBody {
     Reference(String),
     Parts(ImageParts),
@@ -94,7 +97,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<CheckRequestDraft, ValidationError>
         } else {
             inner.to_string()
         };
-        ValidationError::new(field, what, "send a JSON object as documented at /openapi.json (schema `CheckRequest`)")
+        ValidationError::new(
+            field,
+            what,
+            "send a JSON object as documented at /openapi.json (schema `CheckRequest`)",
+        )
     })?;
     Ok(body.into_draft())
 }
@@ -151,7 +158,8 @@ mod tests {
 
     #[test]
     fn type_errors_name_the_field() {
-        let e = decode(br#"{"application":"a","environment":"prod","images":[{"tag": 3}]}"#).unwrap_err();
+        let e = decode(br#"{"application":"a","environment":"prod","images":[{"tag": 3}]}"#)
+            .unwrap_err();
         assert_eq!(e.field, "images[0]");
         let e = decode(br#"{"application":"a","labels":{"x":1}}"#).unwrap_err();
         assert_eq!(e.field, "labels.x");

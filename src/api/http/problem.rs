@@ -94,10 +94,14 @@ impl From<GateError> for Problem {
                 Problem::new(StatusCode::BAD_REQUEST, code, e.to_string())
                     .with_help("pass `page_token` exactly as a previous page returned it")
             }
-            GateError::Unavailable(_) | GateError::ShuttingDown => {
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, code, e.to_string())
-                    .with_help("retry shortly; no decision was made, and a deploy must not proceed without one")
-            }
+            GateError::Unavailable(_) | GateError::ShuttingDown => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                code,
+                e.to_string(),
+            )
+            .with_help(
+                "retry shortly; no decision was made, and a deploy must not proceed without one",
+            ),
             GateError::Unimplemented(_) => {
                 Problem::new(StatusCode::NOT_IMPLEMENTED, code, e.to_string())
             }
@@ -107,7 +111,11 @@ impl From<GateError> for Problem {
 
 impl From<AuthError> for Problem {
     fn from(e: AuthError) -> Self {
-        Problem::new(StatusCode::UNAUTHORIZED, "auth.unauthenticated", e.to_string())
-            .with_help("send `Authorization: Bearer <token>` with a token configured in `auth.tokens`")
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "auth.unauthenticated",
+            e.to_string(),
+        )
+        .with_help("send `Authorization: Bearer <token>` with a token configured in `auth.tokens`")
     }
 }
