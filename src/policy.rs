@@ -103,7 +103,10 @@ impl PolicySet {
                 line: 1,
                 col: 1,
                 message: "no policy files in the directory".into(),
-                help: Some("add `*.yaml` policy files, or point the gate at the directory that has them".into()),
+                help: Some(
+                    "add `*.yaml` policy files, or point the gate at the directory that has them"
+                        .into(),
+                ),
             }]));
         }
         Self::from_sources(sources)
@@ -111,7 +114,11 @@ impl PolicySet {
 
     pub fn from_sources(sources: Vec<PolicySource>) -> Result<PolicySet, PolicyErrors> {
         let (set, errors) = Self::load_partial(sources);
-        if errors.is_empty() { Ok(set) } else { Err(PolicyErrors(errors)) }
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(PolicyErrors(errors))
+        }
     }
 
     /// Content digest: `sha256:` over the sorted (name, text) of every file.
@@ -145,7 +152,11 @@ impl PolicySet {
             .filter(|r| r.scope.matches(input.subject))
             .map(|r| eval::evaluate_rule(r, &ctx))
             .collect();
-        let verdict = results.iter().map(|r| r.effect).max().unwrap_or(Verdict::Continue);
+        let verdict = results
+            .iter()
+            .map(|r| r.effect)
+            .max()
+            .unwrap_or(Verdict::Continue);
         Evaluation { verdict, results }
     }
 
@@ -167,7 +178,11 @@ impl PolicySet {
         for src in &sources {
             let mut d = Diagnostics::new(&src.name);
             if previous_name == Some(src.name.as_str()) {
-                d.error(file::Pos::START, format!("a second policy file is named `{}`", src.name), "give every policy file a distinct name");
+                d.error(
+                    file::Pos::START,
+                    format!("a second policy file is named `{}`", src.name),
+                    "give every policy file a distinct name",
+                );
             }
             previous_name = Some(&src.name);
             let (info, file_rules) = rule::parse_file(&src.text, &mut d);
@@ -225,7 +240,10 @@ impl PolicySource {
             }
             let path = entry.path();
             // `metadata` follows symlinks, so a ConfigMap's symlinked files count as files.
-            if !std::fs::metadata(&path).map(|m| m.is_file()).unwrap_or(false) {
+            if !std::fs::metadata(&path)
+                .map(|m| m.is_file())
+                .unwrap_or(false)
+            {
                 continue;
             }
             let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;

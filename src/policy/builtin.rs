@@ -5,11 +5,20 @@ use super::PolicySource;
 
 /// Each built-in policy file's name and text.
 const FILES: [(&str, &str); 5] = [
-    ("change-management.yaml", include_str!("builtin/change-management.yaml")),
+    (
+        "change-management.yaml",
+        include_str!("builtin/change-management.yaml"),
+    ),
     ("freeze.yaml", include_str!("builtin/freeze.yaml")),
     ("quality.yaml", include_str!("builtin/quality.yaml")),
-    ("supply-chain.yaml", include_str!("builtin/supply-chain.yaml")),
-    ("vulnerabilities.yaml", include_str!("builtin/vulnerabilities.yaml")),
+    (
+        "supply-chain.yaml",
+        include_str!("builtin/supply-chain.yaml"),
+    ),
+    (
+        "vulnerabilities.yaml",
+        include_str!("builtin/vulnerabilities.yaml"),
+    ),
 ];
 
 pub(crate) fn sources() -> Vec<PolicySource> {

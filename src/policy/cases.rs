@@ -12,7 +12,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{EvalInput, Evaluation, PolicySet, PolicySource};
-use crate::domain::{Application, CallerKind, Environment, FailureReason, RuleResult, Subject, Verdict};
+use crate::domain::{
+    Application, CallerKind, Environment, FailureReason, RuleResult, Subject, Verdict,
+};
 
 /// The time cases run at unless they say otherwise: a Wednesday noon, outside the usual freezes.
 pub const DEFAULT_NOW: &str = "2025-06-04T12:00:00Z";
@@ -61,7 +63,12 @@ impl CaseReport {
                 }
             }
         }
-        let _ = writeln!(out, "{} passed, {} failed", self.cases.len() - self.failed(), self.failed());
+        let _ = writeln!(
+            out,
+            "{} passed, {} failed",
+            self.cases.len() - self.failed(),
+            self.failed()
+        );
         out
     }
 }
@@ -124,7 +131,10 @@ struct SubjectSpec {
 #[serde(untagged)]
 enum Unavailable {
     Code(FailureReason),
-    Full { reason: FailureReason, message: Option<String> },
+    Full {
+        reason: FailureReason,
+        message: Option<String>,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,7 +153,12 @@ type Cache = HashMap<PathBuf, Result<Arc<PolicySet>, String>>;
 fn run_file(path: &Path, report: &mut CaseReport) {
     let file = path.display().to_string();
     let broken = |report: &mut CaseReport, why: String| {
-        report.cases.push(CaseResult { file: file.clone(), index: 0, note: "(case file)".into(), failures: vec![why] });
+        report.cases.push(CaseResult {
+            file: file.clone(),
+            index: 0,
+            note: "(case file)".into(),
+            failures: vec![why],
+        });
     };
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -157,7 +172,12 @@ fn run_file(path: &Path, report: &mut CaseReport) {
     let mut cache = Cache::new();
     for (i, case) in parsed.cases.iter().enumerate() {
         let failures = run_case(case, &parsed.defaults, base, &mut cache);
-        report.cases.push(CaseResult { file: file.clone(), index: i + 1, note: case.note.clone(), failures });
+        report.cases.push(CaseResult {
+            file: file.clone(),
+            index: i + 1,
+            note: case.note.clone(),
+            failures,
+        });
     }
 }
 
@@ -171,31 +191,50 @@ fn run_case(case: &Case, defaults: &Defaults, base: &Path, cache: &mut Cache) ->
         Err(errors) => {
             return match &case.want_error {
                 Some(want) if errors.contains(want.as_str()) => Vec::new(),
-                Some(want) => vec![format!("want error containing:\n  {want}\ngot errors:\n{}", indent(&errors))],
+                Some(want) => vec![format!(
+                    "want error containing:\n  {want}\ngot errors:\n{}",
+                    indent(&errors)
+                )],
                 None => vec![format!("the policies do not load:\n{}", indent(&errors))],
             };
         }
     };
     if let Some(want) = &case.want_error {
-        return vec![format!("want error containing:\n  {want}\nbut the policies loaded")];
+        return vec![format!(
+            "want error containing:\n  {want}\nbut the policies loaded"
+        )];
     }
-    let spec = case.subject.clone().or_else(|| defaults.subject.clone()).unwrap_or_default();
+    let spec = case
+        .subject
+        .clone()
+        .or_else(|| defaults.subject.clone())
+        .unwrap_or_default();
     let application = Application::parse(spec.application.as_deref().unwrap_or("demo-app"));
     let environment = Environment::parse(spec.environment.as_deref().unwrap_or("prod"));
     let caller = CallerKind::parse(spec.caller.as_deref().unwrap_or("api"));
     let (application, environment, caller) = match (application, environment, caller) {
         (Ok(a), Ok(e), Ok(c)) => (a, e, c),
         (a, e, c) => {
-            let errs = [a.err(), e.err(), c.err()].into_iter().flatten().map(|e| format!("invalid subject: {e}"));
+            let errs = [a.err(), e.err(), c.err()]
+                .into_iter()
+                .flatten()
+                .map(|e| format!("invalid subject: {e}"));
             return errs.collect();
         }
     };
-    let now_text = case.now.as_deref().or(defaults.now.as_deref()).unwrap_or(DEFAULT_NOW);
+    let now_text = case
+        .now
+        .as_deref()
+        .or(defaults.now.as_deref())
+        .unwrap_or(DEFAULT_NOW);
     let now = match DateTime::parse_from_rfc3339(now_text) {
         Ok(t) => t.with_timezone(&Utc),
         Err(e) => return vec![format!("invalid `now` `{now_text}`: {e}")],
     };
-    let mut document = defaults.evidence.clone().unwrap_or_else(|| Value::Object(Default::default()));
+    let mut document = defaults
+        .evidence
+        .clone()
+        .unwrap_or_else(|| Value::Object(Default::default()));
     if let Some(e) = &case.evidence {
         merge(&mut document, e);
     }
@@ -216,22 +255,50 @@ fn run_case(case: &Case, defaults: &Defaults, base: &Path, cache: &mut Cache) ->
         .map(|(k, u)| {
             let v = match u {
                 Unavailable::Code(r) => (*r, String::new()),
-                Unavailable::Full { reason, message } => (*reason, message.clone().unwrap_or_default()),
+                Unavailable::Full { reason, message } => {
+                    (*reason, message.clone().unwrap_or_default())
+                }
             };
             (k.clone(), v)
         })
         .collect();
-    let subject = Subject { application: &application, environment: &environment, caller };
-    let evaluation = set.evaluate(&EvalInput { subject, document: &document, unavailable: &unavailable, now });
+    let subject = Subject {
+        application: &application,
+        environment: &environment,
+        caller,
+    };
+    let evaluation = set.evaluate(&EvalInput {
+        subject,
+        document: &document,
+        unavailable: &unavailable,
+        now,
+    });
     compare(case, &evaluation)
 }
 
-fn load_policies(case: &Case, defaults: &Defaults, base: &Path, cache: &mut Cache) -> Result<Arc<PolicySet>, String> {
+fn load_policies(
+    case: &Case,
+    defaults: &Defaults,
+    base: &Path,
+    cache: &mut Cache,
+) -> Result<Arc<PolicySet>, String> {
     if let Some(text) = &case.policy {
-        let name = case.policy_name.clone().unwrap_or_else(|| "policy.yaml".into());
-        return PolicySet::from_sources(vec![PolicySource { name, text: text.clone() }]).map(Arc::new).map_err(|e| e.to_string());
+        let name = case
+            .policy_name
+            .clone()
+            .unwrap_or_else(|| "policy.yaml".into());
+        return PolicySet::from_sources(vec![PolicySource {
+            name,
+            text: text.clone(),
+        }])
+        .map(Arc::new)
+        .map_err(|e| e.to_string());
     }
-    let dir = case.policies.as_ref().or(defaults.policies.as_ref()).map(|p| base.join(p));
+    let dir = case
+        .policies
+        .as_ref()
+        .or(defaults.policies.as_ref())
+        .map(|p| base.join(p));
     let key = dir.clone().unwrap_or_default();
     cache
         .entry(key)
@@ -257,19 +324,41 @@ fn compare(case: &Case, got: &Evaluation) -> Vec<String> {
         let found = got.results.iter().find(|r| r.rule_id == w.rule);
         match (w.outcome.as_str(), found) {
             ("not_applicable", None) => {}
-            ("not_applicable", Some(r)) => failures.push(format!("rule `{}`: want not applicable, got {}", w.rule, describe(r))),
-            (_, None) => failures.push(format!("rule `{}`: want {}, got no result (not applicable, or no such rule)", w.rule, w.outcome)),
+            ("not_applicable", Some(r)) => failures.push(format!(
+                "rule `{}`: want not applicable, got {}",
+                w.rule,
+                describe(r)
+            )),
+            (_, None) => failures.push(format!(
+                "rule `{}`: want {}, got no result (not applicable, or no such rule)",
+                w.rule, w.outcome
+            )),
             (outcome, Some(r)) => {
                 if !["pass", "fail", "missing"].contains(&outcome) {
                     failures.push(format!("rule `{}`: unknown outcome `{outcome}`; use pass, fail, missing or not_applicable", w.rule));
                 } else if r.outcome.as_str() != outcome {
-                    failures.push(format!("rule `{}`: outcome: want {outcome}, got {}", w.rule, describe(r)));
+                    failures.push(format!(
+                        "rule `{}`: outcome: want {outcome}, got {}",
+                        w.rule,
+                        describe(r)
+                    ));
                 }
                 if let Some(e) = w.effect.filter(|e| *e != r.effect) {
-                    failures.push(format!("rule `{}`: effect: want {e}, got {}", w.rule, describe(r)));
+                    failures.push(format!(
+                        "rule `{}`: effect: want {e}, got {}",
+                        w.rule,
+                        describe(r)
+                    ));
                 }
-                if let Some(s) = w.reason_contains.as_ref().filter(|s| !r.reason.contains(s.as_str())) {
-                    failures.push(format!("rule `{}`: reason does not contain `{s}`\n  reason: {}", w.rule, r.reason));
+                if let Some(s) = w
+                    .reason_contains
+                    .as_ref()
+                    .filter(|s| !r.reason.contains(s.as_str()))
+                {
+                    failures.push(format!(
+                        "rule `{}`: reason does not contain `{s}`\n  reason: {}",
+                        w.rule, r.reason
+                    ));
                 }
             }
         }
@@ -277,7 +366,11 @@ fn compare(case: &Case, got: &Evaluation) -> Vec<String> {
     if case.exhaustive {
         for r in &got.results {
             if !wants.iter().any(|w| w.rule == r.rule_id) {
-                failures.push(format!("rule `{}`: unexpected result (case is exhaustive): {}", r.rule_id, describe(r)));
+                failures.push(format!(
+                    "rule `{}`: unexpected result (case is exhaustive): {}",
+                    r.rule_id,
+                    describe(r)
+                ));
             }
         }
     }
@@ -296,7 +389,10 @@ fn describe(r: &RuleResult) -> String {
 }
 
 fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+    s.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Deep merge: objects merge key by key, `null` deletes a key, anything else replaces.
@@ -332,7 +428,10 @@ mod tests {
     #[test]
     fn builtin_pack_cases_pass() {
         let files = files_in("src/policy/builtin", ".cases.yaml");
-        assert!(files.len() >= 5, "expected a case file per built-in policy file");
+        assert!(
+            files.len() >= 5,
+            "expected a case file per built-in policy file"
+        );
         let report = run_case_files(&files);
         assert!(report.all_passed(), "{}", report.render_human());
     }
@@ -355,15 +454,24 @@ mod tests {
         let report = run_case_files(&[path]);
         let human = report.render_human();
         assert!(!report.all_passed());
-        assert!(human.contains("verdict: want continue, got terminate"), "{human}");
-        assert!(human.contains("rule `at-least-one-image`: outcome: want pass, got fail"), "{human}");
+        assert!(
+            human.contains("verdict: want continue, got terminate"),
+            "{human}"
+        );
+        assert!(
+            human.contains("rule `at-least-one-image`: outcome: want pass, got fail"),
+            "{human}"
+        );
         assert!(human.contains("0 passed, 1 failed"), "{human}");
     }
 
     #[test]
     fn evidence_merges_and_null_deletes() {
         let mut base = serde_json::json!({"a": {"b": 1, "c": 2}, "d": 3});
-        merge(&mut base, &serde_json::json!({"a": {"b": 5, "c": null}, "e": [1]}));
+        merge(
+            &mut base,
+            &serde_json::json!({"a": {"b": 5, "c": null}, "e": [1]}),
+        );
         assert_eq!(base, serde_json::json!({"a": {"b": 5}, "d": 3, "e": [1]}));
     }
 }

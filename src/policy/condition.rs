@@ -14,7 +14,16 @@ use super::reason::inside;
 const MAX_DEPTH: usize = 32;
 
 const LEAF_FIELDS: &[&str] = &["path", "op", "value", "quantifier", "label"];
-const ALL_FIELDS: &[&str] = &["all", "any", "not", "path", "op", "value", "quantifier", "label"];
+const ALL_FIELDS: &[&str] = &[
+    "all",
+    "any",
+    "not",
+    "path",
+    "op",
+    "value",
+    "quantifier",
+    "label",
+];
 
 #[derive(Debug, Clone)]
 pub(crate) enum Condition {
@@ -56,7 +65,9 @@ impl Condition {
 
     fn collect_leaves<'a>(&'a self, out: &mut Vec<&'a Leaf>) {
         match self {
-            Condition::All(cs) | Condition::Any(cs) => cs.iter().for_each(|c| c.collect_leaves(out)),
+            Condition::All(cs) | Condition::Any(cs) => {
+                cs.iter().for_each(|c| c.collect_leaves(out))
+            }
             Condition::Not(c) => c.collect_leaves(out),
             Condition::Leaf(l) => out.push(l),
         }
@@ -64,22 +75,37 @@ impl Condition {
 
     /// The evidence namespaces the condition reads, `request` included.
     pub(crate) fn sources(&self) -> BTreeSet<String> {
-        self.leaves().iter().filter_map(|l| l.path.as_ref()).map(|p| p.source().to_string()).collect()
+        self.leaves()
+            .iter()
+            .filter_map(|l| l.path.as_ref())
+            .map(|p| p.source().to_string())
+            .collect()
     }
 }
 
 fn parse_at(node: &Node, d: &mut Diagnostics, depth: usize) -> Option<Condition> {
     if depth > MAX_DEPTH {
-        d.error(Pos::of(node), format!("conditions are nested more than {MAX_DEPTH} deep"), "flatten the condition or split the rule");
+        d.error(
+            Pos::of(node),
+            format!("conditions are nested more than {MAX_DEPTH} deep"),
+            "flatten the condition or split the rule",
+        );
         return None;
     }
     let map = Map::new(node, "a condition", d)?;
-    let combinators: Vec<&str> = ["all", "any", "not"].into_iter().filter(|k| map.has(k)).collect();
+    let combinators: Vec<&str> = ["all", "any", "not"]
+        .into_iter()
+        .filter(|k| map.has(k))
+        .collect();
     let is_leaf = LEAF_FIELDS.iter().any(|k| map.has(k));
     match (combinators.as_slice(), is_leaf) {
         ([], false) => {
             map.allow_only(ALL_FIELDS, d);
-            d.error(map.pos, "a condition needs `all`, `any`, `not`, or `path` and `op`", "e.g. `{path: $.sonarqube.quality_gate.status, op: \"==\", value: OK}`");
+            d.error(
+                map.pos,
+                "a condition needs `all`, `any`, `not`, or `path` and `op`",
+                "e.g. `{path: $.sonarqube.quality_gate.status, op: \"==\", value: OK}`",
+            );
             None
         }
         ([], true) => parse_leaf(&map, d),
@@ -91,19 +117,37 @@ fn parse_at(node: &Node, d: &mut Diagnostics, depth: usize) -> Option<Condition>
             }
             let seq = sequence(child, one, d)?;
             if seq.is_empty() {
-                d.error(Pos::of(child), format!("`{one}` has no conditions"), format!("list at least one condition under `{one}`"));
+                d.error(
+                    Pos::of(child),
+                    format!("`{one}` has no conditions"),
+                    format!("list at least one condition under `{one}`"),
+                );
                 return None;
             }
             let before = d.errors.len();
-            let cs: Vec<_> = seq.iter().filter_map(|c| parse_at(c, d, depth + 1)).collect();
+            let cs: Vec<_> = seq
+                .iter()
+                .filter_map(|c| parse_at(c, d, depth + 1))
+                .collect();
             if d.errors.len() != before {
                 return None;
             }
-            Some(if *one == "all" { Condition::All(cs) } else { Condition::Any(cs) })
+            Some(if *one == "all" {
+                Condition::All(cs)
+            } else {
+                Condition::Any(cs)
+            })
         }
         _ => {
             let second = combinators.get(1).copied().unwrap_or("path");
-            d.error(map.key_pos(second), format!("a condition mixes `{}` with `{second}`", combinators.first().copied().unwrap_or("all")), "nest them: put each part in its own list item under `all` or `any`");
+            d.error(
+                map.key_pos(second),
+                format!(
+                    "a condition mixes `{}` with `{second}`",
+                    combinators.first().copied().unwrap_or("all")
+                ),
+                "nest them: put each part in its own list item under `all` or `any`",
+            );
             None
         }
     }
@@ -128,7 +172,11 @@ fn parse_leaf(map: &Map<'_>, d: &mut Diagnostics) -> Option<Condition> {
         Some(t) if t.value == "all" => Quantifier::All,
         Some(t) if t.value == "any" => Quantifier::Any,
         Some(t) => {
-            d.error(t.pos, format!("unknown quantifier `{}`", clip(&t.value)), "use `all` (every value must match, the default) or `any`");
+            d.error(
+                t.pos,
+                format!("unknown quantifier `{}`", clip(&t.value)),
+                "use `all` (every value must match, the default) or `any`",
+            );
             Quantifier::All
         }
     };

@@ -73,7 +73,10 @@ fn eval(c: &Condition, ctx: &Ctx<'_>) -> Eval {
                     reason: format!("expected the opposite of: {}", e.reason),
                     facts: e.facts,
                 },
-                RuleOutcome::Fail => Eval { outcome: RuleOutcome::Pass, ..e },
+                RuleOutcome::Fail => Eval {
+                    outcome: RuleOutcome::Pass,
+                    ..e
+                },
                 RuleOutcome::Missing => e,
             }
         }
@@ -109,36 +112,66 @@ fn eval(c: &Condition, ctx: &Ctx<'_>) -> Eval {
                 }
                 others.push(e.reason);
             }
-            let outcome = if any_missing { RuleOutcome::Missing } else { RuleOutcome::Fail };
+            let outcome = if any_missing {
+                RuleOutcome::Missing
+            } else {
+                RuleOutcome::Fail
+            };
             let reason = if others.len() == 1 {
                 others.join("")
             } else {
                 format!("no alternative holds: {}", others.join("; "))
             };
-            Eval { outcome, reason, facts }
+            Eval {
+                outcome,
+                reason,
+                facts,
+            }
         }
     }
 }
 
 fn pass(reason: String) -> Eval {
-    Eval { outcome: RuleOutcome::Pass, reason, facts: None }
+    Eval {
+        outcome: RuleOutcome::Pass,
+        reason,
+        facts: None,
+    }
 }
 
 fn missing(reason: String) -> Eval {
-    Eval { outcome: RuleOutcome::Missing, reason, facts: None }
+    Eval {
+        outcome: RuleOutcome::Missing,
+        reason,
+        facts: None,
+    }
 }
 
 fn fail(reason: String, facts: Facts) -> Eval {
-    Eval { outcome: RuleOutcome::Fail, reason, facts: Some(facts) }
+    Eval {
+        outcome: RuleOutcome::Fail,
+        reason,
+        facts: Some(facts),
+    }
 }
 
 fn eval_leaf(l: &Leaf, ctx: &Ctx<'_>) -> Eval {
     let Some(path) = &l.path else {
         return match l.op.test_now(ctx.now) {
-            Check::Pass => pass(format!("now is {}", l.op.expected().replacen("a time ", "", 1))),
+            Check::Pass => pass(format!(
+                "now is {}",
+                l.op.expected().replacen("a time ", "", 1)
+            )),
             Check::Fail(note) => {
                 let note = note.unwrap_or_default();
-                fail(format!("{note}, expected {}", l.op.expected()), Facts { path: "now".into(), found: note.clone(), expected: l.op.expected() })
+                fail(
+                    format!("{note}, expected {}", l.op.expected()),
+                    Facts {
+                        path: "now".into(),
+                        found: note.clone(),
+                        expected: l.op.expected(),
+                    },
+                )
             }
             Check::Mismatch(what) => missing(format!("cannot test the time: {what}")),
         };
@@ -148,19 +181,39 @@ fn eval_leaf(l: &Leaf, ctx: &Ctx<'_>) -> Eval {
         return missing(if message.is_empty() {
             format!("evidence unavailable: `{source}`: {}", why.as_str())
         } else {
-            format!("evidence unavailable: `{source}`: {}: {message}", why.as_str())
+            format!(
+                "evidence unavailable: `{source}`: {}: {message}",
+                why.as_str()
+            )
         });
     }
     if ctx.document.get(source).is_none() {
         return missing(format!("no evidence source named `{source}` answered"));
     }
     let Ok(hits) = path.select(ctx.document, MAX_VALUES) else {
-        let reason = format!("`{}` yields more than {MAX_VALUES} values, more than one rule may examine", path.text());
-        return fail(reason, Facts { path: path.text().into(), found: format!("more than {MAX_VALUES} values"), expected: l.op.expected() });
+        let reason = format!(
+            "`{}` yields more than {MAX_VALUES} values, more than one rule may examine",
+            path.text()
+        );
+        return fail(
+            reason,
+            Facts {
+                path: path.text().into(),
+                found: format!("more than {MAX_VALUES} values"),
+                expected: l.op.expected(),
+            },
+        );
     };
     if hits.is_empty() {
         return match l.op {
-            Op::Exists => fail(format!("no value at `{}`, expected a value", path.text()), Facts { path: path.text().into(), found: "nothing".into(), expected: l.op.expected() }),
+            Op::Exists => fail(
+                format!("no value at `{}`, expected a value", path.text()),
+                Facts {
+                    path: path.text().into(),
+                    found: "nothing".into(),
+                    expected: l.op.expected(),
+                },
+            ),
             Op::Absent => pass(format!("no value at `{}`, as expected", path.text())),
             _ => missing(format!("no value at `{}`", path.text())),
         };
@@ -173,15 +226,39 @@ fn eval_leaf(l: &Leaf, ctx: &Ctx<'_>) -> Eval {
     };
     let n = hits.len();
     if ok {
-        let first = checks.iter().position(|c| *c == Check::Pass).and_then(|i| hits.get(i));
+        let first = checks
+            .iter()
+            .position(|c| *c == Check::Pass)
+            .and_then(|i| hits.get(i));
         if matches!(l.op, Op::Exists) {
             let values = if n == 1 { "1 value" } else { "values" };
-            return pass(format!("`{}` has {}", path.text(), if n == 1 { values.to_string() } else { format!("{n} {values}") }));
+            return pass(format!(
+                "`{}` has {}",
+                path.text(),
+                if n == 1 {
+                    values.to_string()
+                } else {
+                    format!("{n} {values}")
+                }
+            ));
         }
         return pass(match (n, first) {
-            (1, Some(h)) => format!("`{}` is `{}`, meeting {}", path.text(), show(h.value), l.op.expected()),
-            _ if l.quantifier == Quantifier::All => format!("all {n} values of `{}` meet {}", path.text(), l.op.expected()),
-            _ => format!("{passed} of {n} values of `{}` meet {}", path.text(), l.op.expected()),
+            (1, Some(h)) => format!(
+                "`{}` is `{}`, meeting {}",
+                path.text(),
+                show(h.value),
+                l.op.expected()
+            ),
+            _ if l.quantifier == Quantifier::All => format!(
+                "all {n} values of `{}` meet {}",
+                path.text(),
+                l.op.expected()
+            ),
+            _ => format!(
+                "{passed} of {n} values of `{}` meet {}",
+                path.text(),
+                l.op.expected()
+            ),
         });
     }
     let Some((hit, check)) = hits.iter().zip(&checks).find(|(_, c)| **c != Check::Pass) else {
@@ -190,7 +267,14 @@ fn eval_leaf(l: &Leaf, ctx: &Ctx<'_>) -> Eval {
     fail_reason(l, path, hit, check, n - passed, n)
 }
 
-fn fail_reason(l: &Leaf, path: &Path, hit: &Hit<'_>, check: &Check, failing: usize, n: usize) -> Eval {
+fn fail_reason(
+    l: &Leaf,
+    path: &Path,
+    hit: &Hit<'_>,
+    check: &Check,
+    failing: usize,
+    n: usize,
+) -> Eval {
     let mut subject = format!("`{}` is `{}`", path.text(), show(hit.value));
     if path.is_plural() {
         match name_of(hit, l.label.as_deref()) {
@@ -215,6 +299,10 @@ fn fail_reason(l: &Leaf, path: &Path, hit: &Hit<'_>, check: &Check, failing: usi
         Check::Mismatch(what) => format!("{subject}, expected {expected} but found {what}"),
         Check::Fail(None) | Check::Pass => format!("{subject}, expected {expected}"),
     };
-    let facts = Facts { path: path.location(hit), found: format!("`{}`", show(hit.value)), expected };
+    let facts = Facts {
+        path: path.location(hit),
+        found: format!("`{}`", show(hit.value)),
+        expected,
+    };
     fail(reason, facts)
 }

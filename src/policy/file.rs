@@ -79,7 +79,9 @@ pub(crate) fn parse(text: &str, d: &mut Diagnostics) -> Option<Node> {
     };
     // The YAML loader asserts on a few parser states it considers impossible; a policy file is
     // user input, so a loader bug must become an error here rather than take the service down.
-    let parsed = catch_unwind(AssertUnwindSafe(|| marked_yaml::parse_yaml_with_options(0, text, opts())));
+    let parsed = catch_unwind(AssertUnwindSafe(|| {
+        marked_yaml::parse_yaml_with_options(0, text, opts())
+    }));
     match parsed {
         Ok(Ok(node)) => Some(node),
         Ok(Err(e)) => {
@@ -88,7 +90,11 @@ pub(crate) fn parse(text: &str, d: &mut Diagnostics) -> Option<Node> {
             None
         }
         Err(_) => {
-            d.error(Pos::START, "the YAML parser could not read this file", "check the file is valid YAML, e.g. with `yamllint`");
+            d.error(
+                Pos::START,
+                "the YAML parser could not read this file",
+                "check the file is valid YAML, e.g. with `yamllint`",
+            );
             None
         }
     }
@@ -100,17 +106,45 @@ fn describe_load_error(e: &LoadError) -> (Pos, String, &'static str) {
         col: m.column().max(1),
     };
     match e {
-        LoadError::TopLevelMustBeMapping(m) => (pos(m), "the top level must be a mapping with a `rules` list".into(), "start the file with `rules:`"),
-        LoadError::TopLevelMustBeSequence(m) => (pos(m), "the top level must be a sequence".into(), "start the file with `rules:`"),
-        LoadError::UnexpectedAnchor(m) => (pos(m), "YAML anchors and aliases are not supported".into(), "write the value out in full"),
-        LoadError::MappingKeyMustBeScalar(m) => (pos(m), "mapping keys must be plain strings".into(), "use a plain key such as `path:`"),
-        LoadError::UnexpectedTag(m) => (pos(m), "YAML tags are not supported".into(), "remove the `!tag`; quote the value if it is a string"),
-        LoadError::ScanError(m, se) => (pos(m), format!("invalid YAML: {}", se.info()), "fix the YAML syntax; check indentation and quotes"),
+        LoadError::TopLevelMustBeMapping(m) => (
+            pos(m),
+            "the top level must be a mapping with a `rules` list".into(),
+            "start the file with `rules:`",
+        ),
+        LoadError::TopLevelMustBeSequence(m) => (
+            pos(m),
+            "the top level must be a sequence".into(),
+            "start the file with `rules:`",
+        ),
+        LoadError::UnexpectedAnchor(m) => (
+            pos(m),
+            "YAML anchors and aliases are not supported".into(),
+            "write the value out in full",
+        ),
+        LoadError::MappingKeyMustBeScalar(m) => (
+            pos(m),
+            "mapping keys must be plain strings".into(),
+            "use a plain key such as `path:`",
+        ),
+        LoadError::UnexpectedTag(m) => (
+            pos(m),
+            "YAML tags are not supported".into(),
+            "remove the `!tag`; quote the value if it is a string",
+        ),
+        LoadError::ScanError(m, se) => (
+            pos(m),
+            format!("invalid YAML: {}", se.info()),
+            "fix the YAML syntax; check indentation and quotes",
+        ),
         LoadError::DuplicateKey(inner) => {
             let first = Pos::of_span(inner.prev_key.span());
             (
                 Pos::of_span(inner.key.span()),
-                format!("duplicate key `{}` (first at line {})", inner.key.as_str(), first.line),
+                format!(
+                    "duplicate key `{}` (first at line {})",
+                    inner.key.as_str(),
+                    first.line
+                ),
                 "remove one of the two keys",
             )
         }
@@ -127,9 +161,16 @@ impl<'n> Map<'n> {
     /// `what` names the node in the error, e.g. "a rule".
     pub(crate) fn new(node: &'n Node, what: &str, d: &mut Diagnostics) -> Option<Map<'n>> {
         match node {
-            Node::Mapping(m) => Some(Map { node: m, pos: Pos::of(node) }),
+            Node::Mapping(m) => Some(Map {
+                node: m,
+                pos: Pos::of(node),
+            }),
             other => {
-                d.error(Pos::of(other), format!("expected {what} (a mapping), found {}", kind(other)), "write `key: value` lines indented under this item");
+                d.error(
+                    Pos::of(other),
+                    format!("expected {what} (a mapping), found {}", kind(other)),
+                    "write `key: value` lines indented under this item",
+                );
                 None
             }
         }
@@ -143,7 +184,11 @@ impl<'n> Map<'n> {
                     Some(s) => format!("did you mean `{s}`? allowed here: {}", allowed.join(", ")),
                     None => format!("allowed here: {}", allowed.join(", ")),
                 };
-                d.error(Pos::of_span(key.span()), format!("unknown field `{}`", clip(key.as_str())), help);
+                d.error(
+                    Pos::of_span(key.span()),
+                    format!("unknown field `{}`", clip(key.as_str())),
+                    help,
+                );
             }
         }
     }
@@ -199,17 +244,29 @@ pub(crate) fn text(node: &Node, field: &str, d: &mut Diagnostics) -> Option<Text
             quoted: !s.may_coerce(),
         }),
         other => {
-            d.error(Pos::of(other), format!("`{field}` must be a string, found {}", kind(other)), "write a single value on the same line as the key");
+            d.error(
+                Pos::of(other),
+                format!("`{field}` must be a string, found {}", kind(other)),
+                "write a single value on the same line as the key",
+            );
             None
         }
     }
 }
 
-pub(crate) fn sequence<'n>(node: &'n Node, field: &str, d: &mut Diagnostics) -> Option<&'n MarkedSequenceNode> {
+pub(crate) fn sequence<'n>(
+    node: &'n Node,
+    field: &str,
+    d: &mut Diagnostics,
+) -> Option<&'n MarkedSequenceNode> {
     match node {
         Node::Sequence(s) => Some(s),
         other => {
-            d.error(Pos::of(other), format!("`{field}` must be a list, found {}", kind(other)), format!("write `{field}: [a, b]` or one `- item` per line"));
+            d.error(
+                Pos::of(other),
+                format!("`{field}` must be a list, found {}", kind(other)),
+                format!("write `{field}: [a, b]` or one `- item` per line"),
+            );
             None
         }
     }
@@ -229,7 +286,11 @@ pub(crate) fn to_json(node: &Node) -> serde_json::Value {
     match node {
         Node::Scalar(s) => scalar_json(s),
         Node::Sequence(s) => Value::Array(s.iter().map(to_json).collect()),
-        Node::Mapping(m) => Value::Object(m.iter().map(|(k, v)| (k.as_str().to_string(), to_json(v))).collect()),
+        Node::Mapping(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.as_str().to_string(), to_json(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -246,7 +307,11 @@ fn scalar_json(s: &MarkedScalarNode) -> serde_json::Value {
         Value::Bool(b)
     } else if let Some(i) = s.as_i64() {
         Value::from(i)
-    } else if let Some(f) = s.as_f64().filter(|f| f.is_finite()).and_then(serde_json::Number::from_f64) {
+    } else if let Some(f) = s
+        .as_f64()
+        .filter(|f| f.is_finite())
+        .and_then(serde_json::Number::from_f64)
+    {
         Value::Number(f)
     } else {
         Value::String(s.as_str().to_string())

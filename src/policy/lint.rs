@@ -13,7 +13,14 @@ use super::{PolicySet, PolicySource};
 use crate::domain::{Severity, Verdict};
 
 /// Evidence namespaces the gate knows without a declaration.
-pub const KNOWN_SOURCES: [&str; 6] = ["request", "sonarqube", "aqua", "trivy", "jira", "servicenow"];
+pub const KNOWN_SOURCES: [&str; 6] = [
+    "request",
+    "sonarqube",
+    "aqua",
+    "trivy",
+    "jira",
+    "servicenow",
+];
 
 /// Everything lint found in a directory.
 #[derive(Debug, Clone, Serialize)]
@@ -45,15 +52,23 @@ pub enum LintSeverity {
 
 impl LintReport {
     pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity == LintSeverity::Error)
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == LintSeverity::Error)
     }
 
     pub fn error_count(&self) -> usize {
-        self.diagnostics.iter().filter(|d| d.severity == LintSeverity::Error).count()
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == LintSeverity::Error)
+            .count()
     }
 
     pub fn warning_count(&self) -> usize {
-        self.diagnostics.iter().filter(|d| d.severity == LintSeverity::Warning).count()
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == LintSeverity::Warning)
+            .count()
     }
 
     /// One `file:line:col: severity: message` line per finding, its help indented below, then a
@@ -94,14 +109,20 @@ pub fn lint_dir(dir: &Path) -> LintReport {
                 line: 1,
                 col: 1,
                 message: "no policy files in the directory".into(),
-                help: Some("policy files end in `.yaml` or `.yml` (`*.cases.yaml` are test cases)".into()),
+                help: Some(
+                    "policy files end in `.yaml` or `.yml` (`*.cases.yaml` are test cases)".into(),
+                ),
             }],
         },
         Ok(sources) => lint_sources(sources),
         Err(errors) => LintReport {
             files: 0,
             rules: 0,
-            diagnostics: errors.0.into_iter().map(|e| error_diag(e.file, e.line, e.col, e.message, e.help)).collect(),
+            diagnostics: errors
+                .0
+                .into_iter()
+                .map(|e| error_diag(e.file, e.line, e.col, e.message, e.help))
+                .collect(),
         },
     }
 }
@@ -110,11 +131,22 @@ pub fn lint_dir(dir: &Path) -> LintReport {
 pub fn lint_sources(sources: Vec<PolicySource>) -> LintReport {
     let files = sources.len();
     let (set, errors) = PolicySet::load_partial(sources);
-    let mut diagnostics: Vec<LintDiagnostic> = errors.into_iter().map(|e| error_diag(e.file, e.line, e.col, e.message, e.help)).collect();
+    let mut diagnostics: Vec<LintDiagnostic> = errors
+        .into_iter()
+        .map(|e| error_diag(e.file, e.line, e.col, e.message, e.help))
+        .collect();
     for info in set.files() {
-        if info.rules_pos.is_some() && !set.rules().iter().any(|r| r.file == info.name) && !diagnostics.iter().any(|d| d.file == info.name) {
+        if info.rules_pos.is_some()
+            && !set.rules().iter().any(|r| r.file == info.name)
+            && !diagnostics.iter().any(|d| d.file == info.name)
+        {
             let at = info.rules_pos.unwrap_or(Pos::START);
-            diagnostics.push(warning(&info.name, at, "the file has no rules".into(), "add rules under `rules:` or delete the file"));
+            diagnostics.push(warning(
+                &info.name,
+                at,
+                "the file has no rules".into(),
+                "add rules under `rules:` or delete the file",
+            ));
         }
     }
     for rule in set.rules() {
@@ -137,20 +169,51 @@ pub fn lint_sources(sources: Vec<PolicySource>) -> LintReport {
 fn lint_rule(rule: &Rule, declared: &[&str], out: &mut Vec<LintDiagnostic>) {
     let f = rule.file.as_str();
     if rule.description.is_none() {
-        out.push(warning(f, rule.pos, format!("rule `{}` has no `description`", rule.id), "say what the rule protects against, for the engineer whose deploy it stops"));
+        out.push(warning(
+            f,
+            rule.pos,
+            format!("rule `{}` has no `description`", rule.id),
+            "say what the rule protects against, for the engineer whose deploy it stops",
+        ));
     }
     if rule.remediation.is_none() {
-        out.push(warning(f, rule.pos, format!("rule `{}` has no `remediation`", rule.id), "say how to make the deploy pass; it is shown next to every failure"));
+        out.push(warning(
+            f,
+            rule.pos,
+            format!("rule `{}` has no `remediation`", rule.id),
+            "say how to make the deploy pass; it is shown next to every failure",
+        ));
     }
-    if let (Severity::Critical, Verdict::Continue, Some(at)) = (rule.severity, rule.on_missing, rule.on_missing_pos) {
+    if let (Severity::Critical, Verdict::Continue, Some(at)) =
+        (rule.severity, rule.on_missing, rule.on_missing_pos)
+    {
         out.push(warning(f, at, format!("critical rule `{}` lets deploys continue when its evidence is missing", rule.id), "an outage of the evidence source would silently disable the rule; use `manual_review` or `terminate`"));
     }
     let scope = &rule.scope;
     let scope_pos = scope.pos.unwrap_or(rule.pos);
-    never_matching(f, scope.environments.as_ref(), "environments", |c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'), scope_pos, out);
-    never_matching(f, scope.applications.as_ref(), "applications", |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'), scope_pos, out);
+    never_matching(
+        f,
+        scope.environments.as_ref(),
+        "environments",
+        |c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'),
+        scope_pos,
+        out,
+    );
+    never_matching(
+        f,
+        scope.applications.as_ref(),
+        "applications",
+        |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'),
+        scope_pos,
+        out,
+    );
     if scope.callers.as_ref().is_some_and(Vec::is_empty) {
-        out.push(warning(f, scope_pos, format!("rule `{}` can never apply: `callers` is empty", rule.id), "remove `callers` to apply to every caller, or list some"));
+        out.push(warning(
+            f,
+            scope_pos,
+            format!("rule `{}` can never apply: `callers` is empty", rule.id),
+            "remove `callers` to apply to every caller, or list some",
+        ));
     }
     let mut known: Vec<&str> = KNOWN_SOURCES.to_vec();
     known.extend_from_slice(declared);
@@ -158,7 +221,9 @@ fn lint_rule(rule: &Rule, declared: &[&str], out: &mut Vec<LintDiagnostic>) {
         let Some(path) = &leaf.path else { continue };
         let source = path.source();
         if !known.contains(&source) {
-            let hint = closest(source, &known).map(|s| format!("did you mean `{s}`? ")).unwrap_or_default();
+            let hint = closest(source, &known)
+                .map(|s| format!("did you mean `{s}`? "))
+                .unwrap_or_default();
             out.push(warning(
                 f,
                 leaf.path_pos,
@@ -171,16 +236,45 @@ fn lint_rule(rule: &Rule, declared: &[&str], out: &mut Vec<LintDiagnostic>) {
 
 /// Warns about patterns that no valid name can match (names are checked when a request is
 /// parsed, so e.g. an upper-case environment pattern is dead).
-fn never_matching(file: &str, patterns: Option<&Patterns>, field: &str, allowed: impl Fn(char) -> bool, scope_pos: Pos, out: &mut Vec<LintDiagnostic>) {
+fn never_matching(
+    file: &str,
+    patterns: Option<&Patterns>,
+    field: &str,
+    allowed: impl Fn(char) -> bool,
+    scope_pos: Pos,
+    out: &mut Vec<LintDiagnostic>,
+) {
     let Some(p) = patterns else { return };
     if p.texts.is_empty() {
-        out.push(warning(file, scope_pos, format!("`{field}` is empty, so the rule can never apply"), &format!("remove `{field}` to apply everywhere, or list some patterns")));
+        out.push(warning(
+            file,
+            scope_pos,
+            format!("`{field}` is empty, so the rule can never apply"),
+            &format!("remove `{field}` to apply everywhere, or list some patterns"),
+        ));
         return;
     }
     for t in &p.texts {
-        let glob_syntax = |c: char| matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | '!' | ',' | '^' | '\\');
+        let glob_syntax = |c: char| {
+            matches!(
+                c,
+                '*' | '?' | '[' | ']' | '{' | '}' | '!' | ',' | '^' | '\\'
+            )
+        };
         if let Some(bad) = t.value.chars().find(|c| !allowed(*c) && !glob_syntax(*c)) {
-            out.push(warning(file, t.pos, format!("pattern `{}` can never match: {field} cannot contain `{bad}`", t.value), if field == "environments" { "environment names are lower-case letters, digits, `.`, `_` and `-`" } else { "application names are letters, digits, `.`, `_`, `-` and `/`" }));
+            out.push(warning(
+                file,
+                t.pos,
+                format!(
+                    "pattern `{}` can never match: {field} cannot contain `{bad}`",
+                    t.value
+                ),
+                if field == "environments" {
+                    "environment names are lower-case letters, digits, `.`, `_` and `-`"
+                } else {
+                    "application names are letters, digits, `.`, `_`, `-` and `/`"
+                },
+            ));
         }
     }
 }
@@ -196,8 +290,21 @@ fn warning(file: &str, at: Pos, message: String, help: &str) -> LintDiagnostic {
     }
 }
 
-fn error_diag(file: String, line: usize, col: usize, message: String, help: Option<String>) -> LintDiagnostic {
-    LintDiagnostic { severity: LintSeverity::Error, file, line, col, message, help }
+fn error_diag(
+    file: String,
+    line: usize,
+    col: usize,
+    message: String,
+    help: Option<String>,
+) -> LintDiagnostic {
+    LintDiagnostic {
+        severity: LintSeverity::Error,
+        file,
+        line,
+        col,
+        message,
+        help,
+    }
 }
 
 #[cfg(test)]
@@ -206,7 +313,10 @@ mod tests {
     use super::*;
 
     fn lint(text: &str) -> LintReport {
-        lint_sources(vec![PolicySource { name: "p.yaml".into(), text: text.into() }])
+        lint_sources(vec![PolicySource {
+            name: "p.yaml".into(),
+            text: text.into(),
+        }])
     }
 
     #[test]
@@ -221,26 +331,60 @@ mod tests {
     on_missing: continue
 ",
         );
-        let msgs: Vec<String> = r.diagnostics.iter().map(|d| format!("{}:{}: {}", d.line, d.col, d.message)).collect();
+        let msgs: Vec<String> = r
+            .diagnostics
+            .iter()
+            .map(|d| format!("{}:{}: {}", d.line, d.col, d.message))
+            .collect();
         assert!(!r.has_errors(), "{msgs:?}");
-        assert!(msgs.contains(&"5:33: pattern `Prod` can never match: environments cannot contain `P`".to_string()), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.starts_with("6:23: unknown evidence namespace `sonarcube`")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.starts_with("7:5: critical rule `r1` lets deploys continue")), "{msgs:?}");
+        assert!(
+            msgs.contains(
+                &"5:33: pattern `Prod` can never match: environments cannot contain `P`"
+                    .to_string()
+            ),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("6:23: unknown evidence namespace `sonarcube`")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("7:5: critical rule `r1` lets deploys continue")),
+            "{msgs:?}"
+        );
         assert!(msgs.iter().any(|m| m.contains("no `description`")));
         assert!(msgs.iter().any(|m| m.contains("`callers` is empty")));
-        let help = &r.diagnostics.iter().find(|d| d.message.contains("sonarcube")).unwrap().help;
-        assert!(help.as_deref().unwrap().starts_with("did you mean `sonarqube`?"));
+        let help = &r
+            .diagnostics
+            .iter()
+            .find(|d| d.message.contains("sonarcube"))
+            .unwrap()
+            .help;
+        assert!(
+            help.as_deref()
+                .unwrap()
+                .starts_with("did you mean `sonarqube`?")
+        );
     }
 
     #[test]
     fn declared_sources_are_known_and_errors_are_reported() {
-        let ok = lint("sources: [deploy_db]\nrules:\n  - id: r\n    title: T\n    severity: low\n    description: d\n    remediation: r\n    condition: {path: $.deploy_db.ok, op: exists}\n");
+        let ok = lint(
+            "sources: [deploy_db]\nrules:\n  - id: r\n    title: T\n    severity: low\n    description: d\n    remediation: r\n    condition: {path: $.deploy_db.ok, op: exists}\n",
+        );
         assert!(ok.diagnostics.is_empty(), "{}", ok.render_human());
         let bad = lint("rules:\n  - id: r\n    severity: nope\n");
         assert!(bad.has_errors());
         let json = serde_json::to_value(&bad).unwrap();
         assert_eq!(json["diagnostics"][0]["severity"], "error");
-        assert!(bad.render_human().contains("p.yaml:2:5: error: missing required field `title`"), "{}", bad.render_human());
+        assert!(
+            bad.render_human()
+                .contains("p.yaml:2:5: error: missing required field `title`"),
+            "{}",
+            bad.render_human()
+        );
     }
 
     #[test]

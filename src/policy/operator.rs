@@ -12,8 +12,23 @@ use super::window::{Window, parse_timestamp, parse_windows, show_time};
 
 /// Every operator name, as written in policy files.
 pub(crate) const OPERATORS: &[&str] = &[
-    "==", "!=", "<", "<=", ">", ">=", "in", "not_in", "exists", "absent", "matches", "contains",
-    "older_than", "newer_than", "within_window", "within_windows", "outside_windows",
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "in",
+    "not_in",
+    "exists",
+    "absent",
+    "matches",
+    "contains",
+    "older_than",
+    "newer_than",
+    "within_window",
+    "within_windows",
+    "outside_windows",
 ];
 
 #[derive(Debug, Clone)]
@@ -61,7 +76,12 @@ pub(crate) enum Check {
 
 impl Op {
     /// Parses `op` with its `value` (absent when the leaf has none).
-    pub(crate) fn parse(op: &Text, value: Option<&Node>, leaf: &Map<'_>, d: &mut Diagnostics) -> Option<Op> {
+    pub(crate) fn parse(
+        op: &Text,
+        value: Option<&Node>,
+        leaf: &Map<'_>,
+        d: &mut Diagnostics,
+    ) -> Option<Op> {
         let name = op.value.as_str();
         if !OPERATORS.contains(&name) {
             let help = match closest(name, OPERATORS) {
@@ -75,11 +95,19 @@ impl Op {
         let optional_value = name == "within_window";
         let value = match (value, takes_no_value, optional_value) {
             (Some(v), true, _) => {
-                d.error(Pos::of(v), format!("`{name}` takes no `value`"), "remove `value`; `exists` and `absent` only look at the path");
+                d.error(
+                    Pos::of(v),
+                    format!("`{name}` takes no `value`"),
+                    "remove `value`; `exists` and `absent` only look at the path",
+                );
                 return None;
             }
             (None, false, false) => {
-                d.error(leaf.pos, format!("missing `value` for operator `{name}`"), value_help(name));
+                d.error(
+                    leaf.pos,
+                    format!("missing `value` for operator `{name}`"),
+                    value_help(name),
+                );
                 return None;
             }
             (v, _, _) => v,
@@ -88,13 +116,20 @@ impl Op {
             return Some(match name {
                 "exists" => Op::Exists,
                 "absent" => Op::Absent,
-                _ => Op::WithinWindow { start: "start".into(), end: "end".into() },
+                _ => Op::WithinWindow {
+                    start: "start".into(),
+                    end: "end".into(),
+                },
             });
         };
         let json = to_json(value);
         let at = Pos::of(value);
         let bad = |d: &mut Diagnostics, what: &str| {
-            d.error(at, format!("`{name}` needs {what}, found `{}`", clip(&show(&json))), value_help(name));
+            d.error(
+                at,
+                format!("`{name}` needs {what}, found `{}`", clip(&show(&json))),
+                value_help(name),
+            );
             None
         };
         Some(match name {
@@ -114,7 +149,11 @@ impl Op {
             }
             "in" | "not_in" => match json {
                 Value::Array(items) if !items.is_empty() && items.iter().all(is_scalar) => {
-                    if name == "in" { Op::In(items) } else { Op::NotIn(items) }
+                    if name == "in" {
+                        Op::In(items)
+                    } else {
+                        Op::NotIn(items)
+                    }
                 }
                 _ => return bad(d, "a non-empty list of values"),
             },
@@ -128,10 +167,20 @@ impl Op {
                 let Value::String(pattern) = &json else {
                     return bad(d, "a regular expression string");
                 };
-                match regex::RegexBuilder::new(pattern).size_limit(1 << 20).build() {
+                match regex::RegexBuilder::new(pattern)
+                    .size_limit(1 << 20)
+                    .build()
+                {
                     Ok(re) => Op::Matches(re),
                     Err(e) => {
-                        let detail = e.to_string().lines().last().unwrap_or("").trim().trim_start_matches("error: ").to_string();
+                        let detail = e
+                            .to_string()
+                            .lines()
+                            .last()
+                            .unwrap_or("")
+                            .trim()
+                            .trim_start_matches("error: ")
+                            .to_string();
                         d.error(at, format!("invalid regular expression `{}`: {detail}", clip(pattern)), "use Rust regex syntax (https://docs.rs/regex); quote the pattern with single quotes so backslashes stay literal");
                         return None;
                     }
@@ -141,18 +190,31 @@ impl Op {
                 let Value::String(text) = &json else {
                     return bad(d, "a duration such as `7d` or `12h`");
                 };
-                let parsed = humantime::parse_duration(text).ok().and_then(|std| chrono::Duration::from_std(std).ok());
+                let parsed = humantime::parse_duration(text)
+                    .ok()
+                    .and_then(|std| chrono::Duration::from_std(std).ok());
                 let Some(dur) = parsed else {
                     return bad(d, "a duration such as `7d` or `12h`");
                 };
-                let age = Age { text: text.clone(), value: dur };
-                if name == "older_than" { Op::OlderThan(age) } else { Op::NewerThan(age) }
+                let age = Age {
+                    text: text.clone(),
+                    value: dur,
+                };
+                if name == "older_than" {
+                    Op::OlderThan(age)
+                } else {
+                    Op::NewerThan(age)
+                }
             }
             "within_window" => {
                 let map = Map::new(value, "the window's field names", d)?;
                 map.allow_only(&["start", "end"], d);
-                let start = map.optional_str("start", d).map_or_else(|| "start".to_string(), |t| t.value);
-                let end = map.optional_str("end", d).map_or_else(|| "end".to_string(), |t| t.value);
+                let start = map
+                    .optional_str("start", d)
+                    .map_or_else(|| "start".to_string(), |t| t.value);
+                let end = map
+                    .optional_str("end", d)
+                    .map_or_else(|| "end".to_string(), |t| t.value);
                 Op::WithinWindow { start, end }
             }
             "within_windows" => Op::WithinWindows(parse_windows(value, d)?),
@@ -196,7 +258,7 @@ impl Op {
     /// Tests one value. `exists`/`absent` are decided by the caller from the set of values.
     pub(crate) fn test(&self, v: &Value, now: DateTime<Utc>) -> Check {
         match self {
-            Op::Eq(want) => equal(v, want).map_or_else(|| mismatch(v, want), |eq| pass_if(eq)),
+            Op::Eq(want) => equal(v, want).map_or_else(|| mismatch(v, want), pass_if),
             Op::Ne(want) => equal(v, want).map_or_else(|| mismatch(v, want), |eq| pass_if(!eq)),
             Op::Order(o, want) => match compare(v, want) {
                 Some(c) => pass_if(match o {
@@ -209,7 +271,11 @@ impl Op {
             },
             Op::In(set) | Op::NotIn(set) => {
                 if !set.iter().any(|w| equal(v, w).is_some()) {
-                    return Check::Mismatch(format!("a {} where the list holds {}", type_name(v), list_types(set)));
+                    return Check::Mismatch(format!(
+                        "a {} where the list holds {}",
+                        type_name(v),
+                        list_types(set)
+                    ));
                 }
                 let found = set.iter().any(|w| equal(v, w) == Some(true));
                 pass_if(found == matches!(self, Op::In(_)))
@@ -218,12 +284,20 @@ impl Op {
             Op::Absent => pass_if(v.is_null()),
             Op::Matches(re) => match v {
                 Value::String(s) => pass_if(re.is_match(s)),
-                other => Check::Mismatch(format!("a {} where a string was expected", type_name(other))),
+                other => Check::Mismatch(format!(
+                    "a {} where a string was expected",
+                    type_name(other)
+                )),
             },
             Op::Contains(want) => match (v, want) {
                 (Value::String(s), Value::String(w)) => pass_if(s.contains(w.as_str())),
-                (Value::Array(items), w) => pass_if(items.iter().any(|i| equal(i, w) == Some(true))),
-                (other, _) => Check::Mismatch(format!("a {} where a list or a string was expected", type_name(other))),
+                (Value::Array(items), w) => {
+                    pass_if(items.iter().any(|i| equal(i, w) == Some(true)))
+                }
+                (other, _) => Check::Mismatch(format!(
+                    "a {} where a list or a string was expected",
+                    type_name(other)
+                )),
             },
             Op::OlderThan(age) | Op::NewerThan(age) => {
                 let Some(t) = v.as_str().and_then(parse_timestamp) else {
@@ -231,21 +305,39 @@ impl Op {
                 };
                 let elapsed = now.signed_duration_since(t);
                 let older = elapsed > age.value;
-                let ok = if matches!(self, Op::OlderThan(_)) { older } else { !older };
-                if ok { Check::Pass } else { Check::Fail(Some(format!("it is {} old", human(elapsed)))) }
+                let ok = if matches!(self, Op::OlderThan(_)) {
+                    older
+                } else {
+                    !older
+                };
+                if ok {
+                    Check::Pass
+                } else {
+                    Check::Fail(Some(format!("it is {} old", human(elapsed))))
+                }
             }
             Op::WithinWindow { start, end } => {
                 let field = |k: &str| v.get(k).and_then(Value::as_str).and_then(parse_timestamp);
                 let Some(obj) = v.as_object() else {
-                    return Check::Mismatch(format!("a {} where an object with `{start}` and `{end}` was expected", type_name(v)));
+                    return Check::Mismatch(format!(
+                        "a {} where an object with `{start}` and `{end}` was expected",
+                        type_name(v)
+                    ));
                 };
                 match (field(start), field(end)) {
                     (Some(s), Some(e)) if s <= now && now < e => Check::Pass,
-                    (Some(s), Some(_)) if now < s => Check::Fail(Some(format!("now, {}, is before `{start}`", show_time(now)))),
-                    (Some(_), Some(_)) => Check::Fail(Some(format!("now, {}, is after `{end}`", show_time(now)))),
+                    (Some(s), Some(_)) if now < s => Check::Fail(Some(format!(
+                        "now, {}, is before `{start}`",
+                        show_time(now)
+                    ))),
+                    (Some(_), Some(_)) => {
+                        Check::Fail(Some(format!("now, {}, is after `{end}`", show_time(now))))
+                    }
                     _ => {
                         let k = if field(start).is_none() { start } else { end };
-                        let got = obj.get(k).map_or_else(|| "absent".to_string(), |x| format!("`{}`", show(x)));
+                        let got = obj
+                            .get(k)
+                            .map_or_else(|| "absent".to_string(), |x| format!("`{}`", show(x)));
                         Check::Mismatch(format!("its `{k}` is {got}, not a timestamp"))
                     }
                 }
@@ -271,7 +363,9 @@ impl Op {
         let inside = ws.iter().find(|w| w.contains(t));
         match (self, inside) {
             (Op::WithinWindows(_), Some(_)) | (Op::OutsideWindows(_), None) => Check::Pass,
-            (Op::OutsideWindows(_), Some(w)) => Check::Fail(Some(format!("{} is inside `{}`", show_time(t), w.name))),
+            (Op::OutsideWindows(_), Some(w)) => {
+                Check::Fail(Some(format!("{} is inside `{}`", show_time(t), w.name)))
+            }
             _ => Check::Fail(Some(format!("{} is outside {}", show_time(t), names(ws)))),
         }
     }
@@ -282,8 +376,12 @@ fn value_help(op: &str) -> &'static str {
         "in" | "not_in" => "add `value: [a, b]`",
         "matches" => "add `value: '^pattern$'`",
         "older_than" | "newer_than" => "add `value: 7d` (units: s, m, h, d, w)",
-        "within_windows" | "outside_windows" => "add `value:` with a list of windows, e.g. `- {name: weekend, days: [sat, sun]}`",
-        "within_window" => "`value` is optional: `{start: start_date, end: end_date}` names the fields",
+        "within_windows" | "outside_windows" => {
+            "add `value:` with a list of windows, e.g. `- {name: weekend, days: [sat, sun]}`"
+        }
+        "within_window" => {
+            "`value` is optional: `{start: start_date, end: end_date}` names the fields"
+        }
         _ => "add `value:` with the value to compare against",
     }
 }
@@ -323,11 +421,22 @@ fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
 }
 
 fn mismatch(v: &Value, want: &Value) -> Check {
-    Check::Mismatch(format!("a {} where a {} was expected", type_name(v), type_name(want)))
+    Check::Mismatch(format!(
+        "a {} where a {} was expected",
+        type_name(v),
+        type_name(want)
+    ))
 }
 
 fn not_a_time(v: &Value) -> Check {
-    Check::Mismatch(format!("a {} where an RFC 3339 timestamp was expected", if v.is_string() { "string that is not a timestamp" } else { type_name(v) }))
+    Check::Mismatch(format!(
+        "a {} where an RFC 3339 timestamp was expected",
+        if v.is_string() {
+            "string that is not a timestamp"
+        } else {
+            type_name(v)
+        }
+    ))
 }
 
 pub(crate) fn type_name(v: &Value) -> &'static str {
@@ -345,11 +454,18 @@ fn list_types(set: &[Value]) -> String {
     let mut types: Vec<&str> = set.iter().map(type_name).collect();
     types.sort_unstable();
     types.dedup();
-    types.iter().map(|t| format!("{t}s")).collect::<Vec<_>>().join(" and ")
+    types
+        .iter()
+        .map(|t| format!("{t}s"))
+        .collect::<Vec<_>>()
+        .join(" and ")
 }
 
 fn names(ws: &[Window]) -> String {
-    ws.iter().map(|w| format!("`{}`", w.name)).collect::<Vec<_>>().join(", ")
+    ws.iter()
+        .map(|w| format!("`{}`", w.name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn human(d: chrono::Duration) -> String {
@@ -375,11 +491,29 @@ mod tests {
         assert_eq!(equal(&json!(1), &json!(1.0)), Some(true));
         assert_eq!(equal(&json!("1"), &json!(1)), None);
         let now = Utc::now();
-        assert_eq!(Op::Order(Ordering::Le, json!(5)).test(&json!(4.5), now), Check::Pass);
-        assert!(matches!(Op::Eq(json!("OK")).test(&json!(5), now), Check::Mismatch(_)));
-        assert!(matches!(Op::Ne(json!("OK")).test(&json!(null), now), Check::Mismatch(_)));
-        assert_eq!(Op::In(vec![json!("a"), json!("b")]).test(&json!("b"), now), Check::Pass);
-        assert_eq!(Op::NotIn(vec![json!("a")]).test(&json!("a"), now), Check::Fail(None));
-        assert_eq!(Op::Contains(json!("x")).test(&json!(["x", "y"]), now), Check::Pass);
+        assert_eq!(
+            Op::Order(Ordering::Le, json!(5)).test(&json!(4.5), now),
+            Check::Pass
+        );
+        assert!(matches!(
+            Op::Eq(json!("OK")).test(&json!(5), now),
+            Check::Mismatch(_)
+        ));
+        assert!(matches!(
+            Op::Ne(json!("OK")).test(&json!(null), now),
+            Check::Mismatch(_)
+        ));
+        assert_eq!(
+            Op::In(vec![json!("a"), json!("b")]).test(&json!("b"), now),
+            Check::Pass
+        );
+        assert_eq!(
+            Op::NotIn(vec![json!("a")]).test(&json!("a"), now),
+            Check::Fail(None)
+        );
+        assert_eq!(
+            Op::Contains(json!("x")).test(&json!(["x", "y"]), now),
+            Check::Pass
+        );
     }
 }

@@ -151,8 +151,12 @@ impl Path {
 }
 
 fn push_key(out: &mut String, k: &str) {
-    let plain = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let plain = k
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if plain {
         out.push('.');
         out.push_str(k);
@@ -180,7 +184,11 @@ fn select_steps<'a>(steps: &[Step], doc: &'a Value, limit: usize) -> Result<Vec<
                 }
                 Step::Index(i) => {
                     if let Some(arr) = hit.value.as_array() {
-                        let idx = if *i < 0 { arr.len().checked_sub(i.unsigned_abs() as usize) } else { usize::try_from(*i).ok() };
+                        let idx = if *i < 0 {
+                            arr.len().checked_sub(i.unsigned_abs() as usize)
+                        } else {
+                            usize::try_from(*i).ok()
+                        };
                         if let Some(v) = idx.and_then(|i| arr.get(i)) {
                             next.push(child(hit, v, None, wildcards));
                         }
@@ -228,7 +236,9 @@ fn child<'a>(hit: &Hit<'a>, v: &'a Value, pick: Option<Pick<'a>>, wildcards: usi
 fn select_full<'a>(q: &JpQuery, doc: &'a Value, limit: usize) -> Result<Vec<Hit<'a>>, TooMany> {
     // A bug in the engine must not take the gate down; an engine failure yields nothing, which
     // evaluation reports as missing evidence (never as a pass).
-    let found = catch_unwind(AssertUnwindSafe(|| jsonpath_rust::query::js_path_process(q, doc)));
+    let found = catch_unwind(AssertUnwindSafe(|| {
+        jsonpath_rust::query::js_path_process(q, doc)
+    }));
     let refs = match found {
         Ok(Ok(refs)) => refs,
         Ok(Err(_)) | Err(_) => Vec::new(),
@@ -273,7 +283,10 @@ fn normalized_to_dotted(p: &str) -> String {
             }
             let Some(end) = end else { return p.to_string() };
             push_key(&mut out, &key);
-            rest = r.get(end + 1..).and_then(|r| r.strip_prefix(']')).unwrap_or("");
+            rest = r
+                .get(end + 1..)
+                .and_then(|r| r.strip_prefix(']'))
+                .unwrap_or("");
         } else if let Some(close) = r.find(']') {
             let _ = write!(out, "[{}]", r.get(..close).unwrap_or(""));
             rest = r.get(close + 1..).unwrap_or("");

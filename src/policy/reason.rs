@@ -75,7 +75,11 @@ impl Template {
             }
             if c == '{' {
                 let Some(end) = rest.find('}') else {
-                    d.error(t.pos, "unclosed `{` in `message`", format!("write `{{{{` for a literal brace; placeholders: {PLACEHOLDERS}"));
+                    d.error(
+                        t.pos,
+                        "unclosed `{` in `message`",
+                        format!("write `{{{{` for a literal brace; placeholders: {PLACEHOLDERS}"),
+                    );
                     return None;
                 };
                 let name = rest.get(1..end).unwrap_or("");
@@ -86,7 +90,11 @@ impl Template {
                     "expected" => Part::Expected,
                     "rule" => Part::Rule,
                     other => {
-                        d.error(t.pos, format!("unknown placeholder `{{{}}}` in `message`", clip(other)), format!("placeholders: {PLACEHOLDERS}"));
+                        d.error(
+                            t.pos,
+                            format!("unknown placeholder `{{{}}}` in `message`", clip(other)),
+                            format!("placeholders: {PLACEHOLDERS}"),
+                        );
                         return None;
                     }
                 };
@@ -96,7 +104,11 @@ impl Template {
                 continue;
             }
             if c == '}' {
-                d.error(t.pos, "unmatched `}` in `message`", "write `}}` for a literal brace");
+                d.error(
+                    t.pos,
+                    "unmatched `}` in `message`",
+                    "write `}}` for a literal brace",
+                );
                 return None;
             }
             lit.push(c);
@@ -137,14 +149,22 @@ mod tests {
     use super::*;
 
     fn text(s: &str) -> Text {
-        Text { value: s.into(), pos: Pos::START, quoted: false }
+        Text {
+            value: s.into(),
+            pos: Pos::START,
+            quoted: false,
+        }
     }
 
     #[test]
     fn templates_fill_placeholders_and_reject_unknown_ones() {
         let mut d = Diagnostics::new("f.yaml");
         let t = Template::parse(&text("{rule}: {found} at {path} {{x}}"), &mut d).unwrap();
-        let f = Facts { path: "$.a".into(), found: "1".into(), expected: "`== 2`".into() };
+        let f = Facts {
+            path: "$.a".into(),
+            found: "1".into(),
+            expected: "`== 2`".into(),
+        };
         assert_eq!(t.render("r", "why", Some(&f)), "r: 1 at $.a {x}");
         assert!(Template::parse(&text("{nope}"), &mut d).is_none());
         assert!(d.errors[0].message.contains("`{nope}`"));

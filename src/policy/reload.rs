@@ -94,7 +94,12 @@ pub fn reload_once(dir: &Path, handle: &PolicyHandle, last_seen: &mut String) ->
 
 /// Polls `dir` every `interval` until `shutdown` completes, logging each reload and each
 /// rejected edit (one `file:line:col: message` per warning).
-pub async fn watch_dir(dir: PathBuf, interval: Duration, handle: PolicyHandle, shutdown: impl Future) {
+pub async fn watch_dir(
+    dir: PathBuf,
+    interval: Duration,
+    handle: PolicyHandle,
+    shutdown: impl Future,
+) {
     let mut last_seen = handle.current().version().to_string();
     let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(100)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -147,7 +152,10 @@ mod tests {
         std::fs::write(dir.path().join("p.yaml"), GOOD).unwrap();
         let handle = PolicyHandle::new(PolicySet::load_dir(dir.path()).unwrap());
         let mut seen = handle.current().version().to_string();
-        assert_eq!(reload_once(dir.path(), &handle, &mut seen), ReloadOutcome::Unchanged);
+        assert_eq!(
+            reload_once(dir.path(), &handle, &mut seen),
+            ReloadOutcome::Unchanged
+        );
 
         std::fs::write(dir.path().join("q.yaml"), GOOD.replace("id: a", "id: b")).unwrap();
         let ReloadOutcome::Reloaded(v) = reload_once(dir.path(), &handle, &mut seen) else {
@@ -156,16 +164,36 @@ mod tests {
         assert_eq!(handle.current().version(), v);
         assert_eq!(handle.current().rule_count(), 2);
 
-        std::fs::write(dir.path().join("q.yaml"), "rules:\n  - id: b\n    oops: 1\n").unwrap();
+        std::fs::write(
+            dir.path().join("q.yaml"),
+            "rules:\n  - id: b\n    oops: 1\n",
+        )
+        .unwrap();
         let ReloadOutcome::Rejected(errors) = reload_once(dir.path(), &handle, &mut seen) else {
             panic!("expected a rejection");
         };
-        assert!(errors.to_string().contains("q.yaml:3:5: unknown field `oops`"), "{errors}");
-        assert_eq!(handle.current().version(), v, "the last good set stays in force");
-        assert_eq!(reload_once(dir.path(), &handle, &mut seen), ReloadOutcome::Unchanged, "reported once");
+        assert!(
+            errors
+                .to_string()
+                .contains("q.yaml:3:5: unknown field `oops`"),
+            "{errors}"
+        );
+        assert_eq!(
+            handle.current().version(),
+            v,
+            "the last good set stays in force"
+        );
+        assert_eq!(
+            reload_once(dir.path(), &handle, &mut seen),
+            ReloadOutcome::Unchanged,
+            "reported once"
+        );
 
         std::fs::remove_file(dir.path().join("q.yaml")).unwrap();
-        assert!(matches!(reload_once(dir.path(), &handle, &mut seen), ReloadOutcome::Reloaded(_)));
+        assert!(matches!(
+            reload_once(dir.path(), &handle, &mut seen),
+            ReloadOutcome::Reloaded(_)
+        ));
         assert_eq!(handle.current().rule_count(), 1);
     }
 
@@ -174,6 +202,9 @@ mod tests {
         let a = PolicyHandle::new(PolicySet::from_sources(vec![]).unwrap());
         let b = a.clone();
         a.replace(PolicySet::builtin().unwrap());
-        assert_eq!(b.current().version(), PolicySet::builtin().unwrap().version());
+        assert_eq!(
+            b.current().version(),
+            PolicySet::builtin().unwrap().version()
+        );
     }
 }

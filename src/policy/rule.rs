@@ -13,8 +13,17 @@ use crate::domain::{CallerKind, Severity, Subject, Verdict};
 
 const FILE_FIELDS: &[&str] = &["rules", "sources"];
 const RULE_FIELDS: &[&str] = &[
-    "id", "title", "category", "severity", "description", "remediation", "applies_to", "condition",
-    "message", "on_fail", "on_missing",
+    "id",
+    "title",
+    "category",
+    "severity",
+    "description",
+    "remediation",
+    "applies_to",
+    "condition",
+    "message",
+    "on_fail",
+    "on_missing",
 ];
 const SCOPE_FIELDS: &[&str] = &["environments", "applications", "callers"];
 
@@ -68,8 +77,13 @@ pub(crate) struct FileInfo {
 
 impl Scope {
     pub(crate) fn matches(&self, s: Subject<'_>) -> bool {
-        self.environments.as_ref().is_none_or(|p| p.set.is_match(s.environment.as_str()))
-            && self.applications.as_ref().is_none_or(|p| p.set.is_match(s.application.as_str()))
+        self.environments
+            .as_ref()
+            .is_none_or(|p| p.set.is_match(s.environment.as_str()))
+            && self
+                .applications
+                .as_ref()
+                .is_none_or(|p| p.set.is_match(s.application.as_str()))
             && self.callers.as_ref().is_none_or(|c| c.contains(&s.caller))
     }
 }
@@ -90,7 +104,11 @@ pub(crate) fn parse_file(text: &str, d: &mut Diagnostics) -> (FileInfo, Vec<Rule
     if let Some(n) = map.get("sources") {
         info.sources = string_list(n, "sources", d).unwrap_or_default();
     }
-    let Some(rules_node) = map.required("rules", "start the file with `rules:` followed by a list of rules", d) else {
+    let Some(rules_node) = map.required(
+        "rules",
+        "start the file with `rules:` followed by a list of rules",
+        d,
+    ) else {
         return (info, Vec::new());
     };
     info.rules_pos = Some(map.key_pos("rules"));
@@ -105,37 +123,73 @@ fn parse_rule(node: &Node, d: &mut Diagnostics) -> Option<Rule> {
     let map = Map::new(node, "a rule", d)?;
     map.allow_only(RULE_FIELDS, d);
     let before = d.errors.len();
-    let id = map.required_str("id", "add `id:`, a unique name such as `image-pinned-by-digest`", d);
+    let id = map.required_str(
+        "id",
+        "add `id:`, a unique name such as `image-pinned-by-digest`",
+        d,
+    );
     if let Some(t) = &id {
         let ok = !t.value.is_empty()
             && t.value.len() <= 64
-            && t.value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && t.value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !ok {
-            d.error(t.pos, format!("rule id `{}` is not valid", clip(&t.value)), "use 1 to 64 lower-case letters, digits and `-`, e.g. `image-pinned-by-digest`");
+            d.error(
+                t.pos,
+                format!("rule id `{}` is not valid", clip(&t.value)),
+                "use 1 to 64 lower-case letters, digits and `-`, e.g. `image-pinned-by-digest`",
+            );
         }
     }
-    let title = map.required_str("title", "add `title:`, one line saying what the rule checks", d);
-    let category = map.optional_str("category", d).map_or_else(|| "general".to_string(), |t| t.value);
-    let severity = map.required_str("severity", "add `severity:` critical, high, medium or low", d).and_then(|t| parse_severity(&t, d));
+    let title = map.required_str(
+        "title",
+        "add `title:`, one line saying what the rule checks",
+        d,
+    );
+    let category = map
+        .optional_str("category", d)
+        .map_or_else(|| "general".to_string(), |t| t.value);
+    let severity = map
+        .required_str(
+            "severity",
+            "add `severity:` critical, high, medium or low",
+            d,
+        )
+        .and_then(|t| parse_severity(&t, d));
     let description = map.optional_str("description", d).map(|t| t.value);
     let remediation = map.optional_str("remediation", d).map(|t| t.value);
     let scope = match map.get("applies_to") {
         Some(n) => parse_scope(n, d),
         None => Some(Scope::default()),
     };
-    let condition = map.required("condition", "add `condition:` with `all`, `any`, `not`, or `path` and `op`", d).and_then(|n| Condition::parse(n, d));
-    let message = map.optional_str("message", d).and_then(|t| Template::parse(&t, d));
+    let condition = map
+        .required(
+            "condition",
+            "add `condition:` with `all`, `any`, `not`, or `path` and `op`",
+            d,
+        )
+        .and_then(|n| Condition::parse(n, d));
+    let message = map
+        .optional_str("message", d)
+        .and_then(|t| Template::parse(&t, d));
     let on_fail = map.optional_str("on_fail", d).map(|t| parse_verdict(&t, d));
-    let on_missing = map.optional_str("on_missing", d).map(|t| parse_verdict(&t, d));
+    let on_missing = map
+        .optional_str("on_missing", d)
+        .map(|t| parse_verdict(&t, d));
     if d.errors.len() != before {
         return None;
     }
     let (id, title, severity, scope, condition) = (id?, title?, severity?, scope?, condition?);
-    let on_fail = on_fail.flatten().unwrap_or_else(|| severity.default_on_fail());
+    let on_fail = on_fail
+        .flatten()
+        .unwrap_or_else(|| severity.default_on_fail());
     // Fail-closed: evidence nobody could read never lets a deploy through unless the author
     // wrote `on_missing: continue` on purpose.
     let on_missing_pos = on_missing.is_some().then(|| map.key_pos("on_missing"));
-    let on_missing = on_missing.flatten().unwrap_or_else(|| on_fail.max(Verdict::ManualReview));
+    let on_missing = on_missing
+        .flatten()
+        .unwrap_or_else(|| on_fail.max(Verdict::ManualReview));
     let mut sources = condition.sources();
     sources.remove("request");
     Some(Rule {
@@ -159,10 +213,19 @@ fn parse_rule(node: &Node, d: &mut Diagnostics) -> Option<Rule> {
 }
 
 fn parse_severity(t: &Text, d: &mut Diagnostics) -> Option<Severity> {
-    let all = [Severity::Critical, Severity::High, Severity::Medium, Severity::Low];
+    let all = [
+        Severity::Critical,
+        Severity::High,
+        Severity::Medium,
+        Severity::Low,
+    ];
     let found = all.into_iter().find(|s| s.as_str() == t.value);
     if found.is_none() {
-        d.error(t.pos, format!("unknown severity `{}`", clip(&t.value)), "use critical, high, medium or low");
+        d.error(
+            t.pos,
+            format!("unknown severity `{}`", clip(&t.value)),
+            "use critical, high, medium or low",
+        );
     }
     found
 }
@@ -170,7 +233,11 @@ fn parse_severity(t: &Text, d: &mut Diagnostics) -> Option<Severity> {
 fn parse_verdict(t: &Text, d: &mut Diagnostics) -> Option<Verdict> {
     let found = Verdict::parse(&t.value).ok();
     if found.is_none() {
-        d.error(t.pos, format!("unknown verdict `{}`", clip(&t.value)), "use continue, manual_review or terminate");
+        d.error(
+            t.pos,
+            format!("unknown verdict `{}`", clip(&t.value)),
+            "use continue, manual_review or terminate",
+        );
     }
     found
 }
@@ -179,20 +246,31 @@ fn parse_scope(node: &Node, d: &mut Diagnostics) -> Option<Scope> {
     let map = Map::new(node, "`applies_to`", d)?;
     map.allow_only(SCOPE_FIELDS, d);
     let before = d.errors.len();
-    let environments = map.get("environments").and_then(|n| patterns(n, "environments", d));
-    let applications = map.get("applications").and_then(|n| patterns(n, "applications", d));
-    let callers = map.get("callers").and_then(|n| string_list(n, "callers", d)).map(|items| {
-        items
-            .iter()
-            .filter_map(|t| {
-                let kind = CallerKind::parse(&t.value).ok();
-                if kind.is_none() {
-                    d.error(t.pos, format!("unknown caller `{}`", clip(&t.value)), "use spinnaker, argocd, servicenow, api or cli");
-                }
-                kind
-            })
-            .collect()
-    });
+    let environments = map
+        .get("environments")
+        .and_then(|n| patterns(n, "environments", d));
+    let applications = map
+        .get("applications")
+        .and_then(|n| patterns(n, "applications", d));
+    let callers = map
+        .get("callers")
+        .and_then(|n| string_list(n, "callers", d))
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|t| {
+                    let kind = CallerKind::parse(&t.value).ok();
+                    if kind.is_none() {
+                        d.error(
+                            t.pos,
+                            format!("unknown caller `{}`", clip(&t.value)),
+                            "use spinnaker, argocd, servicenow, api or cli",
+                        );
+                    }
+                    kind
+                })
+                .collect()
+        });
     (d.errors.len() == before).then_some(Scope {
         environments,
         applications,
@@ -212,7 +290,11 @@ fn patterns(node: &Node, field: &str, d: &mut Diagnostics) -> Option<Patterns> {
             }
             Err(e) => {
                 ok = false;
-                d.error(t.pos, format!("invalid glob `{}`: {}", clip(&t.value), e.kind()), "use `*` for any run of characters, `?` for one, `[abc]` for a set");
+                d.error(
+                    t.pos,
+                    format!("invalid glob `{}`: {}", clip(&t.value), e.kind()),
+                    "use `*` for any run of characters, `?` for one, `[abc]` for a set",
+                );
             }
         }
     }
@@ -222,7 +304,11 @@ fn patterns(node: &Node, field: &str, d: &mut Diagnostics) -> Option<Patterns> {
     match builder.build() {
         Ok(set) => Some(Patterns { set, texts }),
         Err(e) => {
-            d.error(Pos::of(node), format!("invalid globs: {e}"), "simplify the patterns");
+            d.error(
+                Pos::of(node),
+                format!("invalid globs: {e}"),
+                "simplify the patterns",
+            );
             None
         }
     }

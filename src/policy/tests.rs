@@ -12,22 +12,44 @@ use super::*;
 use crate::domain::{Application, CallerKind, Environment, RuleOutcome};
 
 fn load(text: &str) -> Result<PolicySet, PolicyErrors> {
-    PolicySet::from_sources(vec![PolicySource { name: "p.yaml".into(), text: text.into() }])
+    PolicySet::from_sources(vec![PolicySource {
+        name: "p.yaml".into(),
+        text: text.into(),
+    }])
 }
 
 fn errors(text: &str) -> Vec<String> {
-    load(text).unwrap_err().0.iter().map(ToString::to_string).collect()
+    load(text)
+        .unwrap_err()
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 fn now() -> DateTime<Utc> {
     "2025-06-04T12:00:00Z".parse().unwrap()
 }
 
-fn run(set: &PolicySet, env: &str, doc: &Value, unavailable: &BTreeMap<String, (FailureReason, String)>) -> Evaluation {
+fn run(
+    set: &PolicySet,
+    env: &str,
+    doc: &Value,
+    unavailable: &BTreeMap<String, (FailureReason, String)>,
+) -> Evaluation {
     let app = Application::parse("payments-api").unwrap();
     let env = Environment::parse(env).unwrap();
-    let subject = Subject { application: &app, environment: &env, caller: CallerKind::Spinnaker };
-    set.evaluate(&EvalInput { subject, document: doc, unavailable, now: now() })
+    let subject = Subject {
+        application: &app,
+        environment: &env,
+        caller: CallerKind::Spinnaker,
+    };
+    set.evaluate(&EvalInput {
+        subject,
+        document: doc,
+        unavailable,
+        now: now(),
+    })
 }
 
 fn rule(condition: &str) -> String {
@@ -79,30 +101,57 @@ rules:
 fn errors_have_help_and_display_one_per_line() {
     let e = load("rules:\n  - id: r\n    title: T\n    severity: low\n    condition: {path: $.request.x, op: exist}\n").unwrap_err();
     assert_eq!(e.to_string(), "p.yaml:5:40: unknown operator `exist`");
-    assert!(e.0[0].help.as_deref().unwrap().starts_with("did you mean `exists`?"));
+    assert!(
+        e.0[0]
+            .help
+            .as_deref()
+            .unwrap()
+            .starts_with("did you mean `exists`?")
+    );
     let many = errors("rules:\n  - id: a\n  - id: b\n");
     assert_eq!(many.len(), 6, "{many:?}");
 }
 
 #[test]
 fn yaml_syntax_errors_and_wrong_types_are_located() {
-    assert_eq!(errors("rules:\n  - id: [a\n"), vec!["p.yaml:3:1: invalid YAML: while parsing a flow sequence, expected ',' or ']'"]);
-    assert_eq!(errors("rules: 5\n"), vec!["p.yaml:1:8: `rules` must be a list, found a single value"]);
-    assert_eq!(errors("- a\n"), vec!["p.yaml:1:1: the top level must be a mapping with a `rules` list"]);
+    assert_eq!(
+        errors("rules:\n  - id: [a\n"),
+        vec!["p.yaml:3:1: invalid YAML: while parsing a flow sequence, expected ',' or ']'"]
+    );
+    assert_eq!(
+        errors("rules: 5\n"),
+        vec!["p.yaml:1:8: `rules` must be a list, found a single value"]
+    );
+    assert_eq!(
+        errors("- a\n"),
+        vec!["p.yaml:1:1: the top level must be a mapping with a `rules` list"]
+    );
     let e = errors(&rule("{path: $.request.x, op: exists, value: 1}"));
     assert_eq!(e, vec!["p.yaml:5:55: `exists` takes no `value`"]);
     let e = errors(&rule("{path: $.request.x, op: in, value: 3}"));
-    assert_eq!(e, vec!["p.yaml:5:51: `in` needs a non-empty list of values, found `3`"]);
+    assert_eq!(
+        e,
+        vec!["p.yaml:5:51: `in` needs a non-empty list of values, found `3`"]
+    );
     let e = errors(&rule("{all: [], any: []}"));
     assert_eq!(e, vec!["p.yaml:5:26: a condition mixes `all` with `any`"]);
 }
 
 #[test]
 fn duplicate_ids_across_files_point_at_the_second() {
-    let a = PolicySource { name: "a.yaml".into(), text: rule("{path: $.request.x, op: exists}") };
-    let b = PolicySource { name: "b.yaml".into(), text: format!("\n{}", rule("{path: $.request.x, op: exists}")) };
+    let a = PolicySource {
+        name: "a.yaml".into(),
+        text: rule("{path: $.request.x, op: exists}"),
+    };
+    let b = PolicySource {
+        name: "b.yaml".into(),
+        text: format!("\n{}", rule("{path: $.request.x, op: exists}")),
+    };
     let e = PolicySet::from_sources(vec![b, a]).unwrap_err();
-    assert_eq!(e.to_string(), "b.yaml:3:9: duplicate rule id `r` (first defined in `a.yaml` at line 2)");
+    assert_eq!(
+        e.to_string(),
+        "b.yaml:3:9: duplicate rule id `r` (first defined in `a.yaml` at line 2)"
+    );
 }
 
 #[test]
@@ -117,33 +166,74 @@ fn version_is_a_content_digest() {
 
 #[test]
 fn reasons_say_what_was_found_where_and_what_was_expected() {
-    let set = load(&rule("{path: '$.request.images[*].pinned', op: '==', value: true}")).unwrap();
+    let set = load(&rule(
+        "{path: '$.request.images[*].pinned', op: '==', value: true}",
+    ))
+    .unwrap();
     let doc = json!({"request": {"images": [
         {"reference": "ghcr.io/acme/api@sha256:aa", "pinned": true},
         {"reference": "ghcr.io/acme/api:1.2", "pinned": false},
     ]}});
     let ev = run(&set, "prod", &doc, &BTreeMap::new());
     assert_eq!(ev.verdict, Verdict::Terminate);
-    assert_eq!(ev.results[0].reason, "`$.request.images[*].pinned` is `false` for `ghcr.io/acme/api:1.2` (1 of 2 values), expected `== true`");
+    assert_eq!(
+        ev.results[0].reason,
+        "`$.request.images[*].pinned` is `false` for `ghcr.io/acme/api:1.2` (1 of 2 values), expected `== true`"
+    );
 }
 
 #[test]
 fn missing_evidence_is_missing_and_fail_closed() {
-    let set = load(&rule("{path: $.sonarqube.quality_gate.status, op: '==', value: OK}")).unwrap();
+    let set = load(&rule(
+        "{path: $.sonarqube.quality_gate.status, op: '==', value: OK}",
+    ))
+    .unwrap();
     let mut unavailable = BTreeMap::new();
-    unavailable.insert("sonarqube".to_string(), (FailureReason::Timeout, "no answer within 2000 ms".to_string()));
+    unavailable.insert(
+        "sonarqube".to_string(),
+        (
+            FailureReason::Timeout,
+            "no answer within 2000 ms".to_string(),
+        ),
+    );
     let ev = run(&set, "prod", &json!({"request": {}}), &unavailable);
     assert_eq!(ev.results[0].outcome, RuleOutcome::Missing);
-    assert_eq!(ev.results[0].effect, Verdict::Terminate, "critical: max(terminate, manual_review)");
-    assert_eq!(ev.results[0].reason, "evidence unavailable: `sonarqube`: timeout: no answer within 2000 ms");
+    assert_eq!(
+        ev.results[0].effect,
+        Verdict::Terminate,
+        "critical: max(terminate, manual_review)"
+    );
+    assert_eq!(
+        ev.results[0].reason,
+        "evidence unavailable: `sonarqube`: timeout: no answer within 2000 ms"
+    );
 
     let ev = run(&set, "prod", &json!({"request": {}}), &BTreeMap::new());
-    assert_eq!(ev.results[0].reason, "no evidence source named `sonarqube` answered");
-    let ev = run(&set, "prod", &json!({"request": {}, "sonarqube": {}}), &BTreeMap::new());
-    assert_eq!(ev.results[0].reason, "no value at `$.sonarqube.quality_gate.status`");
-    let ev = run(&set, "prod", &json!({"request": {}, "sonarqube": {"quality_gate": {"status": 5}}}), &BTreeMap::new());
+    assert_eq!(
+        ev.results[0].reason,
+        "no evidence source named `sonarqube` answered"
+    );
+    let ev = run(
+        &set,
+        "prod",
+        &json!({"request": {}, "sonarqube": {}}),
+        &BTreeMap::new(),
+    );
+    assert_eq!(
+        ev.results[0].reason,
+        "no value at `$.sonarqube.quality_gate.status`"
+    );
+    let ev = run(
+        &set,
+        "prod",
+        &json!({"request": {}, "sonarqube": {"quality_gate": {"status": 5}}}),
+        &BTreeMap::new(),
+    );
     assert_eq!(ev.results[0].outcome, RuleOutcome::Fail);
-    assert_eq!(ev.results[0].reason, "`$.sonarqube.quality_gate.status` is `5`, expected `== \"OK\"` but found a number where a string was expected");
+    assert_eq!(
+        ev.results[0].reason,
+        "`$.sonarqube.quality_gate.status` is `5`, expected `== \"OK\"` but found a number where a string was expected"
+    );
 }
 
 #[test]
@@ -155,12 +245,30 @@ fn three_valued_logic() {
     let pass = "{path: $.request.a, op: '==', value: 1}";
     let fail = "{path: $.request.a, op: '==', value: 2}";
     let miss = "{path: $.sonarqube.x, op: exists}";
-    assert_eq!(outcome(&cond(&format!("{{any: [{miss}, {pass}]}}"))), RuleOutcome::Pass);
-    assert_eq!(outcome(&cond(&format!("{{any: [{miss}, {fail}]}}"))), RuleOutcome::Missing);
-    assert_eq!(outcome(&cond(&format!("{{all: [{miss}, {fail}]}}"))), RuleOutcome::Fail);
-    assert_eq!(outcome(&cond(&format!("{{all: [{miss}, {pass}]}}"))), RuleOutcome::Missing);
-    assert_eq!(outcome(&cond(&format!("{{not: {miss}}}"))), RuleOutcome::Missing);
-    assert_eq!(outcome(&cond(&format!("{{not: {fail}}}"))), RuleOutcome::Pass);
+    assert_eq!(
+        outcome(&cond(&format!("{{any: [{miss}, {pass}]}}"))),
+        RuleOutcome::Pass
+    );
+    assert_eq!(
+        outcome(&cond(&format!("{{any: [{miss}, {fail}]}}"))),
+        RuleOutcome::Missing
+    );
+    assert_eq!(
+        outcome(&cond(&format!("{{all: [{miss}, {fail}]}}"))),
+        RuleOutcome::Fail
+    );
+    assert_eq!(
+        outcome(&cond(&format!("{{all: [{miss}, {pass}]}}"))),
+        RuleOutcome::Missing
+    );
+    assert_eq!(
+        outcome(&cond(&format!("{{not: {miss}}}"))),
+        RuleOutcome::Missing
+    );
+    assert_eq!(
+        outcome(&cond(&format!("{{not: {fail}}}"))),
+        RuleOutcome::Pass
+    );
 }
 
 #[test]
@@ -180,12 +288,28 @@ rules:
     let set = load(text).unwrap();
     let ev = run(&set, "dev", &json!({"request": {}}), &BTreeMap::new());
     assert_eq!(ev.results.len(), 1);
-    assert_eq!(ev.results[0].effect, Verdict::ManualReview, "missing on a low rule still asks a human");
+    assert_eq!(
+        ev.results[0].effect,
+        Verdict::ManualReview,
+        "missing on a low rule still asks a human"
+    );
     let app = Application::parse("a").unwrap();
     let env = Environment::parse("prod-eu").unwrap();
-    let sources = |caller| set.required_sources(Subject { application: &app, environment: &env, caller });
-    assert_eq!(sources(CallerKind::Argocd).into_iter().collect::<Vec<_>>(), ["jira", "sonarqube"]);
-    assert_eq!(sources(CallerKind::Cli).into_iter().collect::<Vec<_>>(), ["sonarqube"]);
+    let sources = |caller| {
+        set.required_sources(Subject {
+            application: &app,
+            environment: &env,
+            caller,
+        })
+    };
+    assert_eq!(
+        sources(CallerKind::Argocd).into_iter().collect::<Vec<_>>(),
+        ["jira", "sonarqube"]
+    );
+    assert_eq!(
+        sources(CallerKind::Cli).into_iter().collect::<Vec<_>>(),
+        ["sonarqube"]
+    );
 }
 
 #[test]
@@ -201,18 +325,31 @@ fn too_many_values_fail_instead_of_running_unbounded() {
 fn builtin_pack_loads_with_file_names() {
     let set = PolicySet::builtin().unwrap();
     assert!(set.rule_count() >= 9);
-    assert!(set.rules().iter().all(|r| r.file.starts_with("builtin:") && r.file.ends_with(".yaml")));
+    assert!(
+        set.rules()
+            .iter()
+            .all(|r| r.file.starts_with("builtin:") && r.file.ends_with(".yaml"))
+    );
 }
 
 #[test]
 fn load_dir_reads_policy_files_only() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("b.yml"), rule("{path: $.request.x, op: exists}")).unwrap();
+    std::fs::write(
+        dir.path().join("b.yml"),
+        rule("{path: $.request.x, op: exists}"),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("b.cases.yaml"), "cases: []").unwrap();
     std::fs::write(dir.path().join(".hidden.yaml"), "nonsense: [").unwrap();
     std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
     let set = PolicySet::load_dir(dir.path()).unwrap();
     assert_eq!(set.rule_ids(), ["r"]);
     let empty = tempfile::tempdir().unwrap();
-    assert!(PolicySet::load_dir(empty.path()).unwrap_err().to_string().contains("no policy files"));
+    assert!(
+        PolicySet::load_dir(empty.path())
+            .unwrap_err()
+            .to_string()
+            .contains("no policy files")
+    );
 }

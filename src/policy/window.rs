@@ -35,7 +35,12 @@ const FIELDS: &[&str] = &["name", "days", "from", "to", "utc_offset", "start", "
 impl Window {
     pub(crate) fn contains(&self, t: DateTime<Utc>) -> bool {
         match &self.kind {
-            Kind::Weekly { days, from, to, offset } => {
+            Kind::Weekly {
+                days,
+                from,
+                to,
+                offset,
+            } => {
                 let local = t.with_timezone(offset);
                 let day = local.weekday().num_days_from_monday() as usize;
                 let minute = local.hour() * 60 + local.minute();
@@ -50,29 +55,51 @@ impl Window {
 pub(crate) fn parse_windows(node: &Node, d: &mut Diagnostics) -> Option<Vec<Window>> {
     let seq = sequence(node, "value", d)?;
     if seq.is_empty() {
-        d.error(Pos::of(node), "the list of windows is empty", "add at least one window, e.g. `- {name: weekend, days: [sat, sun]}`");
+        d.error(
+            Pos::of(node),
+            "the list of windows is empty",
+            "add at least one window, e.g. `- {name: weekend, days: [sat, sun]}`",
+        );
         return None;
     }
     let before = d.errors.len();
-    let windows: Vec<_> = seq.iter().enumerate().filter_map(|(i, n)| parse_window(n, i, d)).collect();
+    let windows: Vec<_> = seq
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| parse_window(n, i, d))
+        .collect();
     (d.errors.len() == before).then_some(windows)
 }
 
 fn parse_window(node: &Node, index: usize, d: &mut Diagnostics) -> Option<Window> {
     let map = Map::new(node, "a window", d)?;
     map.allow_only(FIELDS, d);
-    let name = map.optional_str("name", d).map_or_else(|| format!("window {}", index + 1), |t| t.value);
+    let name = map
+        .optional_str("name", d)
+        .map_or_else(|| format!("window {}", index + 1), |t| t.value);
     let weekly = map.has("days");
     let absolute = map.has("start") || map.has("end");
     let kind = if weekly && absolute {
-        d.error(map.pos, "a window has both `days` and `start`/`end`", "a weekly window uses `days`, `from`, `to`; an absolute one uses `start` and `end`");
+        d.error(
+            map.pos,
+            "a window has both `days` and `start`/`end`",
+            "a weekly window uses `days`, `from`, `to`; an absolute one uses `start` and `end`",
+        );
         return None;
     } else if absolute {
-        let start = map.required_str("start", "give `start` and `end` as RFC 3339 timestamps", d).and_then(|t| timestamp_field(&t, d));
-        let end = map.required_str("end", "give `start` and `end` as RFC 3339 timestamps", d).and_then(|t| timestamp_field(&t, d));
+        let start = map
+            .required_str("start", "give `start` and `end` as RFC 3339 timestamps", d)
+            .and_then(|t| timestamp_field(&t, d));
+        let end = map
+            .required_str("end", "give `start` and `end` as RFC 3339 timestamps", d)
+            .and_then(|t| timestamp_field(&t, d));
         let (start, end) = (start?, end?);
         if end <= start {
-            d.error(map.key_pos("end"), "the window ends before it starts", "make `end` later than `start`");
+            d.error(
+                map.key_pos("end"),
+                "the window ends before it starts",
+                "make `end` later than `start`",
+            );
             return None;
         }
         Kind::Absolute { start, end }
@@ -87,20 +114,33 @@ fn parse_window(node: &Node, index: usize, d: &mut Diagnostics) -> Option<Window
             None => 24 * 60,
         };
         if to <= from {
-            d.error(map.key_pos("to"), "`to` is not after `from`", "split a window that crosses midnight into two windows");
+            d.error(
+                map.key_pos("to"),
+                "`to` is not after `from`",
+                "split a window that crosses midnight into two windows",
+            );
             return None;
         }
         let offset = match map.optional_str("utc_offset", d) {
             Some(t) => match t.value.parse::<FixedOffset>() {
                 Ok(o) => o,
                 Err(_) => {
-                    d.error(t.pos, format!("`{}` is not a UTC offset", clip(&t.value)), "write the offset as `+01:00` or `-05:00`");
+                    d.error(
+                        t.pos,
+                        format!("`{}` is not a UTC offset", clip(&t.value)),
+                        "write the offset as `+01:00` or `-05:00`",
+                    );
                     return None;
                 }
             },
             None => FixedOffset::east_opt(0)?,
         };
-        Kind::Weekly { days, from, to, offset }
+        Kind::Weekly {
+            days,
+            from,
+            to,
+            offset,
+        }
     } else {
         d.error(map.pos, "a window needs `days` (weekly) or `start` and `end` (absolute)", "e.g. `{name: weekend, days: [sat, sun]}` or `{start: 2025-12-24T00:00:00Z, end: 2026-01-02T00:00:00Z}`");
         return None;
@@ -113,21 +153,32 @@ fn parse_days(node: &Node, d: &mut Diagnostics) -> Option<[bool; 7]> {
     let mut days = [false; 7];
     let mut ok = !seq.is_empty();
     if seq.is_empty() {
-        d.error(Pos::of(node), "`days` is empty", "list days as mon, tue, wed, thu, fri, sat, sun");
+        d.error(
+            Pos::of(node),
+            "`days` is empty",
+            "list days as mon, tue, wed, thu, fri, sat, sun",
+        );
     }
     for n in seq.iter() {
         let Some(t) = text(n, "days", d) else {
             ok = false;
             continue;
         };
-        match DAYS.iter().position(|day| t.value.eq_ignore_ascii_case(day)) {
+        match DAYS
+            .iter()
+            .position(|day| t.value.eq_ignore_ascii_case(day))
+        {
             Some(i) => {
                 if let Some(slot) = days.get_mut(i) {
                     *slot = true;
                 }
             }
             None => {
-                d.error(t.pos, format!("unknown day `{}`", clip(&t.value)), "use mon, tue, wed, thu, fri, sat or sun");
+                d.error(
+                    t.pos,
+                    format!("unknown day `{}`", clip(&t.value)),
+                    "use mon, tue, wed, thu, fri, sat or sun",
+                );
                 ok = false;
             }
         }
@@ -142,7 +193,11 @@ fn clock(t: &super::file::Text, d: &mut Diagnostics) -> Option<u32> {
         (m < 60 && (h < 24 || (h == 24 && m == 0)) && t.value.len() == 5).then_some(h * 60 + m)
     });
     if parsed.is_none() {
-        d.error(t.pos, format!("`{}` is not a time of day", clip(&t.value)), "write times as `HH:MM`, from `00:00` to `24:00`");
+        d.error(
+            t.pos,
+            format!("`{}` is not a time of day", clip(&t.value)),
+            "write times as `HH:MM`, from `00:00` to `24:00`",
+        );
     }
     parsed
 }
@@ -150,7 +205,11 @@ fn clock(t: &super::file::Text, d: &mut Diagnostics) -> Option<u32> {
 fn timestamp_field(t: &super::file::Text, d: &mut Diagnostics) -> Option<DateTime<Utc>> {
     let ts = parse_timestamp(&t.value);
     if ts.is_none() {
-        d.error(t.pos, format!("`{}` is not a timestamp", clip(&t.value)), "write an RFC 3339 timestamp such as `2025-12-24T00:00:00Z`");
+        d.error(
+            t.pos,
+            format!("`{}` is not a timestamp", clip(&t.value)),
+            "write an RFC 3339 timestamp such as `2025-12-24T00:00:00Z`",
+        );
     }
     ts
 }
@@ -160,7 +219,11 @@ pub(crate) fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .ok()
-        .or_else(|| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok().map(|n| n.and_utc()))
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+                .ok()
+                .map(|n| n.and_utc())
+        })
 }
 
 /// `2025-06-07T10:00:00Z (sat)`, for reasons.
@@ -174,7 +237,10 @@ pub(crate) fn show_time(t: DateTime<Utc>) -> String {
         Weekday::Sat => "sat",
         Weekday::Sun => "sun",
     };
-    format!("{} ({day})", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    format!(
+        "{} ({day})",
+        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
 }
 
 #[cfg(test)]
