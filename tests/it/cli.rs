@@ -121,3 +121,55 @@ async fn token_generate_prints_a_hash_that_authenticates() {
     let hash = portcullis::auth::hash_token(token);
     assert!(all.contains(&hash), "{all}");
 }
+
+#[tokio::test]
+async fn policy_lint_passes_good_policies_and_locates_broken_ones() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let good = root.join("tests/policy_cases/policies/good");
+    let out = portcullis(&["policy", "lint", good.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "rules:\n  - id: x\n    title: X\n    severity: high\n    condition: { path: $.request.application, op: resembles, value: 1 }\n",
+    )
+    .unwrap();
+    let out = portcullis(&["policy", "lint", dir.path().to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let all = text(&out);
+    assert!(
+        all.contains("bad.yaml:5:"),
+        "errors carry file:line:col: {all}"
+    );
+    assert!(all.contains("resembles"), "{all}");
+
+    let out = portcullis(&[
+        "policy",
+        "lint",
+        dir.path().to_str().unwrap(),
+        "--format",
+        "json",
+    ])
+    .await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["diagnostics"][0]["line"], 5, "{json}");
+}
+
+#[tokio::test]
+async fn policy_test_runs_case_files() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cases = root.join("src/policy/builtin/supply-chain.cases.yaml");
+    let out = portcullis(&["policy", "test", cases.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let dir = tempfile::tempdir().unwrap();
+    let failing = dir.path().join("wrong.cases.yaml");
+    std::fs::write(
+        &failing,
+        "cases:\n  - note: an unpinned image cannot continue, so this case must fail\n    evidence:\n      request:\n        images: [{reference: ghcr.io/acme/a:latest, pinned: false}]\n    want_verdict: continue\n",
+    )
+    .unwrap();
+    let out = portcullis(&["policy", "test", failing.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+}
