@@ -176,3 +176,37 @@ async fn invalid_grpc_input_is_invalid_argument_and_stores_nothing() {
     let list: Value = app.get("/v1/decisions").await.json().await.unwrap();
     assert!(list["decisions"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn server_reflection_lists_the_gate_service() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let app = spawn_app().await;
+    let channel = tonic::transport::Endpoint::from_shared(app.grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = client
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let resp = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else {
+        panic!("unexpected reflection answer: {resp:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"portcullis.v1.Gate".to_string()),
+        "{names:?}"
+    );
+}
