@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use jsonpath_rust::parser::model::{JpQuery, Segment, Selector};
+
+mod filter;
 use serde_json::Value;
 
 /// A compiled path and the evidence namespace it reads.
@@ -27,6 +29,8 @@ enum Step {
     Key(String),
     Index(i64),
     Wildcard,
+    /// A filter in the subset `filter.rs` evaluates; picks children like `Wildcard`.
+    Filter(filter::Cond),
 }
 
 /// Why a path did not compile; `offset` is a 0-based character offset into the path.
@@ -86,6 +90,7 @@ impl Path {
                 Segment::Selector(Selector::Name(n)) => Some(Step::Key(n.clone())),
                 Segment::Selector(Selector::Index(i)) => Some(Step::Index(*i)),
                 Segment::Selector(Selector::Wildcard) => Some(Step::Wildcard),
+                Segment::Selector(Selector::Filter(f)) => filter::compile(f).map(Step::Filter),
                 _ => None,
             })
             .collect();
@@ -129,7 +134,7 @@ impl Path {
                 Step::Index(i) => {
                     let _ = write!(out, "[{i}]");
                 }
-                Step::Wildcard => match picks.next().copied().flatten() {
+                Step::Wildcard | Step::Filter(_) => match picks.next().copied().flatten() {
                     Some(Pick::Index(i)) => {
                         let _ = write!(out, "[{i}]");
                     }
@@ -144,7 +149,9 @@ impl Path {
     /// Whether the path can yield more than one value.
     pub(crate) fn is_plural(&self) -> bool {
         match &self.query {
-            Query::Steps(steps) => steps.iter().any(|s| matches!(s, Step::Wildcard)),
+            Query::Steps(steps) => steps
+                .iter()
+                .any(|s| matches!(s, Step::Wildcard | Step::Filter(_))),
             Query::Full(_) => true,
         }
     }
@@ -207,12 +214,29 @@ fn select_steps<'a>(steps: &[Step], doc: &'a Value, limit: usize) -> Result<Vec<
                     }
                     _ => {}
                 },
+                Step::Filter(cond) => match hit.value {
+                    Value::Array(arr) => {
+                        for (i, v) in arr.iter().enumerate() {
+                            if filter::holds(cond, v) {
+                                next.push(child(hit, v, Some(Pick::Index(i)), wildcards));
+                            }
+                        }
+                    }
+                    Value::Object(obj) => {
+                        for (k, v) in obj {
+                            if filter::holds(cond, v) {
+                                next.push(child(hit, v, Some(Pick::Key(k)), wildcards));
+                            }
+                        }
+                    }
+                    _ => {}
+                },
             }
             if next.len() > limit {
                 return Err(TooMany);
             }
         }
-        if matches!(step, Step::Wildcard) {
+        if matches!(step, Step::Wildcard | Step::Filter(_)) {
             wildcards += 1;
         }
         frontier = next;
