@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check`, `policy lint|test`, `config check`, `token`. One file per
+//! The command line: `serve`, `check`, `policy lint|test`, `config check`, `token` One file per
 //! subcommand under `cli/`; `anyhow` is allowed here (the binary edge) and nowhere deeper.
 
 mod check;
@@ -31,6 +31,9 @@ pub enum ExitCode {
     Unreachable = 5,
     /// `policy lint` / `policy test` found problems.
     PolicyProblems = 6,
+    /// Stopped by SIGTERM or Ctrl-C (Argo CD Terminate, the Job's deadline, an eviction) before
+    /// a final decision; 128 + 15, as a shell would report it.
+    Interrupted = 143,
 }
 
 impl From<ExitCode> for ProcessExitCode {

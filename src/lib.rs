@@ -18,6 +18,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod contracts;
 pub mod domain;
 pub mod gate;
 pub mod metrics;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use sha2::Digest as _;
 use tokio::time::Instant;
 
 use super::ExitCode;
@@ -65,9 +66,18 @@ pub(crate) struct CheckArgs {
     caller_ids: Vec<(String, String)>,
     #[arg(long, env = "PORTCULLIS_TRIGGERED_BY")]
     triggered_by: Option<String>,
-    /// Makes retries safe: the same key returns the same decision.
+    /// Makes retries safe: the same key returns the same decision. Defaults to one derived from
+    /// the attempt id and the deploy's content, when an attempt id is given.
     #[arg(long, env = "PORTCULLIS_IDEMPOTENCY_KEY")]
     idempotency_key: Option<String>,
+    /// Identifies this attempt, e.g. the hook Job's name (the same across Argo CD's retries of
+    /// one operation, new for each operation). A re-run of the same attempt re-attaches to the
+    /// same decision instead of creating a second one.
+    #[arg(long, env = "PORTCULLIS_ATTEMPT_ID")]
+    attempt_id: Option<String>,
+    /// Argo CD project (or any grouping), recorded with the caller's ids.
+    #[arg(long, env = "PORTCULLIS_PROJECT")]
+    project: Option<String>,
     /// How long to wait for a final decision (`10m`, `90s`).
     #[arg(long, env = "PORTCULLIS_DEADLINE", default_value = "10m", value_parser = humantime::parse_duration)]
     deadline: Duration,
@@ -81,6 +91,49 @@ pub(crate) struct CheckArgs {
     /// Print the final decision as JSON instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// How often a waiting check says it is still alive.
+const HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The idempotency key: explicit, or derived from the attempt id and the deploy's content so
+/// a re-run of the same attempt finds its decision and a different deploy never collides.
+fn idempotency_key(args: &CheckArgs) -> String {
+    if let Some(k) = &args.idempotency_key {
+        return k.clone();
+    }
+    let Some(attempt) = &args.attempt_id else {
+        return String::new();
+    };
+    let mut images: Vec<&str> = args.images.iter().map(|i| i.trim()).collect();
+    images.sort_unstable();
+    let material = format!(
+        "{}\n{}\n{}\n{}\n{}",
+        args.application,
+        args.environment,
+        args.revision.as_deref().unwrap_or(""),
+        images.join(","),
+        attempt
+    );
+    let digest = sha2::Sha256::digest(material.as_bytes());
+    format!("attempt:{}", &hex::encode(digest)[..32])
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -101,7 +154,15 @@ pub(super) fn run(args: CheckArgs) -> ExitCode {
         }
     };
     let termination_log = args.termination_log.clone();
-    let (code, line) = runtime.block_on(check(args));
+    let (code, line) = runtime.block_on(async move {
+        tokio::select! {
+            r = check(args) => r,
+            () = interrupted() => (
+                ExitCode::Interrupted,
+                "interrupted before a final decision (SIGTERM): the deploy must not proceed".to_string(),
+            ),
+        }
+    });
     // Kubernetes shows this file as the container's termination message, and Argo CD surfaces
     // it on the failed hook. Written only where the directory exists (inside a pod).
     if termination_log.parent().is_some_and(|d| d.is_dir()) {
@@ -128,13 +189,30 @@ async fn check(args: CheckArgs) -> (ExitCode, String) {
         Ok(d) => d,
         Err(e) => return fail(&e),
     };
-    eprintln!("decision {} created: {}", decision.id, decision.summary);
+    eprintln!("decision {}: {}", decision.id, decision.summary);
     let decision = if decision.status == pb::DecisionStatus::Pending as i32 {
         eprintln!(
-            "waiting for a manual review (until the deadline, {:?}) …",
-            args.deadline
+            "waiting for a manual review of decision {} (until the deadline, {}) …",
+            decision.id,
+            humantime::format_duration(args.deadline)
         );
-        match client.wait_final(&decision.id, deadline, |_| {}).await {
+        let id = decision.id.clone();
+        let mut watcher = client.clone();
+        let waiting = watcher.wait_final(&id, deadline, |_| {});
+        tokio::pin!(waiting);
+        // A heartbeat so the hook's log shows the gate is alive and how long is left.
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.tick().await;
+        let outcome = loop {
+            tokio::select! {
+                r = &mut waiting => break r,
+                _ = heartbeat.tick() => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    eprintln!("still waiting for the review of decision {id} ({}s left)", left.as_secs());
+                }
+            }
+        };
+        match outcome {
             Ok(d) => d,
             Err(ClientError::Deadline) => {
                 let latest = client.get(&decision.id).await.unwrap_or(decision);
@@ -221,7 +299,21 @@ fn build_request(args: &CheckArgs) -> pb::CheckRequest {
         sources,
         caller: Some(pb::Caller {
             kind: kind as i32,
-            ids: args.caller_ids.iter().cloned().collect::<HashMap<_, _>>(),
+            ids: args
+                .caller_ids
+                .iter()
+                .cloned()
+                .chain(
+                    args.attempt_id
+                        .iter()
+                        .map(|a| ("attempt".to_string(), a.clone())),
+                )
+                .chain(
+                    args.project
+                        .iter()
+                        .map(|p| ("project".to_string(), p.clone())),
+                )
+                .collect::<HashMap<_, _>>(),
         }),
         triggered_by: args.triggered_by.clone().unwrap_or_default(),
         change_refs: Some(pb::ChangeRefs {
@@ -229,7 +321,7 @@ fn build_request(args: &CheckArgs) -> pb::CheckRequest {
             servicenow_changes: args.changes.clone(),
         }),
         labels: args.labels.iter().cloned().collect(),
-        idempotency_key: args.idempotency_key.clone().unwrap_or_default(),
+        idempotency_key: idempotency_key(args),
     }
 }
 

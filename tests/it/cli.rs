@@ -173,3 +173,95 @@ async fn policy_test_runs_case_files() {
     let out = portcullis(&["policy", "test", failing.to_str().unwrap()]).await;
     assert_eq!(out.status.code(), Some(6), "{}", text(&out));
 }
+
+const CONTINUE: &str = "rules:\n  - id: always\n    title: Always\n    category: test\n    severity: low\n    condition: { path: $.request.application, op: exists }\n";
+const PINNED: &str = "rules:\n  - id: pinned\n    title: Pinned\n    category: test\n    severity: critical\n    condition: { path: \"$.request.images[*].pinned\", op: \"==\", value: true }\n";
+
+async fn check_json(server: &str, image: &str, attempt: &str) -> (i32, serde_json::Value) {
+    let out = portcullis(&[
+        "check",
+        "--server",
+        server,
+        "-a",
+        "payments",
+        "-e",
+        "prod",
+        "--image",
+        image,
+        "--revision",
+        "0123456789abcdef0123456789abcdef01234567",
+        "--attempt-id",
+        attempt,
+        "--deadline",
+        "3s",
+        "--json",
+    ])
+    .await;
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap(), json)
+}
+
+#[tokio::test]
+async fn each_verdict_has_its_exit_code() {
+    let pinned = format!("ghcr.io/acme/payments@{}", digest('c'));
+    let app = crate::support::TestApp::builder()
+        .policies(&[("p.yaml", CONTINUE)])
+        .spawn()
+        .await;
+    let (code, d) = check_json(&app.grpc_url(), &pinned, "job-1").await;
+    assert_eq!((code, d["verdict"].as_str()), (0, Some("continue")), "{d}");
+
+    let app = crate::support::TestApp::builder()
+        .policies(&[("p.yaml", PINNED)])
+        .spawn()
+        .await;
+    let (code, d) = check_json(&app.grpc_url(), "ghcr.io/acme/payments:latest", "job-1").await;
+    assert_eq!((code, d["verdict"].as_str()), (3, Some("terminate")), "{d}");
+}
+
+#[tokio::test]
+async fn a_rerun_of_the_same_job_reattaches_to_the_same_decision() {
+    let pinned = format!("ghcr.io/acme/payments@{}", digest('d'));
+    let app = crate::support::TestApp::builder()
+        .policies(&[("p.yaml", CONTINUE)])
+        .spawn()
+        .await;
+    let (_, first) = check_json(&app.grpc_url(), &pinned, "payments-gate-abc12").await;
+    let (_, again) = check_json(&app.grpc_url(), &pinned, "payments-gate-abc12").await;
+    assert_eq!(first["id"], again["id"]);
+    let (_, next_op) = check_json(&app.grpc_url(), &pinned, "payments-gate-def34").await;
+    assert_ne!(first["id"], next_op["id"]);
+}
+
+#[tokio::test]
+async fn the_termination_message_is_written() {
+    let app = crate::support::TestApp::builder()
+        .policies(&[("p.yaml", PINNED)])
+        .spawn()
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("termination-log");
+    let out = portcullis(&[
+        "check",
+        "--server",
+        &app.grpc_url(),
+        "-a",
+        "payments",
+        "-e",
+        "prod",
+        "--image",
+        "nginx:1",
+        "--deadline",
+        "3s",
+        "--termination-log",
+        log.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(3));
+    let line = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        line.contains("terminate") && line.contains("pinned"),
+        "{line}"
+    );
+    assert!(!line.contains('\n'), "one line: {line:?}");
+}

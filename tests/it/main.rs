@@ -16,6 +16,7 @@ mod architecture;
 mod auth;
 mod bad_input;
 mod cli;
+mod contracts_rollouts;
 mod fail_closed;
 mod grpc;
 mod http;
