@@ -1,14 +1,17 @@
-//! Durable decisions. The `Store` trait is what the rest of the crate sees; `store/sqlite.rs` is
-//! the embedded default and PostgreSQL arrives as another implementation of the same trait.
+//! Durable decisions and leases. The `Store` trait is what the rest of the crate sees;
+//! `store/sqlite.rs` is the embedded default for one replica and `store/postgres.rs` the backend
+//! for several, chosen by the URL scheme in `open`.
 //!
 //! Architecture invariant: no module but `store` runs SQL.
 //!
 //! Layout: `row.rs` turns a `Decision` into column values and back (shared by every backend),
 //! `page.rs` is the page token, `errors.rs` maps sqlx errors, and each backend keeps its SQL in
-//! its own file (`sqlite.rs`) with its migrations under `migrations/<backend>/`.
+//! its own file (`sqlite.rs`, `postgres.rs`) with its migrations under `migrations/<backend>/`.
+//! The one suite in `tests.rs` runs against both, which is what keeps their behaviour equal.
 
 mod errors;
 mod page;
+mod postgres;
 mod row;
 mod sqlite;
 #[cfg(test)]
@@ -55,11 +58,30 @@ pub struct DecisionPage {
     pub next_page_token: Option<String>,
 }
 
+/// A claim on a named piece of background work (e.g. "poll pending reviews"), held by one
+/// replica until it lapses, unless renewed. See `Store::try_claim`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub job: String,
+    pub holder: String,
+    /// Goes up by one every time the job changes hands or lapses (a fencing token): work tagged
+    /// with an older generation was done by a holder that had already lost the lease.
+    pub generation: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     pub max_connections: u32,
+    /// Bounds every wait on the database: acquiring a pooled connection, and for PostgreSQL each
+    /// statement (server-side `statement_timeout` plus a client-side deadline for a stalled
+    /// network). Startup waits `STARTUP_WAIT_FACTOR` times this for the database to come up.
     pub connect_timeout: Duration,
 }
+
+/// How many `connect_timeout`s `open` waits for a PostgreSQL server that is not up yet (one
+/// minute with the default 10 s): long enough for a database pod started alongside, short enough
+/// that a wrong URL ends in a clear error instead of a pod that never gets ready.
+pub const STARTUP_WAIT_FACTOR: u32 = 6;
 
 impl Default for StoreOptions {
     fn default() -> Self {
@@ -143,16 +165,44 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Cheap round trip for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Claims `job` for `holder` for `ttl`, decided by the database (one upsert, the database's
+    /// clock): succeeds when nobody holds it, its lease has lapsed, or `holder` already holds it
+    /// (which extends it). `None` means another holder has it. This is how background work is
+    /// shared between replicas: each replica tries to claim, exactly one runs the job, and if it
+    /// dies its lease lapses and another takes over.
+    async fn try_claim(
+        &self,
+        job: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError>;
+    /// Extends a held lease by `ttl` from now. `false` when it was lost (lapsed, or taken over):
+    /// the holder must stop the work.
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, StoreError>;
+    /// Gives the lease up early so another holder need not wait for it to lapse. `false` when it
+    /// was no longer held.
+    async fn release(&self, lease: &Lease) -> Result<bool, StoreError>;
 }
 
-/// Opens the store named by `url` (`sqlite://path`, `sqlite::memory:`) and runs its migrations.
+/// Opens the store named by `url` (`sqlite://path`, `sqlite::memory:`, `postgres://…` or
+/// `postgresql://…`) and runs its migrations. PostgreSQL is waited for (see
+/// `STARTUP_WAIT_FACTOR`) with a log line per attempt.
 pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         let store = sqlite::SqliteStore::open(url, options).await?;
         return Ok(Arc::new(store));
     }
-    // `postgres://` lands here too until its backend exists.
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = postgres::PostgresStore::open(url, options).await?;
+        return Ok(Arc::new(store));
+    }
     Err(StoreError::UnsupportedUrl(redact_url(url)))
+}
+
+/// A lease length in whole milliseconds, at least 1, for the `expires_at` arithmetic.
+fn ttl_millis(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1)
 }
 
 /// The URL without what may be a secret, for error messages: user info (`user:password@`) and

@@ -21,10 +21,20 @@ use crate::domain::{Decision, DecisionId, DecisionStatus, IdempotencyKey};
 use super::errors::{from_migrate, from_sqlx};
 use super::page::{clamp_page_size, decode_token, encode_token};
 use super::row::{DecisionRow, StoredDecision, StoredWithFingerprint};
-use super::{DecisionFilter, DecisionPage, Inserted, Store, StoreError, StoreOptions, redact_url};
+use super::{
+    DecisionFilter, DecisionPage, Inserted, Lease, Store, StoreError, StoreOptions, redact_url,
+    ttl_millis,
+};
 
 /// The migrations, embedded at build time so the binary carries its schema.
 static MIGRATOR: Migrator = sqlx::migrate!("src/store/migrations/sqlite");
+
+/// The database's clock in unix milliseconds (SQLite 3.42+, bundled by sqlx).
+macro_rules! now_ms {
+    () => {
+        "CAST(unixepoch('subsec') * 1000 AS INTEGER)"
+    };
+}
 
 /// How long a statement waits for another connection's write lock before failing. Writes are
 /// single small statements, so anything longer than this is a stuck writer, not a queue.
@@ -261,6 +271,71 @@ impl Store for SqliteStore {
             .await
             .map_err(from_sqlx)?;
         Ok(())
+    }
+
+    async fn try_claim(
+        &self,
+        job: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        // The same upsert as PostgreSQL's (see there); the write lock serialises claimers.
+        let generation: Option<i64> = sqlx::query_scalar(concat!(
+            "INSERT INTO leases (job, holder, generation, expires_at) VALUES (?1, ?2, 1, ",
+            now_ms!(),
+            " + ?3) ON CONFLICT (job) DO UPDATE SET ",
+            "generation = CASE WHEN leases.holder = excluded.holder AND leases.expires_at > ",
+            now_ms!(),
+            " THEN leases.generation ELSE leases.generation + 1 END, ",
+            "holder = excluded.holder, expires_at = excluded.expires_at ",
+            "WHERE leases.expires_at <= ",
+            now_ms!(),
+            " OR leases.holder = excluded.holder RETURNING generation"
+        ))
+        .bind(job)
+        .bind(holder)
+        .bind(ttl_millis(ttl))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        Ok(generation.map(|generation| Lease {
+            job: job.to_string(),
+            holder: holder.to_string(),
+            generation,
+        }))
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, StoreError> {
+        let result = sqlx::query(concat!(
+            "UPDATE leases SET expires_at = ",
+            now_ms!(),
+            " + ?1 WHERE job = ?2 AND holder = ?3 AND generation = ?4 AND expires_at > ",
+            now_ms!()
+        ))
+        .bind(ttl_millis(ttl))
+        .bind(&lease.job)
+        .bind(&lease.holder)
+        .bind(lease.generation)
+        .execute(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<bool, StoreError> {
+        // Expire rather than delete, so the generation keeps counting up.
+        let result = sqlx::query(concat!(
+            "UPDATE leases SET expires_at = 0 ",
+            "WHERE job = ?1 AND holder = ?2 AND generation = ?3 AND expires_at > ",
+            now_ms!()
+        ))
+        .bind(&lease.job)
+        .bind(&lease.holder)
+        .bind(lease.generation)
+        .execute(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        Ok(result.rows_affected() == 1)
     }
 }
 

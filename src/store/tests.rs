@@ -1,5 +1,8 @@
-//! The store's behaviour, run against a real SQLite file per test (and once in memory). Written
-//! against `open()` and the `Store` trait only, so the PostgreSQL backend can run the same suite.
+//! The store's behaviour, one suite run against both backends: each test below is an
+//! `async fn(Backend)`, and `on_both_backends!` turns it into `sqlite::name` (a fresh SQLite file)
+//! and `postgres::name` (a fresh schema in the database at `PORTCULLIS_TEST_DATABASE_URL`,
+//! default `postgres://postgres@127.0.0.1:5432/test`, dropped when the test ends). Written
+//! against `open()` and the `Store` trait only.
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
@@ -19,14 +22,159 @@ use super::{DecisionFilter, Inserted, Store, StoreError, StoreOptions, open};
 
 // === fixtures ===
 
-/// A store on a fresh file in a fresh directory (a subdirectory that does not exist yet, to
-/// cover directory creation). Keep the `TempDir` alive for as long as the store.
-async fn file_store() -> (Arc<dyn Store>, TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/data/portcullis.db", dir.path().display());
-    let store = open(&url, &StoreOptions::default()).await.unwrap();
-    (store, dir, url)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
 }
+
+/// One test's own store, its URL (to reopen it or reach it raw), and what keeps it alive.
+struct Fixture {
+    store: Arc<dyn Store>,
+    url: String,
+    _place: Place,
+}
+
+enum Place {
+    /// Keep the directory for as long as the store.
+    Sqlite {
+        _dir: TempDir,
+    },
+    Postgres {
+        _schema: PgSchema,
+    },
+}
+
+/// A store on a fresh database: for SQLite a file in a subdirectory that does not exist yet (to
+/// cover directory creation), for PostgreSQL a fresh schema.
+async fn fresh(backend: Backend) -> Fixture {
+    let (url, place) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}/data/portcullis.db", dir.path().display());
+            (url, Place::Sqlite { _dir: dir })
+        }
+        Backend::Postgres => {
+            let schema = PgSchema::create().await;
+            (schema.url.clone(), Place::Postgres { _schema: schema })
+        }
+    };
+    let store = open(&url, &StoreOptions::default()).await.unwrap();
+    Fixture {
+        store,
+        url,
+        _place: place,
+    }
+}
+
+fn test_database_url() -> String {
+    std::env::var("PORTCULLIS_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A schema of its own in the test database, so tests run in parallel without seeing each
+/// other; dropped (with everything in it) when the test ends, pass or fail.
+struct PgSchema {
+    name: String,
+    /// The test database's URL with `search_path` set to this schema.
+    url: String,
+}
+
+impl PgSchema {
+    async fn create() -> Self {
+        use sqlx::Connection;
+        let base = test_database_url();
+        let name = format!("portcullis_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options[search_path]={name}");
+        Self { name, url }
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop cannot await; a thread with its own small runtime does the cleanup and is joined,
+        // so the schema is gone before the test is reported.
+        let cleanup = std::thread::spawn(move || {
+            use sqlx::Connection;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&test_database_url())
+                    .await
+                    .unwrap();
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// Runs raw SQL against the fixture's database, behind the store's back.
+async fn raw_exec(fx: &Fixture, backend: Backend, sql: &str) {
+    match backend {
+        Backend::Sqlite => {
+            let raw = sqlx::SqlitePool::connect(&fx.url).await.unwrap();
+            sqlx::query(sql).execute(&raw).await.unwrap();
+        }
+        Backend::Postgres => {
+            let raw = sqlx::PgPool::connect(&fx.url).await.unwrap();
+            sqlx::query(sql).execute(&raw).await.unwrap();
+        }
+    }
+}
+
+/// Turns each `async fn name(Backend)` into `sqlite::name` and `postgres::name` tests.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    insert_then_get_returns_an_equal_decision,
+    unknown_id_is_none,
+    the_same_id_twice_is_a_conflict,
+    a_repeated_idempotency_key_returns_the_first_decision,
+    concurrent_inserts_with_one_key_store_one_decision,
+    filters_select_matching_decisions_newest_first,
+    pages_cover_every_decision_once,
+    page_size_zero_means_the_default,
+    a_garbled_page_token_is_refused,
+    reopening_the_store_keeps_every_decision,
+    a_damaged_row_is_reported_as_corrupt,
+    update_decision_is_a_compare_and_set_on_status,
+    concurrent_reviews_have_one_winner,
+    a_free_job_is_claimed_once,
+    a_lapsed_lease_is_taken_over,
+    concurrent_claims_have_one_winner,
+);
 
 /// Builds a complete, valid `Decision` through the domain's own parse constructors.
 struct DecisionBuilder {
@@ -165,9 +313,9 @@ async fn all_ids(store: &dyn Store, filter: &DecisionFilter) -> Vec<DecisionId> 
 
 // === insert and get ===
 
-#[tokio::test]
-async fn insert_then_get_returns_an_equal_decision() {
-    let (store, _dir, _) = file_store().await;
+async fn insert_then_get_returns_an_equal_decision(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
     let d = decision()
         .status(DecisionStatus::Pending)
         .verdict(Verdict::ManualReview)
@@ -176,18 +324,18 @@ async fn insert_then_get_returns_an_equal_decision() {
     assert_eq!(store.get_decision(&d.id).await.unwrap(), Some(d));
 }
 
-#[tokio::test]
-async fn unknown_id_is_none() {
-    let (store, _dir, _) = file_store().await;
+async fn unknown_id_is_none(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
     assert_eq!(
         store.get_decision(&DecisionId::generate()).await.unwrap(),
         None
     );
 }
 
-#[tokio::test]
-async fn the_same_id_twice_is_a_conflict() {
-    let (store, _dir, _) = file_store().await;
+async fn the_same_id_twice_is_a_conflict(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
     let d = decision().build();
     insert(store.as_ref(), &d).await;
     let e = store.insert_decision(&d, "fp").await.unwrap_err();
@@ -214,9 +362,9 @@ async fn in_memory_store_is_one_database() {
 
 // === idempotency ===
 
-#[tokio::test]
-async fn a_repeated_idempotency_key_returns_the_first_decision() {
-    let (store, _dir, _) = file_store().await;
+async fn a_repeated_idempotency_key_returns_the_first_decision(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
     let first = decision().idempotency_key("exec-1").build();
     assert!(matches!(
         store.insert_decision(&first, "fp-1").await.unwrap(),
@@ -253,9 +401,9 @@ async fn a_repeated_idempotency_key_returns_the_first_decision() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_inserts_with_one_key_store_one_decision() {
-    let (store, _dir, _) = file_store().await;
+async fn concurrent_inserts_with_one_key_store_one_decision(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
     let calls = (0..20).map(|i| {
         let store = Arc::clone(&store);
         tokio::spawn(async move {
@@ -285,9 +433,9 @@ async fn concurrent_inserts_with_one_key_store_one_decision() {
 
 // === listing ===
 
-#[tokio::test]
-async fn filters_select_matching_decisions_newest_first() {
-    let (store, _dir, _) = file_store().await;
+async fn filters_select_matching_decisions_newest_first(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
     let a = decision().application("shop").environment("prod").build();
     let b = decision()
         .application("shop")
@@ -375,9 +523,9 @@ async fn filters_select_matching_decisions_newest_first() {
     }
 }
 
-#[tokio::test]
-async fn pages_cover_every_decision_once() {
-    let (store, _dir, _) = file_store().await;
+async fn pages_cover_every_decision_once(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
     let mut want = Vec::new();
     for i in 0..8 {
         // Every other decision is for another application, so paging with a filter skips rows.
@@ -428,9 +576,9 @@ async fn pages_cover_every_decision_once() {
     );
 }
 
-#[tokio::test]
-async fn page_size_zero_means_the_default() {
-    let (store, _dir, _) = file_store().await;
+async fn page_size_zero_means_the_default(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
     for _ in 0..(super::DEFAULT_PAGE_SIZE + 1) {
         insert(store.as_ref(), &decision().build()).await;
     }
@@ -447,9 +595,9 @@ async fn page_size_zero_means_the_default() {
     assert_eq!(page.decisions.len(), super::DEFAULT_PAGE_SIZE as usize + 1);
 }
 
-#[tokio::test]
-async fn a_garbled_page_token_is_refused() {
-    let (store, _dir, _) = file_store().await;
+async fn a_garbled_page_token_is_refused(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
     for token in ["not-hex", "00ff", ""] {
         let e = store
             .list_decisions(&DecisionFilter::default(), 10, Some(token))
@@ -462,9 +610,10 @@ async fn a_garbled_page_token_is_refused() {
 
 // === durability ===
 
-#[tokio::test]
-async fn reopening_the_file_keeps_every_decision() {
-    let (store, _dir, url) = file_store().await;
+async fn reopening_the_store_keeps_every_decision(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
+    let url = fx.url.clone();
     let d = decision().idempotency_key("exec-restart").build();
     insert(store.as_ref(), &d).await;
     drop(store);
@@ -480,30 +629,34 @@ async fn reopening_the_file_keeps_every_decision() {
     ));
 }
 
-#[tokio::test]
-async fn a_damaged_row_is_reported_as_corrupt() {
-    let (store, dir, _) = file_store().await;
+async fn a_damaged_row_is_reported_as_corrupt(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
     let good = decision().build();
     let bad = decision().build();
     insert(store.as_ref(), &good).await;
     insert(store.as_ref(), &bad).await;
 
-    let raw = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}/data/portcullis.db",
-        dir.path().display()
-    ))
-    .await
-    .unwrap();
-    sqlx::query("UPDATE decisions SET body = '{\"not\": \"a decision\"}' WHERE id = ?")
-        .bind(bad.id.as_str())
-        .execute(&raw)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE decisions SET schema_version = 99 WHERE id = ?")
-        .bind(good.id.as_str())
-        .execute(&raw)
-        .await
-        .unwrap();
+    // Ids are UUIDs (no quotes), so they can be spliced into the SQL as literals, which keeps
+    // one statement text for both backends' placeholder styles.
+    raw_exec(
+        &fx,
+        backend,
+        &format!(
+            "UPDATE decisions SET body = '{{\"not\": \"a decision\"}}' WHERE id = '{}'",
+            bad.id
+        ),
+    )
+    .await;
+    raw_exec(
+        &fx,
+        backend,
+        &format!(
+            "UPDATE decisions SET schema_version = 99 WHERE id = '{}'",
+            good.id
+        ),
+    )
+    .await;
 
     for id in [&good.id, &bad.id] {
         let e = store.get_decision(id).await.unwrap_err();
@@ -514,9 +667,9 @@ async fn a_damaged_row_is_reported_as_corrupt() {
 
 // === review lifecycle ===
 
-#[tokio::test]
-async fn update_decision_is_a_compare_and_set_on_status() {
-    let (store, _dir, _) = file_store().await;
+async fn update_decision_is_a_compare_and_set_on_status(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
     let pending = decision()
         .verdict(Verdict::ManualReview)
         .status(DecisionStatus::Pending)
@@ -580,7 +733,227 @@ async fn update_decision_is_a_compare_and_set_on_status() {
     );
 }
 
+async fn concurrent_reviews_have_one_winner(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
+    let pending = decision()
+        .verdict(Verdict::ManualReview)
+        .status(DecisionStatus::Pending)
+        .build();
+    insert(store.as_ref(), &pending).await;
+    let calls = (0..10).map(|i| {
+        let store = Arc::clone(&store);
+        let mut resolved = pending.clone();
+        resolved.status = DecisionStatus::Final;
+        resolved.verdict = if i % 2 == 0 {
+            Verdict::Continue
+        } else {
+            Verdict::Terminate
+        };
+        resolved.summary = format!("resolved by reviewer {i}");
+        tokio::spawn(async move {
+            let applied = store
+                .update_decision(&resolved, DecisionStatus::Pending)
+                .await
+                .unwrap();
+            applied.then_some(resolved)
+        })
+    });
+    let winners: Vec<Decision> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter_map(|r| r.unwrap())
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one reviewer wins");
+    assert_eq!(
+        store.get_decision(&pending.id).await.unwrap().as_ref(),
+        winners.first()
+    );
+}
+
+// === leases ===
+
+const TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn a_free_job_is_claimed_once(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = fx.store.as_ref();
+
+    let a = store
+        .try_claim("review-poller", "replica-a", TTL)
+        .await
+        .unwrap();
+    let a = a.unwrap();
+    assert_eq!(
+        (a.job.as_str(), a.holder.as_str(), a.generation),
+        ("review-poller", "replica-a", 1)
+    );
+    assert_eq!(
+        store
+            .try_claim("review-poller", "replica-b", TTL)
+            .await
+            .unwrap(),
+        None
+    );
+    // Claiming again as the holder extends the same lease; another job is independent.
+    assert_eq!(
+        store
+            .try_claim("review-poller", "replica-a", TTL)
+            .await
+            .unwrap(),
+        Some(a.clone())
+    );
+    assert!(
+        store
+            .try_claim("expiry-sweep", "replica-b", TTL)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(store.renew(&a, TTL).await.unwrap());
+
+    // Released, it is free at once, and the next holder's generation is higher.
+    assert!(store.release(&a).await.unwrap());
+    assert!(!store.release(&a).await.unwrap(), "released twice");
+    assert!(
+        !store.renew(&a, TTL).await.unwrap(),
+        "a released lease cannot be renewed"
+    );
+    let b = store
+        .try_claim("review-poller", "replica-b", TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.generation, 2);
+    assert_eq!(
+        store
+            .try_claim("review-poller", "replica-a", TTL)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn a_lapsed_lease_is_taken_over(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = fx.store.as_ref();
+    let short = std::time::Duration::from_millis(50);
+    let dead = store
+        .try_claim("review-poller", "replica-a", short)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // replica-a "dies" (never renews). replica-b keeps trying, as a poller loop would, and gets
+    // the job once the lease has lapsed by the database's clock.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let taken = loop {
+        if let Some(lease) = store
+            .try_claim("review-poller", "replica-b", TTL)
+            .await
+            .unwrap()
+        {
+            break lease;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lease never lapsed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(taken.generation, dead.generation + 1);
+    // The old holder finds out when it next renews, and cannot release the new holder's lease.
+    assert!(!store.renew(&dead, TTL).await.unwrap());
+    assert!(!store.release(&dead).await.unwrap());
+    assert!(store.renew(&taken, TTL).await.unwrap());
+    assert_eq!(
+        store
+            .try_claim("review-poller", "replica-a", TTL)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn concurrent_claims_have_one_winner(backend: Backend) {
+    let fx = fresh(backend).await;
+    let calls = (0..12).map(|i| {
+        let store = Arc::clone(&fx.store);
+        tokio::spawn(async move {
+            store
+                .try_claim("expiry-sweep", &format!("replica-{i}"), TTL)
+                .await
+                .unwrap()
+        })
+    });
+    let winners: Vec<_> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter_map(|r| r.unwrap())
+        .collect();
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(winners[0].generation, 1);
+}
+
 // === opening ===
+
+#[tokio::test]
+async fn an_unreachable_postgres_ends_in_a_clear_error_after_the_deadline() {
+    // A port nobody listens on: bind, note the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let options = StoreOptions {
+        max_connections: 2,
+        connect_timeout: std::time::Duration::from_millis(50),
+    };
+    let e = open(
+        &format!("postgres://portcullis:hunter2@127.0.0.1:{port}/gate?password=hunter2"),
+        &options,
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(e.reason_code(), "store.unavailable", "{e}");
+    let message = e.to_string();
+    assert!(message.contains("did not answer within"), "{message}");
+    assert!(
+        message.contains(&format!("127.0.0.1:{port}/gate")),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[tokio::test]
+async fn a_wrong_postgres_database_fails_at_once_without_the_password() {
+    let base = test_database_url();
+    let (scheme_and_auth, _) = base.rsplit_once('/').unwrap();
+    let url = format!("{scheme_and_auth}/portcullis_no_such_database?password=hunter2");
+    let e = open(&url, &StoreOptions::default()).await.err().unwrap();
+    let message = e.to_string();
+    assert!(message.contains("refused the connection"), "{message}");
+    assert!(message.contains("portcullis_no_such_database"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_migrating_at_once_share_one_schema() {
+    let schema = PgSchema::create().await;
+    let options = StoreOptions::default();
+    let opens = (0..4).map(|_| open(&schema.url, &options));
+    let stores: Vec<_> = futures::future::join_all(opens)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let d = decision().idempotency_key("exec-migrate").build();
+    insert(stores[0].as_ref(), &d).await;
+    for s in &stores {
+        assert_eq!(s.get_decision(&d.id).await.unwrap().as_ref(), Some(&d));
+    }
+}
 
 #[tokio::test]
 async fn other_databases_are_unsupported_and_secrets_stay_out_of_errors() {

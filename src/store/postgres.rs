@@ -1,0 +1,419 @@
+//! The PostgreSQL backend, for several replicas on one database. All PostgreSQL-specific SQL,
+//! connection settings, the startup wait and the per-statement deadline live here; row
+//! conversion is in `row.rs`, paging in `page.rs`, error mapping in `errors.rs`.
+//!
+//! Every statement is a single autocommit statement, as in SQLite, and every race between
+//! replicas is settled by a constraint or a conditional write inside that statement (the unique
+//! idempotency key, compare-and-set on status, the lease upsert), never by a read then a write.
+
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Postgres, QueryBuilder};
+use tokio::time::Instant;
+
+use crate::domain::{Decision, DecisionId, DecisionStatus, IdempotencyKey};
+
+use super::errors::{from_migrate, from_sqlx};
+use super::page::{clamp_page_size, decode_token, encode_token};
+use super::row::{DecisionRow, StoredDecision, StoredWithFingerprint};
+use super::{
+    DecisionFilter, DecisionPage, Inserted, Lease, STARTUP_WAIT_FACTOR, Store, StoreError,
+    StoreOptions, redact_url, ttl_millis,
+};
+
+/// The migrations, embedded at build time so the binary carries its schema.
+static MIGRATOR: Migrator = sqlx::migrate!("src/store/migrations/postgres");
+
+/// The database's clock in unix milliseconds. `clock_timestamp()` rather than `now()`: `now()`
+/// is frozen at the start of the transaction, which is harmless for autocommit statements but
+/// wrong the day one of these runs inside a longer transaction.
+macro_rules! now_ms {
+    () => {
+        "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
+    };
+}
+
+/// Longest pause between two startup attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+#[derive(Debug)]
+pub(crate) struct PostgresStore {
+    pool: PgPool,
+    /// Client-side deadline for one operation (acquire + statement). The server-side
+    /// `statement_timeout` cannot fire when the network itself has stalled.
+    op_timeout: Duration,
+}
+
+impl PostgresStore {
+    /// Connects (waiting for the server to come up, within a deadline) and brings the schema up
+    /// to date. Replicas starting together are safe: sqlx migrates under an advisory lock.
+    pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let op_timeout = options.connect_timeout.max(Duration::from_millis(1));
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::UnsupportedUrl(format!("{} ({e})", redact_url(url))))?
+            .application_name("portcullis")
+            // A statement stuck behind a lock or on an overloaded server ends as an error the
+            // gate turns into 503, instead of holding a check (and a connection) forever.
+            .options([("statement_timeout", op_timeout.as_millis().to_string())]);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(op_timeout)
+            // Connections are made on demand, so a database that is down at this moment does
+            // not fail the build of the pool; `wait_until_up` decides how long to wait.
+            .connect_lazy_with(connect);
+        let store = Self { pool, op_timeout };
+        store
+            .wait_until_up(url, op_timeout * STARTUP_WAIT_FACTOR)
+            .await?;
+        MIGRATOR.run(&store.pool).await.map_err(from_migrate)?;
+        tracing::debug!(store.url = %redact_url(url), "postgres store opened");
+        Ok(store)
+    }
+
+    /// Pings until the server answers or `wait` has passed. Faults that waiting cannot cure
+    /// (wrong password, unknown database) end at once; the error names the server, never the
+    /// password.
+    async fn wait_until_up(&self, url: &str, wait: Duration) -> Result<(), StoreError> {
+        let deadline = Instant::now() + wait;
+        let mut backoff = Duration::from_millis(50);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let outcome = tokio::time::timeout(
+                remaining.max(Duration::from_millis(1)),
+                sqlx::query("SELECT 1").execute(&self.pool),
+            )
+            .await;
+            let error = match outcome {
+                Ok(Ok(_)) => {
+                    if attempt > 1 {
+                        tracing::info!(store.url = %redact_url(url), attempt, "PostgreSQL is up");
+                    }
+                    return Ok(());
+                }
+                Ok(Err(e)) if !is_transient(&e) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "PostgreSQL at `{}` refused the connection: {}",
+                        redact_url(url),
+                        from_sqlx(e)
+                    )));
+                }
+                Ok(Err(e)) => from_sqlx(e).to_string(),
+                Err(_) => "no answer".to_string(),
+            };
+            if Instant::now() + backoff >= deadline {
+                return Err(StoreError::Unavailable(format!(
+                    "PostgreSQL at `{}` did not answer within {}: {error}",
+                    redact_url(url),
+                    humantime::format_duration(wait)
+                )));
+            }
+            tracing::warn!(
+                store.url = %redact_url(url),
+                attempt,
+                error = %error,
+                "waiting for PostgreSQL"
+            );
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Runs one database operation under the client-side deadline.
+    async fn bounded<T>(
+        &self,
+        op: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.op_timeout, op).await {
+            Ok(result) => result.map_err(from_sqlx),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "the database did not answer within {}",
+                humantime::format_duration(self.op_timeout)
+            ))),
+        }
+    }
+
+    async fn by_key(&self, key: &str) -> Result<Option<(Decision, String)>, StoreError> {
+        let existing: Option<StoredWithFingerprint> = self
+            .bounded(
+                sqlx::query_as(
+                    "SELECT id, schema_version, body, request_fingerprint \
+                     FROM decisions WHERE idempotency_key = $1",
+                )
+                .bind(key)
+                .fetch_optional(&self.pool),
+            )
+            .await?;
+        existing
+            .map(|e| Ok((e.stored.into_decision()?, e.request_fingerprint)))
+            .transpose()
+    }
+}
+
+/// Whether waiting may cure a failed startup attempt: the server is unreachable, starting,
+/// shutting down or out of connections. Authentication and "no such database" are not.
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 57P0x: admin shutdown, crash shutdown, cannot connect
+            // now; 53300: too many connections.
+            code.starts_with("08") || code.starts_with("57P0") || code == "53300"
+        }),
+        _ => false,
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn insert_decision(
+        &self,
+        decision: &Decision,
+        fingerprint: &str,
+    ) -> Result<Inserted, StoreError> {
+        let row = DecisionRow::new(decision, fingerprint)?;
+        // The UNIQUE constraint on idempotency_key decides who wins: a concurrent insert with the
+        // same key waits for the first to commit and then does nothing. Replicas race here.
+        let result = self
+            .bounded(
+                sqlx::query(
+                    "INSERT INTO decisions (id, idempotency_key, request_fingerprint, application, \
+                     environment, verdict, status, caller_kind, policy_version, created_at, \
+                     decided_at, schema_version, body) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                     ON CONFLICT (idempotency_key) DO NOTHING",
+                )
+                .bind(row.id)
+                .bind(row.idempotency_key)
+                .bind(row.request_fingerprint)
+                .bind(row.application)
+                .bind(row.environment)
+                .bind(row.verdict)
+                .bind(row.status)
+                .bind(row.caller_kind)
+                .bind(row.policy_version)
+                .bind(row.created_at_ms)
+                .bind(row.decided_at_ms)
+                .bind(row.schema_version)
+                .bind(&row.body)
+                .execute(&self.pool),
+            )
+            .await?;
+
+        let key = match row.idempotency_key {
+            Some(key) if result.rows_affected() == 0 => key,
+            _ => return Ok(Inserted::Created),
+        };
+        // The winner has committed (ON CONFLICT waited for it), and rows are never deleted.
+        let (decision, fingerprint) = self.by_key(key).await?.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "idempotency key `{key}` conflicted but no decision holds it"
+            ))
+        })?;
+        Ok(Inserted::Existing {
+            decision: Box::new(decision),
+            fingerprint,
+        })
+    }
+
+    async fn get_decision(&self, id: &DecisionId) -> Result<Option<Decision>, StoreError> {
+        let stored: Option<StoredDecision> = self
+            .bounded(
+                sqlx::query_as("SELECT id, schema_version, body FROM decisions WHERE id = $1")
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool),
+            )
+            .await?;
+        stored.map(StoredDecision::into_decision).transpose()
+    }
+
+    async fn find_by_idempotency_key(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<(Decision, String)>, StoreError> {
+        self.by_key(key.as_str()).await
+    }
+
+    async fn list_decisions(
+        &self,
+        filter: &DecisionFilter,
+        page_size: u32,
+        page_token: Option<&str>,
+    ) -> Result<DecisionPage, StoreError> {
+        let page_size = clamp_page_size(page_size);
+        let after = page_token.map(decode_token).transpose()?;
+
+        let mut query: QueryBuilder<'_, Postgres> =
+            QueryBuilder::new("SELECT id, schema_version, body FROM decisions WHERE TRUE");
+        if let Some(application) = &filter.application {
+            query
+                .push(" AND application = ")
+                .push_bind(application.as_str());
+        }
+        if let Some(environment) = &filter.environment {
+            query
+                .push(" AND environment = ")
+                .push_bind(environment.as_str());
+        }
+        if let Some(verdict) = filter.verdict {
+            query.push(" AND verdict = ").push_bind(verdict.as_str());
+        }
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(caller_kind) = filter.caller_kind {
+            query
+                .push(" AND caller_kind = ")
+                .push_bind(caller_kind.as_str());
+        }
+        if let Some(after) = &after {
+            query.push(" AND id < ").push_bind(after.as_str());
+        }
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(page_size) + 1);
+
+        let rows: Vec<StoredDecision> = self
+            .bounded(query.build_query_as().fetch_all(&self.pool))
+            .await?;
+        let more = rows.len() > page_size as usize;
+        let decisions = rows
+            .into_iter()
+            .take(page_size as usize)
+            .map(StoredDecision::into_decision)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_page_token = match decisions.last() {
+            Some(last) if more => Some(encode_token(&last.id)),
+            _ => None,
+        };
+        Ok(DecisionPage {
+            decisions,
+            next_page_token,
+        })
+    }
+
+    async fn update_decision(
+        &self,
+        decision: &Decision,
+        expected_status: DecisionStatus,
+    ) -> Result<bool, StoreError> {
+        let row = DecisionRow::new(decision, "")?;
+        // Compare-and-set in one statement: the row lock taken by UPDATE serialises two
+        // reviewers on two replicas, and the loser re-checks `status` after the winner commits.
+        let result = self
+            .bounded(
+                sqlx::query(
+                    "UPDATE decisions SET idempotency_key = $1, application = $2, \
+                     environment = $3, verdict = $4, status = $5, caller_kind = $6, \
+                     policy_version = $7, created_at = $8, decided_at = $9, \
+                     schema_version = $10, body = $11 \
+                     WHERE id = $12 AND status = $13",
+                )
+                .bind(row.idempotency_key)
+                .bind(row.application)
+                .bind(row.environment)
+                .bind(row.verdict)
+                .bind(row.status)
+                .bind(row.caller_kind)
+                .bind(row.policy_version)
+                .bind(row.created_at_ms)
+                .bind(row.decided_at_ms)
+                .bind(row.schema_version)
+                .bind(&row.body)
+                .bind(row.id)
+                .bind(expected_status.as_str())
+                .execute(&self.pool),
+            )
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.bounded(sqlx::query("SELECT 1").execute(&self.pool))
+            .await?;
+        Ok(())
+    }
+
+    async fn try_claim(
+        &self,
+        job: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        // One upsert: insert if nobody ever held the job; otherwise take it over only if it has
+        // lapsed or is ours. Concurrent claimers serialise on the row; the WHERE sees the
+        // winner's committed row, so exactly one gets a row back.
+        let sql = concat!(
+            "INSERT INTO leases (job, holder, generation, expires_at) VALUES ($1, $2, 1, ",
+            now_ms!(),
+            " + $3) ON CONFLICT (job) DO UPDATE SET ",
+            "generation = CASE WHEN leases.holder = EXCLUDED.holder AND leases.expires_at > ",
+            now_ms!(),
+            " THEN leases.generation ELSE leases.generation + 1 END, ",
+            "holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at ",
+            "WHERE leases.expires_at <= ",
+            now_ms!(),
+            " OR leases.holder = EXCLUDED.holder RETURNING generation"
+        );
+        let generation: Option<i64> = self
+            .bounded(
+                sqlx::query_scalar(sql)
+                    .bind(job)
+                    .bind(holder)
+                    .bind(ttl_millis(ttl))
+                    .fetch_optional(&self.pool),
+            )
+            .await?;
+        Ok(generation.map(|generation| Lease {
+            job: job.to_string(),
+            holder: holder.to_string(),
+            generation,
+        }))
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, StoreError> {
+        let sql = concat!(
+            "UPDATE leases SET expires_at = ",
+            now_ms!(),
+            " + $1 WHERE job = $2 AND holder = $3 AND generation = $4 AND expires_at > ",
+            now_ms!()
+        );
+        let result = self
+            .bounded(
+                sqlx::query(sql)
+                    .bind(ttl_millis(ttl))
+                    .bind(&lease.job)
+                    .bind(&lease.holder)
+                    .bind(lease.generation)
+                    .execute(&self.pool),
+            )
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<bool, StoreError> {
+        // Expire rather than delete: the row keeps its generation, so the next holder's is
+        // higher than every earlier one.
+        let sql = concat!(
+            "UPDATE leases SET expires_at = 0 ",
+            "WHERE job = $1 AND holder = $2 AND generation = $3 AND expires_at > ",
+            now_ms!()
+        );
+        let result = self
+            .bounded(
+                sqlx::query(sql)
+                    .bind(&lease.job)
+                    .bind(&lease.holder)
+                    .bind(lease.generation)
+                    .execute(&self.pool),
+            )
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+}
