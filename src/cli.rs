@@ -1,10 +1,11 @@
-//! The command line: `serve`, `check`, `policy lint|test`, `config check`, `token` One file per
+//! The command line: `serve`, `check`, `policy lint|test`, `config check`, `token`, `sim`. One file per
 //! subcommand under `cli/`; `anyhow` is allowed here (the binary edge) and nowhere deeper.
 
 mod check;
 mod config_cmd;
 mod policy_cmd;
 mod serve_cmd;
+mod sim;
 mod token;
 
 use std::path::PathBuf;
@@ -73,6 +74,8 @@ enum Command {
         #[command(subcommand)]
         command: config_cmd::ConfigCommand,
     },
+    /// Serve the simulators of SonarQube, Jira, ServiceNow and Aqua on 127.0.0.1.
+    Sim(sim::SimArgs),
     /// Create API tokens.
     Token {
         #[command(subcommand)]
@@ -88,6 +91,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Policy { command } => return policy_cmd::run(command),
         Command::Config { command } => config_cmd::run(command),
         Command::Token { command } => token::run(command),
+        Command::Sim(args) => sim::run(&args),
     };
     match result {
         Ok(()) => ExitCode::Ok,

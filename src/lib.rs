@@ -26,5 +26,6 @@ pub mod pb;
 pub mod policy;
 pub mod secret;
 pub mod serve;
+pub mod sim;
 pub mod store;
 pub mod telemetry;

@@ -23,4 +23,5 @@ mod http;
 mod openapi;
 mod persistence;
 mod policy_reload;
+mod sim;
 mod support;

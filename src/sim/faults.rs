@@ -1,0 +1,225 @@
+//! Fault injection shared by the simulators: a middleware in front of each tool's API that
+//! delays, fails the next N calls with a status, answers 429 with `Retry-After`, or sends a
+//! malformed body; plus the generic part of the control API (`/_sim/faults`, `/_sim/stats`).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// How a tool writes an error of its own for a status (and a `Retry-After` for 429).
+pub type ErrorRenderer = fn(StatusCode, Option<u64>) -> Response;
+
+/// The control API's fault document; every key is optional and keys left out keep their value.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSettings {
+    /// Delay before every API answer.
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    /// Answer the next `count` API calls with `status` (the tool's own error shape).
+    #[serde(default)]
+    pub fail_next: Option<FailNext>,
+    /// Answer the next `count` API calls with 429 and `Retry-After: retry_after_s`.
+    #[serde(default)]
+    pub rate_limit_next: Option<RateLimitNext>,
+    /// Answer the next N API calls with 200 and a truncated JSON body.
+    #[serde(default)]
+    pub malformed_next: Option<u32>,
+    /// Every credential (tokens and passwords) is refused with the tool's 401.
+    #[serde(default)]
+    pub credentials_expired: Option<bool>,
+    /// Session tokens issued so far expire (Aqua: a fresh login works again).
+    #[serde(default)]
+    pub tokens_expired: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailNext {
+    pub count: u32,
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitNext {
+    pub count: u32,
+    pub retry_after_s: u64,
+}
+
+#[derive(Debug, Default)]
+struct FaultState {
+    delay: Duration,
+    fail: FailNext,
+    rate_limit: RateLimitNext,
+    malformed: u32,
+    credentials_expired: bool,
+}
+
+/// One simulator's fault knobs and counters.
+#[derive(Debug)]
+pub struct Control {
+    pub tool: &'static str,
+    state: Mutex<FaultState>,
+    requests: AtomicU64,
+    /// Bumped by `tokens_expired`; tools that issue tokens remember the epoch they issued in.
+    token_epoch: AtomicU64,
+}
+
+enum Injected {
+    Fail(u16),
+    RateLimit(u64),
+    Malformed,
+}
+
+impl Control {
+    pub fn new(tool: &'static str) -> Self {
+        Self {
+            tool,
+            state: Mutex::new(FaultState::default()),
+            requests: AtomicU64::new(0),
+            token_epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// Applies the keys present in `settings`.
+    pub fn apply(&self, settings: &FaultSettings) {
+        let mut s = self.lock();
+        if let Some(ms) = settings.delay_ms {
+            s.delay = Duration::from_millis(ms);
+        }
+        if let Some(f) = settings.fail_next {
+            s.fail = f;
+        }
+        if let Some(r) = settings.rate_limit_next {
+            s.rate_limit = r;
+        }
+        if let Some(n) = settings.malformed_next {
+            s.malformed = n;
+        }
+        if let Some(e) = settings.credentials_expired {
+            s.credentials_expired = e;
+        }
+        if settings.tokens_expired == Some(true) {
+            self.token_epoch.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Clears every fault (the request counter keeps counting).
+    pub fn clear(&self) {
+        *self.lock() = FaultState::default();
+    }
+
+    /// API requests received so far, faulted ones included.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    pub fn credentials_expired(&self) -> bool {
+        self.lock().credentials_expired
+    }
+
+    /// The current token epoch; a token issued in an older epoch has expired.
+    pub fn token_epoch(&self) -> u64 {
+        self.token_epoch.load(Ordering::SeqCst)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FaultState> {
+        // A poisoned lock only means a panicking handler; the fault state is still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn next_fault(&self) -> (Duration, Option<Injected>) {
+        let mut s = self.lock();
+        let delay = s.delay;
+        if s.fail.count > 0 {
+            s.fail.count -= 1;
+            return (delay, Some(Injected::Fail(s.fail.status)));
+        }
+        if s.rate_limit.count > 0 {
+            s.rate_limit.count -= 1;
+            return (delay, Some(Injected::RateLimit(s.rate_limit.retry_after_s)));
+        }
+        if s.malformed > 0 {
+            s.malformed -= 1;
+            return (delay, Some(Injected::Malformed));
+        }
+        (delay, None)
+    }
+}
+
+/// Puts the fault middleware in front of `api` and adds the generic control routes.
+pub fn wrap(api: Router, control: Arc<Control>, render: ErrorRenderer) -> Router {
+    api.layer(middleware::from_fn_with_state(
+        (Arc::clone(&control), render),
+        inject,
+    ))
+    .merge(
+        Router::new()
+            .route("/_sim/faults", post(set_faults).get(get_faults))
+            .route("/_sim/stats", get(stats))
+            .with_state(control),
+    )
+}
+
+async fn inject(
+    State((control, render)): State<(Arc<Control>, ErrorRenderer)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    control.requests.fetch_add(1, Ordering::SeqCst);
+    let (delay, fault) = control.next_fault();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    match fault {
+        None => next.run(request).await,
+        Some(Injected::Fail(status)) => render(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            None,
+        ),
+        Some(Injected::RateLimit(seconds)) => render(StatusCode::TOO_MANY_REQUESTS, Some(seconds)),
+        Some(Injected::Malformed) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from("{\"result\": [{\"number\": \"CHG"),
+        )
+            .into_response(),
+    }
+}
+
+async fn set_faults(
+    State(control): State<Arc<Control>>,
+    Json(settings): Json<FaultSettings>,
+) -> StatusCode {
+    control.apply(&settings);
+    StatusCode::NO_CONTENT
+}
+
+async fn get_faults(State(control): State<Arc<Control>>) -> Json<serde_json::Value> {
+    let s = control.lock();
+    Json(serde_json::json!({
+        "delay_ms": u64::try_from(s.delay.as_millis()).unwrap_or(u64::MAX),
+        "fail_next": s.fail,
+        "rate_limit_next": s.rate_limit,
+        "malformed_next": s.malformed,
+        "credentials_expired": s.credentials_expired,
+    }))
+}
+
+async fn stats(State(control): State<Arc<Control>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({"tool": control.tool, "requests": control.requests()}))
+}
