@@ -20,6 +20,7 @@ mod contracts_rollouts;
 mod fail_closed;
 mod grpc;
 mod http;
+mod integrations;
 mod openapi;
 mod persistence;
 mod policy_reload;

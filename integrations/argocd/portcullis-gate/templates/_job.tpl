@@ -35,6 +35,7 @@ spec:
       - action: Ignore
         onPodConditions:
           - type: DisruptionTarget
+            status: "True"
       - action: FailJob
         onExitCodes:
           containerName: gate
