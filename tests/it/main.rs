@@ -24,5 +24,8 @@ mod integrations;
 mod openapi;
 mod persistence;
 mod policy_reload;
+mod review;
+mod replicas;
 mod sim;
+mod store_outage;
 mod support;

@@ -1,7 +1,9 @@
 //! Test harness: `spawn_app()` and friends.
 
 pub mod app;
+pub mod db;
 pub mod fake_tool;
 pub mod poll;
+pub mod proxy;
 
 pub use app::{TestApp, spawn_app};

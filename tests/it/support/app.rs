@@ -31,6 +31,8 @@ pub struct TestAppBuilder {
     adapters: Vec<Value>,
     tokens: Vec<(String, String, Vec<Role>)>,
     evidence_deadline: Option<std::time::Duration>,
+    store_url: Option<String>,
+    store_connect_timeout: Option<std::time::Duration>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -141,11 +143,30 @@ impl TestAppBuilder {
         self
     }
 
+    /// Uses this store (e.g. a PostgreSQL schema from `support::db`) instead of a temp SQLite
+    /// file.
+    pub fn store_url(mut self, url: &str) -> Self {
+        self.store_url = Some(url.to_string());
+        self
+    }
+
+    /// Bounds every wait on the store (a short one makes outage tests fail fast).
+    pub fn store_connect_timeout(mut self, d: std::time::Duration) -> Self {
+        self.store_connect_timeout = Some(d);
+        self
+    }
+
     pub fn settings(&self, dir: &Path) -> Settings {
         let mut s = config::load_from(None, Vec::new()).unwrap();
         s.server.http_addr = "127.0.0.1:0".parse().unwrap();
         s.server.grpc_addr = "127.0.0.1:0".parse().unwrap();
         s.store.url = format!("sqlite://{}", dir.join("portcullis.db").display());
+        if let Some(url) = &self.store_url {
+            s.store.url.clone_from(url);
+        }
+        if let Some(d) = self.store_connect_timeout {
+            s.store.connect_timeout = d;
+        }
         if let Some(files) = &self.policies {
             let pdir = dir.join("policies");
             std::fs::create_dir_all(&pdir).unwrap();

@@ -1,0 +1,145 @@
+//! Check throughput and latency on each store backend, same workload: full HTTP checks through
+//! the real router and gate (built-in policy pack, no adapters, so the store is most of the
+//! cost), each with its own idempotency key (one key lookup and one insert per check).
+//!
+//! Run: `cargo bench --bench store` (PostgreSQL at `PORTCULLIS_TEST_DATABASE_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/test`; a fresh schema is made and dropped). Prints, per
+//! backend and concurrency, checks per second and p50 / p99 latency.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "benchmark setup fails loudly"
+)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use portcullis::api::http::{HttpState, router};
+use portcullis::auth::Authenticator;
+use portcullis::gate::{Gate, GateOptions};
+use portcullis::metrics::Metrics;
+use portcullis::policy::{PolicyHandle, PolicySet};
+use portcullis::store::{self, StoreOptions};
+use serde_json::json;
+use sqlx::Connection;
+
+static KEY: AtomicUsize = AtomicUsize::new(0);
+
+async fn serve(url: &str) -> String {
+    let store = store::open(
+        url,
+        &StoreOptions {
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(10),
+        },
+    )
+    .await
+    .unwrap();
+    let gate = Arc::new(Gate::new(
+        PolicyHandle::new(PolicySet::builtin().unwrap()),
+        Vec::new(),
+        store,
+        Arc::new(Metrics::new()),
+        GateOptions {
+            evidence_deadline: Duration::from_secs(5),
+        },
+    ));
+    let app = router(
+        HttpState {
+            gate,
+            auth: Arc::new(Authenticator::new(&[]).unwrap()),
+        },
+        1 << 20,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/checks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+async fn one_check(client: &reqwest::Client, url: &str) -> Duration {
+    let key = KEY.fetch_add(1, Ordering::SeqCst);
+    let body = json!({
+        "application": "payments",
+        "environment": "prod",
+        "images": [format!("ghcr.io/acme/payments:1.4.2@sha256:{}", "a".repeat(64))],
+        "change_refs": {"jira_keys": ["OPS-1"], "servicenow_changes": ["CHG0030001"]},
+        "caller": {"kind": "spinnaker"},
+        "idempotency_key": format!("bench-{key}"),
+    });
+    let started = Instant::now();
+    let resp = client.post(url).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let _ = resp.bytes().await.unwrap();
+    started.elapsed()
+}
+
+/// `total` checks from `concurrency` clients; returns (checks/s, p50 ms, p99 ms).
+async fn run(url: &str, concurrency: usize, total: usize) -> (f64, f64, f64) {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let workers = (0..concurrency).map(|_| {
+        let (client, url) = (client.clone(), url.to_string());
+        tokio::spawn(async move {
+            let mut v = Vec::new();
+            for _ in 0..total / concurrency {
+                v.push(one_check(&client, &url).await);
+            }
+            v
+        })
+    });
+    let mut samples: Vec<f64> = futures::future::join_all(workers)
+        .await
+        .into_iter()
+        .flat_map(Result::unwrap)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .collect();
+    let elapsed = started.elapsed().as_secs_f64();
+    samples.sort_by(f64::total_cmp);
+    let p = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize];
+    (samples.len() as f64 / elapsed, p(0.50), p(0.99))
+}
+
+async fn measure(name: &str, store_url: &str) {
+    let url = serve(store_url).await;
+    run(&url, 4, 200).await; // warm-up
+    for (concurrency, total) in [(1, 1000), (16, 4000)] {
+        let (rate, p50, p99) = run(&url, concurrency, total).await;
+        println!(
+            "{name:<10} concurrency {concurrency:>2}: {total} checks, {rate:>7.0} checks/s, p50 {p50:.2} ms, p99 {p99:.2} ms"
+        );
+    }
+}
+
+fn main() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        measure(
+            "sqlite",
+            &format!("sqlite://{}", dir.path().join("bench.db").display()),
+        )
+        .await;
+
+        let base = std::env::var("PORTCULLIS_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let schema = format!("portcullis_bench_{}", std::process::id());
+        let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        measure(
+            "postgres",
+            &format!("{base}{sep}options[search_path]={schema}"),
+        )
+        .await;
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    });
+}
