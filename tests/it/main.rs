@@ -24,7 +24,6 @@ mod integrations;
 mod openapi;
 mod persistence;
 mod policy_reload;
-mod review;
 mod replicas;
 mod sim;
 mod store_outage;
