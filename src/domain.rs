@@ -11,7 +11,10 @@ mod evidence;
 mod ids;
 mod request;
 
-pub use decision::{Decision, DecisionStatus, RuleOutcome, RuleResult, Severity, Verdict};
+pub use decision::{
+    Decision, DecisionStatus, Resolution, ResolutionOutcome, RuleOutcome, RuleResult, Severity,
+    Verdict,
+};
 pub use draft::{CheckRequestDraft, ImageDraft, SourceDraft};
 pub use evidence::{Evidence, FailureReason, SourceReport, SourceStatus};
 pub use ids::{

@@ -8,6 +8,7 @@
 //! handed to policy as *missing*, and policy's default for missing is fail-closed.
 
 mod evidence;
+mod review;
 mod watch;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::policy::{EvalInput, PolicyHandle};
 use crate::store::{DecisionFilter, DecisionPage, Inserted, Store, StoreError};
 
+pub use review::ReviewAnswer;
 pub use watch::DecisionStream;
 
 /// Settings the gate needs at run time.
@@ -54,6 +56,10 @@ pub enum GateError {
     IdempotencyConflict { key: String, existing: DecisionId },
     #[error("decisions cannot be stored or read right now: {0}")]
     Unavailable(#[from] StoreError),
+    #[error("decision `{id}` cannot be resolved: {message}")]
+    Conflict { id: DecisionId, message: String },
+    #[error("`{principal}` triggered this deploy and cannot approve it (separation of duties)")]
+    SeparationOfDuties { principal: String },
     #[error("{0} is not implemented yet")]
     Unimplemented(&'static str),
     #[error("the service is shutting down")]
@@ -69,6 +75,8 @@ impl GateError {
             GateError::IdempotencyConflict { .. } => "request.idempotency_conflict",
             GateError::Unavailable(StoreError::InvalidPageToken) => "request.invalid_page_token",
             GateError::Unavailable(_) => "store.unavailable",
+            GateError::Conflict { .. } => "review.conflict",
+            GateError::SeparationOfDuties { .. } => "review.separation_of_duties",
             GateError::Unimplemented(_) => "unimplemented",
             GateError::ShuttingDown => "shutting_down",
         }
@@ -214,6 +222,7 @@ impl Gate {
             policy_version: policies.version().to_string(),
             created_at: now,
             decided_at: (status == DecisionStatus::Final).then_some(now),
+            resolution: None,
         };
         let span = tracing::Span::current();
         span.record("check.id", decision.id.as_str());
@@ -314,16 +323,6 @@ impl Gate {
             Some(d) => Ok(d),
             None => self.get(principal, id).await,
         }
-    }
-
-    /// Approves or rejects a pending review (arrives with the review lifecycle).
-    pub async fn resolve_review(
-        &self,
-        principal: &Principal,
-        _id: &DecisionId,
-    ) -> Result<Decision, GateError> {
-        require(principal, &[Role::Approver])?;
-        Err(GateError::Unimplemented("resolving manual reviews"))
     }
 
     /// Whether the gate can answer: the store answers a ping.

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::{Authenticator, Principal};
 use crate::domain::{Application, CallerKind, DecisionId, Environment, ValidationError};
-use crate::gate::{Gate, GateError};
+use crate::gate::{Gate, GateError, ReviewAnswer};
 use crate::pb;
 use crate::pb::gate_server::GateServer;
 use crate::store::{DecisionFilter, StoreError};
@@ -64,6 +64,8 @@ pub fn status(e: GateError) -> Status {
         GateError::Unavailable(_) | GateError::ShuttingDown => Status::unavailable(format!(
             "{e}; no decision was made: retry, and do not deploy without one"
         )),
+        GateError::Conflict { .. } => Status::failed_precondition(e.to_string()),
+        GateError::SeparationOfDuties { .. } => Status::permission_denied(e.to_string()),
         GateError::Unimplemented(_) => Status::unimplemented(e.to_string()),
     }
 }
@@ -159,8 +161,14 @@ impl pb::gate_server::Gate for GrpcApi {
         req: Request<pb::ResolveReviewRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
         let who = principal(&req)?;
-        let id = parse_id(&req.get_ref().decision_id)?;
-        let d = self.gate.resolve_review(&who, &id).await.map_err(status)?;
+        let r = req.into_inner();
+        let id = parse_id(&r.decision_id)?;
+        let answer = ReviewAnswer::parse(&r.resolution).map_err(|e| invalid(&e))?;
+        let d = self
+            .gate
+            .resolve_review(&who, &id, answer, &r.comment, "grpc")
+            .await
+            .map_err(status)?;
         Ok(Response::new(convert::decision(&d)))
     }
 }

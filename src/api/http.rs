@@ -22,7 +22,7 @@ use crate::auth::{Authenticator, Principal};
 use crate::domain::{
     Application, CallerKind, DecisionId, DecisionStatus, Environment, ValidationError, Verdict,
 };
-use crate::gate::Gate;
+use crate::gate::{Gate, ReviewAnswer};
 use crate::store::DecisionFilter;
 
 /// The OpenAPI document served at `/openapi.json`; a test keeps it in step with [`ROUTES`].
@@ -233,13 +233,34 @@ async fn list_decisions(
     }))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReviewBody {
+    /// `approve` or `reject`.
+    resolution: String,
+    #[serde(default)]
+    comment: String,
+}
+
 async fn resolve_review(
     State(s): State<HttpState>,
     Authed(principal): Authed,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> Result<Json<DecisionView>, Problem> {
     let id = DecisionId::parse(&id).map_err(|e| Problem::invalid(&e))?;
-    let d = s.gate.resolve_review(&principal, &id).await?;
+    let body: ReviewBody = serde_json::from_slice(&body).map_err(|e| {
+        Problem::invalid(&ValidationError::new(
+            "",
+            format!("the review body is not valid: {e}"),
+            "send {\"resolution\": \"approve\" | \"reject\", \"comment\": \"why\"}",
+        ))
+    })?;
+    let answer = ReviewAnswer::parse(&body.resolution).map_err(|e| Problem::invalid(&e))?;
+    let d = s
+        .gate
+        .resolve_review(&principal, &id, answer, &body.comment, "api")
+        .await?;
     Ok(Json(DecisionView::from(&d)))
 }
 

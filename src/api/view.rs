@@ -21,6 +21,17 @@ pub struct DecisionView {
     pub rule_results: Vec<RuleResultView>,
     pub sources: Vec<SourceView>,
     pub evidence: serde_json::Value,
+    /// How a manual review ended, when it has.
+    pub resolution: Option<ResolutionView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ResolutionView {
+    pub outcome: &'static str,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub comment: String,
+    pub channel: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -174,6 +185,13 @@ impl From<&Decision> for DecisionView {
                 })
                 .collect(),
             evidence: d.evidence.document.clone(),
+            resolution: d.resolution.as_ref().map(|r| ResolutionView {
+                outcome: r.outcome.as_str(),
+                by: r.by.clone(),
+                at: r.at,
+                comment: r.comment.clone(),
+                channel: r.channel.clone(),
+            }),
         }
     }
 }

@@ -167,6 +167,55 @@ pub struct Decision {
     pub decided_at: Option<DateTime<Utc>>,
     /// One line for people: the verdict and the rules that drove it.
     pub summary: String,
+    /// How a pending decision ended, when it did not end by evaluation alone. Absent in decisions
+    /// stored before reviews existed, hence the default.
+    #[serde(default)]
+    pub resolution: Option<Resolution>,
+}
+
+/// How a manual review ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolutionOutcome {
+    /// An approver let the deploy through: the verdict becomes continue.
+    Approved,
+    /// An approver stopped it: terminate.
+    Rejected,
+    /// Nobody decided before the review's deadline: terminate.
+    Expired,
+    /// The caller withdrew it (e.g. the Spinnaker pipeline was canceled): terminate.
+    Canceled,
+}
+
+impl ResolutionOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResolutionOutcome::Approved => "approved",
+            ResolutionOutcome::Rejected => "rejected",
+            ResolutionOutcome::Expired => "expired",
+            ResolutionOutcome::Canceled => "canceled",
+        }
+    }
+
+    /// The verdict a decision takes when its review ends this way.
+    pub fn verdict(self) -> Verdict {
+        match self {
+            ResolutionOutcome::Approved => Verdict::Continue,
+            _ => Verdict::Terminate,
+        }
+    }
+}
+
+/// Who ended a review, when, why and through which channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub outcome: ResolutionOutcome,
+    /// The principal (token name) or system that resolved it.
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub comment: String,
+    /// `api`, `grpc`, `spinnaker`, `servicenow` …
+    pub channel: String,
 }
 
 impl Decision {

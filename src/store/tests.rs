@@ -296,6 +296,7 @@ impl DecisionBuilder {
             decided_at: (self.status == DecisionStatus::Final)
                 .then(|| created_at + ChronoDuration::milliseconds(3)),
             summary: format!("{}: no blocking rules", self.verdict),
+            resolution: None,
         }
     }
 }

@@ -128,19 +128,3 @@ async fn health_readiness_and_metrics() {
         "{metrics}"
     );
 }
-
-#[tokio::test]
-async fn resolving_a_review_is_not_implemented_yet_and_says_so() {
-    let app = spawn_app().await;
-    let d: Value = app.post_check(&good_check("r")).await.json().await.unwrap();
-    let resp = app
-        .http
-        .post(app.url(&format!(
-            "/v1/decisions/{}/review",
-            d["id"].as_str().unwrap()
-        )))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 501);
-}

@@ -25,6 +25,7 @@ mod openapi;
 mod persistence;
 mod policy_reload;
 mod replicas;
+mod review;
 mod sim;
 mod store_outage;
 mod support;

@@ -208,6 +208,13 @@ pub(super) fn decision(d: &Decision) -> pb::Decision {
         created_at: Some(timestamp(d.created_at)),
         decided_at: d.decided_at.map(timestamp),
         summary: d.summary.clone(),
+        resolution: d.resolution.as_ref().map(|r| pb::Resolution {
+            outcome: r.outcome.as_str().to_string(),
+            by: r.by.clone(),
+            at: Some(timestamp(r.at)),
+            comment: r.comment.clone(),
+            channel: r.channel.clone(),
+        }),
     }
 }
 

@@ -102,6 +102,12 @@ impl From<GateError> for Problem {
             .with_help(
                 "retry shortly; no decision was made, and a deploy must not proceed without one",
             ),
+            GateError::Conflict { .. } => Problem::new(StatusCode::CONFLICT, code, e.to_string())
+                .with_help("read the decision: it has already been resolved"),
+            GateError::SeparationOfDuties { .. } => {
+                Problem::new(StatusCode::FORBIDDEN, code, e.to_string())
+                    .with_help("ask another approver: whoever triggered a deploy cannot approve it")
+            }
             GateError::Unimplemented(_) => {
                 Problem::new(StatusCode::NOT_IMPLEMENTED, code, e.to_string())
             }

@@ -1,0 +1,175 @@
+//! Manual review: approve / reject by an approver, separation of duties, first resolution wins,
+//! and a waiting client sees the approval.
+
+use std::time::Duration;
+
+use portcullis::auth::Role;
+use serde_json::{Value, json};
+
+use crate::http::good_check;
+use crate::support::TestApp;
+use crate::support::poll::eventually;
+
+const REVIEW: &str = "rules:\n  - id: needs-review\n    title: Needs a human\n    category: test\n    severity: high\n    condition: { path: $.request.application, op: absent }\n";
+
+async fn app() -> TestApp {
+    TestApp::builder()
+        .policies(&[("p.yaml", REVIEW)])
+        .token("ci", "pc_pipeline", vec![Role::Pipeline])
+        .token("bob", "pc_bob", vec![Role::Approver])
+        .token("alice", "pc_alice", vec![Role::Approver])
+        .spawn()
+        .await
+}
+
+async fn review(app: &TestApp, token: &str, id: &str, body: Value) -> (u16, Value) {
+    let resp = app
+        .http
+        .post(app.url(&format!("/v1/decisions/{id}/review")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+async fn pending(app: &TestApp, key: &str) -> String {
+    let d: Value = app.post_check(&good_check(key)).await.json().await.unwrap();
+    assert_eq!(
+        (d["verdict"].as_str(), d["status"].as_str()),
+        (Some("manual_review"), Some("pending")),
+        "{d}"
+    );
+    d["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn an_approver_approves_and_the_first_resolution_wins() {
+    let app = app().await;
+    let id = pending(&app, "r1").await;
+    let (status, d) = review(
+        &app,
+        "pc_bob",
+        &id,
+        json!({"resolution": "approve", "comment": "looked at the scan"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(
+        (d["verdict"].as_str(), d["status"].as_str()),
+        (Some("continue"), Some("final"))
+    );
+    assert_eq!(d["resolution"]["by"], "bob");
+    assert_eq!(d["resolution"]["outcome"], "approved");
+    assert_eq!(d["resolution"]["comment"], "looked at the scan");
+
+    let (status, p) = review(&app, "pc_alice", &id, json!({"resolution": "reject"})).await;
+    assert_eq!(status, 409, "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already approved by bob"),
+        "{p}"
+    );
+}
+
+#[tokio::test]
+async fn a_rejection_terminates() {
+    let app = app().await;
+    let id = pending(&app, "r2").await;
+    let (status, d) = review(
+        &app,
+        "pc_alice",
+        &id,
+        json!({"resolution": "reject", "comment": "no change ticket"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(d["verdict"], "terminate");
+    assert_eq!(d["resolution"]["outcome"], "rejected");
+}
+
+#[tokio::test]
+async fn whoever_triggered_the_deploy_cannot_approve_it() {
+    let app = app().await;
+    let mut body = good_check("r3");
+    body["triggered_by"] = json!("bob");
+    let d: Value = app.post_check(&body).await.json().await.unwrap();
+    let id = d["id"].as_str().unwrap();
+    let (status, p) = review(&app, "pc_bob", id, json!({"resolution": "approve"})).await;
+    assert_eq!(status, 403, "{p}");
+    assert_eq!(p["reason_code"], "review.separation_of_duties");
+    // Still pending: the refusal changed nothing.
+    let d: Value = app
+        .get(&format!("/v1/decisions/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(d["status"], "pending");
+}
+
+#[tokio::test]
+async fn pipelines_cannot_approve_and_bad_answers_are_refused() {
+    let app = app().await;
+    let id = pending(&app, "r4").await;
+    let (status, _) = review(&app, "pc_pipeline", &id, json!({"resolution": "approve"})).await;
+    assert_eq!(status, 403);
+    let (status, p) = review(&app, "pc_bob", &id, json!({"resolution": "maybe"})).await;
+    assert_eq!(status, 400, "{p}");
+    assert_eq!(p["field"], "resolution");
+}
+
+#[tokio::test]
+async fn a_waiting_check_client_exits_0_once_approved() {
+    let app = app().await;
+    let server = app.grpc_url();
+    let image = format!("ghcr.io/acme/payments@{}", crate::support::app::digest('f'));
+    let cli = tokio::spawn(async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args([
+                "check",
+                "--server",
+                &server,
+                "-a",
+                "payments",
+                "-e",
+                "prod",
+                "--image",
+                &image,
+                "--deadline",
+                "30s",
+            ])
+            .env("PORTCULLIS_TOKEN", "pc_pipeline")
+            .output()
+            .await
+            .unwrap()
+    });
+    let id = eventually(
+        Duration::from_secs(15),
+        "the CLI's pending decision",
+        || async {
+            let list: Value = app
+                .get("/v1/decisions?status=pending")
+                .await
+                .json()
+                .await
+                .ok()?;
+            list["decisions"][0]["id"].as_str().map(str::to_string)
+        },
+    )
+    .await;
+    let (status, _) = review(&app, "pc_alice", &id, json!({"resolution": "approve"})).await;
+    assert_eq!(status, 200);
+    let out = cli.await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("verdict:  continue"));
+}
