@@ -116,6 +116,7 @@ async fn start(delay: Duration) -> Server {
         HttpState {
             gate,
             auth: Arc::new(Authenticator::new(&[]).unwrap()),
+            public_url: None,
         },
         1 << 20,
     );

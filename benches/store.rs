@@ -50,6 +50,7 @@ async fn serve(url: &str) -> String {
         HttpState {
             gate,
             auth: Arc::new(Authenticator::new(&[]).unwrap()),
+            public_url: None,
         },
         1 << 20,
     );

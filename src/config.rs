@@ -44,6 +44,10 @@ pub struct ServerSettings {
     /// How long shutdown waits for in-flight checks.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// The base URL callers reach this service at (`https://portcullis.example.com`), used for
+    /// absolute links such as Spinnaker's status URL. Unset: taken from each request's `Host`
+    /// and `X-Forwarded-Proto` headers.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,15 +1,21 @@
 //! Caller contracts: the exact request and response shapes external tools use (Argo Rollouts'
-//! `web` metric provider today; Spinnaker and ServiceNow next), each translated onto the one
+//! `web` metric provider, Spinnaker's Webhook stage; ServiceNow next), each translated onto the one
 //! [`crate::gate::Gate`]. Like `api`, a contract never decides; it maps shapes and statuses.
 
 pub mod rollouts;
+pub mod spinnaker;
 
 use axum::Router;
-use axum::routing::post;
+use axum::routing::{get, post};
 
 use crate::api::http::HttpState;
 
 /// The contract routes, merged into the HTTP router by `api::http::router`.
 pub fn routes() -> Router<HttpState> {
-    Router::new().route("/v1/analysis", post(rollouts::analysis))
+    Router::new()
+        .route("/v1/analysis", post(rollouts::analysis))
+        .route("/v1/spinnaker/gates", post(spinnaker::create))
+        // Registered before `{id}` only for readability; axum prefers the literal segment.
+        .route("/v1/spinnaker/gates/cancel", post(spinnaker::cancel))
+        .route("/v1/spinnaker/gates/{id}", get(spinnaker::get_status))
 }

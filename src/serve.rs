@@ -153,6 +153,7 @@ impl App {
             api::http::HttpState {
                 gate: Arc::clone(&gate),
                 auth: Arc::clone(&auth),
+                public_url: settings.server.public_url.clone(),
             },
             settings.server.max_body_bytes,
         )

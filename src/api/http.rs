@@ -40,6 +40,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/openapi.json"),
     ("post", "/v1/analysis"),
+    ("post", "/v1/spinnaker/gates"),
+    ("get", "/v1/spinnaker/gates/{id}"),
+    ("post", "/v1/spinnaker/gates/cancel"),
 ];
 
 /// Longest a `GET /v1/decisions/{id}?wait=` may hold a request open.
@@ -49,6 +52,8 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 pub struct HttpState {
     pub gate: Arc<Gate>,
     pub auth: Arc<Authenticator>,
+    /// `server.public_url`, for absolute links; `None` derives them from the request.
+    pub public_url: Option<String>,
 }
 
 impl FromRef<HttpState> for Arc<Authenticator> {

@@ -17,6 +17,7 @@ mod auth;
 mod bad_input;
 mod cli;
 mod contracts_rollouts;
+mod contracts_spinnaker;
 mod fail_closed;
 mod grpc;
 mod http;
