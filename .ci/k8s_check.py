@@ -60,7 +60,7 @@ async def lint(chart: pathlib.Path, overlay: pathlib.Path | None) -> list[str]:
 
 def validate_manifests() -> list[str]:
     problems = []
-    for path in sorted((ROOT / "integrations").rglob("*.yaml")):
+    for path in sorted((ROOT / "integrations").rglob("*.yaml")) + sorted((ROOT / "integrations").rglob("*.yml")):
         rel = path.relative_to(ROOT)
         # Chart sources are templates, linted above; only concrete manifests are validated here.
         if any(p in ("templates",) for p in rel.parts) or path.name in ("Chart.yaml", "values.yaml"):
@@ -72,6 +72,9 @@ def validate_manifests() -> list[str]:
             continue
         for doc in docs:
             kind = (doc.get("apiVersion"), doc.get("kind"))
+            if kind == (None, None):
+                # Not a Kubernetes object (e.g. Orca's orca-local.yml): parsing it is the check.
+                continue
             if kind in CRD_KINDS:
                 if not doc.get("metadata", {}).get("name") or "spec" not in doc:
                     problems.append(f"{rel}: {kind[1]} needs metadata.name and spec")

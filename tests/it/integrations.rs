@@ -132,3 +132,123 @@ fn the_exit_code_table_documents_every_code() {
         );
     }
 }
+
+/// Resolves the SpEL the Spinnaker examples use, as Orca would for one execution.
+fn spel(text: &str) -> String {
+    text.replace("${execution.id}", "01HXEXAMPLE")
+        .replace("${execution.application}", "payments")
+        .replace("${execution.name}", "deploy-prod")
+        .replace("${trigger.user}", "alice")
+        .replace("${parameterValues['gate']}", "production")
+        .replace("${parameterValues['environment']}", "prod")
+        .replace(
+            "${parameterValues['images']}",
+            "ghcr.io/acme/payments@sha256:3f5a9c0e7b1d2a4c6e8f0a1b3c5d7e9f1a3b5c7d9e1f3a5b7c9d1e3f5a7b9c1d",
+        )
+        .replace("${parameterValues['changeRefs']}", "CHG0030001")
+        .replace("${parameters['change']}", "CHG0030001")
+}
+
+fn stage_from(
+    entry: &Value,
+    base: &str,
+    payload: crate::support::orca::Payload,
+) -> crate::support::orca::Stage {
+    use crate::support::orca::{Resolution, Stage};
+    let rebase = |u: &str| u.replace("https://portcullis.example.com", base);
+    let list = |k: &str| entry[k].as_str().unwrap_or("").to_string();
+    assert_eq!(entry["statusUrlResolution"], "webhookResponse");
+    Stage {
+        url: rebase(entry["url"].as_str().unwrap()),
+        payload,
+        custom_headers: vec![("Authorization".into(), "Bearer pc_spinnaker".into())],
+        resolution: Resolution::WebhookResponse(
+            entry["statusUrlJsonPath"].as_str().unwrap().into(),
+        ),
+        status_json_path: entry["statusJsonPath"].as_str().unwrap().into(),
+        progress_json_path: entry["progressJsonPath"].as_str().map(str::to_string),
+        success_statuses: list("successStatuses"),
+        canceled_statuses: list("canceledStatuses"),
+        terminal_statuses: list("terminalStatuses"),
+        fail_fast_status_codes: vec![504],
+        retry_status_codes: vec![],
+        cancel_endpoint: entry["cancelEndpoint"].as_str().map(rebase),
+        cancel_payload: None,
+        create_retry: std::time::Duration::from_millis(20),
+        poll_every: std::time::Duration::from_millis(20),
+        monitor_timeout: std::time::Duration::from_secs(10),
+    }
+}
+
+const SPINNAKER_CONTINUE: &str = "rules:\n  - id: always\n    title: Always\n    category: test\n    severity: low\n    condition: { path: $.request.application, op: exists }\n";
+
+#[tokio::test]
+async fn the_shipped_spinnaker_stages_work_against_the_service() {
+    use crate::support::orca::{Next, Outcome, Payload};
+    use portcullis::auth::Role;
+    let app = crate::support::TestApp::builder()
+        .policies(&[("p.yaml", SPINNAKER_CONTINUE)])
+        .token("spinnaker", "pc_spinnaker", vec![Role::Pipeline])
+        .spawn()
+        .await;
+    let base = app.url("");
+
+    // The preconfigured stage: its payload is a string template.
+    let orca = load("integrations/spinnaker/orca-local.yml");
+    let entry = &orca["webhook"]["preconfigured"][0];
+    let body = spel(entry["payload"].as_str().unwrap());
+    let stage = stage_from(
+        entry,
+        &base,
+        Payload::Text {
+            body,
+            content_type: "application/json".into(),
+        },
+    );
+    let run = stage.run(|_, _| Next::Keep).await;
+    assert_eq!(run.outcome, Outcome::Succeeded, "{run:?}");
+    assert_eq!(run.last_monitor_body["verdict"], "continue");
+
+    // The plain Webhook stage: its payload is an object (each value evaluated, then encoded).
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("integrations/spinnaker/webhook-stage.json"),
+    )
+    .unwrap();
+    let plain: Value = serde_json::from_str(&text).unwrap();
+    let mut payload: Value = serde_json::from_str(&spel(&plain["payload"].to_string())).unwrap();
+    payload["artifacts"] = serde_json::json!([{"type": "docker/image", "reference": "ghcr.io/acme/payments@sha256:3f5a9c0e7b1d2a4c6e8f0a1b3c5d7e9f1a3b5c7d9e1f3a5b7c9d1e3f5a7b9c1d"}]);
+    let stage = stage_from(&plain, &base, Payload::Json(payload));
+    let run = stage.run(|_, _| Next::Keep).await;
+    assert_eq!(run.outcome, Outcome::Succeeded, "{run:?}");
+    // The image came from the Spinnaker artifact.
+    let id = run.last_monitor_body["decisionId"].as_str().unwrap();
+    let d: Value = app
+        .get(&format!("/v1/decisions/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(d["request"]["images"][0]["registry"], "ghcr.io", "{d}");
+    assert_eq!(d["request"]["caller"]["kind"], "spinnaker");
+}
+
+#[test]
+fn the_spinnaker_status_lists_match_the_service_vocabulary() {
+    use portcullis::contracts::spinnaker::status;
+    let orca = load("integrations/spinnaker/orca-local.yml");
+    let entry = &orca["webhook"]["preconfigured"][0];
+    assert_eq!(entry["successStatuses"], status::APPROVED);
+    assert_eq!(entry["canceledStatuses"], status::CANCELED);
+    let terminal: Vec<&str> = entry["terminalStatuses"]
+        .as_str()
+        .unwrap()
+        .split(',')
+        .collect();
+    for s in [status::REJECTED, status::TERMINATED, status::EXPIRED] {
+        assert!(terminal.contains(&s), "{s} missing from terminalStatuses");
+    }
+    assert!(
+        !terminal.contains(&status::AWAITING_APPROVAL),
+        "a waiting status must be in no list"
+    );
+}
