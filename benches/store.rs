@@ -44,6 +44,8 @@ async fn serve(url: &str) -> String {
         Arc::new(Metrics::new()),
         GateOptions {
             evidence_deadline: Duration::from_secs(5),
+            review_timeout: Duration::from_secs(3600),
+            review_timeouts: Default::default(),
         },
     ));
     let app = router(

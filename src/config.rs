@@ -26,6 +26,7 @@ pub struct Settings {
     pub store: StoreSettings,
     pub policy: PolicySettings,
     pub gate: GateSettings,
+    pub review: ReviewSettings,
     #[serde(default)]
     pub adapters: Vec<AdapterConfig>,
     pub auth: AuthSettings,
@@ -78,6 +79,20 @@ pub struct GateSettings {
     pub evidence_deadline: Duration,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewSettings {
+    /// How long a manual review may stay pending before it expires (terminate).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Per-environment overrides of `timeout`, e.g. `{prod: 8h}`.
+    #[serde(default)]
+    pub environments: std::collections::BTreeMap<String, humantime_serde::Serde<Duration>>,
+    /// How often one replica (holding a lease) looks for reviews past their deadline.
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
@@ -110,6 +125,15 @@ pub enum ConfigError {
     File { path: String, message: String },
     #[error("invalid configuration at `{path}`: {message}")]
     Invalid { path: String, message: String },
+}
+
+impl ReviewSettings {
+    /// The review timeout for `environment`.
+    pub fn timeout_for(&self, environment: &str) -> Duration {
+        self.environments
+            .get(environment)
+            .map_or(self.timeout, |d| **d)
+    }
 }
 
 impl ConfigError {

@@ -36,6 +36,18 @@ pub use watch::DecisionStream;
 pub struct GateOptions {
     /// Overall deadline for gathering evidence in one check.
     pub evidence_deadline: Duration,
+    /// How long a manual review may stay pending, by default and per environment.
+    pub review_timeout: Duration,
+    pub review_timeouts: std::collections::BTreeMap<String, Duration>,
+}
+
+impl GateOptions {
+    fn review_timeout_for(&self, environment: &str) -> Duration {
+        self.review_timeouts
+            .get(environment)
+            .copied()
+            .unwrap_or(self.review_timeout)
+    }
 }
 
 /// Why an operation failed. Each transport maps this to its status in exactly one function.
@@ -208,6 +220,7 @@ impl Gate {
         } else {
             DecisionStatus::Final
         };
+        let request_env = request.environment.clone();
         let decision = Decision {
             id: DecisionId::generate(),
             verdict: evaluation.verdict,
@@ -223,6 +236,10 @@ impl Gate {
             created_at: now,
             decided_at: (status == DecisionStatus::Final).then_some(now),
             resolution: None,
+            review_deadline: (status == DecisionStatus::Pending).then(|| {
+                let t = self.options.review_timeout_for(request_env.as_str());
+                now + chrono::Duration::from_std(t).unwrap_or(chrono::Duration::hours(4))
+            }),
         };
         let span = tracing::Span::current();
         span.record("check.id", decision.id.as_str());
@@ -264,10 +281,13 @@ impl Gate {
     /// Reads one decision.
     pub async fn get(&self, principal: &Principal, id: &DecisionId) -> Result<Decision, GateError> {
         require(principal, READERS)?;
-        self.store
+        let d = self
+            .store
             .get_decision(id)
             .await?
-            .ok_or_else(|| GateError::NotFound(id.clone()))
+            .ok_or_else(|| GateError::NotFound(id.clone()))?;
+        // A review past its deadline is answered as expired even before the sweeper gets to it.
+        self.expire_if_due(d).await
     }
 
     /// Lists decisions, newest first.

@@ -94,6 +94,13 @@ impl App {
             Arc::new(Metrics::new()),
             GateOptions {
                 evidence_deadline: settings.gate.evidence_deadline,
+                review_timeout: settings.review.timeout,
+                review_timeouts: settings
+                    .review
+                    .environments
+                    .iter()
+                    .map(|(env, d)| (env.clone(), **d))
+                    .collect(),
             },
         ));
         let http = bind(settings.server.http_addr).await?;
@@ -148,6 +155,13 @@ impl App {
                 async move { stop.cancelled().await },
             ));
         }
+
+        // One sweeper per replica; the store lease lets only one of them work at a time.
+        tokio::spawn(Arc::clone(&gate).run_expiry_sweeper(
+            format!("portcullis-{}", uuid::Uuid::new_v4()),
+            settings.review.sweep_interval,
+            stop.clone(),
+        ));
 
         let http_router = api::http::router(
             api::http::HttpState {

@@ -23,6 +23,8 @@ pub struct DecisionView {
     pub evidence: serde_json::Value,
     /// How a manual review ended, when it has.
     pub resolution: Option<ResolutionView>,
+    /// When a pending review expires if nobody resolves it.
+    pub review_deadline: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -192,6 +194,7 @@ impl From<&Decision> for DecisionView {
                 comment: r.comment.clone(),
                 channel: r.channel.clone(),
             }),
+            review_deadline: d.review_deadline,
         }
     }
 }

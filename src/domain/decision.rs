@@ -171,6 +171,9 @@ pub struct Decision {
     /// stored before reviews existed, hence the default.
     #[serde(default)]
     pub resolution: Option<Resolution>,
+    /// When a pending review expires (terminate) if nobody resolves it first.
+    #[serde(default)]
+    pub review_deadline: Option<DateTime<Utc>>,
 }
 
 /// How a manual review ended.

@@ -6,15 +6,17 @@
 //! Separation of duties: whoever triggered the deploy cannot approve it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{Gate, GateError, require};
 use crate::auth::{Principal, Role};
 use crate::domain::{
     Decision, DecisionId, DecisionStatus, IdempotencyKey, Resolution, ResolutionOutcome,
 };
+use crate::store::{DecisionFilter, MAX_PAGE_SIZE};
 
 /// What an approver decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +39,9 @@ impl ReviewAnswer {
         }
     }
 }
+
+/// The lease that makes one replica at a time sweep for expired reviews.
+const EXPIRY_JOB: &str = "review-expiry";
 
 /// Longest review comment kept; the rest is cut.
 const MAX_COMMENT: usize = 2000;
@@ -107,6 +112,106 @@ impl Gate {
                 .await?
                 .map(|(d, _)| d)),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Expires `d` if it is a pending review past its deadline; returns the decision as it now
+    /// stands. Losing the race to another resolution is fine: the winner's version is returned.
+    pub(super) async fn expire_if_due(&self, d: Decision) -> Result<Decision, GateError> {
+        let due = d.status == DecisionStatus::Pending
+            && d.review_deadline
+                .is_some_and(|deadline| deadline <= Utc::now());
+        if !due {
+            return Ok(d);
+        }
+        let id = d.id.clone();
+        match self
+            .finish(
+                d,
+                ResolutionOutcome::Expired,
+                "portcullis",
+                "nobody resolved the review before its deadline",
+                "expiry",
+            )
+            .await
+        {
+            Ok(expired) => Ok(expired),
+            Err(GateError::Conflict { .. }) => self
+                .store
+                .get_decision(&id)
+                .await?
+                .ok_or(GateError::NotFound(id)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Expires every pending review past its deadline; returns how many. Called by the sweeper
+    /// while it holds the `review-expiry` lease, so one replica does it at a time.
+    pub async fn expire_due_reviews(&self) -> Result<usize, GateError> {
+        let filter = DecisionFilter {
+            status: Some(DecisionStatus::Pending),
+            ..Default::default()
+        };
+        let mut expired = 0;
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .list_decisions(&filter, MAX_PAGE_SIZE, token.as_deref())
+                .await?;
+            for d in page.decisions {
+                let was_pending = d.status == DecisionStatus::Pending;
+                let after = self.expire_if_due(d).await?;
+                if was_pending
+                    && after
+                        .resolution
+                        .as_ref()
+                        .is_some_and(|r| r.outcome == ResolutionOutcome::Expired)
+                {
+                    expired += 1;
+                }
+            }
+            match page.next_page_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Runs the expiry sweep every `interval` until `stop` is cancelled. Each round first claims
+    /// the `review-expiry` lease, so N replicas neither duplicate nor drop the work, and a
+    /// replica that died is replaced once its lease lapses.
+    pub async fn run_expiry_sweeper(
+        self: Arc<Self>,
+        holder: String,
+        interval: Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        // The lease outlives one round comfortably, and lapses soon after a holder dies.
+        let ttl = interval.saturating_mul(3).max(Duration::from_secs(5));
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match self.store.try_claim(EXPIRY_JOB, &holder, ttl).await {
+                Ok(Some(_lease)) => match self.expire_due_reviews().await {
+                    Ok(0) => {}
+                    Ok(n) => info!(expired = n, "expired reviews past their deadline"),
+                    Err(e) => warn!(
+                        reason_code = e.reason_code(),
+                        "review expiry sweep failed: {e}"
+                    ),
+                },
+                Ok(None) => {}
+                Err(e) => warn!(
+                    reason_code = e.reason_code(),
+                    "cannot claim the review expiry lease: {e}"
+                ),
+            }
         }
     }
 

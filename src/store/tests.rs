@@ -297,6 +297,7 @@ impl DecisionBuilder {
                 .then(|| created_at + ChronoDuration::milliseconds(3)),
             summary: format!("{}: no blocking rules", self.verdict),
             resolution: None,
+            review_deadline: None,
         }
     }
 }

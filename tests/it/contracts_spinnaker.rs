@@ -285,3 +285,88 @@ async fn an_unknown_status_id_is_404_and_statuses_are_json() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+#[tokio::test]
+async fn a_review_nobody_resolves_expires_as_expired() {
+    let app = TestApp::builder()
+        .policies(&[("p.yaml", REVIEW)])
+        .token("spinnaker", "pc_spinnaker", vec![Role::Pipeline])
+        .review_timeout(std::time::Duration::from_millis(300))
+        .spawn()
+        .await;
+    let run = stage(&app, "exec-12-production", &pinned())
+        .run(|_, _| Next::Keep)
+        .await;
+    assert!(matches!(run.outcome, Outcome::Terminal(_)), "{run:?}");
+    assert_eq!(run.last_monitor_body["status"], "EXPIRED");
+    assert!(run.polls > 1);
+}
+
+#[tokio::test]
+async fn an_adapter_outage_fails_closed() {
+    let refused = crate::support::fake_tool::refused_addr().await;
+    let policy = "rules:\n  - id: scan-clean\n    title: Scan is clean\n    category: test\n    severity: critical\n    condition: { path: $.scanner.critical, op: \"==\", value: 0 }\n";
+    let app = TestApp::builder()
+        .policies(&[("p.yaml", policy)])
+        .adapter(json!({"kind": "http", "name": "scanner", "url": format!("http://{refused}/scan"), "timeout": "500ms", "extract": {"critical": "$.critical"}}))
+        .token("spinnaker", "pc_spinnaker", vec![Role::Pipeline])
+        .spawn()
+        .await;
+    let run = stage(&app, "exec-13-production", &pinned())
+        .run(|_, _| Next::Keep)
+        .await;
+    assert!(matches!(run.outcome, Outcome::Terminal(_)), "{run:?}");
+    assert_eq!(run.last_monitor_body["status"], "TERMINATED");
+    let reason = run.last_monitor_body["failingRules"][0]["reason"]
+        .as_str()
+        .unwrap();
+    assert!(
+        reason.contains("scanner") && reason.contains("unreachable"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_service_restart_while_a_review_is_pending_keeps_answering() {
+    use std::sync::Arc;
+    use tokio::sync::Mutex;
+
+    let app = app(REVIEW).await;
+    let stage = stage(&app, "exec-14-production", &pinned());
+    let slot = Arc::new(Mutex::new(Some(app)));
+    let run = stage
+        .run_async(|polls, body| {
+            let slot = Arc::clone(&slot);
+            async move {
+                assert_eq!(body["status"], "AWAITING_APPROVAL", "{body}");
+                if polls == 2 {
+                    // Restart on the same addresses: the status URL Orca holds must keep working.
+                    let old = slot.lock().await.take().unwrap();
+                    let (http, grpc, token) = (old.http_addr, old.grpc_addr, old.token.clone());
+                    let (mut settings, dir) = old.stop().await;
+                    settings.server.http_addr = http;
+                    settings.server.grpc_addr = grpc;
+                    let new = crate::support::app::start(settings, dir, token).await;
+                    *slot.lock().await = Some(new);
+                }
+                if polls == 4 {
+                    let guard = slot.lock().await;
+                    let app = guard.as_ref().unwrap();
+                    let id = body["decisionId"].as_str().unwrap();
+                    let r = app
+                        .http
+                        .post(app.url(&format!("/v1/decisions/{id}/review")))
+                        .bearer_auth("pc_bob")
+                        .json(&json!({"resolution": "approve"}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 200);
+                }
+                Next::Keep
+            }
+        })
+        .await;
+    assert_eq!(run.outcome, Outcome::Succeeded, "{run:?}");
+    assert!(run.polls >= 5);
+}

@@ -173,3 +173,73 @@ async fn a_waiting_check_client_exits_0_once_approved() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("verdict:  continue"));
 }
+
+#[tokio::test]
+async fn a_review_nobody_resolves_expires_and_terminates() {
+    let app = TestApp::builder()
+        .policies(&[("p.yaml", REVIEW)])
+        .token("ci", "pc_pipeline", vec![Role::Pipeline])
+        .review_timeout(Duration::from_millis(300))
+        .spawn()
+        .await;
+    let d: Value = app
+        .post_check(&good_check("exp"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(d["status"], "pending");
+    assert!(
+        d["review_deadline"].is_string(),
+        "a pending review carries its deadline: {d}"
+    );
+    let id = d["id"].as_str().unwrap().to_string();
+    // The sweeper (or a read past the deadline) expires it.
+    let expired = eventually(Duration::from_secs(10), "the review to expire", || async {
+        let d: Value = app
+            .get(&format!("/v1/decisions/{id}"))
+            .await
+            .json()
+            .await
+            .ok()?;
+        (d["status"] == "final").then_some(d)
+    })
+    .await;
+    assert_eq!(expired["verdict"], "terminate");
+    assert_eq!(expired["resolution"]["outcome"], "expired");
+    assert_eq!(expired["resolution"]["by"], "portcullis");
+}
+
+#[tokio::test]
+async fn a_watching_client_sees_the_expiry() {
+    let app = TestApp::builder()
+        .policies(&[("p.yaml", REVIEW)])
+        .review_timeout(Duration::from_millis(500))
+        .spawn()
+        .await;
+    let out = crate::cli::portcullis(&[
+        "check",
+        "--server",
+        &app.grpc_url(),
+        "-a",
+        "payments",
+        "-e",
+        "prod",
+        "--image",
+        &format!("ghcr.io/acme/payments@{}", crate::support::app::digest('9')),
+        "--deadline",
+        "30s",
+    ])
+    .await;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "an expired review is a terminate: {text}"
+    );
+    assert!(text.contains("expired"), "{text}");
+}

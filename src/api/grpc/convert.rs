@@ -215,6 +215,7 @@ pub(super) fn decision(d: &Decision) -> pb::Decision {
             comment: r.comment.clone(),
             channel: r.channel.clone(),
         }),
+        review_deadline: d.review_deadline.map(timestamp),
     }
 }
 

@@ -31,6 +31,7 @@ pub struct TestAppBuilder {
     adapters: Vec<Value>,
     tokens: Vec<(String, String, Vec<Role>)>,
     evidence_deadline: Option<std::time::Duration>,
+    review_timeout: Option<std::time::Duration>,
     store_url: Option<String>,
     store_connect_timeout: Option<std::time::Duration>,
 }
@@ -143,6 +144,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Short review timeouts, with a fast expiry sweeper, for expiry tests.
+    pub fn review_timeout(mut self, d: std::time::Duration) -> Self {
+        self.review_timeout = Some(d);
+        self
+    }
+
     /// Uses this store (e.g. a PostgreSQL schema from `support::db`) instead of a temp SQLite
     /// file.
     pub fn store_url(mut self, url: &str) -> Self {
@@ -192,6 +199,10 @@ impl TestAppBuilder {
             .collect();
         if let Some(d) = self.evidence_deadline {
             s.gate.evidence_deadline = d;
+        }
+        if let Some(d) = self.review_timeout {
+            s.review.timeout = d;
+            s.review.sweep_interval = std::time::Duration::from_millis(100);
         }
         s
     }

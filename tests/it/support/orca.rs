@@ -101,6 +101,16 @@ impl Stage {
     }
 
     pub async fn run(&self, mut after_poll: impl FnMut(usize, &Value) -> Next) -> Run {
+        self.run_async(|n, body| std::future::ready(after_poll(n, &body)))
+            .await
+    }
+
+    /// Like `run`, with an async hook between polls (to restart the service, say).
+    pub async fn run_async<F, Fut>(&self, mut after_poll: F) -> Run
+    where
+        F: FnMut(usize, Value) -> Fut,
+        Fut: std::future::Future<Output = Next>,
+    {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(120))
@@ -264,7 +274,7 @@ impl Stage {
                     return self.finish(&client, run).await;
                 }
             }
-            if let Next::UserCancels = after_poll(run.polls, &run.last_monitor_body) {
+            if let Next::UserCancels = after_poll(run.polls, run.last_monitor_body.clone()).await {
                 // MonitorWebhookTask.onCancel sends the cancel request.
                 run.outcome = Outcome::Canceled;
                 self.send_cancel(&client, &mut run).await;
