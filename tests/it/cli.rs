@@ -265,3 +265,33 @@ async fn the_termination_message_is_written() {
     );
     assert!(!line.contains('\n'), "one line: {line:?}");
 }
+
+#[tokio::test]
+async fn a_review_still_pending_at_the_deadline_exits_4() {
+    let review = "rules:\n  - id: review\n    title: Review\n    category: test\n    severity: high\n    condition: { path: $.request.application, op: absent }\n";
+    let app = crate::support::TestApp::builder()
+        .policies(&[("p.yaml", review)])
+        .spawn()
+        .await;
+    let image = format!("ghcr.io/acme/payments@{}", digest('4'));
+    let out = portcullis(&[
+        "check",
+        "--server",
+        &app.grpc_url(),
+        "-a",
+        "payments",
+        "-e",
+        "prod",
+        "--image",
+        &image,
+        "--deadline",
+        "1s",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        text(&out).contains("still pending at the deadline"),
+        "{}",
+        text(&out)
+    );
+}

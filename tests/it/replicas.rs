@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use portcullis::pb;
-use portcullis::store::{self, StoreOptions};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -104,23 +103,16 @@ async fn a_decision_changed_elsewhere_reaches_a_watcher_on_the_other_replica() {
     let id = pending.id.clone();
     let watch = tokio::spawn(async move { watcher.wait_final(&id, soon(), |_| {}).await });
 
-    // The review lifecycle is not built yet; resolve the way it will, through the store's
-    // compare-and-set, from outside both replicas (neither has it in its in-process broadcast).
-    let outside = store::open(&schema.url(), &StoreOptions::default())
+    // An approver rejects through replica A; the watcher on B learns it from the database
+    // (A's in-process broadcast never reaches B).
+    let resp = a
+        .http
+        .post(a.url(&format!("/v1/decisions/{}/review", pending.id)))
+        .json(&serde_json::json!({"resolution": "reject", "comment": "not today"}))
+        .send()
         .await
         .unwrap();
-    let decision_id = portcullis::domain::DecisionId::parse(&pending.id).unwrap();
-    let mut resolved = outside.get_decision(&decision_id).await.unwrap().unwrap();
-    resolved.status = portcullis::domain::DecisionStatus::Final;
-    resolved.verdict = portcullis::domain::Verdict::Terminate;
-    resolved.decided_at = Some(chrono::Utc::now());
-    resolved.summary = "rejected by bob".into();
-    assert!(
-        outside
-            .update_decision(&resolved, portcullis::domain::DecisionStatus::Pending)
-            .await
-            .unwrap()
-    );
+    assert_eq!(resp.status(), 200);
 
     let fin = watch.await.unwrap().unwrap();
     assert_eq!(fin.id, pending.id);
@@ -151,4 +143,86 @@ async fn when_one_replica_stops_the_other_keeps_answering() {
     assert_eq!(again["id"], before["id"]);
     assert_eq!(b.post_check(&good_check("exec-after")).await.status(), 201);
     assert_eq!(b.get("/readyz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn two_replicas_resolving_the_same_review_agree_on_one_winner() {
+    let schema = PgSchema::create().await;
+    let spawn = || {
+        TestApp::builder()
+            .policies(&[("p.yaml", ALWAYS_REVIEW)])
+            .store_url(&schema.url())
+            .spawn()
+    };
+    let (a, b) = (spawn().await, spawn().await);
+    let pending = a
+        .grpc()
+        .check(grpc_check("exec-race"), soon())
+        .await
+        .unwrap();
+    let approve = |app: &TestApp, answer: &'static str| {
+        let req = app
+            .http
+            .post(app.url(&format!("/v1/decisions/{}/review", pending.id)))
+            .json(&serde_json::json!({"resolution": answer}));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let (ra, rb) = tokio::join!(approve(&a, "approve"), approve(&b, "reject"));
+    let mut codes = [ra, rb];
+    codes.sort_unstable();
+    assert_eq!(codes, [200, 409], "exactly one resolution wins");
+    let via_a: Value = a
+        .get(&format!("/v1/decisions/{}", pending.id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let via_b: Value = b
+        .get(&format!("/v1/decisions/{}", pending.id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(via_a["verdict"], via_b["verdict"]);
+    assert_eq!(via_a["resolution"], via_b["resolution"]);
+}
+
+#[tokio::test]
+async fn a_replica_killed_mid_review_leaves_the_other_to_finish_it() {
+    let schema = PgSchema::create().await;
+    let spawn = || {
+        TestApp::builder()
+            .policies(&[("p.yaml", ALWAYS_REVIEW)])
+            .store_url(&schema.url())
+            .spawn()
+    };
+    let (a, b) = (spawn().await, spawn().await);
+    let pending = a
+        .grpc()
+        .check(grpc_check("exec-kill"), soon())
+        .await
+        .unwrap();
+    a.kill();
+    // The client's retry lands on B (the same idempotency key finds the same decision) ...
+    let again = b
+        .grpc()
+        .check(grpc_check("exec-kill"), soon())
+        .await
+        .unwrap();
+    assert_eq!(again.id, pending.id);
+    // ... where an approver finishes the review.
+    let resp = b
+        .http
+        .post(b.url(&format!("/v1/decisions/{}/review", pending.id)))
+        .json(&serde_json::json!({"resolution": "approve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let fin = b
+        .grpc()
+        .wait_final(&pending.id, soon(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(fin.verdict, pb::Verdict::Continue as i32);
 }

@@ -95,6 +95,15 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Kills the service without a graceful shutdown: its tasks are aborted and its listeners
+    /// closed, as when a pod is killed.
+    pub fn kill(mut self) {
+        self.shutdown.take();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
     /// Stops the service gracefully and waits for it.
     pub async fn stop(mut self) -> (Settings, Arc<tempfile::TempDir>) {
         if let Some(tx) = self.shutdown.take() {
