@@ -24,15 +24,26 @@ use tokio::time::Instant;
 
 use crate::domain::{CheckRequest, FailureReason};
 
+pub mod aqua;
+pub mod cache;
+pub mod credentials;
 pub mod http_client;
 pub mod http_jsonpath;
+pub mod instance;
+pub mod jira;
 pub mod redact;
+pub mod servicenow;
+pub mod sonarqube;
 pub mod template;
 
 #[cfg(test)]
 mod conformance;
 
+pub use aqua::{AquaAdapter, AquaConfig};
 pub use http_jsonpath::{HttpAdapterConfig, HttpJsonPathAdapter};
+pub use jira::{JiraAdapter, JiraConfig};
+pub use servicenow::{ServiceNowAdapter, ServiceNowConfig};
+pub use sonarqube::{SonarQubeAdapter, SonarQubeConfig};
 
 /// Facts one adapter gathered for one check.
 #[derive(Debug, Clone)]
@@ -113,6 +124,10 @@ impl AdapterError {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AdapterConfig {
     Http(HttpAdapterConfig),
+    Sonarqube(SonarQubeConfig),
+    Jira(JiraConfig),
+    Servicenow(ServiceNowConfig),
+    Aqua(AquaConfig),
 }
 
 impl AdapterConfig {
@@ -120,6 +135,10 @@ impl AdapterConfig {
     pub fn name(&self) -> &str {
         match self {
             AdapterConfig::Http(c) => &c.name,
+            AdapterConfig::Sonarqube(c) => &c.name,
+            AdapterConfig::Jira(c) => &c.name,
+            AdapterConfig::Servicenow(c) => &c.name,
+            AdapterConfig::Aqua(c) => &c.name,
         }
     }
 }
@@ -148,6 +167,10 @@ pub fn build(configs: &[AdapterConfig]) -> Result<Vec<Arc<dyn Adapter>>, Adapter
         }
         adapters.push(match config {
             AdapterConfig::Http(c) => Arc::new(HttpJsonPathAdapter::build(c)?),
+            AdapterConfig::Sonarqube(c) => Arc::new(SonarQubeAdapter::build(c)?),
+            AdapterConfig::Jira(c) => Arc::new(JiraAdapter::build(c)?),
+            AdapterConfig::Servicenow(c) => Arc::new(ServiceNowAdapter::build(c)?),
+            AdapterConfig::Aqua(c) => Arc::new(AquaAdapter::build(c)?),
         });
     }
     Ok(adapters)

@@ -69,6 +69,8 @@ pub struct HttpRequest {
     pub idempotent: bool,
     /// Statuses that count as an answer. `None` means any 2xx.
     pub expect_status: Option<Vec<u16>>,
+    /// Credentials sent in the body (a login's password): scrubbed like header credentials.
+    pub body_secrets: Vec<crate::secret::Secret>,
 }
 
 impl HttpRequest {
@@ -81,6 +83,7 @@ impl HttpRequest {
             body: None,
             idempotent,
             expect_status: None,
+            body_secrets: Vec::new(),
         }
     }
 
@@ -99,6 +102,8 @@ pub struct HttpResponse {
     pub excerpt: String,
     /// The URL called, without user info or secret query values.
     pub url: String,
+    /// The response headers (paging links, totals); never copied into facts wholesale.
+    pub headers: HeaderMap,
 }
 
 /// A reqwest client plus the policies around it. Cheap to clone; clones share the limit.
@@ -160,7 +165,8 @@ impl HttpClient {
         let budget_ms = millis(deadline.saturating_duration_since(started));
         let redactor = Redactor::default()
             .with_headers(&request.headers)
-            .with_url(&request.url);
+            .with_url(&request.url)
+            .with(request.body_secrets.iter().map(|s| s.expose().to_string()));
         let shown_url = redact_url(&request.url);
         let attempts = self.settings.retries.saturating_add(1);
         let mut attempt: u32 = 0;
@@ -315,6 +321,7 @@ impl HttpClient {
         redactor: &Redactor,
         shown_url: &str,
     ) -> Result<HttpResponse, AdapterError> {
+        let headers = response.headers().clone();
         let content_type = response
             .headers()
             .get(header::CONTENT_TYPE)
@@ -342,6 +349,7 @@ impl HttpClient {
             json,
             excerpt,
             url: shown_url.to_string(),
+            headers,
         })
     }
 

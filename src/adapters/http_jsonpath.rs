@@ -416,6 +416,7 @@ mod tests {
     fn http(c: &AdapterConfig) -> &HttpAdapterConfig {
         match c {
             AdapterConfig::Http(c) => c,
+            other => unreachable!("not an http config: {}", other.name()),
         }
     }
 

@@ -12,6 +12,7 @@
     reason = "test helpers are shared between test modules"
 )]
 
+mod adapters;
 mod architecture;
 mod auth;
 mod bad_input;
