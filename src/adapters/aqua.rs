@@ -10,8 +10,8 @@
 //!     auth: {type: login, username: administrator, password: {env: AQUA_PASSWORD}}
 //!     # auth: {type: bearer, token: {file: /var/run/secrets/aqua-token}}
 //!     registries:                 # image registry host → the registry's *name* in Aqua
-//!       ghcr.io: GHCR
-//!       docker.io: Docker Hub
+//!       - {host: ghcr.io, name: GHCR}
+//!       - {host: docker.io, name: Docker Hub}
 //!     timeout: 5s
 //!     retries: 2
 //!     max_concurrency: 16
@@ -52,8 +52,10 @@ pub struct AquaConfig {
     pub name: String,
     pub base_url: String,
     pub auth: AuthConfig,
+    /// A list rather than a map: configuration keys containing `.` (host names) would be read
+    /// as nested paths by the settings loader.
     #[serde(default)]
-    pub registries: BTreeMap<String, String>,
+    pub registries: Vec<RegistryName>,
     #[serde(default = "instance::default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
     #[serde(default = "instance::default_retries")]
@@ -62,6 +64,14 @@ pub struct AquaConfig {
     pub max_concurrency: usize,
     #[serde(default = "instance::default_cache_ttl", with = "humantime_serde")]
     pub cache_ttl: Duration,
+}
+
+/// One image registry host and the name the Aqua console knows it by.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryName {
+    pub host: String,
+    pub name: String,
 }
 
 enum Auth {
@@ -129,7 +139,11 @@ impl AquaAdapter {
                 name: name.clone(),
                 base,
                 auth,
-                registries: config.registries.clone(),
+                registries: config
+                    .registries
+                    .iter()
+                    .map(|r| (r.host.clone(), r.name.clone()))
+                    .collect(),
                 client,
                 timeout: config.timeout,
             }),

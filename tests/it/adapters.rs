@@ -338,7 +338,7 @@ mod cases {
         sim: |s| &s.aqua,
         config: |base, ttl| {
             format!(
-                "{{kind: aqua, name: aqua, base_url: '{base}', cache_ttl: {ttl}, registries: {{ghcr.io: GHCR}}, auth: {{type: login, username: {}, password: {{value: {}}}}}}}",
+                "{{kind: aqua, name: aqua, base_url: '{base}', cache_ttl: {ttl}, registries: [{{host: ghcr.io, name: GHCR}}], auth: {{type: login, username: {}, password: {{value: {}}}}}}}",
                 sim::aqua::USER,
                 sim::aqua::PASSWORD
             )

@@ -13,6 +13,7 @@
 )]
 
 mod adapters;
+mod adapters_traps;
 mod architecture;
 mod auth;
 mod bad_input;
