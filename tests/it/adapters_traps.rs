@@ -355,6 +355,7 @@ async fn the_built_in_pack_reads_the_adapters_facts() {
         .unwrap();
     assert_eq!(rule(&d, "sonarqube-quality-gate")["outcome"], "pass", "{d}");
     assert_eq!(rule(&d, "servicenow-change-approved")["outcome"], "pass");
+    assert_eq!(rule(&d, "servicenow-change-scheduled")["outcome"], "pass");
     assert_eq!(rule(&d, "servicenow-change-window")["outcome"], "pass");
 
     let d: Value = app
