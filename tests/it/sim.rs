@@ -312,3 +312,31 @@ fn simulators_never_use_the_adapters_types() {
         );
     }
 }
+
+#[test]
+fn the_demo_walks_through_continue_review_and_terminate() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["sim", "demo"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verdicts: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("verdict  "))
+        .map(|l| l.split(':').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        verdicts,
+        ["CONTINUE", "MANUAL REVIEW", "TERMINATE"],
+        "{text}"
+    );
+    assert!(
+        text.contains("`$.aqua.vulnerabilities.critical` is `2`"),
+        "{text}"
+    );
+}
