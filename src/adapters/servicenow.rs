@@ -331,11 +331,24 @@ impl Inner {
                 .and_then(|l| l.to_str().ok())
                 .is_some_and(|l| l.contains("rel=\"next\""));
             let short = rows.len() < self.page_size as usize;
+            let total: Option<usize> = response
+                .headers
+                .get("x-total-count")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok());
             if first.is_none() {
                 first = Some((response.url.clone(), response.excerpt.clone()));
             }
             out.extend(rows);
             if !has_next || short {
+                if let Some(total) = total.filter(|t| *t > out.len()) {
+                    return Err(AdapterError::BadResponse {
+                        detail: format!(
+                            "ServiceNow counted {total} changes but the pages ended after {}: pagination ended early",
+                            out.len()
+                        ),
+                    });
+                }
                 let (url, excerpt) = first.map_or((None, None), |(u, e)| (Some(u), Some(e)));
                 return Ok((out, url, excerpt));
             }
