@@ -35,6 +35,7 @@ pub mod redact;
 pub mod servicenow;
 pub mod sonarqube;
 pub mod template;
+pub mod trivy;
 
 #[cfg(test)]
 mod conformance;
@@ -44,6 +45,7 @@ pub use http_jsonpath::{HttpAdapterConfig, HttpJsonPathAdapter};
 pub use jira::{JiraAdapter, JiraConfig};
 pub use servicenow::{ServiceNowAdapter, ServiceNowConfig};
 pub use sonarqube::{SonarQubeAdapter, SonarQubeConfig};
+pub use trivy::{TrivyAdapter, TrivyConfig};
 
 /// Facts one adapter gathered for one check.
 #[derive(Debug, Clone)]
@@ -128,6 +130,7 @@ pub enum AdapterConfig {
     Jira(JiraConfig),
     Servicenow(ServiceNowConfig),
     Aqua(AquaConfig),
+    Trivy(TrivyConfig),
 }
 
 impl AdapterConfig {
@@ -139,6 +142,7 @@ impl AdapterConfig {
             AdapterConfig::Jira(c) => &c.name,
             AdapterConfig::Servicenow(c) => &c.name,
             AdapterConfig::Aqua(c) => &c.name,
+            AdapterConfig::Trivy(c) => &c.name,
         }
     }
 }
@@ -171,6 +175,7 @@ pub fn build(configs: &[AdapterConfig]) -> Result<Vec<Arc<dyn Adapter>>, Adapter
             AdapterConfig::Jira(c) => Arc::new(JiraAdapter::build(c)?),
             AdapterConfig::Servicenow(c) => Arc::new(ServiceNowAdapter::build(c)?),
             AdapterConfig::Aqua(c) => Arc::new(AquaAdapter::build(c)?),
+            AdapterConfig::Trivy(c) => Arc::new(TrivyAdapter::build(c)?),
         });
     }
     Ok(adapters)

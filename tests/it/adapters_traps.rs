@@ -370,3 +370,45 @@ async fn the_built_in_pack_reads_the_adapters_facts() {
     let text = d.to_string();
     assert!(!text.contains(sim::servicenow::PASSWORD) && !text.contains(sim::sonarqube::TOKEN));
 }
+
+#[tokio::test]
+async fn the_built_in_pack_reads_trivy_reports_from_ci() {
+    let reports = tempfile::tempdir().unwrap();
+    let digest = sim::aqua::DIGESTS[1].1;
+    let report = json!({
+        "SchemaVersion": 2, "Trivy": {"Version": "0.69.3"},
+        "CreatedAt": (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339(),
+        "ArtifactName": "ghcr.io/acme/orders-api:2.0.0",
+        "Metadata": {"OS": {"Family": "debian", "Name": "12"}, "RepoDigests": [format!("ghcr.io/acme/orders-api@{digest}")]},
+        "Results": [{"Target": "app.jar", "Class": "lang-pkgs", "Type": "jar", "Vulnerabilities": [
+            {"VulnerabilityID": "CVE-2021-44228", "PkgName": "log4j-core", "InstalledVersion": "2.14.1",
+             "FixedVersion": "2.15.0, 2.12.2", "Severity": "CRITICAL", "Status": "fixed"}]}],
+    });
+    std::fs::write(reports.path().join("orders.json"), report.to_string()).unwrap();
+    let app = TestApp::builder()
+        .adapter(json!({"kind": "trivy", "name": "trivy", "reports_dir": reports.path()}))
+        .spawn()
+        .await;
+    let d: Value = app
+        .post_check(&json!({
+            "application": "orders-api", "environment": "prod",
+            "images": [format!("ghcr.io/acme/orders-api:2.0.0@{digest}")],
+            "change_refs": {"jira_keys": ["OPS-42"]},
+            "idempotency_key": "trivy-1",
+        }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        rule(&d, "no-critical-vulnerabilities")["outcome"],
+        "fail",
+        "{d}"
+    );
+    assert_eq!(
+        rule(&d, "vulnerability-scan-fresh")["outcome"],
+        "pass",
+        "{d}"
+    );
+    assert_eq!(d["verdict"], "terminate");
+}

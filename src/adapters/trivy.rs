@@ -1,0 +1,432 @@
+//! Trivy adapter (`kind: trivy`; contract §5): Trivy JSON reports (SchemaVersion 2) produced in
+//! CI, read from a directory the pipeline writes to, bound to the deployed image by its
+//! registry digest, with the scan's age as a fact.
+//!
+//! ```yaml
+//! adapters:
+//!   - kind: trivy
+//!     name: trivy                       # the built-in pack reads $.trivy.vulnerabilities.critical
+//!     reports_dir: /var/lib/portcullis/trivy   # `trivy image --format json -o <dir>/<any>.json`
+//!     max_age: 7d                       # optional: an older report is a fault, not evidence
+//!     library_only: false               # true: accept reports where no OS was detected
+//!     cache_ttl: 30s
+//! ```
+//!
+//! Traps honoured: only `SchemaVersion: 2` is read (v1 was a bare array); a report binds to an
+//! image only through `Metadata.RepoDigests` (`repo@sha256:…`), never through `ImageID` (the
+//! config digest) or `ArtifactName` (often a tag); a report with no `Results` or no detected OS
+//! proves nothing about "zero vulnerabilities" and gives no counts (missing evidence) unless
+//! `library_only` says so; severities are normalised to lower case; the newest report for a
+//! digest wins; its `Trivy.Version` is recorded, since suppressed findings never reach the file.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::cache::FactCache;
+use super::instance::{self, invalid};
+use super::{Adapter, AdapterBuildError, AdapterError, Facts};
+use crate::domain::CheckRequest;
+
+/// Largest report file read.
+const MAX_REPORT_BYTES: u64 = 64 * 1024 * 1024;
+/// Severities in Trivy's order, as fact keys.
+const SEVERITIES: [&str; 5] = ["critical", "high", "medium", "low", "unknown"];
+/// Findings listed by id per image (critical and high only).
+const LISTED_FINDINGS: usize = 20;
+
+/// Configuration of one `kind: trivy` instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrivyConfig {
+    pub name: String,
+    pub reports_dir: PathBuf,
+    #[serde(default, with = "humantime_serde")]
+    pub max_age: Option<Duration>,
+    #[serde(default)]
+    pub library_only: bool,
+    #[serde(default = "instance::default_cache_ttl", with = "humantime_serde")]
+    pub cache_ttl: Duration,
+}
+
+#[derive(Debug)]
+struct Inner {
+    name: String,
+    dir: PathBuf,
+    max_age: Option<Duration>,
+    library_only: bool,
+}
+
+/// A built `kind: trivy` adapter.
+#[derive(Debug)]
+pub struct TrivyAdapter {
+    inner: Arc<Inner>,
+    cache: FactCache<Value>,
+}
+
+impl TrivyAdapter {
+    pub fn build(config: &TrivyConfig) -> Result<Self, AdapterBuildError> {
+        if !config.reports_dir.is_dir() {
+            return Err(invalid(
+                &config.name,
+                "reports_dir",
+                format!("`{}` is not a directory", config.reports_dir.display()),
+            ));
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                name: config.name.clone(),
+                dir: config.reports_dir.clone(),
+                max_age: config.max_age,
+                library_only: config.library_only,
+            }),
+            cache: FactCache::new(config.cache_ttl),
+        })
+    }
+}
+
+#[async_trait]
+impl Adapter for TrivyAdapter {
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "trivy"
+    }
+
+    async fn collect(
+        &self,
+        request: &CheckRequest,
+        _deadline: Instant,
+    ) -> Result<Facts, AdapterError> {
+        let mut images = Vec::new();
+        for image in &request.images {
+            let digest = image
+                .digest
+                .as_ref()
+                .map(|d| d.as_str().to_string())
+                .ok_or_else(|| AdapterError::NotFound {
+                    detail: format!(
+                        "`{image}` has no digest, so no Trivy report can be bound to it"
+                    ),
+                })?;
+            let inner = Arc::clone(&self.inner);
+            let key = digest.clone();
+            let fact = self
+                .cache
+                .get_or_fetch(&key, async move {
+                    tokio::task::spawn_blocking(move || inner.newest_report(&digest))
+                        .await
+                        .map_err(|e| AdapterError::BadResponse {
+                            detail: format!("reading the reports failed: {e}"),
+                        })?
+                })
+                .await?;
+            images.push(fact);
+        }
+        let now = Utc::now();
+        for f in &mut images {
+            let scanned = f["scanned_at"]
+                .as_str()
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
+            let age = scanned.map(|t| (now - t.with_timezone(&Utc)).num_seconds().max(0));
+            f["age_seconds"] = age.into();
+            if let (Some(max), Some(age)) = (self.inner.max_age, age) {
+                if u64::try_from(age).unwrap_or(0) > max.as_secs() {
+                    return Err(AdapterError::BadResponse {
+                        detail: format!(
+                            "the Trivy report for `{}` is stale: {} old, more than `max_age` {}",
+                            f["digest"].as_str().unwrap_or("?"),
+                            humantime::format_duration(Duration::from_secs(
+                                u64::try_from(age).unwrap_or(0)
+                            )),
+                            humantime::format_duration(max)
+                        ),
+                    });
+                }
+            }
+        }
+        let mut document = json!({ "images": images });
+        let oldest = images
+            .iter()
+            .filter_map(|f| f["scanned_at"].as_str())
+            .min()
+            .map(str::to_string);
+        if images.iter().all(|f| f["scanned_at"].is_string()) && !images.is_empty() {
+            document["scanned_at"] = oldest.into();
+            document["age_seconds"] = images
+                .iter()
+                .filter_map(|f| f["age_seconds"].as_i64())
+                .max()
+                .into();
+        }
+        if !images.is_empty() && images.iter().all(|f| f["vulnerabilities"].is_object()) {
+            let mut total = json!({});
+            for s in SEVERITIES {
+                total[s] = images
+                    .iter()
+                    .map(|f| f["vulnerabilities"][s].as_u64().unwrap_or(0))
+                    .sum::<u64>()
+                    .into();
+            }
+            document["vulnerabilities"] = total;
+        }
+        let shown = images
+            .iter()
+            .filter_map(|f| f["report"].as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(Facts {
+            excerpt: Some(serde_json::to_string(&document["vulnerabilities"]).unwrap_or_default()),
+            url: Some(format!("file://{}/{{{shown}}}", self.inner.dir.display())),
+            document,
+        })
+    }
+}
+
+impl Inner {
+    /// The facts of the newest report in the directory that binds to `digest`.
+    fn newest_report(&self, digest: &str) -> Result<Value, AdapterError> {
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| AdapterError::Unreachable {
+            detail: format!("cannot list `{}`: {}", self.dir.display(), e.kind()),
+        })?;
+        let mut best: Option<Value> = None;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let Some(report) = read_report(&path) else {
+                continue;
+            };
+            if !binds_to(&report, digest) {
+                continue;
+            }
+            let fact = facts(&report, &path, digest, self.library_only)?;
+            let newer = best
+                .as_ref()
+                .is_none_or(|b| fact["scanned_at"].as_str() > b["scanned_at"].as_str());
+            if newer {
+                best = Some(fact);
+            }
+        }
+        best.ok_or_else(|| AdapterError::NotFound {
+            detail: format!(
+                "no Trivy report (SchemaVersion 2) lists `{digest}` in `Metadata.RepoDigests`"
+            ),
+        })
+    }
+}
+
+/// A report file as JSON with the file's modification time; `None` for anything that is not a
+/// readable JSON object of a sane size (other files may share the directory).
+fn read_report(path: &Path) -> Option<(Value, Option<DateTime<Utc>>)> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.len() > MAX_REPORT_BYTES {
+        return None;
+    }
+    let bytes = std::fs::read(path).ok()?;
+    let json: Value = serde_json::from_slice(&bytes).ok()?;
+    json.is_object()
+        .then(|| (json, meta.modified().ok().map(DateTime::<Utc>::from)))
+}
+
+fn binds_to((report, _): &(Value, Option<DateTime<Utc>>), digest: &str) -> bool {
+    report["Metadata"]["RepoDigests"]
+        .as_array()
+        .is_some_and(|ds| {
+            ds.iter()
+                .filter_map(Value::as_str)
+                .any(|d| d.rsplit_once('@').is_some_and(|(_, x)| x == digest))
+        })
+}
+
+/// The normalised facts of one report for one digest.
+pub fn facts(
+    (report, modified): &(Value, Option<DateTime<Utc>>),
+    path: &Path,
+    digest: &str,
+    library_only: bool,
+) -> Result<Value, AdapterError> {
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_default();
+    if report["SchemaVersion"] != 2 {
+        return Err(AdapterError::BadResponse {
+            detail: format!(
+                "Trivy report `{file}` has SchemaVersion {}, and only 2 is read",
+                report["SchemaVersion"]
+            ),
+        });
+    }
+    let os_family = report["Metadata"]["OS"]["Family"].as_str();
+    let os_detected = os_family.is_some_and(|f| !f.is_empty() && f != "none");
+    let results = report["Results"].as_array();
+    let mut counts = [0u64; 5];
+    let mut listed = Vec::new();
+    for v in results
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["Vulnerabilities"].as_array().into_iter().flatten())
+    {
+        let severity = v["Severity"].as_str().unwrap_or("UNKNOWN").to_lowercase();
+        let i = SEVERITIES
+            .iter()
+            .position(|s| *s == severity)
+            .unwrap_or(SEVERITIES.len() - 1);
+        counts[i] += 1;
+        if i <= 1 && listed.len() < LISTED_FINDINGS {
+            listed.push(json!({
+                "id": v["VulnerabilityID"], "severity": severity, "package": v["PkgName"],
+                "installed": v["InstalledVersion"], "fixed": v["FixedVersion"],
+            }));
+        }
+    }
+    // Zero findings prove something only when the scanner saw the OS (or the policy accepts
+    // library-only images); otherwise the counts are unknown, never zero.
+    let proven = os_detected || library_only;
+    let vulnerabilities = if proven {
+        let mut v = json!({});
+        for (s, n) in SEVERITIES.iter().zip(counts) {
+            v[*s] = n.into();
+        }
+        v
+    } else {
+        Value::Null
+    };
+    let (scanned_at, source) = match report["CreatedAt"].as_str() {
+        Some(t) => (
+            DateTime::parse_from_rfc3339(t)
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
+            "created_at",
+        ),
+        None => (*modified, "file_modified"),
+    };
+    Ok(json!({
+        "digest": digest,
+        "report": file,
+        "artifact_name": report["ArtifactName"],
+        "trivy_version": report["Trivy"]["Version"],
+        "scanned_at": scanned_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        "scanned_at_source": source,
+        "os_family": os_family,
+        "os_detected": os_detected,
+        "has_results": results.is_some(),
+        "vulnerabilities": vulnerabilities,
+        "findings": listed,
+    }))
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+    use crate::adapters::template::tests::request;
+
+    const DIGEST: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    fn report(created: &str, os: Option<&str>, vulns: &[&str]) -> Value {
+        let mut r = json!({
+            "SchemaVersion": 2, "Trivy": {"Version": "0.69.3"}, "CreatedAt": created,
+            "ArtifactName": "ghcr.io/acme/payments:1.2", "ArtifactType": "container_image",
+            "Metadata": {
+                "ImageID": "sha256:cccc",
+                "RepoDigests": [format!("ghcr.io/acme/payments@{DIGEST}")],
+            },
+        });
+        if let Some(os) = os {
+            r["Metadata"]["OS"] = json!({"Family": os, "Name": "12"});
+            let vs: Vec<Value> = vulns
+                .iter()
+                .enumerate()
+                .map(|(i, s)| json!({"VulnerabilityID": format!("CVE-2026-{i}"), "PkgName": "openssl", "InstalledVersion": "3.0.7", "Severity": s}))
+                .collect();
+            r["Results"] = json!([{"Target": "debian", "Class": "os-pkgs", "Type": "debian", "Vulnerabilities": vs}, {"Target": "app.jar", "Class": "lang-pkgs"}]);
+        }
+        r
+    }
+
+    fn adapter(dir: &Path, max_age: Option<&str>) -> TrivyAdapter {
+        let max = max_age.map_or(String::new(), |m| format!(", max_age: {m}"));
+        let c: TrivyConfig = serde_norway::from_str(&format!(
+            "{{name: trivy, reports_dir: '{}', cache_ttl: 0s{max}}}",
+            dir.display()
+        ))
+        .unwrap();
+        TrivyAdapter::build(&c).unwrap()
+    }
+
+    async fn collect(a: &TrivyAdapter) -> Result<Value, AdapterError> {
+        a.collect(&request(), Instant::now() + Duration::from_secs(5))
+            .await
+            .map(|f| f.document)
+    }
+
+    #[tokio::test]
+    async fn the_newest_bound_report_gives_counts_and_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let old = (now - chrono::Duration::days(3)).to_rfc3339();
+        let new = (now - chrono::Duration::hours(2)).to_rfc3339();
+        let write =
+            |name: &str, v: &Value| std::fs::write(dir.path().join(name), v.to_string()).unwrap();
+        write("old.json", &report(&old, Some("debian"), &["CRITICAL"]));
+        write(
+            "new.json",
+            &report(&new, Some("debian"), &["HIGH", "MEDIUM", "LOW", "HIGH"]),
+        );
+        let mut other = report(&new, Some("debian"), &["CRITICAL"]);
+        other["Metadata"]["RepoDigests"] = json!(["ghcr.io/acme/x@sha256:bbbb"]);
+        write("other.json", &other);
+        std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+        let f = collect(&adapter(dir.path(), Some("7d"))).await.unwrap();
+        assert_eq!(
+            f["vulnerabilities"],
+            json!({"critical": 0, "high": 2, "medium": 1, "low": 1, "unknown": 0}),
+            "{f}"
+        );
+        assert_eq!(f["images"][0]["report"], "new.json");
+        assert_eq!(f["images"][0]["trivy_version"], "0.69.3");
+        let age = f["age_seconds"].as_i64().unwrap();
+        assert!((7000..7400).contains(&age), "{age}");
+        // Stale evidence is a fault.
+        let e = collect(&adapter(dir.path(), Some("1h"))).await.unwrap_err();
+        assert!(e.to_string().contains("stale"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn no_os_or_no_results_is_not_zero_and_v1_or_unbound_reports_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now().to_rfc3339();
+        std::fs::write(
+            dir.path().join("r.json"),
+            report(&now, None, &[]).to_string(),
+        )
+        .unwrap();
+        let f = collect(&adapter(dir.path(), None)).await.unwrap();
+        assert_eq!(f["images"][0]["vulnerabilities"], Value::Null);
+        assert!(f.get("vulnerabilities").is_none(), "{f}");
+
+        let mut v1 = report(&now, Some("alpine"), &[]);
+        v1["SchemaVersion"] = 1.into();
+        std::fs::write(dir.path().join("r.json"), v1.to_string()).unwrap();
+        let e = collect(&adapter(dir.path(), None)).await.unwrap_err();
+        assert!(e.to_string().contains("SchemaVersion"), "{e}");
+
+        let mut tag_only = report(&now, Some("alpine"), &[]);
+        tag_only["Metadata"]["RepoDigests"] = json!([]);
+        tag_only["Metadata"]["ImageID"] = DIGEST.into();
+        std::fs::write(dir.path().join("r.json"), tag_only.to_string()).unwrap();
+        let e = collect(&adapter(dir.path(), None)).await.unwrap_err();
+        assert!(matches!(e, AdapterError::NotFound { .. }), "{e:?}");
+    }
+}
