@@ -361,6 +361,8 @@ fn draft(b: &CreateBody) -> CheckRequestDraft {
 fn spinnaker_status(d: &Decision) -> &'static str {
     if let Some(r) = &d.resolution {
         return match r.outcome {
+            // Approved, but a time-bound rule no longer held at approval time.
+            ResolutionOutcome::Approved if d.verdict != Verdict::Continue => status::TERMINATED,
             ResolutionOutcome::Approved => status::APPROVED,
             ResolutionOutcome::Rejected => status::REJECTED,
             ResolutionOutcome::Expired => status::EXPIRED,

@@ -5,6 +5,7 @@
 //!
 //! Separation of duties: whoever triggered the deploy cannot approve it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,8 @@ use crate::auth::{Principal, Role};
 use crate::domain::{
     Decision, DecisionId, DecisionStatus, IdempotencyKey, Resolution, ResolutionOutcome,
 };
+use crate::domain::{FailureReason, RuleResult, SourceStatus, Verdict};
+use crate::policy::EvalInput;
 use crate::store::{DecisionFilter, MAX_PAGE_SIZE};
 
 /// What an approver decided.
@@ -36,6 +39,72 @@ impl ReviewAnswer {
                 format!("unknown resolution `{other}`"),
                 "use `approve` or `reject`",
             )),
+        }
+    }
+}
+
+impl Gate {
+    /// Re-evaluates an approved decision at the moment of approval: a rule that passed when the
+    /// review opened but fails now (the change window closed, a freeze began, evidence went
+    /// stale) still stops the deploy, and the answer says which and why. The approval is recorded
+    /// either way.
+    fn recheck_on_resume(&self, next: &mut Decision, now: chrono::DateTime<Utc>) {
+        let unavailable: BTreeMap<String, (FailureReason, String)> = next
+            .evidence
+            .sources
+            .iter()
+            .filter(|s| s.status == SourceStatus::Unavailable)
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    (
+                        s.reason.unwrap_or(FailureReason::BadResponse),
+                        s.message.clone(),
+                    ),
+                )
+            })
+            .collect();
+        let policies = self.policies.current();
+        let evaluation = policies.evaluate(&EvalInput {
+            subject: next.request.subject(),
+            document: &next.evidence.document,
+            unavailable: &unavailable,
+            now,
+        });
+        let was_clear = |rule: &str| {
+            next.rule_results
+                .iter()
+                .any(|r| r.rule_id == rule && r.effect == Verdict::Continue)
+        };
+        let newly_blocking: Vec<RuleResult> = evaluation
+            .results
+            .iter()
+            .filter(|r| r.effect != Verdict::Continue && was_clear(&r.rule_id))
+            .cloned()
+            .collect();
+        if newly_blocking.is_empty() {
+            return;
+        }
+        let names: Vec<&str> = newly_blocking.iter().map(|r| r.rule_id.as_str()).collect();
+        next.verdict = Verdict::Terminate;
+        next.summary = format!(
+            "terminate: approved, but {} no longer holds at approval time ({})",
+            names.join(", "),
+            newly_blocking
+                .iter()
+                .map(|r| r.reason.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        // The results now show what was true at approval time.
+        for fresh in newly_blocking {
+            if let Some(old) = next
+                .rule_results
+                .iter_mut()
+                .find(|r| r.rule_id == fresh.rule_id)
+            {
+                *old = fresh;
+            }
         }
     }
 }
@@ -250,6 +319,9 @@ impl Gate {
             comment: comment.chars().take(MAX_COMMENT).collect(),
             channel: channel.to_string(),
         });
+        if outcome == ResolutionOutcome::Approved {
+            self.recheck_on_resume(&mut next, now);
+        }
         if !self
             .store
             .update_decision(&next, DecisionStatus::Pending)

@@ -243,3 +243,60 @@ async fn a_watching_client_sees_the_expiry() {
     );
     assert!(text.contains("expired"), "{text}");
 }
+
+/// Passes while the scan is younger than 2 s: at check time it is, at approval time it is not.
+const FRESH_SCAN: &str = "rules:\n  - id: needs-review\n    title: Needs a human\n    category: test\n    severity: high\n    condition: { path: $.request.application, op: absent }\n  - id: scan-fresh\n    title: The scan is recent\n    category: test\n    severity: critical\n    condition: { path: $.request.labels.scanned_at, op: newer_than, value: 2s }\n";
+
+#[tokio::test]
+async fn time_bound_rules_are_checked_again_when_approved() {
+    let app = TestApp::builder()
+        .policies(&[("p.yaml", FRESH_SCAN)])
+        .token("ci", "pc_pipeline", vec![Role::Pipeline])
+        .token("bob", "pc_bob", vec![Role::Approver])
+        .spawn()
+        .await;
+    let scanned = chrono::Utc::now() - chrono::Duration::milliseconds(1500);
+    let mut body = good_check("fresh");
+    body["labels"]["scanned_at"] = json!(scanned.to_rfc3339());
+    let d: Value = app.post_check(&body).await.json().await.unwrap();
+    assert_eq!(d["status"], "pending", "{d}");
+    let scan_rule = d["rule_results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule_id"] == "scan-fresh")
+        .unwrap()
+        .clone();
+    assert_eq!(scan_rule["outcome"], "pass", "{d}");
+
+    // The approver answers after the scan has aged past 2 s: a known instant, not a readiness wait.
+    let stale_at = scanned + chrono::Duration::milliseconds(2100);
+    let wait = (stale_at - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait).await;
+
+    let (status, after) = review(
+        &app,
+        "pc_bob",
+        d["id"].as_str().unwrap(),
+        json!({"resolution": "approve"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["verdict"], "terminate", "{after}");
+    assert_eq!(
+        after["resolution"]["outcome"], "approved",
+        "the approval itself is recorded"
+    );
+    assert!(
+        after["summary"].as_str().unwrap().contains("scan-fresh"),
+        "{after}"
+    );
+    let rule = after["rule_results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule_id"] == "scan-fresh")
+        .unwrap()
+        .clone();
+    assert_eq!(rule["outcome"], "fail");
+}
