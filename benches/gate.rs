@@ -112,6 +112,7 @@ async fn start(delay: Duration) -> Server {
             evidence_deadline: Duration::from_secs(5),
             review_timeout: Duration::from_secs(3600),
             review_timeouts: Default::default(),
+            approvals: Default::default(),
         },
     ));
     let app = router(

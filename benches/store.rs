@@ -46,6 +46,7 @@ async fn serve(url: &str) -> String {
             evidence_deadline: Duration::from_secs(5),
             review_timeout: Duration::from_secs(3600),
             review_timeouts: Default::default(),
+            approvals: Default::default(),
         },
     ));
     let app = router(

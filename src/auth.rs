@@ -46,6 +46,10 @@ pub struct TokenConfig {
     /// Hex SHA-256 of the token.
     pub sha256: String,
     pub roles: Vec<Role>,
+    /// Approver groups the holder belongs to (`release-managers` …), for reviews that only
+    /// some groups may resolve.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 impl fmt::Debug for TokenConfig {
@@ -54,6 +58,7 @@ impl fmt::Debug for TokenConfig {
             .field("name", &self.name)
             .field("sha256", &"[redacted]")
             .field("roles", &self.roles)
+            .field("groups", &self.groups)
             .finish()
     }
 }
@@ -63,6 +68,7 @@ impl fmt::Debug for TokenConfig {
 pub struct Principal {
     pub name: String,
     roles: Vec<Role>,
+    groups: Vec<String>,
 }
 
 impl Principal {
@@ -71,6 +77,7 @@ impl Principal {
         Self {
             name: "anonymous".into(),
             roles: vec![Role::Admin],
+            groups: Vec::new(),
         }
     }
 
@@ -78,7 +85,19 @@ impl Principal {
         Self {
             name: name.into(),
             roles,
+            groups: Vec::new(),
         }
+    }
+
+    /// The same principal as a member of `groups`.
+    pub fn with_groups(mut self, groups: Vec<String>) -> Self {
+        self.groups = groups;
+        self
+    }
+
+    /// Whether the principal belongs to any of `groups`.
+    pub fn in_any_group(&self, groups: &[String]) -> bool {
+        self.groups.iter().any(|g| groups.contains(g))
     }
 
     /// Whether the principal holds any of `roles` (admin holds all).
@@ -111,6 +130,7 @@ struct Entry {
     name: String,
     hash: [u8; 32],
     roles: Vec<Role>,
+    groups: Vec<String>,
 }
 
 /// Verifies bearer tokens against the configured hashes.
@@ -150,6 +170,7 @@ impl Authenticator {
                 name: t.name.clone(),
                 hash,
                 roles: t.roles.clone(),
+                groups: t.groups.clone(),
             });
         }
         Ok(Self { entries })
@@ -180,7 +201,7 @@ impl Authenticator {
             }
         }
         found
-            .map(|e| Principal::new(e.name.clone(), e.roles.clone()))
+            .map(|e| Principal::new(e.name.clone(), e.roles.clone()).with_groups(e.groups.clone()))
             .ok_or(AuthError::Invalid)
     }
 }
@@ -207,6 +228,7 @@ mod tests {
             name: "ci".into(),
             sha256: hash_token(&token),
             roles: vec![Role::Pipeline],
+            groups: vec![],
         }])
         .unwrap();
         (a, token)
@@ -235,6 +257,7 @@ mod tests {
             name: "x".into(),
             sha256: "secret-looking".into(),
             roles: vec![Role::Admin],
+            groups: vec![],
         }])
         .err()
         .unwrap();
@@ -247,6 +270,7 @@ mod tests {
             name: "x".into(),
             sha256: "ab".repeat(32),
             roles: vec![Role::Admin],
+            groups: vec![],
         };
         assert!(!format!("{t:?}").contains("abab"));
     }

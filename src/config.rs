@@ -91,6 +91,25 @@ pub struct ReviewSettings {
     /// How often one replica (holding a lease) looks for reviews past their deadline.
     #[serde(with = "humantime_serde")]
     pub sweep_interval: Duration,
+    /// Who may approve, per environment: `{prod: {required: 2, groups: [release-managers]}}`.
+    /// Environments not listed need one approver with the `approver` role.
+    #[serde(default)]
+    pub approvals: std::collections::BTreeMap<String, ApprovalRule>,
+}
+
+/// How many distinct approvers a review needs, and from which groups.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRule {
+    #[serde(default = "one")]
+    pub required: u32,
+    /// Approver groups (from `auth.tokens[].groups`) allowed to resolve; empty means any approver.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

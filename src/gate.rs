@@ -39,9 +39,31 @@ pub struct GateOptions {
     /// How long a manual review may stay pending, by default and per environment.
     pub review_timeout: Duration,
     pub review_timeouts: std::collections::BTreeMap<String, Duration>,
+    /// Who may approve reviews, per environment; absent means one approver, any group.
+    pub approvals: std::collections::BTreeMap<String, ApprovalPolicy>,
+}
+
+/// How many distinct approvers a review needs, and from which groups (empty: any approver).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalPolicy {
+    pub required: u32,
+    pub groups: Vec<String>,
+}
+
+impl Default for ApprovalPolicy {
+    fn default() -> Self {
+        Self {
+            required: 1,
+            groups: Vec::new(),
+        }
+    }
 }
 
 impl GateOptions {
+    fn approval_policy_for(&self, environment: &str) -> ApprovalPolicy {
+        self.approvals.get(environment).cloned().unwrap_or_default()
+    }
+
     fn review_timeout_for(&self, environment: &str) -> Duration {
         self.review_timeouts
             .get(environment)
@@ -72,6 +94,16 @@ pub enum GateError {
     Conflict { id: DecisionId, message: String },
     #[error("`{principal}` triggered this deploy and cannot approve it (separation of duties)")]
     SeparationOfDuties { principal: String },
+    #[error(
+        "`{principal}` has already approved this review ({have} of {need} approvals): another approver is needed"
+    )]
+    AlreadyApproved {
+        principal: String,
+        have: usize,
+        need: usize,
+    },
+    #[error("`{principal}` is not in an approver group for this environment (one of: {groups})")]
+    NotInApproverGroup { principal: String, groups: String },
     #[error("{0} is not implemented yet")]
     Unimplemented(&'static str),
     #[error("the service is shutting down")]
@@ -89,6 +121,8 @@ impl GateError {
             GateError::Unavailable(_) => "store.unavailable",
             GateError::Conflict { .. } => "review.conflict",
             GateError::SeparationOfDuties { .. } => "review.separation_of_duties",
+            GateError::NotInApproverGroup { .. } => "review.not_in_approver_group",
+            GateError::AlreadyApproved { .. } => "review.already_approved",
             GateError::Unimplemented(_) => "unimplemented",
             GateError::ShuttingDown => "shutting_down",
         }
@@ -236,6 +270,7 @@ impl Gate {
             created_at: now,
             decided_at: (status == DecisionStatus::Final).then_some(now),
             resolution: None,
+            approvals: Vec::new(),
             review_deadline: (status == DecisionStatus::Pending).then(|| {
                 let t = self.options.review_timeout_for(request_env.as_str());
                 now + chrono::Duration::from_std(t).unwrap_or(chrono::Duration::hours(4))

@@ -101,6 +101,20 @@ impl App {
                     .iter()
                     .map(|(env, d)| (env.clone(), **d))
                     .collect(),
+                approvals: settings
+                    .review
+                    .approvals
+                    .iter()
+                    .map(|(env, rule)| {
+                        (
+                            env.clone(),
+                            crate::gate::ApprovalPolicy {
+                                required: rule.required.max(1),
+                                groups: rule.groups.clone(),
+                            },
+                        )
+                    })
+                    .collect(),
             },
         ));
         let http = bind(settings.server.http_addr).await?;

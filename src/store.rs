@@ -163,6 +163,14 @@ pub trait Store: Send + Sync + 'static {
         decision: &Decision,
         expected_status: DecisionStatus,
     ) -> Result<bool, StoreError>;
+    /// Writes `next` only if the stored decision is still exactly `current` (status and whole
+    /// body): a compare-and-set for changes that keep the status, such as one approval of
+    /// several. `false` when anything changed in between.
+    async fn replace_decision(
+        &self,
+        current: &Decision,
+        next: &Decision,
+    ) -> Result<bool, StoreError>;
     /// Cheap round trip for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
 

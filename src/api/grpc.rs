@@ -64,8 +64,12 @@ pub fn status(e: GateError) -> Status {
         GateError::Unavailable(_) | GateError::ShuttingDown => Status::unavailable(format!(
             "{e}; no decision was made: retry, and do not deploy without one"
         )),
-        GateError::Conflict { .. } => Status::failed_precondition(e.to_string()),
-        GateError::SeparationOfDuties { .. } => Status::permission_denied(e.to_string()),
+        GateError::Conflict { .. } | GateError::AlreadyApproved { .. } => {
+            Status::failed_precondition(e.to_string())
+        }
+        GateError::SeparationOfDuties { .. } | GateError::NotInApproverGroup { .. } => {
+            Status::permission_denied(e.to_string())
+        }
         GateError::Unimplemented(_) => Status::unimplemented(e.to_string()),
     }
 }

@@ -25,6 +25,16 @@ pub struct DecisionView {
     pub resolution: Option<ResolutionView>,
     /// When a pending review expires if nobody resolves it.
     pub review_deadline: Option<DateTime<Utc>>,
+    /// Approvals so far (a review may need several distinct approvers).
+    pub approvals: Vec<ApprovalView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApprovalView {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub comment: String,
+    pub channel: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -195,6 +205,16 @@ impl From<&Decision> for DecisionView {
                 channel: r.channel.clone(),
             }),
             review_deadline: d.review_deadline,
+            approvals: d
+                .approvals
+                .iter()
+                .map(|a| ApprovalView {
+                    by: a.by.clone(),
+                    at: a.at,
+                    comment: a.comment.clone(),
+                    channel: a.channel.clone(),
+                })
+                .collect(),
         }
     }
 }

@@ -174,6 +174,18 @@ pub struct Decision {
     /// When a pending review expires (terminate) if nobody resolves it first.
     #[serde(default)]
     pub review_deadline: Option<DateTime<Utc>>,
+    /// Approvals so far, when a review needs several distinct approvers.
+    #[serde(default)]
+    pub approvals: Vec<Approval>,
+}
+
+/// One approver's approval of a pending review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub comment: String,
+    pub channel: String,
 }
 
 /// How a manual review ended.

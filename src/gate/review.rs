@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use super::{Gate, GateError, require};
 use crate::auth::{Principal, Role};
 use crate::domain::{
-    Decision, DecisionId, DecisionStatus, IdempotencyKey, Resolution, ResolutionOutcome,
+    Approval, Decision, DecisionId, DecisionStatus, IdempotencyKey, Resolution, ResolutionOutcome,
 };
 use crate::domain::{FailureReason, RuleResult, SourceStatus, Verdict};
 use crate::policy::EvalInput;
@@ -112,6 +112,9 @@ impl Gate {
 /// The lease that makes one replica at a time sweep for expired reviews.
 const EXPIRY_JOB: &str = "review-expiry";
 
+/// How often one resolution re-reads and retries after losing a race to another writer.
+const CAS_ATTEMPTS: usize = 5;
+
 /// Longest review comment kept; the rest is cut.
 const MAX_COMMENT: usize = 2000;
 
@@ -138,12 +141,135 @@ impl Gate {
                 principal: principal.name.clone(),
             });
         }
-        let outcome = match answer {
-            ReviewAnswer::Approve => ResolutionOutcome::Approved,
-            ReviewAnswer::Reject => ResolutionOutcome::Rejected,
-        };
-        self.finish(current, outcome, &principal.name, comment, channel)
-            .await
+        let policy = self
+            .options
+            .approval_policy_for(current.request.environment.as_str());
+        if !policy.groups.is_empty() && !principal.in_any_group(&policy.groups) {
+            return Err(GateError::NotInApproverGroup {
+                principal: principal.name.clone(),
+                groups: policy.groups.join(", "),
+            });
+        }
+        let mut current = current;
+        // Concurrent approvals of one review race on a compare-and-set of the whole decision;
+        // the loser re-reads and tries again, so no approval is lost.
+        for _ in 0..CAS_ATTEMPTS {
+            let attempt = match answer {
+                ReviewAnswer::Reject => {
+                    self.finish(
+                        current.clone(),
+                        ResolutionOutcome::Rejected,
+                        &principal.name,
+                        comment,
+                        channel,
+                    )
+                    .await
+                }
+                ReviewAnswer::Approve => {
+                    self.approve(&current, &policy, principal, comment, channel)
+                        .await
+                }
+            };
+            match attempt {
+                Err(GateError::Conflict { .. }) => {
+                    let latest = self
+                        .store
+                        .get_decision(id)
+                        .await?
+                        .ok_or_else(|| GateError::NotFound(id.clone()))?;
+                    if latest.status != DecisionStatus::Pending {
+                        // Someone else resolved it: report that, not a retry.
+                        return self
+                            .finish(
+                                latest,
+                                ResolutionOutcome::Rejected,
+                                &principal.name,
+                                comment,
+                                channel,
+                            )
+                            .await;
+                    }
+                    current = latest;
+                }
+                other => return other,
+            }
+        }
+        Err(GateError::Conflict {
+            id: id.clone(),
+            message: "it kept changing while this approval was being written; try again".into(),
+        })
+    }
+
+    /// Records one approval; the review ends approved once `policy.required` distinct
+    /// approvers agree.
+    async fn approve(
+        &self,
+        current: &Decision,
+        policy: &super::ApprovalPolicy,
+        principal: &Principal,
+        comment: &str,
+        channel: &str,
+    ) -> Result<Decision, GateError> {
+        if current.status != DecisionStatus::Pending {
+            return self
+                .finish(
+                    current.clone(),
+                    ResolutionOutcome::Approved,
+                    &principal.name,
+                    comment,
+                    channel,
+                )
+                .await;
+        }
+        if current.approvals.iter().any(|a| a.by == principal.name) {
+            return Err(GateError::AlreadyApproved {
+                principal: principal.name.clone(),
+                have: current.approvals.len(),
+                need: policy.required as usize,
+            });
+        }
+        let mut next = current.clone();
+        next.approvals.push(Approval {
+            by: principal.name.clone(),
+            at: Utc::now(),
+            comment: comment.chars().take(MAX_COMMENT).collect(),
+            channel: channel.to_string(),
+        });
+        if next.approvals.len() >= policy.required as usize {
+            // `finish` compares against `current`, so a concurrent change makes this a conflict.
+            return self
+                .finish_from(
+                    current,
+                    next,
+                    ResolutionOutcome::Approved,
+                    &principal.name,
+                    comment,
+                    channel,
+                )
+                .await;
+        }
+        let by: Vec<&str> = next.approvals.iter().map(|a| a.by.as_str()).collect();
+        next.summary = format!(
+            "manual review: {} of {} approvals ({})",
+            next.approvals.len(),
+            policy.required,
+            by.join(", ")
+        );
+        if !self.store.replace_decision(current, &next).await? {
+            return Err(GateError::Conflict {
+                id: current.id.clone(),
+                message: "it changed while this approval was being written".into(),
+            });
+        }
+        info!(
+            check.id = next.id.as_str(),
+            by = principal.name.as_str(),
+            approvals = next.approvals.len(),
+            required = policy.required,
+            "review approval recorded"
+        );
+        self.updates.publish(&next);
+        Ok(next)
     }
 
     /// Withdraws the pending decision made for `key` (the caller gave up, e.g. a Spinnaker
@@ -292,6 +418,22 @@ impl Gate {
         comment: &str,
         channel: &str,
     ) -> Result<Decision, GateError> {
+        let next = current.clone();
+        self.finish_from(&current, next, outcome, by, comment, channel)
+            .await
+    }
+
+    /// Ends the review: `next` (which may already carry an approval) becomes final with
+    /// `outcome`, written only if the stored decision is still exactly `current`.
+    async fn finish_from(
+        &self,
+        current: &Decision,
+        next: Decision,
+        outcome: ResolutionOutcome,
+        by: &str,
+        comment: &str,
+        channel: &str,
+    ) -> Result<Decision, GateError> {
         if current.status != DecisionStatus::Pending {
             return Err(GateError::Conflict {
                 id: current.id.clone(),
@@ -307,7 +449,7 @@ impl Gate {
             });
         }
         let now = Utc::now();
-        let mut next = current.clone();
+        let mut next = next;
         next.status = DecisionStatus::Final;
         next.verdict = outcome.verdict();
         next.decided_at = Some(now);
@@ -322,14 +464,10 @@ impl Gate {
         if outcome == ResolutionOutcome::Approved {
             self.recheck_on_resume(&mut next, now);
         }
-        if !self
-            .store
-            .update_decision(&next, DecisionStatus::Pending)
-            .await?
-        {
+        if !self.store.replace_decision(current, &next).await? {
             let latest = self.store.get_decision(&current.id).await?;
             return Err(GateError::Conflict {
-                id: current.id,
+                id: current.id.clone(),
                 message: match latest.and_then(|d| d.resolution) {
                     Some(r) => format!("it was already {} by {}", r.outcome.as_str(), r.by),
                     None => "it changed while this resolution was being written".to_string(),

@@ -50,6 +50,46 @@ pub(crate) struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// The one UPDATE behind `update_decision` (compare on status) and `replace_decision`
+    /// (compare on status and the whole stored body, which is TEXT and comes back byte for byte).
+    async fn update_where(
+        &self,
+        decision: &Decision,
+        expected_status: DecisionStatus,
+        expected_body: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let row = DecisionRow::new(decision, "")?;
+        // Compare-and-set in one statement: the row lock taken by UPDATE serialises two
+        // reviewers on two replicas, and the loser re-checks `status` after the winner commits.
+        let result = self
+            .bounded(
+                sqlx::query(
+                    "UPDATE decisions SET idempotency_key = $1, application = $2, \
+                     environment = $3, verdict = $4, status = $5, caller_kind = $6, \
+                     policy_version = $7, created_at = $8, decided_at = $9, \
+                     schema_version = $10, body = $11 \
+                     WHERE id = $12 AND status = $13 AND ($14::TEXT IS NULL OR body = $14)",
+                )
+                .bind(row.idempotency_key)
+                .bind(row.application)
+                .bind(row.environment)
+                .bind(row.verdict)
+                .bind(row.status)
+                .bind(row.caller_kind)
+                .bind(row.policy_version)
+                .bind(row.created_at_ms)
+                .bind(row.decided_at_ms)
+                .bind(row.schema_version)
+                .bind(&row.body)
+                .bind(row.id)
+                .bind(expected_status.as_str())
+                .bind(expected_body)
+                .execute(&self.pool),
+            )
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     /// Connects (waiting for the server to come up, within a deadline) and brings the schema up
     /// to date. Replicas starting together are safe: sqlx migrates under an advisory lock.
     pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
@@ -303,35 +343,17 @@ impl Store for PostgresStore {
         decision: &Decision,
         expected_status: DecisionStatus,
     ) -> Result<bool, StoreError> {
-        let row = DecisionRow::new(decision, "")?;
-        // Compare-and-set in one statement: the row lock taken by UPDATE serialises two
-        // reviewers on two replicas, and the loser re-checks `status` after the winner commits.
-        let result = self
-            .bounded(
-                sqlx::query(
-                    "UPDATE decisions SET idempotency_key = $1, application = $2, \
-                     environment = $3, verdict = $4, status = $5, caller_kind = $6, \
-                     policy_version = $7, created_at = $8, decided_at = $9, \
-                     schema_version = $10, body = $11 \
-                     WHERE id = $12 AND status = $13",
-                )
-                .bind(row.idempotency_key)
-                .bind(row.application)
-                .bind(row.environment)
-                .bind(row.verdict)
-                .bind(row.status)
-                .bind(row.caller_kind)
-                .bind(row.policy_version)
-                .bind(row.created_at_ms)
-                .bind(row.decided_at_ms)
-                .bind(row.schema_version)
-                .bind(&row.body)
-                .bind(row.id)
-                .bind(expected_status.as_str())
-                .execute(&self.pool),
-            )
-            .await?;
-        Ok(result.rows_affected() == 1)
+        self.update_where(decision, expected_status, None).await
+    }
+
+    async fn replace_decision(
+        &self,
+        current: &Decision,
+        next: &Decision,
+    ) -> Result<bool, StoreError> {
+        let expected = DecisionRow::new(current, "")?.body;
+        self.update_where(next, current.status, Some(&expected))
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -96,6 +96,45 @@ impl SqliteStore {
             .map(|e| Ok((e.stored.into_decision()?, e.request_fingerprint)))
             .transpose()
     }
+
+    /// The one UPDATE behind `update_decision` (compare on status) and `replace_decision`
+    /// (compare on status and the whole stored body).
+    async fn update_where(
+        &self,
+        decision: &Decision,
+        expected_status: DecisionStatus,
+        expected_body: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        // The fingerprint describes the request that created the row and stays as it is.
+        let row = DecisionRow::new(decision, "")?;
+        // Compare-and-set in one statement: the status test and the write happen under the same
+        // write lock, so of two reviewers racing on a pending decision exactly one applies.
+        let result = sqlx::query(
+            "UPDATE decisions SET idempotency_key = ?, application = ?, environment = ?, \
+             verdict = ?, status = ?, caller_kind = ?, policy_version = ?, created_at = ?, \
+             decided_at = ?, schema_version = ?, body = ? \
+             WHERE id = ? AND status = ? AND (? IS NULL OR body = ?)",
+        )
+        .bind(row.idempotency_key)
+        .bind(row.application)
+        .bind(row.environment)
+        .bind(row.verdict)
+        .bind(row.status)
+        .bind(row.caller_kind)
+        .bind(row.policy_version)
+        .bind(row.created_at_ms)
+        .bind(row.decided_at_ms)
+        .bind(row.schema_version)
+        .bind(&row.body)
+        .bind(row.id)
+        .bind(expected_status.as_str())
+        .bind(expected_body)
+        .bind(expected_body)
+        .execute(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        Ok(result.rows_affected() == 1)
+    }
 }
 
 #[async_trait]
@@ -236,33 +275,17 @@ impl Store for SqliteStore {
         decision: &Decision,
         expected_status: DecisionStatus,
     ) -> Result<bool, StoreError> {
-        // The fingerprint describes the request that created the row and stays as it is.
-        let row = DecisionRow::new(decision, "")?;
-        // Compare-and-set in one statement: the status test and the write happen under the same
-        // write lock, so of two reviewers racing on a pending decision exactly one applies.
-        let result = sqlx::query(
-            "UPDATE decisions SET idempotency_key = ?, application = ?, environment = ?, \
-             verdict = ?, status = ?, caller_kind = ?, policy_version = ?, created_at = ?, \
-             decided_at = ?, schema_version = ?, body = ? \
-             WHERE id = ? AND status = ?",
-        )
-        .bind(row.idempotency_key)
-        .bind(row.application)
-        .bind(row.environment)
-        .bind(row.verdict)
-        .bind(row.status)
-        .bind(row.caller_kind)
-        .bind(row.policy_version)
-        .bind(row.created_at_ms)
-        .bind(row.decided_at_ms)
-        .bind(row.schema_version)
-        .bind(&row.body)
-        .bind(row.id)
-        .bind(expected_status.as_str())
-        .execute(&self.pool)
-        .await
-        .map_err(from_sqlx)?;
-        Ok(result.rows_affected() == 1)
+        self.update_where(decision, expected_status, None).await
+    }
+
+    async fn replace_decision(
+        &self,
+        current: &Decision,
+        next: &Decision,
+    ) -> Result<bool, StoreError> {
+        let expected = DecisionRow::new(current, "")?.body;
+        self.update_where(next, current.status, Some(&expected))
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

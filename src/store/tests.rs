@@ -170,6 +170,7 @@ on_both_backends!(
     reopening_the_store_keeps_every_decision,
     a_damaged_row_is_reported_as_corrupt,
     update_decision_is_a_compare_and_set_on_status,
+    replace_decision_is_a_compare_and_set_on_the_whole_decision,
     concurrent_reviews_have_one_winner,
     a_free_job_is_claimed_once,
     a_lapsed_lease_is_taken_over,
@@ -298,6 +299,7 @@ impl DecisionBuilder {
             summary: format!("{}: no blocking rules", self.verdict),
             resolution: None,
             review_deadline: None,
+            approvals: Vec::new(),
         }
     }
 }
@@ -732,6 +734,44 @@ async fn update_decision_is_a_compare_and_set_on_status(backend: Backend) {
             .update_decision(&decision().build(), DecisionStatus::Final)
             .await
             .unwrap()
+    );
+}
+
+async fn replace_decision_is_a_compare_and_set_on_the_whole_decision(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
+    let pending = decision()
+        .verdict(Verdict::ManualReview)
+        .status(DecisionStatus::Pending)
+        .build();
+    insert(store.as_ref(), &pending).await;
+
+    // A change that keeps the status (one approval of two) applies against the exact original...
+    let mut first = pending.clone();
+    first.summary = "1 of 2 approvals".into();
+    assert!(store.replace_decision(&pending, &first).await.unwrap());
+    assert_eq!(
+        store.get_decision(&pending.id).await.unwrap().as_ref(),
+        Some(&first)
+    );
+
+    // ... and a second writer still holding the original loses, though the status is the same.
+    let mut stale = pending.clone();
+    stale.summary = "another 1 of 2".into();
+    assert!(!store.replace_decision(&pending, &stale).await.unwrap());
+    assert_eq!(
+        store.get_decision(&pending.id).await.unwrap().as_ref(),
+        Some(&first)
+    );
+
+    // Working from what is stored now succeeds.
+    let mut second = first.clone();
+    second.status = DecisionStatus::Final;
+    second.verdict = Verdict::Continue;
+    assert!(store.replace_decision(&first, &second).await.unwrap());
+    assert_eq!(
+        store.get_decision(&pending.id).await.unwrap().as_ref(),
+        Some(&second)
     );
 }
 

@@ -300,3 +300,107 @@ async fn time_bound_rules_are_checked_again_when_approved() {
         .clone();
     assert_eq!(rule["outcome"], "fail");
 }
+
+async fn two_person_app() -> TestApp {
+    TestApp::builder()
+        .policies(&[("p.yaml", REVIEW)])
+        .token("ci", "pc_pipeline", vec![Role::Pipeline])
+        .token_in_groups("bob", "pc_bob", vec![Role::Approver], &["release-managers"])
+        .token_in_groups(
+            "carol",
+            "pc_carol",
+            vec![Role::Approver],
+            &["release-managers"],
+        )
+        .token_in_groups("dave", "pc_dave", vec![Role::Approver], &["developers"])
+        .approvals("prod", 2, &["release-managers"])
+        .spawn()
+        .await
+}
+
+#[tokio::test]
+async fn prod_needs_two_distinct_approvers_from_the_named_group() {
+    let app = two_person_app().await;
+    let id = pending(&app, "n1").await;
+
+    // An approver outside the group is refused, and nothing changes.
+    let (status, p) = review(&app, "pc_dave", &id, json!({"resolution": "approve"})).await;
+    assert_eq!(status, 403, "{p}");
+    assert_eq!(p["reason_code"], "review.not_in_approver_group");
+
+    let (status, d) = review(
+        &app,
+        "pc_bob",
+        &id,
+        json!({"resolution": "approve", "comment": "scan ok"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["status"], "pending", "one of two: {d}");
+    assert_eq!(d["approvals"].as_array().unwrap().len(), 1);
+    assert!(d["summary"].as_str().unwrap().contains("1 of 2"), "{d}");
+
+    // The same person twice does not count twice.
+    let (status, p) = review(&app, "pc_bob", &id, json!({"resolution": "approve"})).await;
+    assert_eq!(status, 409, "{p}");
+    assert_eq!(p["reason_code"], "review.already_approved");
+
+    let (status, d) = review(&app, "pc_carol", &id, json!({"resolution": "approve"})).await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(
+        (d["status"].as_str(), d["verdict"].as_str()),
+        (Some("final"), Some("continue")),
+        "{d}"
+    );
+    let by: Vec<&str> = d["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["by"].as_str().unwrap())
+        .collect();
+    assert_eq!(by, ["bob", "carol"]);
+}
+
+#[tokio::test]
+async fn concurrent_approvals_by_two_people_are_both_counted() {
+    let app = two_person_app().await;
+    let id = pending(&app, "n2").await;
+    let (a, b) = tokio::join!(
+        review(&app, "pc_bob", &id, json!({"resolution": "approve"})),
+        review(&app, "pc_carol", &id, json!({"resolution": "approve"}))
+    );
+    assert_eq!((a.0, b.0), (200, 200), "{} {}", a.1, b.1);
+    let d: Value = app
+        .get(&format!("/v1/decisions/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (d["status"].as_str(), d["verdict"].as_str()),
+        (Some("final"), Some("continue")),
+        "{d}"
+    );
+    assert_eq!(
+        d["approvals"].as_array().unwrap().len(),
+        2,
+        "no approval lost: {d}"
+    );
+}
+
+#[tokio::test]
+async fn staging_keeps_the_default_single_approver() {
+    let app = two_person_app().await;
+    let mut body = good_check("n3");
+    body["environment"] = json!("staging");
+    let d: Value = app.post_check(&body).await.json().await.unwrap();
+    let (status, d) = review(
+        &app,
+        "pc_dave",
+        d["id"].as_str().unwrap(),
+        json!({"resolution": "approve"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["verdict"], "continue");
+}

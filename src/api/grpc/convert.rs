@@ -216,6 +216,16 @@ pub(super) fn decision(d: &Decision) -> pb::Decision {
             channel: r.channel.clone(),
         }),
         review_deadline: d.review_deadline.map(timestamp),
+        approvals: d
+            .approvals
+            .iter()
+            .map(|a| pb::Approval {
+                by: a.by.clone(),
+                at: Some(timestamp(a.at)),
+                comment: a.comment.clone(),
+                channel: a.channel.clone(),
+            })
+            .collect(),
     }
 }
 

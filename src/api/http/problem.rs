@@ -104,6 +104,15 @@ impl From<GateError> for Problem {
             ),
             GateError::Conflict { .. } => Problem::new(StatusCode::CONFLICT, code, e.to_string())
                 .with_help("read the decision: it has already been resolved"),
+            GateError::AlreadyApproved { .. } => {
+                Problem::new(StatusCode::CONFLICT, code, e.to_string())
+                    .with_help("a different approver has to approve as well")
+            }
+            GateError::NotInApproverGroup { .. } => {
+                Problem::new(StatusCode::FORBIDDEN, code, e.to_string()).with_help(
+                    "ask a member of the listed groups, or add the group to the approver's token",
+                )
+            }
             GateError::SeparationOfDuties { .. } => {
                 Problem::new(StatusCode::FORBIDDEN, code, e.to_string())
                     .with_help("ask another approver: whoever triggered a deploy cannot approve it")

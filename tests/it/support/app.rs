@@ -29,7 +29,8 @@ pub struct TestApp {
 pub struct TestAppBuilder {
     policies: Option<Vec<(String, String)>>,
     adapters: Vec<Value>,
-    tokens: Vec<(String, String, Vec<Role>)>,
+    tokens: Vec<(String, String, Vec<Role>, Vec<String>)>,
+    approvals: Vec<(String, u32, Vec<String>)>,
     evidence_deadline: Option<std::time::Duration>,
     review_timeout: Option<std::time::Duration>,
     store_url: Option<String>,
@@ -144,7 +145,31 @@ impl TestAppBuilder {
 
     pub fn token(mut self, name: &str, token: &str, roles: Vec<Role>) -> Self {
         self.tokens
-            .push((name.to_string(), token.to_string(), roles));
+            .push((name.to_string(), token.to_string(), roles, Vec::new()));
+        self
+    }
+
+    /// A token whose holder belongs to approver `groups`.
+    pub fn token_in_groups(
+        mut self,
+        name: &str,
+        token: &str,
+        roles: Vec<Role>,
+        groups: &[&str],
+    ) -> Self {
+        let groups = groups.iter().map(|g| g.to_string()).collect();
+        self.tokens
+            .push((name.to_string(), token.to_string(), roles, groups));
+        self
+    }
+
+    /// Reviews in `environment` need `required` distinct approvers from `groups` (any when empty).
+    pub fn approvals(mut self, environment: &str, required: u32, groups: &[&str]) -> Self {
+        self.approvals.push((
+            environment.to_string(),
+            required,
+            groups.iter().map(|g| g.to_string()).collect(),
+        ));
         self
     }
 
@@ -200,12 +225,22 @@ impl TestAppBuilder {
         s.auth.tokens = self
             .tokens
             .iter()
-            .map(|(name, token, roles)| TokenConfig {
+            .map(|(name, token, roles, groups)| TokenConfig {
                 name: name.clone(),
                 sha256: hash_token(token),
                 roles: roles.clone(),
+                groups: groups.clone(),
             })
             .collect();
+        for (env, required, groups) in &self.approvals {
+            s.review.approvals.insert(
+                env.clone(),
+                portcullis::config::ApprovalRule {
+                    required: *required,
+                    groups: groups.clone(),
+                },
+            );
+        }
         if let Some(d) = self.evidence_deadline {
             s.gate.evidence_deadline = d;
         }
@@ -219,7 +254,7 @@ impl TestAppBuilder {
     pub async fn spawn(self) -> TestApp {
         let dir = Arc::new(tempfile::tempdir().unwrap());
         let settings = self.settings(dir.path());
-        let token = self.tokens.first().map(|(_, t, _)| t.clone());
+        let token = self.tokens.first().map(|(_, t, _, _)| t.clone());
         start(settings, dir, token).await
     }
 }
