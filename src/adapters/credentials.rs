@@ -29,6 +29,19 @@ pub enum AuthConfig {
         username: String,
         password: SecretSource,
     },
+    /// ServiceNow OAuth: `POST <token_url>` (default `<base_url>/oauth_token.do`) with the
+    /// client credentials (`client_credentials` grant, or `password` grant when `username` and
+    /// `password` are given); the access token is sent as Bearer and renewed once on 401.
+    Oauth {
+        client_id: String,
+        client_secret: SecretSource,
+        #[serde(default)]
+        username: Option<String>,
+        #[serde(default)]
+        password: Option<SecretSource>,
+        #[serde(default)]
+        token_url: Option<String>,
+    },
 }
 
 /// Credentials resolved at build time.
@@ -38,6 +51,41 @@ pub enum Credentials {
     Header(HeaderValue),
     /// A login exchanged for a session token.
     Login { username: String, password: Secret },
+    /// An OAuth client exchanging its credentials for an access token.
+    Oauth(OauthClient),
+}
+
+/// A resolved OAuth client (see `AuthConfig::Oauth`).
+#[derive(Debug, Clone)]
+pub struct OauthClient {
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub user: Option<(String, Secret)>,
+    pub token_url: Option<String>,
+}
+
+impl OauthClient {
+    /// The token request's form fields and the secrets in them.
+    pub fn form(&self) -> (Vec<(String, String)>, Vec<Secret>) {
+        let mut form = vec![
+            ("client_id".to_string(), self.client_id.clone()),
+            (
+                "client_secret".to_string(),
+                self.client_secret.expose().to_string(),
+            ),
+        ];
+        let mut secrets = vec![self.client_secret.clone()];
+        match &self.user {
+            Some((user, password)) => {
+                form.push(("grant_type".into(), "password".into()));
+                form.push(("username".into(), user.clone()));
+                form.push(("password".into(), password.expose().to_string()));
+                secrets.push(password.clone());
+            }
+            None => form.push(("grant_type".into(), "client_credentials".into())),
+        }
+        (form, secrets)
+    }
 }
 
 impl AuthConfig {
@@ -47,6 +95,7 @@ impl AuthConfig {
             AuthConfig::Basic { .. } => "basic",
             AuthConfig::TokenAsLogin { .. } => "token_as_login",
             AuthConfig::Login { .. } => "login",
+            AuthConfig::Oauth { .. } => "oauth",
         }
     }
 
@@ -67,6 +116,25 @@ impl AuthConfig {
                 username: username.clone(),
                 password: read(password)?,
             },
+            AuthConfig::Oauth {
+                client_id,
+                client_secret,
+                username,
+                password,
+                token_url,
+            } => {
+                let user = match (username, password) {
+                    (Some(u), Some(p)) => Some((u.clone(), read(p)?)),
+                    (None, None) => None,
+                    _ => return Err("`username` and `password` go together".into()),
+                };
+                Credentials::Oauth(OauthClient {
+                    client_id: client_id.clone(),
+                    client_secret: read(client_secret)?,
+                    user,
+                    token_url: token_url.clone(),
+                })
+            }
         })
     }
 }

@@ -55,8 +55,9 @@ impl ClientSettings {
     }
 }
 
-/// One call, as an adapter describes it.
-#[derive(Debug, Clone)]
+/// One call, as an adapter describes it. `Debug` shows the URL without credentials and leaves
+/// bodies out (a login or token request carries the password).
+#[derive(Clone)]
 pub struct HttpRequest {
     pub method: Method,
     pub url: Url,
@@ -71,6 +72,18 @@ pub struct HttpRequest {
     pub expect_status: Option<Vec<u16>>,
     /// Credentials sent in the body (a login's password): scrubbed like header credentials.
     pub body_secrets: Vec<crate::secret::Secret>,
+    /// An `application/x-www-form-urlencoded` body (OAuth token requests), when `body` is unset.
+    pub form: Option<Vec<(String, String)>>,
+}
+
+impl std::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &redact_url(&self.url))
+            .field("has_body", &(self.body.is_some() || self.form.is_some()))
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpRequest {
@@ -84,6 +97,7 @@ impl HttpRequest {
             idempotent,
             expect_status: None,
             body_secrets: Vec::new(),
+            form: None,
         }
     }
 
@@ -239,6 +253,8 @@ impl HttpClient {
             .header(header::ACCEPT, HeaderValue::from_static("application/json"));
         if let Some(body) = &request.body {
             builder = builder.json(body);
+        } else if let Some(form) = &request.form {
+            builder = builder.form(form);
         }
         let response = match builder.send().await {
             Ok(r) => r,

@@ -10,6 +10,9 @@
 //!     api: table                  # or `change` (/api/sn_chg_rest/change)
 //!     auth: {type: basic, username: portcullis.integration, password: {env: SNOW_PASSWORD}}
 //!     # auth: {type: bearer, token: {file: /var/run/secrets/snow-oauth-token}}
+//!     # auth: {type: oauth, client_id: 3f1b…, client_secret: {env: SNOW_CLIENT_SECRET}}
+//!     #       (`username` + `password` for the password grant; `token_url` defaults to
+//!     #       `<base_url>/oauth_token.do`)
 //!     ci_name: "{application}"    # optional: when the check names no change, find active
 //!                                 # changes whose configuration item has this name
 //!     page_size: 100
@@ -32,15 +35,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::NaiveDateTime;
-use http::{HeaderMap, header};
+use http::{HeaderMap, HeaderValue, Method, header};
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::cache::FactCache;
-use super::credentials::{AuthConfig, Credentials};
-use super::http_client::{HttpClient, HttpRequest};
+use super::credentials::{AuthConfig, Credentials, OauthClient, sensitive};
+use super::http_client::{HttpClient, HttpRequest, HttpResponse};
 use super::instance::{self, invalid};
 use super::template::{Encoding, Template};
 use super::{Adapter, AdapterBuildError, AdapterError, Facts};
@@ -90,11 +94,20 @@ fn default_max_pages() -> u32 {
     10
 }
 
+enum Auth {
+    Static(HeaderValue),
+    Oauth {
+        client: Box<OauthClient>,
+        token_url: Url,
+        token: Mutex<Option<HeaderValue>>,
+    },
+}
+
 struct Inner {
     name: String,
     base: Url,
     api: ServiceNowApi,
-    headers: HeaderMap,
+    auth: Auth,
     client: HttpClient,
     timeout: Duration,
     page_size: u32,
@@ -130,8 +143,7 @@ impl ServiceNowAdapter {
     pub fn build(config: &ServiceNowConfig) -> Result<Self, AdapterBuildError> {
         let name = &config.name;
         let base = instance::base_url(name, &config.base_url)?;
-        let mut headers = HeaderMap::new();
-        match (
+        let auth = match (
             &config.auth,
             config
                 .auth
@@ -139,16 +151,29 @@ impl ServiceNowAdapter {
                 .map_err(|e| invalid(name, "auth", e))?,
         ) {
             (AuthConfig::Basic { .. } | AuthConfig::Bearer { .. }, Credentials::Header(h)) => {
-                headers.insert(header::AUTHORIZATION, h);
+                Auth::Static(h)
+            }
+            (_, Credentials::Oauth(client)) => {
+                let token_url = match &client.token_url {
+                    Some(u) => Url::parse(u).map_err(|e| invalid(name, "auth.token_url", e))?,
+                    None => base
+                        .join("oauth_token.do")
+                        .map_err(|e| invalid(name, "base_url", e))?,
+                };
+                Auth::Oauth {
+                    client: Box::new(client),
+                    token_url,
+                    token: Mutex::new(None),
+                }
             }
             _ => {
                 return Err(invalid(
                     name,
                     "auth.type",
-                    "ServiceNow takes `basic` (integration user) or `bearer` (OAuth access token)",
+                    "ServiceNow takes `basic` (integration user), `bearer` (an access token) or `oauth` (client credentials)",
                 ));
             }
-        }
+        };
         let ci_name = config
             .ci_name
             .as_deref()
@@ -169,7 +194,7 @@ impl ServiceNowAdapter {
                 name: name.clone(),
                 base,
                 api: config.api,
-                headers,
+                auth,
                 client,
                 timeout: config.timeout,
                 page_size: config.page_size,
@@ -293,6 +318,65 @@ impl Inner {
         })
     }
 
+    /// The `Authorization` header: fixed, or an OAuth access token (fetched, or renewed).
+    async fn authorization(
+        &self,
+        renew: bool,
+        deadline: Instant,
+    ) -> Result<HeaderValue, AdapterError> {
+        let (client, token_url, slot) = match &self.auth {
+            Auth::Static(h) => return Ok(h.clone()),
+            Auth::Oauth {
+                client,
+                token_url,
+                token,
+            } => (client, token_url, token),
+        };
+        let mut slot = slot.lock().await;
+        if let (Some(t), false) = (slot.as_ref(), renew) {
+            return Ok(t.clone());
+        }
+        let (form, secrets) = client.form();
+        let mut req = HttpRequest::new(Method::POST, token_url.clone());
+        req.form = Some(form);
+        req.body_secrets = secrets;
+        req.expect_status = Some(vec![200]);
+        req.idempotent = true;
+        let response = self.client.send(&req, deadline).await?;
+        let token =
+            response.json["access_token"]
+                .as_str()
+                .ok_or_else(|| AdapterError::BadResponse {
+                    detail: "the OAuth token answer has no `access_token`".into(),
+                })?;
+        let value = sensitive(&format!("Bearer {token}"))
+            .map_err(|detail| AdapterError::BadResponse { detail })?;
+        *slot = Some(value.clone());
+        Ok(value)
+    }
+
+    /// A GET with the credentials; an OAuth token refused with 401 is renewed once.
+    async fn get(&self, url: Url, deadline: Instant) -> Result<HttpResponse, AdapterError> {
+        let mut renewed = false;
+        loop {
+            let mut req = HttpRequest::get(url.clone());
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::AUTHORIZATION,
+                self.authorization(renewed, deadline).await?,
+            );
+            req.headers = headers;
+            match self.client.send(&req, deadline).await {
+                Err(AdapterError::Auth { status: 401 })
+                    if !renewed && matches!(self.auth, Auth::Oauth { .. }) =>
+                {
+                    renewed = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Every page of the query, following `Link: rel="next"` (or stopping at a short page).
     async fn list(
         &self,
@@ -317,9 +401,7 @@ impl Inner {
                 ("sysparm_limit", &limit),
                 ("sysparm_offset", &offset),
             ]);
-            let mut req = HttpRequest::get(url);
-            req.headers = self.headers.clone();
-            let response = self.client.send(&req, deadline).await?;
+            let response = self.get(url, deadline).await?;
             let rows = response.json["result"].as_array().cloned().ok_or_else(|| {
                 AdapterError::BadResponse {
                     detail: "`result` is not a list".into(),

@@ -118,7 +118,7 @@ impl SonarQubeAdapter {
             Credentials::Header(h) => {
                 headers.insert(header::AUTHORIZATION, h);
             }
-            Credentials::Login { .. } => {
+            Credentials::Login { .. } | Credentials::Oauth(_) => {
                 return Err(invalid(
                     name,
                     "auth.type",

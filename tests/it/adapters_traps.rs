@@ -412,3 +412,44 @@ async fn the_built_in_pack_reads_trivy_reports_from_ci() {
     );
     assert_eq!(d["verdict"], "terminate");
 }
+
+#[tokio::test]
+async fn servicenow_oauth_gets_a_token_and_renews_it_once() {
+    let sims = sim::start(0).await.unwrap();
+    for grant in [
+        String::new(),
+        format!(
+            ", username: {}, password: {{value: {}}}",
+            sim::servicenow::USER,
+            sim::servicenow::PASSWORD
+        ),
+    ] {
+        let a = build(&format!(
+            "{{kind: servicenow, name: servicenow, base_url: '{}', cache_ttl: 0s, auth: {{type: oauth, client_id: {}, client_secret: {{value: {}}}{grant}}}}}",
+            sims.servicenow.base_url,
+            sim::servicenow::CLIENT_ID,
+            sim::servicenow::CLIENT_SECRET
+        ));
+        let change = |d: &mut CheckRequestDraft| d.servicenow_changes = vec!["CHG0030001".into()];
+        let f = collect(&*a, change).await.unwrap();
+        assert_eq!(f["change"]["approved"], true, "{f}");
+        sims.servicenow.control.apply(&FaultSettings {
+            tokens_expired: Some(true),
+            ..Default::default()
+        });
+        let f = collect(&*a, change).await.unwrap();
+        assert_eq!(f["change"]["approved"], true, "{f}");
+        sims.servicenow.control.apply(&FaultSettings {
+            credentials_expired: Some(true),
+            ..Default::default()
+        });
+        let e = collect(&*a, change).await.unwrap_err();
+        assert!(matches!(e, AdapterError::Auth { status: 401 }), "{e:?}");
+        let text = format!("{e} {e:?} {a:?}");
+        assert!(
+            !text.contains(sim::servicenow::CLIENT_SECRET)
+                && !text.contains(sim::servicenow::PASSWORD)
+        );
+        sims.servicenow.control.clear();
+    }
+}
