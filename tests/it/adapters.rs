@@ -1,5 +1,5 @@
 //! The adapter conformance suite: one generic list of checks (happy path, each fault, the
-//! deadline, secrets never leaking, the cache and coalescing) that every tool adapter passes
+//! deadline, secrets never leaking into errors, facts or logs, the cache and coalescing) that every tool adapter passes
 //! against its simulator over real HTTP. Adding an adapter is one `conformance!` line.
 
 use std::sync::Arc;
@@ -49,16 +49,49 @@ pub fn image(reference: &str) -> ImageDraft {
     }
 }
 
+/// Log lines captured while a check runs (the test runtime is single-threaded, so a thread-local
+/// subscriber sees the adapter, the client and the simulator alike).
+#[derive(Clone, Default)]
+pub struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
+    }
+}
+
 pub struct Harness {
     pub sims: Sims,
     pub case: &'static Case,
+    pub logs: Logs,
+    _logging: tracing::subscriber::DefaultGuard,
 }
 
 impl Harness {
     pub async fn start(case: &'static Case) -> Self {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
         Self {
             sims: sim::start(0).await.unwrap(),
             case,
+            logs,
+            _logging: tracing::subscriber::set_default(subscriber),
         }
     }
 
@@ -104,8 +137,14 @@ impl Harness {
     }
 
     fn assert_clean(&self, text: &str) {
+        let logs = self.logs.text();
+        assert!(logs.contains("http attempt"), "no logs were captured");
         for s in self.case.secrets {
             assert!(!text.contains(s), "a credential leaked: {text}");
+            assert!(
+                !logs.contains(s),
+                "a credential leaked into the logs: {logs}"
+            );
         }
     }
 }
