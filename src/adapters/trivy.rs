@@ -18,6 +18,9 @@
 //! proves nothing about "zero vulnerabilities" and gives no counts (missing evidence) unless
 //! `library_only` says so; severities are normalised to lower case; the newest report for a
 //! digest wins; its `Trivy.Version` is recorded, since suppressed findings never reach the file.
+//!
+//! [`ingest_report`] validates a report submitted for a digest and stores it where this adapter
+//! reads; the pipeline-facing ingestion API is to call it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -225,6 +228,64 @@ impl Inner {
     }
 }
 
+/// Why a submitted report was refused. Messages name the problem, never echo the report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IngestError {
+    #[error("the report is not a json object: {0}")]
+    NotJson(String),
+    #[error(
+        "the report has SchemaVersion {0}; only Trivy JSON reports with SchemaVersion 2 are accepted"
+    )]
+    Schema(String),
+    #[error("`{0}` is not a digest (`sha256:` and 64 hex digits)")]
+    BadDigest(String),
+    #[error(
+        "the report does not list `{0}` in `Metadata.RepoDigests`; scan the image by digest or push it before scanning"
+    )]
+    NotBound(String),
+    #[error("the report is larger than {} MiB", MAX_REPORT_BYTES / 1024 / 1024)]
+    TooLarge,
+    #[error("cannot store the report: {0}")]
+    Io(String),
+}
+
+/// Validates a submitted Trivy JSON report for `digest` and stores it in `dir`, where a
+/// `kind: trivy` adapter reading that directory finds it (after its `cache_ttl`). The write is
+/// atomic (a temporary file renamed into place). Returns the stored file's name.
+///
+/// This is the storage half of evidence ingestion; an API that accepts reports from pipelines
+/// calls it with the body and the artifact digest.
+pub fn ingest_report(dir: &Path, digest: &str, body: &[u8]) -> Result<String, IngestError> {
+    if body.len() as u64 > MAX_REPORT_BYTES {
+        return Err(IngestError::TooLarge);
+    }
+    let hex = digest
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| IngestError::BadDigest(digest.chars().take(80).collect()))?;
+    let report: Value =
+        serde_json::from_slice(body).map_err(|e| IngestError::NotJson(e.to_string()))?;
+    if !report.is_object() {
+        return Err(IngestError::NotJson(
+            "a top-level array is a SchemaVersion 1 report".into(),
+        ));
+    }
+    if report["SchemaVersion"] != 2 {
+        return Err(IngestError::Schema(report["SchemaVersion"].to_string()));
+    }
+    if !binds_to(&(report, None), digest) {
+        return Err(IngestError::NotBound(digest.to_string()));
+    }
+    let name = format!("sha256-{hex}-{}.json", uuid::Uuid::now_v7().simple());
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, body).map_err(|e| IngestError::Io(e.kind().to_string()))?;
+    std::fs::rename(&tmp, dir.join(&name)).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        IngestError::Io(e.kind().to_string())
+    })?;
+    Ok(name)
+}
+
 /// A report file as JSON with the file's modification time; `None` for anything that is not a
 /// readable JSON object of a sane size (other files may share the directory).
 fn read_report(path: &Path) -> Option<(Value, Option<DateTime<Utc>>)> {
@@ -401,6 +462,40 @@ mod tests {
         // Stale evidence is a fault.
         let e = collect(&adapter(dir.path(), Some("1h"))).await.unwrap_err();
         assert!(e.to_string().contains("stale"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn ingested_reports_are_validated_stored_and_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now().to_rfc3339();
+        let good = report(&now, Some("debian"), &["CRITICAL"]).to_string();
+        let name = ingest_report(dir.path(), DIGEST, good.as_bytes()).unwrap();
+        assert!(
+            name.starts_with("sha256-aaaa") && name.ends_with(".json"),
+            "{name}"
+        );
+        let f = collect(&adapter(dir.path(), None)).await.unwrap();
+        assert_eq!(f["vulnerabilities"]["critical"], 1);
+        let other = format!("sha256:{}", "b".repeat(64));
+        assert_eq!(
+            ingest_report(dir.path(), &other, good.as_bytes()),
+            Err(IngestError::NotBound(other.clone()))
+        );
+        assert!(matches!(
+            ingest_report(dir.path(), "latest", good.as_bytes()),
+            Err(IngestError::BadDigest(_))
+        ));
+        assert!(matches!(
+            ingest_report(dir.path(), DIGEST, b"[]"),
+            Err(IngestError::NotJson(_))
+        ));
+        let mut v1 = report(&now, Some("debian"), &[]);
+        v1["SchemaVersion"] = 1.into();
+        assert!(matches!(
+            ingest_report(dir.path(), DIGEST, v1.to_string().as_bytes()),
+            Err(IngestError::Schema(_))
+        ));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[tokio::test]
