@@ -13,6 +13,9 @@
 //! CI `payments-api`; `CHG0030002` requested, Authorize; `CHG0030003` rejected, back to New;
 //! `CHG0030004` approved with no end date (`""`); `CHG0030005` approved, window in the past;
 //! `CHG0030006` approved but Canceled; `CHG0030007` standard, Implement, CI `orders-api`.
+//! A normal change created with `POST /api/sn_chg_rest/change/normal` starts in New / not
+//! requested and moves one step per read of it by sys_id: Assess, Authorize (requested),
+//! Scheduled (approved).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -48,6 +51,9 @@ struct Data {
     cis: BTreeMap<String, String>,
     tokens: Vec<(String, u64)>,
     created: u32,
+    /// sys_ids of changes created through the API: each read moves them one step through
+    /// New → Assess → Authorize (approval requested) → Scheduled (approved), as a CAB would.
+    progressing: Vec<String>,
 }
 
 struct Sim {
@@ -167,6 +173,31 @@ fn seed() -> Data {
         ]),
         tokens: Vec::new(),
         created: 0,
+        progressing: Vec::new(),
+    }
+}
+
+/// One step of a created change's life, applied when it is read.
+fn advance(data: &mut Data, id: &str) {
+    if !data.progressing.iter().any(|p| p == id) {
+        return;
+    }
+    let Some(change) = data
+        .changes
+        .iter_mut()
+        .find(|r| r.get("sys_id").is_some_and(|s| s == id))
+    else {
+        return;
+    };
+    let (state, approval) = match change.get("state").map(String::as_str) {
+        Some("-5") => ("-4", "not requested"),
+        Some("-4") => ("-3", "requested"),
+        _ => ("-2", "approved"),
+    };
+    change.insert("state", state.into());
+    change.insert("approval", approval.into());
+    if state == "-2" {
+        data.progressing.retain(|p| p != id);
     }
 }
 
@@ -580,7 +611,10 @@ async fn table_get(
     if !wants_json(&headers) {
         return xml();
     }
-    let data = sim.data();
+    let mut data = sim.data();
+    if table == "change_request" {
+        advance(&mut data, &id);
+    }
     let exclude = q.get("sysparm_exclude_reference_link").map(String::as_str) == Some("true");
     let found = table_records(&data, &table)
         .and_then(|rs| rs.iter().find(|r| r.get("sys_id") == Some(&id)));
@@ -625,7 +659,8 @@ async fn change_get(
     if let Some(r) = sim.refusal(&headers) {
         return r;
     }
-    let data = sim.data();
+    let mut data = sim.data();
+    advance(&mut data, &id);
     match data.changes.iter().find(|r| r.get("sys_id") == Some(&id)) {
         Some(r) => Json(serde_json::json!({
             "result": render_record(&data, "change_request", r, Shape::ChangeApi, true, None)
@@ -692,6 +727,9 @@ async fn change_create(
         true,
         None,
     );
+    if let Some(id) = record.get("sys_id") {
+        data.progressing.push(id.clone());
+    }
     data.changes.push(record);
     Json(serde_json::json!({
         "result": rendered, "__meta": {"ignoredAttributes": ignored}

@@ -340,3 +340,51 @@ fn the_demo_walks_through_continue_review_and_terminate() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_created_normal_change_moves_from_new_to_scheduled() {
+    let sims = sim::start(0).await.unwrap();
+    let base = &sims.servicenow.base_url;
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{base}/api/sn_chg_rest/change/normal"))
+        .basic_auth(sim::servicenow::USER, Some(sim::servicenow::PASSWORD))
+        .json(&json!({"short_description": "deploy", "cmdb_ci": "nonexistent", "bogus": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created["result"]["state"]["value"], "-5");
+    assert_eq!(created["result"]["approval"]["value"], "not requested");
+    assert_eq!(
+        created["__meta"]["ignoredAttributes"],
+        json!(["bogus", "cmdb_ci"])
+    );
+    let id = created["result"]["sys_id"]["value"].as_str().unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let (_, body) = get(
+            &format!("{base}/api/sn_chg_rest/change/{id}"),
+            Some((sim::servicenow::USER, sim::servicenow::PASSWORD)),
+            None,
+        )
+        .await;
+        let r = json(&body)["result"].clone();
+        seen.push(format!(
+            "{}/{}",
+            r["state"]["value"].as_str().unwrap(),
+            r["approval"]["value"].as_str().unwrap()
+        ));
+    }
+    assert_eq!(
+        seen,
+        [
+            "-4/not requested",
+            "-3/requested",
+            "-2/approved",
+            "-2/approved"
+        ]
+    );
+}
