@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::domain::{CheckRequest, FailureReason};
+use crate::domain::{CheckRequest, Digest, FailureReason};
 
 pub mod aqua;
 pub mod cache;
@@ -45,7 +45,7 @@ pub use http_jsonpath::{HttpAdapterConfig, HttpJsonPathAdapter};
 pub use jira::{JiraAdapter, JiraConfig};
 pub use servicenow::{ServiceNowAdapter, ServiceNowConfig};
 pub use sonarqube::{SonarQubeAdapter, SonarQubeConfig};
-pub use trivy::{TrivyAdapter, TrivyConfig};
+pub use trivy::{IngestError, TrivyAdapter, TrivyConfig};
 
 /// Facts one adapter gathered for one check.
 #[derive(Debug, Clone)]
@@ -70,6 +70,15 @@ pub trait Adapter: Send + Sync + std::fmt::Debug {
         request: &CheckRequest,
         deadline: Instant,
     ) -> Result<Facts, AdapterError>;
+
+    /// Accepts evidence a pipeline submits ahead of the deploy (a scanner report for an image
+    /// digest) and returns where it was stored. Sources that only read from a tool keep this
+    /// default: `None`, they accept nothing. Blocking I/O is allowed: the gate calls it off the
+    /// async runtime.
+    fn ingest(&self, digest: &Digest, report: &[u8]) -> Option<Result<String, IngestError>> {
+        let _ = (digest, report);
+        None
+    }
 }
 
 /// Why an adapter could not produce facts. Messages never contain credentials; each is one

@@ -8,6 +8,7 @@
 //! handed to policy as *missing*, and policy's default for missing is fail-closed.
 
 mod evidence;
+mod ingest;
 mod review;
 mod watch;
 
@@ -28,6 +29,7 @@ use crate::metrics::Metrics;
 use crate::policy::{EvalInput, PolicyHandle};
 use crate::store::{DecisionFilter, DecisionPage, Inserted, Store, StoreError};
 
+pub use ingest::IngestReceipt;
 pub use review::ReviewAnswer;
 pub use watch::DecisionStream;
 

@@ -88,6 +88,14 @@ impl<V: Clone + Send + Sync + 'static> FactCache<V> {
         };
         call.await
     }
+
+    /// Forgets `key`, so the next lookup fetches again (new evidence was just submitted).
+    pub fn invalidate(&self, key: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
 }
 
 #[cfg(test)]

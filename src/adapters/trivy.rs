@@ -35,7 +35,7 @@ use tokio::time::Instant;
 use super::cache::FactCache;
 use super::instance::{self, invalid};
 use super::{Adapter, AdapterBuildError, AdapterError, Facts};
-use crate::domain::CheckRequest;
+use crate::domain::{CheckRequest, Digest};
 
 /// Largest report file read.
 const MAX_REPORT_BYTES: u64 = 64 * 1024 * 1024;
@@ -102,6 +102,15 @@ impl Adapter for TrivyAdapter {
 
     fn kind(&self) -> &'static str {
         "trivy"
+    }
+
+    fn ingest(&self, digest: &Digest, report: &[u8]) -> Option<Result<String, IngestError>> {
+        let stored = ingest_report(&self.inner.dir, digest.as_str(), report);
+        if stored.is_ok() {
+            // The next check of this digest must see the new report, not a cached answer.
+            self.cache.invalidate(digest.as_str());
+        }
+        Some(stored)
     }
 
     async fn collect(

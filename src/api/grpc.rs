@@ -10,7 +10,7 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::auth::{Authenticator, Principal};
-use crate::domain::{Application, CallerKind, DecisionId, Environment, ValidationError};
+use crate::domain::{Application, CallerKind, DecisionId, Digest, Environment, ValidationError};
 use crate::gate::{Gate, GateError, ReviewAnswer};
 use crate::pb;
 use crate::pb::gate_server::GateServer;
@@ -157,6 +157,29 @@ impl pb::gate_server::Gate for GrpcApi {
         Ok(Response::new(pb::ListDecisionsResponse {
             decisions: page.decisions.iter().map(convert::decision).collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn submit_evidence(
+        &self,
+        req: Request<pb::SubmitEvidenceRequest>,
+    ) -> Result<Response<pb::SubmitEvidenceResponse>, Status> {
+        let who = principal(&req)?;
+        let r = req.into_inner();
+        let digest = Digest::parse(&r.digest).map_err(|e| invalid(&e))?;
+        let receipt = self
+            .gate
+            .ingest_evidence(&who, &r.source, digest, r.report.into())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::SubmitEvidenceResponse {
+            source: receipt.source,
+            digest: receipt.digest.to_string(),
+            stored_as: receipt.stored_as,
+            received_at: Some(prost_types::Timestamp {
+                seconds: receipt.received_at.timestamp(),
+                nanos: i32::try_from(receipt.received_at.timestamp_subsec_nanos()).unwrap_or(0),
+            }),
         }))
     }
 

@@ -2,6 +2,7 @@
 //! `/metrics` and `/openapi.json`. A thin translation onto [`Gate`]; errors are problem+json.
 
 mod body;
+pub(crate) mod evidence;
 pub mod problem;
 
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/openapi.json"),
     ("post", "/v1/analysis"),
+    ("post", "/v1/evidence/{source}/{digest}"),
     ("post", "/v1/spinnaker/gates"),
     ("get", "/v1/spinnaker/gates/{id}"),
     ("post", "/v1/spinnaker/gates/cancel"),
@@ -74,8 +76,10 @@ pub fn router(state: HttpState, max_body_bytes: usize) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .merge(crate::contracts::routes())
-        .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        // Added after the general limit so evidence reports keep their own, larger one.
+        .merge(evidence::routes())
+        .fallback(not_found)
         .with_state(state)
 }
 

@@ -1,0 +1,62 @@
+//! `POST /v1/evidence/{source}/{digest}`: a pipeline submits evidence (a Trivy JSON report) for
+//! an image digest, long before the deploy. Reports are large, so this route has its own body
+//! limit; the source validates the report and keeps it for later checks of that digest.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use serde::Serialize;
+
+use super::problem::Problem;
+use super::{Authed, HttpState};
+use crate::domain::Digest;
+
+/// Largest report accepted over HTTP; Trivy reports of big images run to tens of megabytes.
+pub(crate) const MAX_EVIDENCE_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, Serialize)]
+struct Receipt {
+    source: String,
+    digest: String,
+    stored_as: String,
+    received_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub(super) fn routes() -> Router<HttpState> {
+    Router::new()
+        .route("/v1/evidence/{source}/{digest}", post(submit))
+        .layer(DefaultBodyLimit::max(MAX_EVIDENCE_BYTES))
+}
+
+async fn submit(
+    State(s): State<HttpState>,
+    Authed(principal): Authed,
+    Path((source, digest)): Path<(String, String)>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<(StatusCode, Json<Receipt>), Problem> {
+    let body = body.map_err(|e| {
+        Problem::new(
+            e.status(),
+            "request.too_large",
+            format!("the report could not be read: {}", e.body_text()),
+        )
+        .with_help("reports up to 64 MiB are accepted")
+    })?;
+    let digest = Digest::parse(&digest).map_err(|e| Problem::invalid(&e))?;
+    let r = s
+        .gate
+        .ingest_evidence(&principal, &source, digest, body)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Receipt {
+            source: r.source,
+            digest: r.digest.to_string(),
+            stored_as: r.stored_as,
+            received_at: r.received_at,
+        }),
+    ))
+}
