@@ -31,6 +31,9 @@ pub struct Settings {
     pub adapters: Vec<AdapterConfig>,
     pub auth: AuthSettings,
     pub telemetry: TelemetrySettings,
+    /// Outbound review webhooks: `[{url, secret, events, expiring_within}]`.
+    #[serde(default)]
+    pub notifications: Vec<crate::notify::NotificationTarget>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -30,7 +30,7 @@ use crate::policy::{EvalInput, PolicyHandle};
 use crate::store::{DecisionFilter, DecisionPage, Inserted, Store, StoreError};
 
 pub use ingest::IngestReceipt;
-pub use review::ReviewAnswer;
+pub use review::{ReviewAnswer, ReviewObserver};
 pub use watch::DecisionStream;
 
 /// Settings the gate needs at run time.
@@ -147,6 +147,8 @@ pub struct Gate {
     metrics: Arc<Metrics>,
     options: GateOptions,
     updates: watch::Updates,
+    /// Told when reviews open, wait and end (notifications, review routes).
+    observers: Vec<Arc<dyn ReviewObserver>>,
     // Checks run as tracked tasks so a client hanging up does not abort a half-made decision,
     // and shutdown can wait for them.
     tasks: TaskTracker,
@@ -176,8 +178,15 @@ impl Gate {
             metrics,
             options,
             updates: watch::Updates::default(),
+            observers: Vec::new(),
             tasks: TaskTracker::new(),
         }
+    }
+
+    /// Adds an observer of review openings and endings.
+    pub fn with_observer(mut self, observer: Arc<dyn ReviewObserver>) -> Self {
+        self.observers.push(observer);
+        self
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -294,6 +303,9 @@ impl Gate {
                     decision.summary
                 );
                 self.updates.publish(&decision);
+                if decision.status == DecisionStatus::Pending {
+                    self.observers.iter().for_each(|o| o.review_opened(&decision));
+                }
                 Ok(CheckOutcome {
                     decision,
                     created: true,

@@ -8,6 +8,7 @@
 //! - `adapters`: evidence sources behind one trait, and the shared HTTP client.
 //! - `store`: durable decisions (SQLite embedded; PostgreSQL later).
 //! - `gate`: the core service every transport calls.
+//! - `notify`: signed outbound webhooks when reviews open, end or near their deadline.
 //! - `api`: gRPC and HTTP/JSON transports; `pb`: generated protobuf types.
 //! - `auth`, `config`, `metrics`, `telemetry`, `serve`: wiring and cross-cutting concerns.
 //! - `client`, `cli`: the command line, including the pipeline client `portcullis check`.
@@ -22,6 +23,7 @@ pub mod contracts;
 pub mod domain;
 pub mod gate;
 pub mod metrics;
+pub mod notify;
 pub mod pb;
 pub mod policy;
 pub mod secret;

@@ -23,6 +23,12 @@ struct AdapterFailureLabels {
     reason: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    event: &'static str,
+    outcome: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -38,6 +44,7 @@ pub struct Metrics {
     check_duration: Histogram,
     adapter_duration: HistogramFamily<AdapterLabels>,
     adapter_failures: Family<AdapterFailureLabels, Counter>,
+    notifications: Family<NotificationLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -74,13 +81,27 @@ impl Metrics {
             "Evidence calls that failed, by adapter and reason",
             adapter_failures.clone(),
         );
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Review notifications, by event and outcome (delivered, failed after retries)",
+            notifications.clone(),
+        );
         Self {
             registry,
             decisions,
             check_duration,
             adapter_duration,
             adapter_failures,
+            notifications,
         }
+    }
+
+    /// One notification delivery ended (`delivered` or `failed`).
+    pub fn notification(&self, event: &'static str, outcome: &'static str) {
+        self.notifications
+            .get_or_create(&NotificationLabels { event, outcome })
+            .inc();
     }
 
     pub fn decision(&self, verdict: crate::domain::Verdict) {

@@ -35,6 +35,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("invalid adapter configuration: {0}")]
     Adapters(#[from] adapters::AdapterBuildError),
+    #[error("invalid notification configuration: {0}")]
+    Notifications(#[from] crate::notify::NotifyError),
     #[error("cannot listen on `{addr}`: {message}")]
     Bind { addr: SocketAddr, message: String },
     #[error("the {server} server failed: {message}")]
@@ -87,11 +89,17 @@ impl App {
         )
         .await?;
         let adapters = adapters::build(&settings.adapters)?;
-        let gate = Arc::new(Gate::new(
+        let metrics = Arc::new(Metrics::new());
+        let notifier = crate::notify::Notifier::build(
+            &settings.notifications,
+            settings.server.public_url.clone(),
+            Arc::clone(&metrics),
+        )?;
+        let gate = Gate::new(
             policies.clone(),
             adapters,
             store,
-            Arc::new(Metrics::new()),
+            metrics,
             GateOptions {
                 evidence_deadline: settings.gate.evidence_deadline,
                 review_timeout: settings.review.timeout,
@@ -116,7 +124,13 @@ impl App {
                     })
                     .collect(),
             },
-        ));
+        );
+        let gate = if notifier.is_empty() {
+            gate
+        } else {
+            gate.with_observer(Arc::new(notifier))
+        };
+        let gate = Arc::new(gate);
         let http = bind(settings.server.http_addr).await?;
         let grpc = bind(settings.server.grpc_addr).await?;
         Ok(App {

@@ -21,6 +21,18 @@ use crate::domain::{FailureReason, RuleResult, SourceStatus, Verdict};
 use crate::policy::EvalInput;
 use crate::store::{DecisionFilter, MAX_PAGE_SIZE};
 
+/// Told about every review as it opens, while it waits and when it ends: notifications and
+/// review routes (ServiceNow, Jira) hang off this one hook so the gate's logic stays readable.
+/// Methods must return quickly (spawn any I/O) and cannot fail the operation that called them.
+pub trait ReviewObserver: Send + Sync {
+    /// A check stored a new pending decision.
+    fn review_opened(&self, decision: &Decision);
+    /// A pending decision became final (approved, rejected, expired, canceled).
+    fn review_resolved(&self, decision: &Decision);
+    /// A pending review is still waiting; called on each expiry sweep by the lease holder.
+    fn review_waiting(&self, _decision: &Decision) {}
+}
+
 /// What an approver decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReviewAnswer {
@@ -357,6 +369,9 @@ impl Gate {
             for d in page.decisions {
                 let was_pending = d.status == DecisionStatus::Pending;
                 let after = self.expire_if_due(d).await?;
+                if after.status == DecisionStatus::Pending {
+                    self.observers.iter().for_each(|o| o.review_waiting(&after));
+                }
                 if was_pending
                     && after
                         .resolution
@@ -484,6 +499,7 @@ impl Gate {
         );
         self.metrics.decision(next.verdict);
         self.updates.publish(&next);
+        self.observers.iter().for_each(|o| o.review_resolved(&next));
         Ok(next)
     }
 }

@@ -25,6 +25,7 @@ mod fail_closed;
 mod grpc;
 mod http;
 mod integrations;
+mod notify;
 mod openapi;
 mod persistence;
 mod policy_reload;

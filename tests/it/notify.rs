@@ -1,0 +1,229 @@
+//! Review notifications: a local receiver checks the HMAC signature, the event header and the
+//! body for review opened / resolved / expiring; a broken receiver never blocks a check.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use hmac::{Hmac, Mac};
+use portcullis::auth::Role;
+use portcullis::notify::NotificationTarget;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::http::good_check;
+use crate::support::TestApp;
+use crate::support::poll::eventually;
+
+const REVIEW: &str = "rules:\n  - id: needs-review\n    title: Needs a human\n    category: test\n    severity: high\n    condition: { path: $.request.application, op: absent }\n";
+const SECRET: &str = "hook-secret-1";
+
+/// What the receiver got: (event header, body), for requests whose signature verified.
+#[derive(Clone, Default)]
+struct Received {
+    ok: Arc<Mutex<Vec<(String, Value)>>>,
+    bad_signatures: Arc<Mutex<usize>>,
+    fail_with: Option<StatusCode>,
+}
+
+async fn hook(State(r): State<Received>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    if let Some(status) = r.fail_with {
+        return status;
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(&body);
+    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let got = headers
+        .get("x-portcullis-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if got != expected {
+        *r.bad_signatures.lock().unwrap() += 1;
+        return StatusCode::UNAUTHORIZED;
+    }
+    let event = headers["x-portcullis-event"].to_str().unwrap().to_string();
+    r.ok.lock()
+        .unwrap()
+        .push((event, serde_json::from_slice(&body).unwrap()));
+    StatusCode::NO_CONTENT
+}
+
+async fn receiver(fail_with: Option<StatusCode>) -> (String, Received) {
+    let received = Received {
+        fail_with,
+        ..Default::default()
+    };
+    let app = Router::new()
+        .route("/hook", post(hook))
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+async fn app_notifying(url: &str, extra: Value, review_timeout: Option<Duration>) -> TestApp {
+    let mut builder = TestApp::builder()
+        .policies(&[("p.yaml", REVIEW)])
+        .token("ci", "pc_pipeline", vec![Role::Pipeline])
+        .token("bob", "pc_bob", vec![Role::Approver]);
+    if let Some(t) = review_timeout {
+        builder = builder.review_timeout(t);
+    }
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut settings = builder.settings(dir.path());
+    settings.server.public_url = Some("https://gate.example.com".into());
+    let mut target = json!({"url": url, "secret": {"value": SECRET}});
+    if let (Some(t), Some(e)) = (target.as_object_mut(), extra.as_object()) {
+        t.extend(e.clone());
+    }
+    settings.notifications = vec![serde_json::from_value::<NotificationTarget>(target).unwrap()];
+    crate::support::app::start(settings, dir, Some("pc_pipeline".into())).await
+}
+
+fn events(r: &Received) -> Vec<(String, Value)> {
+    r.ok.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn review_opened_and_resolved_are_signed_and_describe_the_decision() {
+    let (url, received) = receiver(None).await;
+    let app = app_notifying(&url, json!({}), None).await;
+    let d: Value = app
+        .post_check(&good_check("n1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = d["id"].as_str().unwrap().to_string();
+    assert_eq!(d["status"], "pending", "{d}");
+
+    let opened = eventually(Duration::from_secs(5), "review_opened", || {
+        let got = events(&received);
+        async move { got.into_iter().find(|(e, _)| e == "review_opened") }
+    })
+    .await
+    .1;
+    assert_eq!(opened["event"], "review_opened");
+    assert_eq!(opened["decision_id"], id.as_str());
+    assert_eq!(opened["application"], "payments");
+    assert_eq!(opened["environment"], "prod");
+    assert_eq!(opened["verdict"], "manual_review");
+    assert_eq!(opened["status"], "pending");
+    assert_eq!(opened["failing_rules"][0]["rule_id"], "needs-review");
+    assert_eq!(
+        opened["links"]["decision"],
+        format!("https://gate.example.com/v1/decisions/{id}")
+    );
+    assert!(opened["text"].as_str().unwrap().contains("needs a review"));
+
+    let resp = app
+        .http
+        .post(app.url(&format!("/v1/decisions/{id}/review")))
+        .bearer_auth("pc_bob")
+        .json(&json!({"resolution": "approve", "comment": "ok"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resolved = eventually(Duration::from_secs(5), "review_resolved", || {
+        let got = events(&received);
+        async move { got.into_iter().find(|(e, _)| e == "review_resolved") }
+    })
+    .await
+    .1;
+    assert_eq!(resolved["verdict"], "continue");
+    assert_eq!(resolved["resolution"]["outcome"], "approved");
+    assert_eq!(resolved["resolution"]["by"], "bob");
+    assert_eq!(*received.bad_signatures.lock().unwrap(), 0);
+    // The secret is never part of what is sent.
+    assert!(
+        !serde_json::to_string(&events(&received))
+            .unwrap()
+            .contains(SECRET)
+    );
+}
+
+#[tokio::test]
+async fn only_subscribed_events_are_sent() {
+    let (url, received) = receiver(None).await;
+    let app = app_notifying(&url, json!({"events": ["review_resolved"]}), None).await;
+    let d: Value = app
+        .post_check(&good_check("n2"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = d["id"].as_str().unwrap();
+    app.http
+        .post(app.url(&format!("/v1/decisions/{id}/review")))
+        .bearer_auth("pc_bob")
+        .json(&json!({"resolution": "reject"}))
+        .send()
+        .await
+        .unwrap();
+    let got = eventually(Duration::from_secs(5), "review_resolved", || {
+        let got = events(&received);
+        async move { (!got.is_empty()).then_some(got) }
+    })
+    .await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, "review_resolved");
+    assert_eq!(got[0].1["resolution"]["outcome"], "rejected");
+}
+
+#[tokio::test]
+async fn a_review_near_its_deadline_is_announced_once_then_its_expiry() {
+    let (url, received) = receiver(None).await;
+    let app = app_notifying(
+        &url,
+        json!({"expiring_within": "1h"}),
+        Some(Duration::from_secs(1)),
+    )
+    .await;
+    let d: Value = app
+        .post_check(&good_check("n3"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(d["status"], "pending", "{d}");
+    let got = eventually(Duration::from_secs(10), "the expiry notification", || {
+        let got = events(&received);
+        async move {
+            got.iter()
+                .any(|(e, b)| e == "review_resolved" && b["resolution"]["outcome"] == "expired")
+                .then_some(got)
+        }
+    })
+    .await;
+    let expiring: Vec<_> = got.iter().filter(|(e, _)| e == "review_expiring").collect();
+    assert_eq!(expiring.len(), 1, "{got:?}");
+    assert!(expiring[0].1["review_deadline"].is_string());
+}
+
+#[tokio::test]
+async fn a_failing_receiver_never_blocks_a_check_and_is_counted() {
+    let (url, _received) = receiver(Some(StatusCode::INTERNAL_SERVER_ERROR)).await;
+    let app = app_notifying(&url, json!({}), None).await;
+    let resp = app.post_check(&good_check("n4")).await;
+    assert_eq!(resp.status(), 201);
+    let d: Value = resp.json().await.unwrap();
+    assert_eq!(d["status"], "pending");
+    eventually(Duration::from_secs(10), "the failure metric", || async {
+        let m = app.get("/metrics").await.text().await.unwrap();
+        m.lines()
+            .any(|l| {
+                l.starts_with("portcullis_notifications_total")
+                    && l.contains("event=\"review_opened\"")
+                    && l.contains("outcome=\"failed\"")
+                    && l.ends_with(" 1")
+            })
+            .then_some(())
+    })
+    .await;
+}
