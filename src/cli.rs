@@ -76,6 +76,9 @@ enum Command {
     },
     /// Serve the simulators of SonarQube, Jira, ServiceNow and Aqua on 127.0.0.1.
     Sim(sim::SimArgs),
+    /// Start the service against the simulators and walk through three deploys (continue,
+    /// manual review, terminate on a critical CVE), printing the decisions and reasons.
+    Demo,
     /// Create API tokens.
     Token {
         #[command(subcommand)]
@@ -92,6 +95,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Config { command } => config_cmd::run(command),
         Command::Token { command } => token::run(command),
         Command::Sim(args) => sim::run(&args),
+        Command::Demo => sim::demo_command(),
     };
     match result {
         Ok(()) => ExitCode::Ok,

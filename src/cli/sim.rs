@@ -28,6 +28,15 @@ enum SimCommand {
     Demo,
 }
 
+/// `portcullis demo`: the same walk-through as `portcullis sim demo`.
+pub(super) fn demo_command() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(demo())
+}
+
 pub(super) fn run(args: &SimArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
