@@ -304,7 +304,9 @@ impl Gate {
                 );
                 self.updates.publish(&decision);
                 if decision.status == DecisionStatus::Pending {
-                    self.observers.iter().for_each(|o| o.review_opened(&decision));
+                    self.observers
+                        .iter()
+                        .for_each(|o| o.review_opened(&decision));
                 }
                 Ok(CheckOutcome {
                     decision,
