@@ -1,8 +1,9 @@
 //! Caller contracts: the exact request and response shapes external tools use (Argo Rollouts'
-//! `web` metric provider, Spinnaker's Webhook stage; ServiceNow next), each translated onto the one
+//! `web` metric provider, Spinnaker's Webhook stage, ServiceNow's change approval), each translated onto the one
 //! [`crate::gate::Gate`]. Like `api`, a contract never decides; it maps shapes and statuses.
 
 pub mod rollouts;
+pub mod servicenow;
 pub mod spinnaker;
 
 use axum::Router;
@@ -18,4 +19,8 @@ pub fn routes() -> Router<HttpState> {
         // Registered before `{id}` only for readability; axum prefers the literal segment.
         .route("/v1/spinnaker/gates/cancel", post(spinnaker::cancel))
         .route("/v1/spinnaker/gates/{id}", get(spinnaker::get_status))
+        .route(
+            "/v1/servicenow/change-check",
+            post(servicenow::change_check),
+        )
 }

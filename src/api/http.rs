@@ -45,6 +45,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/spinnaker/gates"),
     ("get", "/v1/spinnaker/gates/{id}"),
     ("post", "/v1/spinnaker/gates/cancel"),
+    ("post", "/v1/servicenow/change-check"),
 ];
 
 /// Longest a `GET /v1/decisions/{id}?wait=` may hold a request open.

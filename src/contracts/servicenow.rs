@@ -1,0 +1,292 @@
+//! ServiceNow asking the gate: `POST /v1/servicenow/change-check` takes a change request (number,
+//! CI / application, environment, the artifacts it deploys), runs the gate's checks as caller
+//! `servicenow`, and answers a recommendation an approval policy can act on:
+//! `continue` → `approve`, `terminate` → `reject`, `manual_review` → `needs_cab`.
+//!
+//! Idempotent on the change number plus a caller-given `attempt`: ServiceNow's outbound REST
+//! retries, and a business rule that fires twice, get the same decision; a new attempt (the
+//! change was edited and re-submitted) is a new check. Any answer with a decision is `200`, so
+//! the calling script reads one body shape; bad input is `400` and store trouble `503`, both as
+//! problem+json. The `integrations/servicenow/` README holds the ServiceNow side.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use serde::{Deserialize, Serialize};
+
+use crate::api::http::problem::Problem;
+use crate::api::http::{Authed, HttpState};
+use crate::domain::{
+    CallerKind, CheckRequestDraft, Decision, DecisionStatus, ImageDraft, SourceDraft,
+    ValidationError, Verdict,
+};
+
+/// The body ServiceNow sends (see `integrations/servicenow/outbound-rest-message.md`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ChangeCheck {
+    /// `CHG0031337`.
+    number: String,
+    sys_id: String,
+    /// The application (the CI's name); `cmdb_ci` is accepted as an alias.
+    #[serde(alias = "cmdb_ci")]
+    application: String,
+    environment: String,
+    /// Image references the change deploys; a list or one comma-separated string.
+    artifacts: StringList,
+    /// Who asked for the change (`requested_by.user_name`); the gate keeps them from approving
+    /// the deploy's review themselves.
+    requested_by: String,
+    /// Which submission of the change this is; the same number and attempt return the same
+    /// decision. Defaults to `1`.
+    attempt: Attempt,
+    /// Jira keys the change refers to.
+    jira_keys: StringList,
+    repository: String,
+    revision: String,
+    branch: String,
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(untagged)]
+enum StringList {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StringList {
+    fn items(&self) -> Vec<String> {
+        let raw: Vec<&str> = match self {
+            StringList::None => Vec::new(),
+            StringList::One(s) => s.split([',', '\n']).collect(),
+            StringList::Many(v) => v.iter().map(String::as_str).collect(),
+        };
+        raw.into_iter()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// ServiceNow scripts send numbers as strings or numbers alike.
+#[derive(Debug, Default, Deserialize)]
+#[serde(untagged)]
+enum Attempt {
+    #[default]
+    None,
+    Text(String),
+    Number(u64),
+}
+
+impl Attempt {
+    fn as_string(&self) -> String {
+        match self {
+            Attempt::None => "1".to_string(),
+            Attempt::Text(s) if s.trim().is_empty() => "1".to_string(),
+            Attempt::Text(s) => s.trim().to_string(),
+            Attempt::Number(n) => n.to_string(),
+        }
+    }
+}
+
+/// What the approval policy reads.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeCheckAnswer {
+    /// `approve`, `reject` or `needs_cab`.
+    pub recommendation: String,
+    /// The gate's verdict (`continue`, `manual_review`, `terminate`).
+    pub verdict: String,
+    /// `pending` while a review is open, else `final`.
+    pub status: String,
+    pub decision_id: String,
+    pub change_number: String,
+    pub attempt: String,
+    /// One line for the change's work notes.
+    pub summary: String,
+    /// Every rule that asked for more than `continue`, strictest first.
+    pub reasons: Vec<Reason>,
+    pub policy_version: String,
+    /// Where to read the decision (absolute when `server.public_url` is set or the request
+    /// carried a `Host`).
+    pub decision_url: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reason {
+    pub rule_id: String,
+    pub title: String,
+    pub effect: String,
+    pub reason: String,
+    pub remediation: String,
+}
+
+/// `POST /v1/servicenow/change-check`
+pub(crate) async fn change_check(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    Authed(principal): Authed,
+    body: Bytes,
+) -> Result<Json<ChangeCheckAnswer>, Problem> {
+    let body: ChangeCheck = serde_json::from_slice(&body).map_err(|e| {
+        Problem::invalid(&ValidationError::new(
+            "",
+            format!("the change-check body is not valid: {e}"),
+            "send {number, application, environment, artifacts} as in integrations/servicenow/README.md",
+        ))
+    })?;
+    let number = body.number.trim().to_string();
+    if !is_change_number(&number) {
+        return Err(Problem::invalid(&ValidationError::new(
+            "number",
+            format!("`{number}` is not a change number"),
+            "send the change request's `number`, e.g. `CHG0031337`",
+        )));
+    }
+    let attempt = body.attempt.as_string();
+    let request = draft(&body, &number, &attempt)
+        .parse(CallerKind::Servicenow)
+        .map_err(|e| Problem::invalid(&e))?;
+    let decision = s.gate.check(&principal, request).await?.decision;
+    Ok(Json(answer(
+        &decision,
+        &number,
+        &attempt,
+        &base_url(&s, &headers),
+    )))
+}
+
+/// The recommendation for a decision as it now stands.
+pub fn recommendation(d: &Decision) -> &'static str {
+    match (d.status, d.verdict) {
+        (DecisionStatus::Pending, _) | (_, Verdict::ManualReview) => "needs_cab",
+        (DecisionStatus::Final, Verdict::Continue) => "approve",
+        (DecisionStatus::Final, Verdict::Terminate) => "reject",
+    }
+}
+
+fn answer(d: &Decision, number: &str, attempt: &str, base: &str) -> ChangeCheckAnswer {
+    ChangeCheckAnswer {
+        recommendation: recommendation(d).to_string(),
+        verdict: d.verdict.as_str().to_string(),
+        status: d.status.as_str().to_string(),
+        decision_id: d.id.to_string(),
+        change_number: number.to_string(),
+        attempt: attempt.to_string(),
+        summary: d.summary.clone(),
+        reasons: d
+            .blocking_results()
+            .into_iter()
+            .map(|r| Reason {
+                rule_id: r.rule_id.clone(),
+                title: r.title.clone(),
+                effect: r.effect.as_str().to_string(),
+                reason: r.reason.clone(),
+                remediation: r.remediation.clone(),
+            })
+            .collect(),
+        policy_version: d.policy_version.clone(),
+        decision_url: format!("{base}/v1/decisions/{}", d.id),
+    }
+}
+
+/// `CHG` followed by digits, as ServiceNow numbers change requests (prefixes are configurable,
+/// so any letters followed by digits are accepted).
+fn is_change_number(s: &str) -> bool {
+    let letters = s.chars().take_while(char::is_ascii_alphabetic).count();
+    let rest = &s[letters..];
+    letters > 0 && !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit())
+}
+
+fn draft(b: &ChangeCheck, number: &str, attempt: &str) -> CheckRequestDraft {
+    let mut ids = BTreeMap::from([
+        ("change_number".to_string(), number.to_string()),
+        ("attempt".to_string(), attempt.to_string()),
+    ]);
+    if !b.sys_id.trim().is_empty() {
+        ids.insert("sys_id".to_string(), b.sys_id.trim().to_string());
+    }
+    CheckRequestDraft {
+        application: b.application.clone(),
+        environment: b.environment.clone(),
+        images: b
+            .artifacts
+            .items()
+            .into_iter()
+            .map(|reference| ImageDraft {
+                reference,
+                ..Default::default()
+            })
+            .collect(),
+        sources: if b.repository.trim().is_empty() {
+            Vec::new()
+        } else {
+            vec![SourceDraft {
+                repository: b.repository.clone(),
+                commit: b.revision.clone(),
+                branch: b.branch.clone(),
+            }]
+        },
+        caller_kind: String::new(),
+        caller_ids: ids,
+        triggered_by: b.requested_by.clone(),
+        jira_keys: b.jira_keys.items(),
+        // The change itself is the deploy's change reference; rules about its own approval
+        // do not apply to caller `servicenow` (it is what is being decided).
+        servicenow_changes: vec![number.to_string()],
+        labels: b.labels.clone(),
+        idempotency_key: format!("servicenow:{number}:{attempt}"),
+    }
+}
+
+fn base_url(s: &HttpState, headers: &HeaderMap) -> String {
+    if let Some(base) = &s.public_url {
+        return base.trim_end_matches('/').to_string();
+    }
+    match headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
+        Some(host) => {
+            let scheme = headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .filter(|p| *p == "https" || *p == "http")
+                .unwrap_or("http");
+            format!("{scheme}://{host}")
+        }
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_numbers_are_letters_then_digits() {
+        assert!(is_change_number("CHG0031337"));
+        assert!(is_change_number("RFC12"));
+        assert!(!is_change_number(""));
+        assert!(!is_change_number("CHG"));
+        assert!(!is_change_number("0031337"));
+        assert!(!is_change_number("CHG-1"));
+    }
+
+    #[test]
+    fn attempts_default_to_one_and_accept_numbers() {
+        let b: ChangeCheck = serde_json::from_str(r#"{"number":"CHG1"}"#).unwrap_or_default();
+        assert_eq!(b.attempt.as_string(), "1");
+        let b: ChangeCheck =
+            serde_json::from_str(r#"{"number":"CHG1","attempt":3}"#).unwrap_or_default();
+        assert_eq!(b.attempt.as_string(), "3");
+        let b: ChangeCheck =
+            serde_json::from_str(r#"{"number":"CHG1","artifacts":"a, b\nc"}"#).unwrap_or_default();
+        assert_eq!(b.artifacts.items(), vec!["a", "b", "c"]);
+    }
+}
