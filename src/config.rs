@@ -98,6 +98,11 @@ pub struct ReviewSettings {
     /// Environments not listed need one approver with the `approver` role.
     #[serde(default)]
     pub approvals: std::collections::BTreeMap<String, ApprovalRule>,
+    /// Where reviews are decided, per environment:
+    /// `{prod: {servicenow: {adapter: servicenow, assignment_group: CAB}}}`. Unlisted
+    /// environments are reviewed through the API only.
+    #[serde(default)]
+    pub routes: std::collections::BTreeMap<String, crate::review_routing::ReviewRoute>,
 }
 
 /// How many distinct approvers a review needs, and from which groups.

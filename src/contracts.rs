@@ -23,4 +23,5 @@ pub fn routes() -> Router<HttpState> {
             "/v1/servicenow/change-check",
             post(servicenow::change_check),
         )
+        .route("/v1/servicenow/callback", post(servicenow::callback))
 }

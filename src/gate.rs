@@ -10,6 +10,7 @@
 mod evidence;
 mod ingest;
 mod review;
+mod routing;
 mod watch;
 
 use std::sync::Arc;
@@ -282,6 +283,7 @@ impl Gate {
             decided_at: (status == DecisionStatus::Final).then_some(now),
             resolution: None,
             approvals: Vec::new(),
+            review_ticket: None,
             review_deadline: (status == DecisionStatus::Pending).then(|| {
                 let t = self.options.review_timeout_for(request_env.as_str());
                 now + chrono::Duration::from_std(t).unwrap_or(chrono::Duration::hours(4))

@@ -8,6 +8,7 @@
 //! - `adapters`: evidence sources behind one trait, and the shared HTTP client.
 //! - `store`: durable decisions (SQLite embedded; PostgreSQL later).
 //! - `gate`: the core service every transport calls.
+//! - `review_routing`: reviews decided by a ServiceNow change's approval (opened, polled, called back).
 //! - `notify`: signed outbound webhooks when reviews open, end or near their deadline.
 //! - `api`: gRPC and HTTP/JSON transports; `pb`: generated protobuf types.
 //! - `auth`, `config`, `metrics`, `telemetry`, `serve`: wiring and cross-cutting concerns.
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod notify;
 pub mod pb;
 pub mod policy;
+pub mod review_routing;
 pub mod secret;
 pub mod serve;
 pub mod sim;

@@ -35,6 +35,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("invalid adapter configuration: {0}")]
     Adapters(#[from] adapters::AdapterBuildError),
+    #[error("invalid review route: {0}")]
+    Routing(#[from] crate::review_routing::RoutingError),
     #[error("invalid notification configuration: {0}")]
     Notifications(#[from] crate::notify::NotifyError),
     #[error("cannot listen on `{addr}`: {message}")]
@@ -50,6 +52,7 @@ pub enum ServeError {
 pub struct App {
     settings: Settings,
     gate: Arc<Gate>,
+    servicenow: Option<Arc<crate::review_routing::ServiceNowRouting>>,
     auth: Arc<Authenticator>,
     policies: PolicyHandle,
     http: TcpListener,
@@ -130,12 +133,23 @@ impl App {
         } else {
             gate.with_observer(Arc::new(notifier))
         };
+        let servicenow = crate::review_routing::ServiceNowRouting::build(
+            &settings.review.routes,
+            &settings.adapters,
+            settings.server.public_url.clone(),
+        )?
+        .map(Arc::new);
+        let gate = match &servicenow {
+            Some(routing) => gate.with_observer(routing.observer()),
+            None => gate,
+        };
         let gate = Arc::new(gate);
         let http = bind(settings.server.http_addr).await?;
         let grpc = bind(settings.server.grpc_addr).await?;
         Ok(App {
             settings,
             gate,
+            servicenow,
             auth,
             policies,
             http,
@@ -165,6 +179,7 @@ impl App {
         let App {
             settings,
             gate,
+            servicenow,
             auth,
             policies,
             http,
@@ -191,6 +206,15 @@ impl App {
             stop.clone(),
         ));
 
+        // Reviews routed to ServiceNow: one replica at a time opens and polls their changes.
+        if let Some(routing) = &servicenow {
+            tokio::spawn(Arc::clone(routing).run(
+                Arc::clone(&gate),
+                format!("portcullis-{}", uuid::Uuid::new_v4()),
+                stop.clone(),
+            ));
+        }
+
         let http_router = api::http::router(
             api::http::HttpState {
                 gate: Arc::clone(&gate),
@@ -199,6 +223,8 @@ impl App {
             },
             settings.server.max_body_bytes,
         )
+        // The ServiceNow callback reaches the routing through an extension, absent when unset.
+        .layer(axum::Extension(servicenow))
         // Outermost, so every request (rejected ones too) gets a span.
         .layer(TraceLayer::new_for_http());
         let http_stop = stop.clone();

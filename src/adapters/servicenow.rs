@@ -50,6 +50,10 @@ use super::template::{Encoding, Template};
 use super::{Adapter, AdapterBuildError, AdapterError, Facts};
 use crate::domain::CheckRequest;
 
+mod changes;
+
+pub use changes::{ChangeDraft, ChangeStatus};
+
 const FIELDS: &str = "sys_id,number,type,state,approval,start_date,end_date,cmdb_ci,risk,impact,on_hold,active,short_description";
 
 /// Which REST API reads the changes.
@@ -357,9 +361,18 @@ impl Inner {
 
     /// A GET with the credentials; an OAuth token refused with 401 is renewed once.
     async fn get(&self, url: Url, deadline: Instant) -> Result<HttpResponse, AdapterError> {
+        self.send(HttpRequest::get(url), deadline).await
+    }
+
+    /// `req` with the credentials; an OAuth token refused with 401 is renewed once.
+    async fn send(
+        &self,
+        req: HttpRequest,
+        deadline: Instant,
+    ) -> Result<HttpResponse, AdapterError> {
+        let mut req = req;
         let mut renewed = false;
         loop {
-            let mut req = HttpRequest::get(url.clone());
             let mut headers = HeaderMap::new();
             headers.insert(
                 header::AUTHORIZATION,

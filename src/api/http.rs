@@ -46,6 +46,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/spinnaker/gates/{id}"),
     ("post", "/v1/spinnaker/gates/cancel"),
     ("post", "/v1/servicenow/change-check"),
+    ("post", "/v1/servicenow/callback"),
 ];
 
 /// Longest a `GET /v1/decisions/{id}?wait=` may hold a request open.

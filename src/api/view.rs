@@ -27,6 +27,17 @@ pub struct DecisionView {
     pub review_deadline: Option<DateTime<Utc>>,
     /// Approvals so far (a review may need several distinct approvers).
     pub approvals: Vec<ApprovalView>,
+    /// The ServiceNow change (or ticket) a routed review waits on.
+    pub review_ticket: Option<ReviewTicketView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReviewTicketView {
+    pub system: String,
+    pub number: String,
+    pub id: String,
+    pub opened_by_gate: bool,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize)]
@@ -215,6 +226,13 @@ impl From<&Decision> for DecisionView {
                     channel: a.channel.clone(),
                 })
                 .collect(),
+            review_ticket: d.review_ticket.as_ref().map(|t| ReviewTicketView {
+                system: t.system.clone(),
+                number: t.number.clone(),
+                id: t.id.clone(),
+                opened_by_gate: t.opened_by_gate,
+                at: t.at,
+            }),
         }
     }
 }

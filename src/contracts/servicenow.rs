@@ -8,13 +8,21 @@
 //! change was edited and re-submitted) is a new check. Any answer with a decision is `200`, so
 //! the calling script reads one body shape; bad input is `400` and store trouble `503`, both as
 //! problem+json. The `integrations/servicenow/` README holds the ServiceNow side.
+//!
+//! `POST /v1/servicenow/callback` is ServiceNow telling the gate a change routed a review was
+//! approved or rejected (a business rule on `change_request.approval`). The body is only a
+//! hint: the change is read back from ServiceNow before the review is resolved, so a pipeline
+//! token cannot approve a deploy by posting a callback, and callback and polling agree.
 
 use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Bytes;
+use std::sync::Arc;
+
+use axum::Extension;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use crate::api::http::problem::Problem;
@@ -162,6 +170,107 @@ pub(crate) async fn change_check(
         &attempt,
         &base_url(&s, &headers),
     )))
+}
+
+/// The callback body the business rule in `integrations/servicenow/` sends.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Callback {
+    number: String,
+    sys_id: String,
+    /// `approved` / `rejected` (raw); informational — ServiceNow is read back.
+    approval: String,
+    approver: String,
+}
+
+/// What the callback answers.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackAnswer {
+    /// False when no pending review waits on the change (already resolved, or never routed).
+    pub resolved: bool,
+    pub change_number: String,
+    pub decision_id: Option<String>,
+    pub verdict: Option<String>,
+    pub outcome: Option<String>,
+    pub by: Option<String>,
+    pub message: String,
+}
+
+/// `POST /v1/servicenow/callback`
+pub(crate) async fn callback(
+    State(s): State<HttpState>,
+    Extension(routing): Extension<Option<Arc<crate::review_routing::ServiceNowRouting>>>,
+    Authed(principal): Authed,
+    body: Bytes,
+) -> Result<Json<CallbackAnswer>, Problem> {
+    use crate::review_routing::CallbackError;
+    let body: Callback = serde_json::from_slice(&body).map_err(|e| {
+        Problem::invalid(&ValidationError::new(
+            "",
+            format!("the callback body is not valid: {e}"),
+            "send {number, sys_id, approval} as integrations/servicenow/business-rule-callback.js does",
+        ))
+    })?;
+    let number = body.number.trim().to_string();
+    if !is_change_number(&number) {
+        return Err(Problem::invalid(&ValidationError::new(
+            "number",
+            format!("`{number}` is not a change number"),
+            "send the change request's `number`, e.g. `CHG0031337`",
+        )));
+    }
+    let Some(routing) = routing else {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "servicenow.not_routed",
+            "no environment routes reviews to ServiceNow",
+        )
+        .with_help("configure `review.routes.<environment>.servicenow`"));
+    };
+    tracing::debug!(
+        number = number.as_str(),
+        sys_id = body.sys_id.as_str(),
+        approval = body.approval.as_str(),
+        approver = body.approver.as_str(),
+        "servicenow callback"
+    );
+    match routing.callback(&s.gate, &principal, &number).await {
+        Ok(Some(d)) => {
+            let r = d.resolution.as_ref();
+            Ok(Json(CallbackAnswer {
+                resolved: true,
+                change_number: number,
+                decision_id: Some(d.id.to_string()),
+                verdict: Some(d.verdict.as_str().to_string()),
+                outcome: r.map(|r| r.outcome.as_str().to_string()),
+                by: r.map(|r| r.by.clone()),
+                message: d.summary.clone(),
+            }))
+        }
+        Ok(None) => Ok(Json(CallbackAnswer {
+            resolved: false,
+            message: format!("no pending review waits on `{number}`; nothing to do"),
+            change_number: number,
+            decision_id: None,
+            verdict: None,
+            outcome: None,
+            by: None,
+        })),
+        Err(CallbackError::Gate(e)) => Err(e.into()),
+        Err(e @ CallbackError::NotDecided { .. }) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            e.reason_code(),
+            e.to_string(),
+        )
+        .with_help("call back once the change's approval is `approved` or `rejected`; polling will pick it up as well")),
+        Err(e @ CallbackError::ServiceNow(_)) => Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.reason_code(),
+            e.to_string(),
+        )
+        .with_help("polling resolves the review once ServiceNow answers again")),
+    }
 }
 
 /// The recommendation for a decision as it now stands.

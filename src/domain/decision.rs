@@ -177,6 +177,27 @@ pub struct Decision {
     /// Approvals so far, when a review needs several distinct approvers.
     #[serde(default)]
     pub approvals: Vec<Approval>,
+    /// The change request (or ticket) the review was routed to, once opened or attached.
+    /// Left out of the stored body when absent, so decisions stored before it existed still
+    /// compare equal in a compare-and-set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_ticket: Option<ReviewTicket>,
+}
+
+/// Where a routed review is decided: a ServiceNow change request (or a Jira issue).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewTicket {
+    /// `servicenow` (the channel its resolution is recorded under).
+    pub system: String,
+    /// The adapter instance it lives in (`servicenow`).
+    pub adapter: String,
+    /// `CHG0040001`.
+    pub number: String,
+    /// The record's id in that system (a ServiceNow `sys_id`).
+    pub id: String,
+    /// True when the gate opened it; false when it attached to a change named in the check.
+    pub opened_by_gate: bool,
+    pub at: DateTime<Utc>,
 }
 
 /// One approver's approval of a pending review.

@@ -425,7 +425,7 @@ impl Gate {
         }
     }
 
-    async fn finish(
+    pub(super) async fn finish(
         &self,
         current: Decision,
         outcome: ResolutionOutcome,

@@ -15,7 +15,8 @@
 //! `CHG0030006` approved but Canceled; `CHG0030007` standard, Implement, CI `orders-api`.
 //! A normal change created with `POST /api/sn_chg_rest/change/normal` starts in New / not
 //! requested and moves one step per read of it by sys_id: Assess, Authorize (requested),
-//! Scheduled (approved).
+//! Scheduled (approved). `POST /_sim/changes/{number}` decides a change as its CAB would (see
+//! `decide`), recording who in `sysapproval_approver.sys_updated_by`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -153,6 +154,7 @@ fn seed() -> Data {
             ("approver", sys_id(0xd001)),
             ("sysapproval", sys_id(0xa001)),
             ("comments", String::new()),
+            ("sys_updated_by", "carol.cab".into()),
             ("sys_updated_on", raw(now - Duration::hours(2))),
         ]),
         Record::from([
@@ -161,6 +163,7 @@ fn seed() -> Data {
             ("approver", sys_id(0xd002)),
             ("sysapproval", sys_id(0xa002)),
             ("comments", String::new()),
+            ("sys_updated_by", "system".into()),
             ("sys_updated_on", raw(now - Duration::hours(2))),
         ]),
     ];
@@ -221,6 +224,7 @@ pub fn router(control: Arc<Control>) -> Router {
     wrap(api, control, render_error).merge(
         Router::new()
             .route("/_sim/reset", post(reset))
+            .route("/_sim/changes/{number}", post(decide))
             .with_state(sim),
     )
 }
@@ -702,6 +706,10 @@ async fn change_create(
     for (k, v) in &body {
         let writable = [
             "short_description",
+            "description",
+            "assignment_group",
+            "correlation_id",
+            "correlation_display",
             "start_date",
             "end_date",
             "cmdb_ci",
@@ -765,6 +773,60 @@ async fn oauth_token(
         "scope": "useraccount", "token_type": "Bearer", "expires_in": 1799,
     }))
     .into_response()
+}
+
+/// Control: `POST /_sim/changes/{number}` with `{"approval": "approved" | "rejected",
+/// "approver": "carol.cab", "comments": "…"}` decides a change as its CAB would (approved →
+/// Scheduled `-2`, rejected → back to New `-5`) and records the approver in
+/// `sysapproval_approver` (`sys_updated_by`); `{"progress": false}` only stops a created change
+/// from moving on as it is read.
+async fn decide(
+    State(sim): State<Arc<Sim>>,
+    Path(number): Path<String>,
+    Json(body): Json<serde_json::Value>,
+) -> StatusCode {
+    let mut data = sim.data();
+    let Some(id) = data
+        .changes
+        .iter()
+        .find(|r| r.get("number") == Some(&number))
+        .and_then(|r| r.get("sys_id").cloned())
+    else {
+        return StatusCode::NOT_FOUND;
+    };
+    data.progressing.retain(|p| *p != id);
+    let approval = body["approval"].as_str().unwrap_or_default().to_string();
+    let state = match approval.as_str() {
+        "approved" => "-2",
+        "rejected" => "-5",
+        "" => return StatusCode::NO_CONTENT,
+        _ => return StatusCode::BAD_REQUEST,
+    };
+    if let Some(change) = data
+        .changes
+        .iter_mut()
+        .find(|r| r.get("sys_id") == Some(&id))
+    {
+        change.insert("approval", approval.clone());
+        change.insert("state", state.into());
+        change.insert("sys_updated_on", raw(Utc::now()));
+    }
+    if let Some(approver) = body["approver"].as_str() {
+        let n = u32::try_from(data.approvals.len()).unwrap_or(0);
+        data.approvals.push(Record::from([
+            ("sys_id", sys_id(0xb100 + n)),
+            ("state", approval),
+            ("approver", sys_id(0xd100 + n)),
+            ("sysapproval", id),
+            (
+                "comments",
+                body["comments"].as_str().unwrap_or_default().to_string(),
+            ),
+            ("sys_updated_by", approver.to_string()),
+            ("sys_updated_on", raw(Utc::now())),
+        ]));
+    }
+    StatusCode::NO_CONTENT
 }
 
 async fn reset(State(sim): State<Arc<Sim>>) -> StatusCode {

@@ -300,6 +300,7 @@ impl DecisionBuilder {
             resolution: None,
             review_deadline: None,
             approvals: Vec::new(),
+            review_ticket: None,
         }
     }
 }

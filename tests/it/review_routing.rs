@@ -1,0 +1,292 @@
+//! Reviews routed to ServiceNow, over the simulator: the gate opens a normal change (or attaches
+//! to the one the check names), and the review ends when the change is approved or rejected —
+//! by polling, by the callback within a second, and with both racing; separation of duties
+//! holds for the ServiceNow approver.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis::auth::Role;
+use portcullis::review_routing::ReviewRoute;
+use portcullis::sim::{self, Sims};
+use serde_json::{Value, json};
+
+use crate::http::good_check;
+use crate::support::TestApp;
+use crate::support::poll::eventually;
+
+const REVIEW: &str = "rules:\n  - id: needs-review\n    title: Needs a human\n    category: test\n    severity: high\n    remediation: Ask the CAB.\n    condition: { path: $.request.application, op: absent }\n";
+
+async fn app(sims: &Sims, poll: &str, attach: bool) -> TestApp {
+    let builder = TestApp::builder()
+        .policies(&[("p.yaml", REVIEW)])
+        .token("ci", "pc_pipeline", vec![Role::Pipeline])
+        .token("snow", "pc_snow", vec![Role::Pipeline])
+        .token("auditor", "pc_auditor", vec![Role::Auditor])
+        .adapter(json!({
+            "kind": "servicenow", "name": "servicenow", "base_url": sims.servicenow.base_url,
+            "auth": {"type": "basic", "username": sim::servicenow::USER,
+                     "password": {"value": sim::servicenow::PASSWORD}},
+        }));
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut settings = builder.settings(dir.path());
+    settings.server.public_url = Some("https://gate.example.com".into());
+    let route: ReviewRoute = serde_json::from_value(json!({"servicenow": {
+        "adapter": "servicenow", "assignment_group": "CAB Approval", "attach": attach,
+        "poll_interval": poll, "max_poll_interval": poll,
+    }}))
+    .unwrap();
+    settings.review.routes.insert("prod".into(), route);
+    crate::support::app::start(settings, dir, Some("pc_pipeline".into())).await
+}
+
+async fn decision(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("/v1/decisions/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn pending(app: &TestApp, body: &Value) -> String {
+    let d: Value = app.post_check(body).await.json().await.unwrap();
+    assert_eq!(d["status"], "pending", "{d}");
+    d["id"].as_str().unwrap().to_string()
+}
+
+/// Waits until the review has its change; returns the change number.
+async fn ticket(app: &TestApp, id: &str) -> String {
+    eventually(Duration::from_secs(10), "the review's change", || async {
+        decision(app, id).await["review_ticket"]["number"]
+            .as_str()
+            .map(str::to_string)
+    })
+    .await
+}
+
+async fn decide(sims: &Sims, number: &str, body: Value) {
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "{}/_sim/changes/{number}",
+            sims.servicenow.base_url
+        ))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+}
+
+async fn callback(app: &TestApp, token: &str, number: &str) -> (u16, Value) {
+    let resp = app
+        .http
+        .post(app.url("/v1/servicenow/callback"))
+        .bearer_auth(token)
+        .json(&json!({"number": number, "approval": "approved"}))
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+async fn final_decision(app: &TestApp, id: &str) -> Value {
+    eventually(Duration::from_secs(10), "the review to end", || async {
+        let d = decision(app, id).await;
+        (d["status"] == "final").then_some(d)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_gate_opens_a_change_and_polling_follows_it_to_approval() {
+    let sims = sim::start(0).await.unwrap();
+    let app = app(&sims, "30ms", true).await;
+    let mut body = good_check("route-1");
+    body["change_refs"]["servicenow_changes"] = json!([]);
+    let id = pending(&app, &body).await;
+    let number = ticket(&app, &id).await;
+
+    // What the CAB sees: the failing rule, the decision link, the group, the correlation.
+    let change: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/api/now/table/change_request?sysparm_query=number={number}&sysparm_fields=short_description,description,assignment_group,correlation_id,type",
+            sims.servicenow.base_url
+        ))
+        .basic_auth(sim::servicenow::USER, Some(sim::servicenow::PASSWORD))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let c = &change["result"][0];
+    assert_eq!(c["type"], "normal", "{change}");
+    assert_eq!(c["assignment_group"], "CAB Approval", "{change}");
+    assert_eq!(c["correlation_id"], id.as_str());
+    let description = c["description"].as_str().unwrap();
+    assert!(description.contains("needs-review"), "{description}");
+    assert!(description.contains("Ask the CAB."), "{description}");
+    assert!(
+        description.contains(&format!("https://gate.example.com/v1/decisions/{id}")),
+        "{description}"
+    );
+
+    // The simulated change moves New → Assess → Authorize → Scheduled/approved as it is polled.
+    let d = final_decision(&app, &id).await;
+    assert_eq!(d["verdict"], "continue", "{d}");
+    assert_eq!(d["resolution"]["outcome"], "approved");
+    assert_eq!(d["resolution"]["channel"], "servicenow");
+    // No approver in the history: recorded as `servicenow`.
+    assert_eq!(d["resolution"]["by"], "servicenow");
+    assert_eq!(d["review_ticket"]["opened_by_gate"], true);
+    assert!(
+        d["resolution"]["comment"]
+            .as_str()
+            .unwrap()
+            .contains(&number)
+    );
+}
+
+#[tokio::test]
+async fn a_callback_resolves_within_a_second_and_a_second_one_is_a_no_op() {
+    let sims = sim::start(0).await.unwrap();
+    // Polling is an hour away: only the callback can resolve it.
+    let app = app(&sims, "1h", true).await;
+    let mut body = good_check("route-2");
+    body["change_refs"]["servicenow_changes"] = json!([]);
+    let id = pending(&app, &body).await;
+    let number = ticket(&app, &id).await;
+
+    // Not decided yet: the callback is refused and nothing changes.
+    decide(&sims, &number, json!({})).await;
+    let (status, p) = callback(&app, "pc_snow", &number).await;
+    assert_eq!(status, 409, "{p}");
+    assert_eq!(p["reason_code"], "servicenow.not_decided");
+
+    decide(
+        &sims,
+        &number,
+        json!({"approval": "approved", "approver": "carol.cab", "comments": "CAB ok"}),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let (status, a) = callback(&app, "pc_snow", &number).await;
+    assert_eq!(status, 200, "{a}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(a["resolved"], true);
+    assert_eq!(a["verdict"], "continue");
+    assert_eq!(a["by"], "carol.cab");
+    let d = decision(&app, &id).await;
+    assert_eq!(d["status"], "final");
+    assert_eq!(d["resolution"]["channel"], "servicenow");
+    assert!(
+        d["resolution"]["comment"]
+            .as_str()
+            .unwrap()
+            .contains("CAB ok")
+    );
+
+    let (status, again) = callback(&app, "pc_snow", &number).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["resolved"], false);
+    assert_eq!(decision(&app, &id).await["resolution"], d["resolution"]);
+
+    // Reading is not enough to resolve: an auditor's callback is refused.
+    let mut body = good_check("route-2b");
+    body["change_refs"]["servicenow_changes"] = json!([]);
+    let id2 = pending(&app, &body).await;
+    let number2 = ticket(&app, &id2).await;
+    decide(
+        &sims,
+        &number2,
+        json!({"approval": "approved", "approver": "carol.cab"}),
+    )
+    .await;
+    let (status, _) = callback(&app, "pc_auditor", &number2).await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn polling_and_callbacks_racing_resolve_once() {
+    let sims = sim::start(0).await.unwrap();
+    let app = Arc::new(app(&sims, "20ms", true).await);
+    let mut body = good_check("route-3");
+    body["change_refs"]["servicenow_changes"] = json!([]);
+    let id = pending(&app, &body).await;
+    let number = ticket(&app, &id).await;
+    decide(
+        &sims,
+        &number,
+        json!({"approval": "approved", "approver": "carol.cab"}),
+    )
+    .await;
+    let calls: Vec<_> = (0..5)
+        .map(|_| {
+            let app = Arc::clone(&app);
+            let number = number.clone();
+            tokio::spawn(async move { callback(&app, "pc_snow", &number).await })
+        })
+        .collect();
+    let mut resolved = 0;
+    for c in calls {
+        let (status, a) = c.await.unwrap();
+        assert_eq!(status, 200, "{a}");
+        if a["resolved"] == true {
+            resolved += 1;
+            assert_eq!(a["by"], "carol.cab", "{a}");
+        }
+    }
+    assert!(resolved <= 5);
+    let d = final_decision(&app, &id).await;
+    assert_eq!(d["verdict"], "continue");
+    assert_eq!(d["resolution"]["by"], "carol.cab");
+    assert_eq!(d["resolution"]["channel"], "servicenow");
+}
+
+#[tokio::test]
+async fn a_rejected_change_named_in_the_check_rejects_the_review() {
+    let sims = sim::start(0).await.unwrap();
+    let app = app(&sims, "30ms", true).await;
+    let mut body = good_check("route-4");
+    // CHG0030002 is awaiting approval (Authorize, requested) in the simulator.
+    body["change_refs"]["servicenow_changes"] = json!(["CHG0030002"]);
+    let id = pending(&app, &body).await;
+    let number = ticket(&app, &id).await;
+    assert_eq!(number, "CHG0030002");
+    assert_eq!(
+        decision(&app, &id).await["review_ticket"]["opened_by_gate"],
+        false
+    );
+    decide(
+        &sims,
+        &number,
+        json!({"approval": "rejected", "approver": "dave.cab", "comments": "no rollback plan"}),
+    )
+    .await;
+    let d = final_decision(&app, &id).await;
+    assert_eq!(d["verdict"], "terminate", "{d}");
+    assert_eq!(d["resolution"]["outcome"], "rejected");
+    assert_eq!(d["resolution"]["by"], "dave.cab");
+}
+
+#[tokio::test]
+async fn the_servicenow_approver_cannot_approve_their_own_deploy() {
+    let sims = sim::start(0).await.unwrap();
+    let app = app(&sims, "1h", true).await;
+    let mut body = good_check("route-5");
+    body["change_refs"]["servicenow_changes"] = json!([]);
+    body["triggered_by"] = json!("carol.cab");
+    let id = pending(&app, &body).await;
+    let number = ticket(&app, &id).await;
+    decide(
+        &sims,
+        &number,
+        json!({"approval": "approved", "approver": "carol.cab"}),
+    )
+    .await;
+    let (status, p) = callback(&app, "pc_snow", &number).await;
+    assert_eq!(status, 403, "{p}");
+    assert_eq!(p["reason_code"], "review.separation_of_duties");
+    assert_eq!(decision(&app, &id).await["status"], "pending");
+}
