@@ -12,8 +12,8 @@ mod ids;
 mod request;
 
 pub use decision::{
-    Approval, Decision, DecisionStatus, Resolution, ResolutionOutcome, ReviewTicket, RuleOutcome,
-    RuleResult, Severity, Verdict,
+    Approval, Decision, DecisionStatus, RefusedAttempt, Resolution, ResolutionOutcome,
+    ReviewTicket, RuleOutcome, RuleResult, Severity, Verdict,
 };
 pub use draft::{CheckRequestDraft, ImageDraft, SourceDraft};
 pub use evidence::{Evidence, FailureReason, SourceReport, SourceStatus};

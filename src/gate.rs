@@ -284,6 +284,7 @@ impl Gate {
             resolution: None,
             approvals: Vec::new(),
             review_ticket: None,
+            refused_attempts: Vec::new(),
             review_deadline: (status == DecisionStatus::Pending).then(|| {
                 let t = self.options.review_timeout_for(request_env.as_str());
                 now + chrono::Duration::from_std(t).unwrap_or(chrono::Duration::hours(4))

@@ -111,7 +111,7 @@ pub enum RoutingError {
     },
 }
 
-/// Why a callback could not resolve a review.
+/// Why a routed review could not be opened, followed or resolved.
 #[derive(Debug, thiserror::Error)]
 pub enum CallbackError {
     #[error(transparent)]
@@ -419,7 +419,7 @@ impl ServiceNowRouting {
         d: &Decision,
         route: &ServiceNowRoute,
         adapter: &ServiceNowAdapter,
-    ) -> Result<ReviewTicket, GateError> {
+    ) -> Result<ReviewTicket, CallbackError> {
         let deadline = Instant::now() + CALL_DEADLINE;
         let named = d.request.change_refs.servicenow_changes.first();
         let (status, opened) = match named.filter(|_| route.attach) {
@@ -429,11 +429,7 @@ impl ServiceNowRouting {
                 true,
             ),
         };
-        let status = status.map_err(|e: AdapterError| {
-            GateError::Unavailable(crate::store::StoreError::Unavailable(format!(
-                "ServiceNow: {e}"
-            )))
-        })?;
+        let status = status.map_err(|e: AdapterError| CallbackError::ServiceNow(e.to_string()))?;
         if !status.ignored.is_empty() {
             warn!(number = status.number.as_str(), ignored = ?status.ignored, "ServiceNow dropped fields of the opened change");
         }

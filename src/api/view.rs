@@ -29,6 +29,17 @@ pub struct DecisionView {
     pub approvals: Vec<ApprovalView>,
     /// The ServiceNow change (or ticket) a routed review waits on.
     pub review_ticket: Option<ReviewTicketView>,
+    /// Review attempts the gate refused, with who, when, why and the channel.
+    pub refused_attempts: Vec<RefusedAttemptView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RefusedAttemptView {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub channel: String,
+    pub reason_code: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -233,6 +244,17 @@ impl From<&Decision> for DecisionView {
                 opened_by_gate: t.opened_by_gate,
                 at: t.at,
             }),
+            refused_attempts: d
+                .refused_attempts
+                .iter()
+                .map(|r| RefusedAttemptView {
+                    by: r.by.clone(),
+                    at: r.at,
+                    channel: r.channel.clone(),
+                    reason_code: r.reason_code.clone(),
+                    reason: r.reason.clone(),
+                })
+                .collect(),
         }
     }
 }

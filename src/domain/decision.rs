@@ -182,6 +182,22 @@ pub struct Decision {
     /// compare equal in a compare-and-set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_ticket: Option<ReviewTicket>,
+    /// Review attempts the gate refused (separation of duties, approver groups, a repeated
+    /// approval), with who, when, why and through which channel. Left out when empty, like
+    /// `review_ticket`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_attempts: Vec<RefusedAttempt>,
+}
+
+/// One refused attempt to resolve a review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedAttempt {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub channel: String,
+    /// `review.separation_of_duties`, `review.not_in_approver_group`, `review.already_approved`.
+    pub reason_code: String,
+    pub reason: String,
 }
 
 /// Where a routed review is decided: a ServiceNow change request (or a Jira issue).

@@ -15,7 +15,8 @@ use tracing::{info, warn};
 use super::{Gate, GateError, require};
 use crate::auth::{Principal, Role};
 use crate::domain::{
-    Approval, Decision, DecisionId, DecisionStatus, IdempotencyKey, Resolution, ResolutionOutcome,
+    Approval, Decision, DecisionId, DecisionStatus, IdempotencyKey, RefusedAttempt, Resolution,
+    ResolutionOutcome,
 };
 use crate::domain::{FailureReason, RuleResult, SourceStatus, Verdict};
 use crate::policy::EvalInput;
@@ -127,12 +128,101 @@ const EXPIRY_JOB: &str = "review-expiry";
 /// How often one resolution re-reads and retries after losing a race to another writer.
 const CAS_ATTEMPTS: usize = 5;
 
+/// Refused attempts kept on one decision; later ones are only logged.
+const MAX_REFUSALS: usize = 50;
+
 /// Longest review comment kept; the rest is cut.
 const MAX_COMMENT: usize = 2000;
 
 impl Gate {
-    /// Approves or rejects a decision awaiting manual review.
+    /// Approves or rejects a decision awaiting manual review. A refusal (separation of duties,
+    /// approver groups, a repeated approval) is recorded on the decision and logged.
     pub async fn resolve_review(
+        self: &Arc<Self>,
+        principal: &Principal,
+        id: &DecisionId,
+        answer: ReviewAnswer,
+        comment: &str,
+        channel: &str,
+    ) -> Result<Decision, GateError> {
+        let result = self
+            .resolve_review_once(principal, id, answer, comment, channel)
+            .await;
+        if let Err(e) = &result {
+            self.record_refusal(id, &principal.name, channel, e).await;
+        }
+        result
+    }
+
+    /// Records a refused review attempt on the decision (best effort: a failure to record is
+    /// logged, never turned into another error) and in the log. Other errors are ignored.
+    pub(super) async fn record_refusal(
+        &self,
+        id: &DecisionId,
+        by: &str,
+        channel: &str,
+        error: &GateError,
+    ) {
+        if !matches!(
+            error,
+            GateError::SeparationOfDuties { .. }
+                | GateError::NotInApproverGroup { .. }
+                | GateError::AlreadyApproved { .. }
+        ) {
+            return;
+        }
+        let attempt = RefusedAttempt {
+            by: by.to_string(),
+            at: Utc::now(),
+            channel: channel.to_string(),
+            reason_code: error.reason_code().to_string(),
+            reason: error.to_string(),
+        };
+        warn!(
+            check.id = id.as_str(),
+            by,
+            channel,
+            reason_code = attempt.reason_code.as_str(),
+            "review attempt refused: {}",
+            attempt.reason
+        );
+        for _ in 0..CAS_ATTEMPTS {
+            let current = match self.store.get_decision(id).await {
+                Ok(Some(d)) => d,
+                Ok(None) => return,
+                Err(e) => {
+                    warn!(
+                        check.id = id.as_str(),
+                        "cannot record a refused review attempt: {e}"
+                    );
+                    return;
+                }
+            };
+            if current.status != DecisionStatus::Pending
+                || current.refused_attempts.len() >= MAX_REFUSALS
+            {
+                return;
+            }
+            let mut next = current.clone();
+            next.refused_attempts.push(attempt.clone());
+            match self.store.replace_decision(&current, &next).await {
+                Ok(true) => {
+                    self.updates.publish(&next);
+                    return;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    warn!(
+                        check.id = id.as_str(),
+                        "cannot record a refused review attempt: {e}"
+                    );
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn resolve_review_once(
         self: &Arc<Self>,
         principal: &Principal,
         id: &DecisionId,

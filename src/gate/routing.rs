@@ -9,8 +9,7 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::{Gate, GateError, ReviewAnswer, require};
 use crate::auth::{Principal, Role};
@@ -127,16 +126,11 @@ impl Gate {
             if answer == ReviewAnswer::Approve
                 && current.request.triggered_by.as_deref() == Some(by)
             {
-                warn!(
-                    check.id = current.id.as_str(),
-                    by,
-                    channel,
-                    at = %Utc::now().to_rfc3339(),
-                    "approval refused: whoever triggered the deploy cannot approve it (separation of duties)"
-                );
-                return Err(GateError::SeparationOfDuties {
+                let refused = GateError::SeparationOfDuties {
                     principal: by.to_string(),
-                });
+                };
+                self.record_refusal(id, by, channel, &refused).await;
+                return Err(refused);
             }
             match self.finish(current, outcome, by, comment, channel).await {
                 Err(GateError::Conflict { .. }) => continue,

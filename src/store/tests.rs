@@ -301,6 +301,7 @@ impl DecisionBuilder {
             review_deadline: None,
             approvals: Vec::new(),
             review_ticket: None,
+            refused_attempts: Vec::new(),
         }
     }
 }

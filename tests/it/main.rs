@@ -31,6 +31,7 @@ mod persistence;
 mod policy_reload;
 mod replicas;
 mod review;
+mod review_refusals;
 mod review_routing;
 mod servicenow_change_check;
 mod sim;

@@ -288,5 +288,8 @@ async fn the_servicenow_approver_cannot_approve_their_own_deploy() {
     let (status, p) = callback(&app, "pc_snow", &number).await;
     assert_eq!(status, 403, "{p}");
     assert_eq!(p["reason_code"], "review.separation_of_duties");
-    assert_eq!(decision(&app, &id).await["status"], "pending");
+    let d = decision(&app, &id).await;
+    assert_eq!(d["status"], "pending");
+    assert_eq!(d["refused_attempts"][0]["by"], "carol.cab", "{d}");
+    assert_eq!(d["refused_attempts"][0]["channel"], "servicenow");
 }
