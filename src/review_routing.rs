@@ -1,166 +1,101 @@
-//! Reviews routed to ServiceNow: when a decision in a routed environment goes pending, a normal
-//! change request is opened for it (or the change the check names is attached), and the review
-//! follows that change's **approval** — `approved` → approve, `rejected` → reject — by polling
-//! with backoff in a background task that one replica at a time runs under the
-//! `review-servicenow` lease, and on an authenticated callback from ServiceNow.
-//!
-//! Polling and the callback run the same code (`follow`): read the change from ServiceNow (the
-//! callback body is a hint, never the authority), name the approver from the approval history,
-//! and resolve through `Gate::resolve_by_channel` with channel `servicenow`; whichever comes
-//! second finds the decision final and does nothing.
+//! Reviews decided outside the gate: per environment, a pending review can be routed to a
+//! ServiceNow change (`servicenow.rs`: the CAB's approval decides) or a Jira issue (`jira.rs`:
+//! reaching a configured status decides). Each follower opens or attaches the ticket, records it
+//! on the decision (`review_ticket`), and polls it with backoff in a background task that one
+//! replica at a time runs under its own store lease; resolutions go through
+//! `Gate::resolve_by_channel` with the system's name as channel, so a second report of the same
+//! outcome is a no-op.
 //!
 //! ```yaml
 //! review:
 //!   routes:
 //!     prod:
-//!       servicenow:
-//!         adapter: servicenow          # a `kind: servicenow` adapter: its base_url and auth
-//!         assignment_group: CAB Approval
-//!         cmdb_ci: 0c1b…               # optional CI sys_id for the opened change
-//!         attach: true                 # use a change named in the check instead of opening one
-//!         planned_window: 4h           # the opened change's planned window, from now
-//!         poll_interval: 10s           # first poll; doubles up to max_poll_interval
-//!         max_poll_interval: 5m
+//!       servicenow: {adapter: servicenow, assignment_group: CAB Approval}
+//!     staging:
+//!       jira: {adapter: jira, project: REL, approved_statuses: [Approved], rejected_statuses: [Rejected]}
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+pub mod jira;
+pub mod servicenow;
+
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
 use serde::Deserialize;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::warn;
 
-use crate::adapters::servicenow::{ChangeDraft, ChangeStatus};
-use crate::adapters::{AdapterBuildError, AdapterConfig, AdapterError, ServiceNowAdapter};
-use crate::auth::{Principal, Role};
-use crate::domain::{Decision, DecisionId, ReviewTicket};
-use crate::gate::{Gate, GateError, ReviewAnswer, ReviewObserver};
+use crate::adapters::AdapterBuildError;
+use crate::domain::{Decision, DecisionId};
+use crate::gate::{Gate, GateError, ReviewObserver};
 
-/// The channel (and ticket system) of ServiceNow resolutions.
-pub const CHANNEL: &str = "servicenow";
+pub use jira::{JiraRoute, JiraRouting};
+pub use servicenow::{ServiceNowRoute, ServiceNowRouting};
 
-/// The lease under which one replica at a time opens changes and polls them.
-const JOB: &str = "review-servicenow";
-
-/// Bound on one round of ServiceNow calls for one review.
-const CALL_DEADLINE: Duration = Duration::from_secs(15);
-
-/// Where reviews of one environment go (`review.routes.<env>`).
+/// Where reviews of one environment go (`review.routes.<env>`): one of `servicenow`, `jira`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewRoute {
     pub servicenow: Option<ServiceNowRoute>,
-}
-
-/// A review decided by a ServiceNow change's approval.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceNowRoute {
-    /// The `kind: servicenow` adapter whose instance and credentials are used.
-    #[serde(default = "default_adapter")]
-    pub adapter: String,
-    pub assignment_group: Option<String>,
-    /// The configuration item's sys_id for opened changes.
-    pub cmdb_ci: Option<String>,
-    /// Attach to the first ServiceNow change the check names rather than opening one.
-    #[serde(default = "yes")]
-    pub attach: bool,
-    #[serde(default = "default_window", with = "humantime_serde")]
-    pub planned_window: Duration,
-    #[serde(default = "default_poll", with = "humantime_serde")]
-    pub poll_interval: Duration,
-    #[serde(default = "default_max_poll", with = "humantime_serde")]
-    pub max_poll_interval: Duration,
-}
-
-fn default_adapter() -> String {
-    "servicenow".into()
-}
-fn yes() -> bool {
-    true
-}
-fn default_window() -> Duration {
-    Duration::from_secs(4 * 3600)
-}
-fn default_poll() -> Duration {
-    Duration::from_secs(10)
-}
-fn default_max_poll() -> Duration {
-    Duration::from_secs(300)
+    pub jira: Option<JiraRoute>,
 }
 
 /// Why routes cannot be set up (at start-up).
 #[derive(Debug, thiserror::Error)]
 pub enum RoutingError {
     #[error(
-        "review.routes.{environment}.servicenow.adapter: no `kind: servicenow` adapter is named `{adapter}`"
+        "review.routes.{environment}.{kind}.adapter: no `kind: {kind}` adapter is named `{adapter}`"
     )]
     NoAdapter {
         environment: String,
+        kind: &'static str,
         adapter: String,
     },
-    #[error("review.routes.{environment}.servicenow: {source}")]
+    #[error("review.routes.{environment}.{kind}: {source}")]
     Adapter {
         environment: String,
+        kind: &'static str,
         #[source]
         source: AdapterBuildError,
+    },
+    #[error("review.routes.{environment}: route to one system, `servicenow` or `jira`, not both")]
+    TwoSystems { environment: String },
+    #[error("review.routes.{environment}.jira: {message}")]
+    Jira {
+        environment: String,
+        message: String,
     },
 }
 
 /// Why a routed review could not be opened, followed or resolved.
 #[derive(Debug, thiserror::Error)]
-pub enum CallbackError {
+pub enum FollowError {
     #[error(transparent)]
     Gate(#[from] GateError),
-    #[error("ServiceNow cannot be read right now: {0}")]
-    ServiceNow(String),
+    #[error("{system} cannot be reached right now: {message}")]
+    System {
+        system: &'static str,
+        message: String,
+    },
     #[error("change `{number}` is not approved or rejected in ServiceNow (approval `{approval}`)")]
     NotDecided { number: String, approval: String },
 }
 
-impl CallbackError {
+impl FollowError {
     pub fn reason_code(&self) -> &'static str {
         match self {
-            CallbackError::Gate(e) => e.reason_code(),
-            CallbackError::ServiceNow(_) => "servicenow.unavailable",
-            CallbackError::NotDecided { .. } => "servicenow.not_decided",
+            FollowError::Gate(e) => e.reason_code(),
+            FollowError::System { .. } => "review_route.unavailable",
+            FollowError::NotDecided { .. } => "servicenow.not_decided",
         }
     }
 }
 
-/// What one look at a routed review found.
-#[derive(Debug)]
-pub enum Followed {
-    /// Still awaiting the change's approval.
-    Waiting(ChangeStatus),
-    /// Resolved now, or found already final.
-    Resolved(Box<Decision>),
-}
-
-/// Opens and follows ServiceNow changes for routed reviews.
-pub struct ServiceNowRouting {
-    routes: BTreeMap<String, (ServiceNowRoute, Arc<ServiceNowAdapter>)>,
-    public_url: Option<String>,
-    wake: Arc<Notify>,
-    /// Per review: when to poll next and the current interval. Per replica; a new lease
-    /// holder starts the backoff afresh.
-    polls: Mutex<HashMap<DecisionId, (Instant, Duration)>>,
-    follower: Principal,
-}
-
-impl std::fmt::Debug for ServiceNowRouting {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceNowRouting")
-            .field("environments", &self.routes.keys().collect::<Vec<_>>())
-            .finish_non_exhaustive()
-    }
-}
-
-/// Wakes the follower as soon as a review opens on this replica.
+/// Wakes a follower as soon as a review opens on this replica.
 struct Wake(Arc<Notify>);
 
 impl ReviewObserver for Wake {
@@ -170,355 +105,128 @@ impl ReviewObserver for Wake {
     fn review_resolved(&self, _decision: &Decision) {}
 }
 
-impl ServiceNowRouting {
-    /// `None` when no environment routes reviews to ServiceNow.
-    pub fn build(
-        routes: &BTreeMap<String, ReviewRoute>,
-        adapters: &[AdapterConfig],
-        public_url: Option<String>,
-    ) -> Result<Option<Self>, RoutingError> {
-        let mut built = BTreeMap::new();
-        for (environment, route) in routes {
-            let Some(sn) = &route.servicenow else {
-                continue;
-            };
-            let config = adapters
-                .iter()
-                .find_map(|a| match a {
-                    AdapterConfig::Servicenow(c) if c.name == sn.adapter => Some(c),
-                    _ => None,
-                })
-                .ok_or_else(|| RoutingError::NoAdapter {
-                    environment: environment.clone(),
-                    adapter: sn.adapter.clone(),
-                })?;
-            let adapter =
-                ServiceNowAdapter::build(config).map_err(|source| RoutingError::Adapter {
-                    environment: environment.clone(),
-                    source,
-                })?;
-            built.insert(environment.clone(), (sn.clone(), Arc::new(adapter)));
+/// Runs `round` every `tick` (and when woken) while this replica holds lease `job`, until
+/// `stop`.
+async fn run_claimed<F, Fut>(
+    gate: Arc<Gate>,
+    job: &'static str,
+    holder: String,
+    tick: Duration,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+    mut round: F,
+) where
+    F: FnMut(Arc<Gate>) -> Fut,
+    Fut: Future<Output = Result<(), GateError>>,
+{
+    let tick = tick.clamp(Duration::from_millis(20), Duration::from_secs(1));
+    // Long enough to outlive a slow round, short enough that another replica takes over soon.
+    let ttl = Duration::from_secs(15);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = wake.notified() => {}
+            () = tokio::time::sleep(tick) => {}
         }
-        if built.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(Self {
-            routes: built,
-            public_url: public_url.map(|u| u.trim_end_matches('/').to_string()),
-            wake: Arc::new(Notify::new()),
-            polls: Mutex::new(HashMap::new()),
-            follower: Principal::new("servicenow-follower", vec![Role::Approver]),
-        }))
-    }
-
-    /// The gate hook that wakes the follower when a review opens.
-    pub fn observer(&self) -> Arc<dyn ReviewObserver> {
-        Arc::new(Wake(Arc::clone(&self.wake)))
-    }
-
-    /// Opens changes for new routed reviews and polls open ones until `stop`, while this
-    /// replica holds the `review-servicenow` lease.
-    pub async fn run(self: Arc<Self>, gate: Arc<Gate>, holder: String, stop: CancellationToken) {
-        let tick = self
-            .routes
-            .values()
-            .map(|(r, _)| r.poll_interval)
-            .min()
-            .unwrap_or(Duration::from_secs(1))
-            .clamp(Duration::from_millis(20), Duration::from_secs(1));
-        let ttl = Duration::from_secs(15);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(tick) => {}
-            }
-            match gate.claim_job(JOB, &holder, ttl).await {
-                Ok(Some(_)) => {
-                    if let Err(e) = self.round(&gate).await {
-                        warn!(
-                            reason_code = e.reason_code(),
-                            "servicenow review round failed: {e}"
-                        );
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => warn!(
-                    reason_code = e.reason_code(),
-                    "cannot claim the servicenow review lease: {e}"
-                ),
-            }
-        }
-    }
-
-    /// One pass over the pending reviews: open what has no change yet, poll what is due.
-    pub async fn round(&self, gate: &Arc<Gate>) -> Result<(), GateError> {
-        let pending = gate.pending_reviews().await?;
-        let now = Instant::now();
-        if let Ok(mut polls) = self.polls.lock() {
-            polls.retain(|id, _| pending.iter().any(|d| &d.id == id));
-        }
-        for d in pending {
-            let Some((route, adapter)) = self.routes.get(d.request.environment.as_str()) else {
-                continue;
-            };
-            let ticket = match &d.review_ticket {
-                Some(t) if t.system == CHANNEL => t.clone(),
-                Some(_) => continue,
-                None => match self.open(gate, &d, route, adapter).await {
-                    Ok(t) => t,
-                    Err(e) => {
-                        warn!(
-                            check.id = d.id.as_str(),
-                            reason_code = e.reason_code(),
-                            "cannot open a ServiceNow change for the review: {e}"
-                        );
-                        continue;
-                    }
-                },
-            };
-            let due = self
-                .polls
-                .lock()
-                .map(|p| p.get(&d.id).is_none_or(|(at, _)| *at <= now))
-                .unwrap_or(true);
-            if !due {
-                continue;
-            }
-            let result = self
-                .follow(gate, &self.follower, &d.id, &ticket, adapter)
-                .await;
-            match result {
-                Ok(Followed::Waiting(_)) | Err(CallbackError::ServiceNow(_)) => {
-                    if let Err(CallbackError::ServiceNow(e)) = &result {
-                        warn!(
-                            check.id = d.id.as_str(),
-                            number = ticket.number.as_str(),
-                            "cannot read the review's change: {e}"
-                        );
-                    }
-                    self.back_off(&d.id, route);
-                }
-                Ok(Followed::Resolved(_)) => {
-                    if let Ok(mut p) = self.polls.lock() {
-                        p.remove(&d.id);
-                    }
-                }
-                Err(e) => {
-                    // A refusal (separation of duties) stays refused: a person must decide.
+        match gate.claim_job(job, &holder, ttl).await {
+            Ok(Some(_)) => {
+                if let Err(e) = round(Arc::clone(&gate)).await {
                     warn!(
-                        check.id = d.id.as_str(),
-                        number = ticket.number.as_str(),
+                        job,
                         reason_code = e.reason_code(),
-                        "the change's approval did not resolve the review: {e}"
+                        "review route round failed: {e}"
                     );
-                    if let Ok(mut p) = self.polls.lock() {
-                        p.insert(
-                            d.id.clone(),
-                            (now + route.max_poll_interval, route.max_poll_interval),
-                        );
-                    }
                 }
             }
-        }
-        Ok(())
-    }
-
-    /// An inbound callback: ServiceNow says change `number` was decided. The change is read
-    /// back from ServiceNow before anything is resolved. `Ok(None)`: no pending review waits on
-    /// it (already resolved, or never routed) — a no-op.
-    pub async fn callback(
-        &self,
-        gate: &Arc<Gate>,
-        principal: &Principal,
-        number: &str,
-    ) -> Result<Option<Decision>, CallbackError> {
-        let Some(d) = gate
-            .find_by_review_ticket(principal, CHANNEL, number)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let Some(ticket) = d.review_ticket.clone() else {
-            return Ok(None);
-        };
-        let adapter = self
-            .routes
-            .get(d.request.environment.as_str())
-            .map(|(_, a)| Arc::clone(a))
-            .or_else(|| {
-                self.routes
-                    .values()
-                    .find(|(r, _)| r.adapter == ticket.adapter)
-                    .map(|(_, a)| Arc::clone(a))
-            });
-        let Some(adapter) = adapter else {
-            return Ok(None);
-        };
-        match self
-            .follow(gate, principal, &d.id, &ticket, &adapter)
-            .await?
-        {
-            Followed::Resolved(d) => Ok(Some(*d)),
-            Followed::Waiting(status) => Err(CallbackError::NotDecided {
-                number: status.number,
-                approval: status.approval,
-            }),
-        }
-    }
-
-    /// Reads the change and resolves the review if its approval is final.
-    async fn follow(
-        &self,
-        gate: &Arc<Gate>,
-        principal: &Principal,
-        id: &DecisionId,
-        ticket: &ReviewTicket,
-        adapter: &ServiceNowAdapter,
-    ) -> Result<Followed, CallbackError> {
-        let deadline = Instant::now() + CALL_DEADLINE;
-        let status = adapter
-            .change_status(&ticket.id, deadline)
-            .await
-            .map_err(|e| CallbackError::ServiceNow(e.to_string()))?;
-        let answer = match status.approval.as_str() {
-            "approved" => ReviewAnswer::Approve,
-            "rejected" => ReviewAnswer::Reject,
-            _ => return Ok(Followed::Waiting(status)),
-        };
-        // Who decided, from the approval history; unknown is recorded as `servicenow`.
-        let (by, note) = match adapter
-            .approver(&ticket.id, &status.approval, deadline)
-            .await
-        {
-            Ok(Some((by, comment))) => (by, comment),
-            Ok(None) => (CHANNEL.to_string(), String::new()),
-            Err(e) => {
-                warn!(
-                    number = status.number.as_str(),
-                    "cannot read who decided the change: {e}"
-                );
-                (CHANNEL.to_string(), String::new())
-            }
-        };
-        let mut comment = format!("ServiceNow change {} {}", status.number, status.approval);
-        if !note.trim().is_empty() {
-            comment.push_str(": ");
-            comment.push_str(note.trim());
-        }
-        let d = gate
-            .resolve_by_channel(principal, id, answer, &by, &comment, CHANNEL)
-            .await?;
-        Ok(Followed::Resolved(Box::new(d)))
-    }
-
-    /// Opens a change for `d` (or attaches to the one the check names) and records it.
-    async fn open(
-        &self,
-        gate: &Arc<Gate>,
-        d: &Decision,
-        route: &ServiceNowRoute,
-        adapter: &ServiceNowAdapter,
-    ) -> Result<ReviewTicket, CallbackError> {
-        let deadline = Instant::now() + CALL_DEADLINE;
-        let named = d.request.change_refs.servicenow_changes.first();
-        let (status, opened) = match named.filter(|_| route.attach) {
-            Some(number) => (adapter.find_change(number.as_str(), deadline).await, false),
-            None => (
-                adapter.open_change(&self.draft(d, route), deadline).await,
-                true,
+            Ok(None) => {}
+            Err(e) => warn!(
+                job,
+                reason_code = e.reason_code(),
+                "cannot claim the lease: {e}"
             ),
-        };
-        let status = status.map_err(|e: AdapterError| CallbackError::ServiceNow(e.to_string()))?;
-        if !status.ignored.is_empty() {
-            warn!(number = status.number.as_str(), ignored = ?status.ignored, "ServiceNow dropped fields of the opened change");
         }
-        let ticket = ReviewTicket {
-            system: CHANNEL.to_string(),
-            adapter: route.adapter.clone(),
-            number: status.number.clone(),
-            id: status.sys_id.clone(),
-            opened_by_gate: opened,
-            at: Utc::now(),
-        };
-        info!(
-            check.id = d.id.as_str(),
-            number = ticket.number.as_str(),
-            opened,
-            "review follows a ServiceNow change"
-        );
-        if let Ok(mut p) = self.polls.lock() {
-            p.insert(
-                d.id.clone(),
-                (Instant::now() + route.poll_interval, route.poll_interval),
-            );
-        }
-        let stored = gate.attach_review_ticket(&d.id, ticket.clone()).await?;
-        Ok(stored.review_ticket.unwrap_or(ticket))
+    }
+}
+
+/// When to look at each routed review next. Per replica: a new lease holder starts afresh.
+#[derive(Default)]
+struct Backoff {
+    next: Mutex<HashMap<DecisionId, (Instant, Duration)>>,
+}
+
+impl Backoff {
+    fn due(&self, id: &DecisionId) -> bool {
+        let now = Instant::now();
+        self.next
+            .lock()
+            .map(|p| p.get(id).is_none_or(|(at, _)| *at <= now))
+            .unwrap_or(true)
     }
 
-    fn draft(&self, d: &Decision, route: &ServiceNowRoute) -> ChangeDraft {
-        let base = self.public_url.as_deref().unwrap_or("");
-        let mut description = format!(
-            "Portcullis asks for a review of deploying {} to {}.\n{}\n\nFailing rules:\n",
-            d.request.application, d.request.environment, d.summary
-        );
-        for r in d.blocking_results() {
-            description.push_str(&format!(
-                "- {} ({}): {}\n  Remediation: {}\n",
-                r.rule_id,
-                r.effect.as_str(),
-                r.reason,
-                r.remediation
-            ));
-        }
-        description.push_str("\nEvidence:\n");
-        for s in &d.evidence.sources {
-            description.push_str(&format!(
-                "- {} ({}): {}{}\n",
-                s.name,
-                s.kind,
-                s.message,
-                s.url
-                    .as_deref()
-                    .map(|u| format!(" <{u}>"))
-                    .unwrap_or_default()
-            ));
-        }
-        for image in &d.request.images {
-            description.push_str(&format!("- image {image}\n"));
-        }
-        description.push_str(&format!(
-            "\nDecision: {base}/v1/decisions/{}\nApproving or rejecting this change resolves the review.",
-            d.id
-        ));
-        let now = Utc::now();
-        ChangeDraft {
-            short_description: format!(
-                "Deploy {} to {} (Portcullis review)",
-                d.request.application, d.request.environment
-            )
-            .chars()
-            .take(160)
-            .collect(),
-            description,
-            assignment_group: route.assignment_group.clone(),
-            cmdb_ci: route.cmdb_ci.clone(),
-            start_date: now,
-            end_date: now
-                + chrono::Duration::from_std(route.planned_window)
-                    .unwrap_or(chrono::Duration::hours(4)),
-            correlation_id: d.id.to_string(),
+    /// The first look, `first` from now.
+    fn start(&self, id: &DecisionId, first: Duration) {
+        if let Ok(mut p) = self.next.lock() {
+            p.insert(id.clone(), (Instant::now() + first, first));
         }
     }
 
-    fn back_off(&self, id: &DecisionId, route: &ServiceNowRoute) {
-        if let Ok(mut polls) = self.polls.lock() {
-            let interval = polls
+    /// Nothing yet: double the interval, up to `max`.
+    fn again(&self, id: &DecisionId, first: Duration, max: Duration) {
+        if let Ok(mut p) = self.next.lock() {
+            let interval = p
                 .get(id)
-                .map_or(route.poll_interval, |(_, i)| i.saturating_mul(2))
-                .min(route.max_poll_interval);
-            polls.insert(id.clone(), (Instant::now() + interval, interval));
+                .map_or(first, |(_, i)| i.saturating_mul(2))
+                .min(max);
+            p.insert(id.clone(), (Instant::now() + interval, interval));
         }
     }
+
+    fn done(&self, id: &DecisionId) {
+        if let Ok(mut p) = self.next.lock() {
+            p.remove(id);
+        }
+    }
+
+    /// Forgets reviews that are no longer pending.
+    fn keep_only(&self, pending: &[Decision]) {
+        if let Ok(mut p) = self.next.lock() {
+            p.retain(|id, _| pending.iter().any(|d| &d.id == id));
+        }
+    }
+}
+
+/// The ticket text: what needs a review, the failing rules with their remediation, the evidence
+/// sources, the images and the decision link.
+fn describe(d: &Decision, base: &str) -> String {
+    let mut text = format!(
+        "Portcullis asks for a review of deploying {} to {}.\n{}\n\nFailing rules:\n",
+        d.request.application, d.request.environment, d.summary
+    );
+    for r in d.blocking_results() {
+        text.push_str(&format!(
+            "- {} ({}): {}\n  Remediation: {}\n",
+            r.rule_id,
+            r.effect.as_str(),
+            r.reason,
+            r.remediation
+        ));
+    }
+    text.push_str("\nEvidence:\n");
+    for s in &d.evidence.sources {
+        text.push_str(&format!(
+            "- {} ({}): {}{}\n",
+            s.name,
+            s.kind,
+            s.message,
+            s.url
+                .as_deref()
+                .map(|u| format!(" <{u}>"))
+                .unwrap_or_default()
+        ));
+    }
+    for image in &d.request.images {
+        text.push_str(&format!("- image {image}\n"));
+    }
+    text.push_str(&format!("\nDecision: {base}/v1/decisions/{}\n", d.id));
+    text
 }

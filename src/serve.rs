@@ -53,6 +53,7 @@ pub struct App {
     settings: Settings,
     gate: Arc<Gate>,
     servicenow: Option<Arc<crate::review_routing::ServiceNowRouting>>,
+    jira: Option<Arc<crate::review_routing::JiraRouting>>,
     auth: Arc<Authenticator>,
     policies: PolicyHandle,
     http: TcpListener,
@@ -139,7 +140,17 @@ impl App {
             settings.server.public_url.clone(),
         )?
         .map(Arc::new);
+        let jira = crate::review_routing::JiraRouting::build(
+            &settings.review.routes,
+            &settings.adapters,
+            settings.server.public_url.clone(),
+        )?
+        .map(Arc::new);
         let gate = match &servicenow {
+            Some(routing) => gate.with_observer(routing.observer()),
+            None => gate,
+        };
+        let gate = match &jira {
             Some(routing) => gate.with_observer(routing.observer()),
             None => gate,
         };
@@ -150,6 +161,7 @@ impl App {
             settings,
             gate,
             servicenow,
+            jira,
             auth,
             policies,
             http,
@@ -180,6 +192,7 @@ impl App {
             settings,
             gate,
             servicenow,
+            jira,
             auth,
             policies,
             http,
@@ -209,6 +222,13 @@ impl App {
         // Reviews routed to ServiceNow: one replica at a time opens and polls their changes.
         if let Some(routing) = &servicenow {
             tokio::spawn(Arc::clone(routing).run(
+                Arc::clone(&gate),
+                format!("portcullis-{}", uuid::Uuid::new_v4()),
+                stop.clone(),
+            ));
+        }
+        if let Some(routing) = jira {
+            tokio::spawn(routing.run(
                 Arc::clone(&gate),
                 format!("portcullis-{}", uuid::Uuid::new_v4()),
                 stop.clone(),

@@ -180,6 +180,20 @@ impl JiraAdapter {
         self.inner.search(jql, deadline).await
     }
 
+    /// One issue as it stands now (`key`, `id`, `status.{name,id,category_key}`,
+    /// `resolution`), by key or id; a moved issue answers under its new key.
+    pub async fn issue_status(
+        &self,
+        key_or_id: &str,
+        deadline: Instant,
+    ) -> Result<Value, AdapterError> {
+        let inner = &self.inner;
+        let (_, fact) = inner
+            .issue(key_or_id, instance::call_deadline(deadline, inner.timeout))
+            .await?;
+        Ok(fact)
+    }
+
     /// Creates an issue (for manual reviews): ADF description on Cloud, plain text on DC.
     pub async fn create_issue(
         &self,

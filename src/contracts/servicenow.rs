@@ -204,7 +204,7 @@ pub(crate) async fn callback(
     Authed(principal): Authed,
     body: Bytes,
 ) -> Result<Json<CallbackAnswer>, Problem> {
-    use crate::review_routing::CallbackError;
+    use crate::review_routing::FollowError;
     let body: Callback = serde_json::from_slice(&body).map_err(|e| {
         Problem::invalid(&ValidationError::new(
             "",
@@ -257,14 +257,14 @@ pub(crate) async fn callback(
             outcome: None,
             by: None,
         })),
-        Err(CallbackError::Gate(e)) => Err(e.into()),
-        Err(e @ CallbackError::NotDecided { .. }) => Err(Problem::new(
+        Err(FollowError::Gate(e)) => Err(e.into()),
+        Err(e @ FollowError::NotDecided { .. }) => Err(Problem::new(
             StatusCode::CONFLICT,
             e.reason_code(),
             e.to_string(),
         )
         .with_help("call back once the change's approval is `approved` or `rejected`; polling will pick it up as well")),
-        Err(e @ CallbackError::ServiceNow(_)) => Err(Problem::new(
+        Err(e @ FollowError::System { .. }) => Err(Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             e.reason_code(),
             e.to_string(),

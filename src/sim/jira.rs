@@ -9,7 +9,8 @@
 //! `OPS-44` "Approved" in the In Progress category, `OPS-45` Done with no resolution, `OLD-7`
 //! moved (answers as `OPS-46`, Done), `REL-1` … `REL-7` (To Do, for paging).
 //!
-//! Scenarios: `cloud` (default), `data_center` (legacy search works).
+//! Scenarios: `cloud` (default), `data_center` (legacy search works). `POST
+//! /_sim/issues/{key}/status` moves an issue to another status (see `set_status`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -161,6 +162,7 @@ pub fn router(control: Arc<Control>) -> Router {
         Router::new()
             .route("/_sim/reset", post(reset))
             .route("/_sim/scenario/{name}", post(scenario))
+            .route("/_sim/issues/{key}/status", post(set_status))
             .with_state(sim),
     )
 }
@@ -613,6 +615,32 @@ async fn myself(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Response {
         "accountId": "5b10ac8d82e05b22cc7d4ef5", "emailAddress": EMAIL, "displayName": "CI bot", "active": true,
     }))
     .into_response()
+}
+
+/// Control: `POST /_sim/issues/{key}/status` with `{"status": "Approved"}` moves an issue as a
+/// person would. Known statuses: To Do, In Progress, Approved (In Progress category), Rejected
+/// and Done (done category).
+async fn set_status(
+    State(sim): State<Arc<Sim>>,
+    Path(key): Path<String>,
+    Json(body): Json<serde_json::Value>,
+) -> StatusCode {
+    let status = match body["status"].as_str().unwrap_or_default() {
+        "To Do" => ("To Do", "10000", TODO),
+        "In Progress" => ("In Progress", "3", IN_PROGRESS),
+        "Approved" => ("Approved", "10100", IN_PROGRESS),
+        "Rejected" => ("Rejected", "10102", DONE),
+        "Done" => ("Done", "10001", DONE),
+        _ => return StatusCode::BAD_REQUEST,
+    };
+    let mut data = sim.data();
+    match data.issues.iter_mut().find(|i| i.key == key) {
+        Some(issue) => {
+            issue.status = status;
+            StatusCode::NO_CONTENT
+        }
+        None => StatusCode::NOT_FOUND,
+    }
 }
 
 async fn reset(State(sim): State<Arc<Sim>>) -> StatusCode {

@@ -33,6 +33,7 @@ mod replicas;
 mod review;
 mod review_refusals;
 mod review_routing;
+mod review_routing_jira;
 mod servicenow_change_check;
 mod sim;
 mod store_outage;

@@ -1,0 +1,137 @@
+//! Reviews routed to Jira, over the simulator: the gate creates an issue (ADF on Cloud) with the
+//! failing rules, and the review ends when the issue reaches a configured status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis::auth::Role;
+use portcullis::review_routing::ReviewRoute;
+use portcullis::sim::{self, Sims};
+use serde_json::{Value, json};
+
+use crate::http::good_check;
+use crate::support::TestApp;
+use crate::support::poll::eventually;
+
+const REVIEW: &str = "rules:\n  - id: needs-review\n    title: Needs a human\n    category: test\n    severity: high\n    remediation: Ask release management.\n    condition: { path: $.request.application, op: absent }\n";
+
+async fn app(sims: &Sims) -> TestApp {
+    let builder = TestApp::builder()
+        .policies(&[("p.yaml", REVIEW)])
+        .token("ci", "pc_pipeline", vec![Role::Pipeline])
+        .adapter(json!({
+            "kind": "jira", "name": "jira", "base_url": sims.jira.base_url,
+            "auth": {"type": "basic", "username": sim::jira::EMAIL,
+                     "password": {"value": sim::jira::API_TOKEN}},
+        }));
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let settings = {
+        let mut s = builder.settings(dir.path());
+        let route: ReviewRoute = serde_json::from_value(json!({"jira": {
+            "adapter": "jira", "project": "REL", "labels": ["portcullis"],
+            "approved_statuses": ["Approved"], "rejected_statuses": ["Rejected"],
+            "poll_interval": "30ms", "max_poll_interval": "60ms",
+        }}))
+        .unwrap();
+        s.review.routes.insert("prod".into(), route);
+        s
+    };
+    crate::support::app::start(settings, dir, Some("pc_pipeline".into())).await
+}
+
+async fn decision(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("/v1/decisions/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn issue_for(app: &TestApp, key: &str) -> (String, String) {
+    let d: Value = app.post_check(&good_check(key)).await.json().await.unwrap();
+    assert_eq!(d["status"], "pending", "{d}");
+    let id = d["id"].as_str().unwrap().to_string();
+    let issue = eventually(Duration::from_secs(10), "the review issue", || async {
+        let d = decision(app, &id).await;
+        (d["review_ticket"]["system"] == "jira")
+            .then(|| d["review_ticket"]["number"].as_str().unwrap().to_string())
+    })
+    .await;
+    (id, issue)
+}
+
+async fn move_issue(sims: &Sims, key: &str, status: &str) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/_sim/issues/{key}/status", sims.jira.base_url))
+        .json(&json!({"status": status}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+}
+
+async fn final_decision(app: &TestApp, id: &str) -> Value {
+    eventually(Duration::from_secs(10), "the review to end", || async {
+        let d = decision(app, id).await;
+        (d["status"] == "final").then_some(d)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_issue_reaching_an_approved_status_approves_the_review() {
+    let sims = sim::start(0).await.unwrap();
+    let app = app(&sims).await;
+    let (id, key) = issue_for(&app, "jira-route-1").await;
+    assert!(key.starts_with("REL-"), "{key}");
+
+    // The issue carries the failing rule (the simulator refuses a non-ADF description on v3).
+    let issue: Value = reqwest::Client::new()
+        .get(format!("{}/rest/api/3/issue/{key}", sims.jira.base_url))
+        .basic_auth(sim::jira::EMAIL, Some(sim::jira::API_TOKEN))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        issue["fields"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("payments"),
+        "{issue}"
+    );
+
+    // Done by category alone decides nothing: after two more polls it is still pending.
+    move_issue(&sims, &key, "Done").await;
+    let before = sims.jira.control.requests();
+    eventually(Duration::from_secs(10), "two more polls", || async {
+        (sims.jira.control.requests() >= before + 2).then_some(())
+    })
+    .await;
+    assert_eq!(decision(&app, &id).await["status"], "pending");
+    move_issue(&sims, &key, "Approved").await;
+    let d = final_decision(&app, &id).await;
+    assert_eq!(d["verdict"], "continue", "{d}");
+    assert_eq!(d["resolution"]["outcome"], "approved");
+    assert_eq!(d["resolution"]["channel"], "jira");
+    assert!(
+        d["resolution"]["comment"]
+            .as_str()
+            .unwrap()
+            .contains("Approved")
+    );
+}
+
+#[tokio::test]
+async fn an_issue_reaching_a_rejected_status_rejects_the_review() {
+    let sims = sim::start(0).await.unwrap();
+    let app = app(&sims).await;
+    let (id, key) = issue_for(&app, "jira-route-2").await;
+    move_issue(&sims, &key, "Rejected").await;
+    let d = final_decision(&app, &id).await;
+    assert_eq!(d["verdict"], "terminate", "{d}");
+    assert_eq!(d["resolution"]["outcome"], "rejected");
+    assert_eq!(d["resolution"]["channel"], "jira");
+}
