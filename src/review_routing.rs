@@ -122,13 +122,22 @@ async fn run_claimed<F, Fut>(
     let tick = tick.clamp(Duration::from_millis(20), Duration::from_secs(1));
     // Long enough to outlive a slow round, short enough that another replica takes over soon.
     let ttl = Duration::from_secs(15);
+    let mut held = None;
     loop {
         tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => {
+                // A graceful stop hands the job over at once instead of after `ttl`.
+                if let Some(lease) = held {
+                    let _ = gate.release_job(&lease).await;
+                }
+                return;
+            }
             () = wake.notified() => {}
             () = tokio::time::sleep(tick) => {}
         }
-        match gate.claim_job(job, &holder, ttl).await {
+        let claimed = gate.claim_job(job, &holder, ttl).await;
+        held = claimed.as_ref().ok().and_then(Clone::clone);
+        match claimed {
             Ok(Some(_)) => {
                 if let Err(e) = round(Arc::clone(&gate)).await {
                     warn!(

@@ -220,19 +220,21 @@ impl App {
         ));
 
         // Reviews routed to ServiceNow: one replica at a time opens and polls their changes.
+        // Awaited at shutdown, so their leases are handed over before `run` returns.
+        let mut followers = Vec::new();
         if let Some(routing) = &servicenow {
-            tokio::spawn(Arc::clone(routing).run(
+            followers.push(tokio::spawn(Arc::clone(routing).run(
                 Arc::clone(&gate),
                 format!("portcullis-{}", uuid::Uuid::new_v4()),
                 stop.clone(),
-            ));
+            )));
         }
         if let Some(routing) = jira {
-            tokio::spawn(routing.run(
+            followers.push(tokio::spawn(routing.run(
                 Arc::clone(&gate),
                 format!("portcullis-{}", uuid::Uuid::new_v4()),
                 stop.clone(),
-            ));
+            )));
         }
 
         let http_router = api::http::router(
@@ -293,6 +295,9 @@ impl App {
         info!("shutting down: draining in-flight checks");
         stop.cancel();
         let drained = gate.drain(settings.server.shutdown_grace).await;
+        for follower in followers {
+            let _ = tokio::time::timeout(settings.server.shutdown_grace, follower).await;
+        }
         if !drained {
             warn!(grace = ?settings.server.shutdown_grace, "checks still running after the grace period");
         }

@@ -153,4 +153,9 @@ impl Gate {
     ) -> Result<Option<Lease>, StoreError> {
         self.store.try_claim(job, holder, ttl).await
     }
+
+    /// Gives a held job up (at shutdown), so another replica need not wait for it to lapse.
+    pub async fn release_job(&self, lease: &Lease) -> Result<bool, StoreError> {
+        self.store.release(lease).await
+    }
 }

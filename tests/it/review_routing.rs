@@ -30,7 +30,6 @@ async fn app(sims: &Sims, poll: &str, attach: bool) -> TestApp {
         }));
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let mut settings = builder.settings(dir.path());
-    settings.server.public_url = Some("https://gate.example.com".into());
     let route: ReviewRoute = serde_json::from_value(json!({"servicenow": {
         "adapter": "servicenow", "assignment_group": "CAB Approval", "attach": attach,
         "poll_interval": poll, "max_poll_interval": poll,
@@ -128,7 +127,7 @@ async fn the_gate_opens_a_change_and_polling_follows_it_to_approval() {
     assert!(description.contains("needs-review"), "{description}");
     assert!(description.contains("Ask the CAB."), "{description}");
     assert!(
-        description.contains(&format!("https://gate.example.com/v1/decisions/{id}")),
+        description.contains(&format!("/v1/decisions/{id}")),
         "{description}"
     );
 
@@ -292,4 +291,132 @@ async fn the_servicenow_approver_cannot_approve_their_own_deploy() {
     assert_eq!(d["status"], "pending");
     assert_eq!(d["refused_attempts"][0]["by"], "carol.cab", "{d}");
     assert_eq!(d["refused_attempts"][0]["channel"], "servicenow");
+}
+
+/// Decides the review's change as the simulated CAB (approved by carol.cab) and calls back.
+async fn cab_approves(app: &TestApp, sims: &Sims, id: &str) {
+    let number = ticket(app, id).await;
+    decide(
+        sims,
+        &number,
+        json!({"approval": "approved", "approver": "carol.cab"}),
+    )
+    .await;
+    let (status, a) = callback(app, "pc_snow", &number).await;
+    assert_eq!(status, 200, "{a}");
+}
+
+#[tokio::test]
+async fn a_spinnaker_pipeline_continues_once_the_simulated_cab_approves() {
+    use crate::support::orca::{Next, Outcome, Stage};
+    let sims = sim::start(0).await.unwrap();
+    let app = Arc::new(app(&sims, "1h", true).await);
+    let payload = json!({
+        "gate": "production", "environment": "prod", "requestId": "exec-cab-1",
+        "application": "payments", "pipeline": "deploy-prod", "executionId": "01HXCAB",
+        "triggeredBy": "alice",
+        "images": format!("ghcr.io/acme/payments@{}", crate::support::app::digest('c')),
+    });
+    let mut approving: Option<tokio::task::JoinHandle<()>> = None;
+    let run = Stage::portcullis(&app.url(""), Some("pc_pipeline"), payload)
+        .run(|_, body| {
+            assert_ne!(body["status"], "TERMINATED", "{body}");
+            if approving.is_none() {
+                let id = body["decisionId"].as_str().unwrap().to_string();
+                let app = Arc::clone(&app);
+                let sims = sims.clone();
+                // The CAB decides in ServiceNow while Orca keeps polling.
+                approving = Some(tokio::spawn(async move {
+                    cab_approves(&app, &sims, &id).await;
+                }));
+            }
+            Next::Keep
+        })
+        .await;
+    assert_eq!(run.outcome, Outcome::Succeeded, "{run:?}");
+    assert_eq!(run.last_monitor_body["decidedBy"], "carol.cab");
+    approving.unwrap().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_waiting_portcullis_check_exits_0_once_the_simulated_cab_approves() {
+    let sims = sim::start(0).await.unwrap();
+    let app = app(&sims, "1h", true).await;
+    let server = app.grpc_url();
+    let image = format!("ghcr.io/acme/payments@{}", crate::support::app::digest('d'));
+    let cli = tokio::spawn(async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args([
+                "check",
+                "--server",
+                &server,
+                "-a",
+                "payments",
+                "-e",
+                "prod",
+                "--image",
+                &image,
+                "--deadline",
+                "30s",
+            ])
+            .env("PORTCULLIS_TOKEN", "pc_pipeline")
+            .output()
+            .await
+            .unwrap()
+    });
+    let id = eventually(
+        Duration::from_secs(15),
+        "the CLI's pending decision",
+        || async {
+            let list: Value = app
+                .get("/v1/decisions?status=pending")
+                .await
+                .json()
+                .await
+                .ok()?;
+            list["decisions"][0]["id"].as_str().map(str::to_string)
+        },
+    )
+    .await;
+    cab_approves(&app, &sims, &id).await;
+    let out = cli.await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_routed_review_survives_a_restart_and_polling_resumes() {
+    let sims = sim::start(0).await.unwrap();
+    let app = app(&sims, "1h", true).await;
+    let mut body = good_check("route-restart");
+    body["change_refs"]["servicenow_changes"] = json!([]);
+    let id = pending(&app, &body).await;
+    let number = ticket(&app, &id).await;
+    let (mut settings, dir) = app.stop().await;
+    // The CAB approves while the service is down.
+    decide(
+        &sims,
+        &number,
+        json!({"approval": "approved", "approver": "carol.cab"}),
+    )
+    .await;
+    if let Some(route) = settings
+        .review
+        .routes
+        .get_mut("prod")
+        .and_then(|r| r.servicenow.as_mut())
+    {
+        route.poll_interval = Duration::from_millis(30);
+    }
+    let app = crate::support::app::start(settings, dir, Some("pc_pipeline".into())).await;
+    let d = final_decision(&app, &id).await;
+    assert_eq!(d["verdict"], "continue", "{d}");
+    assert_eq!(d["resolution"]["by"], "carol.cab");
+    // The same change, not a second one.
+    assert_eq!(d["review_ticket"]["number"], number.as_str());
 }
