@@ -342,9 +342,18 @@ impl ServiceNowRouting {
         adapter: &ServiceNowAdapter,
     ) -> Result<ReviewTicket, FollowError> {
         let deadline = Instant::now() + CALL_DEADLINE;
-        let named = d.request.change_refs.servicenow_changes.first();
-        let (status, opened) = match named.filter(|_| route.attach) {
-            Some(number) => (adapter.find_change(number.as_str(), deadline).await, false),
+        // When ServiceNow itself asked (change-check), the review is that change's approval,
+        // whatever `attach` says: opening another change for it would ask the CAB twice.
+        let asked_by_servicenow = d.request.caller.kind == crate::domain::CallerKind::Servicenow;
+        let named = d
+            .request
+            .change_refs
+            .servicenow_changes
+            .first()
+            .map(|n| n.as_str().to_string())
+            .filter(|_| route.attach || asked_by_servicenow);
+        let (status, opened) = match named {
+            Some(number) => (adapter.find_change(&number, deadline).await, false),
             None => (
                 adapter.open_change(&self.draft(d, route), deadline).await,
                 true,

@@ -420,3 +420,35 @@ async fn a_routed_review_survives_a_restart_and_polling_resumes() {
     // The same change, not a second one.
     assert_eq!(d["review_ticket"]["number"], number.as_str());
 }
+
+#[tokio::test]
+async fn a_change_check_that_needs_the_cab_follows_that_same_change() {
+    let sims = sim::start(0).await.unwrap();
+    // `attach: false` would open a new change for an ordinary deploy; not for ServiceNow's own.
+    let app = app(&sims, "30ms", false).await;
+    let resp = app
+        .http
+        .post(app.url("/v1/servicenow/change-check"))
+        .bearer_auth("pc_snow")
+        .json(&json!({
+            "number": "CHG0030002", "cmdb_ci": "payments", "environment": "prod",
+            "artifacts": [format!("ghcr.io/acme/payments@{}", crate::support::app::digest('e'))],
+            "requested_by": "alice",
+        }))
+        .send()
+        .await
+        .unwrap();
+    let a: Value = resp.json().await.unwrap();
+    assert_eq!(a["recommendation"], "needs_cab", "{a}");
+    let id = a["decisionId"].as_str().unwrap();
+    assert_eq!(ticket(&app, id).await, "CHG0030002");
+    decide(
+        &sims,
+        "CHG0030002",
+        json!({"approval": "approved", "approver": "carol.cab"}),
+    )
+    .await;
+    let d = final_decision(&app, id).await;
+    assert_eq!(d["verdict"], "continue", "{d}");
+    assert_eq!(d["review_ticket"]["opened_by_gate"], false);
+}
