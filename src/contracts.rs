@@ -1,7 +1,8 @@
 //! Caller contracts: the exact request and response shapes external tools use (Argo Rollouts'
-//! `web` metric provider, Spinnaker's Webhook stage, ServiceNow's change approval), each translated onto the one
+//! `web` metric provider, Spinnaker's Webhook stage, ServiceNow's change approval, Jira webhooks), each translated onto the one
 //! [`crate::gate::Gate`]. Like `api`, a contract never decides; it maps shapes and statuses.
 
+pub mod jira;
 pub mod rollouts;
 pub mod servicenow;
 pub mod spinnaker;
@@ -24,4 +25,5 @@ pub fn routes() -> Router<HttpState> {
             post(servicenow::change_check),
         )
         .route("/v1/servicenow/callback", post(servicenow::callback))
+        .route("/v1/jira/webhook", post(jira::webhook))
 }

@@ -229,8 +229,8 @@ impl App {
                 stop.clone(),
             )));
         }
-        if let Some(routing) = jira {
-            followers.push(tokio::spawn(routing.run(
+        if let Some(routing) = &jira {
+            followers.push(tokio::spawn(Arc::clone(routing).run(
                 Arc::clone(&gate),
                 format!("portcullis-{}", uuid::Uuid::new_v4()),
                 stop.clone(),
@@ -245,8 +245,10 @@ impl App {
             },
             settings.server.max_body_bytes,
         )
-        // The ServiceNow callback reaches the routing through an extension, absent when unset.
+        // The ServiceNow callback and the Jira webhook reach their routing through extensions
+        // (`None` when unset).
         .layer(axum::Extension(servicenow))
+        .layer(axum::Extension(jira))
         // Outermost, so every request (rejected ones too) gets a span.
         .layer(TraceLayer::new_for_http());
         let http_stop = stop.clone();

@@ -47,6 +47,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/spinnaker/gates/cancel"),
     ("post", "/v1/servicenow/change-check"),
     ("post", "/v1/servicenow/callback"),
+    ("post", "/v1/jira/webhook"),
 ];
 
 /// Longest a `GET /v1/decisions/{id}?wait=` may hold a request open.

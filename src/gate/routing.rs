@@ -81,7 +81,7 @@ impl Gate {
         }
     }
 
-    /// The pending review waiting on ticket `number` of `system`, if any (`principal` must be
+    /// The pending review waiting on ticket `number` (or id) of `system`, if any (`principal` must be
     /// allowed to read decisions).
     pub async fn find_by_review_ticket(
         &self,
@@ -91,9 +91,9 @@ impl Gate {
     ) -> Result<Option<Decision>, GateError> {
         require(principal, super::READERS)?;
         Ok(self.pending_reviews().await?.into_iter().find(|d| {
-            d.review_ticket
-                .as_ref()
-                .is_some_and(|t| t.system == system && t.number.eq_ignore_ascii_case(number))
+            d.review_ticket.as_ref().is_some_and(|t| {
+                t.system == system && (t.number.eq_ignore_ascii_case(number) || t.id == number)
+            })
         }))
     }
 

@@ -1,7 +1,8 @@
 //! Reviews routed to Jira: when a decision in a routed environment goes pending, the gate
 //! creates an issue (ADF description on Cloud v3) with the failing rules, and the review ends
 //! when the issue reaches one of the configured statuses — `approved_statuses` → approve,
-//! `rejected_statuses` → reject — by polling with backoff under the `review-jira` lease.
+//! `rejected_statuses` → reject — by polling with backoff under the `review-jira` lease, and
+//! at once on `POST /v1/jira/webhook` (the issue is read back; the body is only a hint).
 //!
 //! Status names are per workflow and editable, and an "Approved" status may sit in any category
 //! (contract §2.4), so only the statuses named here count, by name (case-insensitive) or id;
@@ -225,7 +226,10 @@ impl JiraRouting {
             if !self.polls.due(&d.id) {
                 continue;
             }
-            match self.follow(gate, &d, &ticket, route, adapter).await {
+            match self
+                .follow(gate, &self.follower, &d, &ticket, route, adapter)
+                .await
+            {
                 Ok(true) => self.polls.done(&d.id),
                 Ok(false) => self
                     .polls
@@ -250,6 +254,7 @@ impl JiraRouting {
     async fn follow(
         &self,
         gate: &Arc<Gate>,
+        principal: &Principal,
         d: &Decision,
         ticket: &ReviewTicket,
         route: &JiraRoute,
@@ -272,9 +277,47 @@ impl JiraRouting {
             issue["key"].as_str().unwrap_or(ticket.number.as_str()),
             issue["status"]["name"].as_str().unwrap_or_default()
         );
-        gate.resolve_by_channel(&self.follower, &d.id, answer, CHANNEL, &comment, CHANNEL)
+        gate.resolve_by_channel(principal, &d.id, answer, CHANNEL, &comment, CHANNEL)
             .await?;
         Ok(true)
+    }
+
+    /// An inbound Jira webhook (or Automation "send web request") about issue `key` / `id`:
+    /// the issue is read back and the review resolved if its status decides it. `Ok(None)`: no
+    /// pending review waits on that issue, or its status decides nothing yet.
+    pub async fn webhook(
+        &self,
+        gate: &Arc<Gate>,
+        principal: &Principal,
+        key: &str,
+        id: &str,
+    ) -> Result<Option<Decision>, FollowError> {
+        let mut found = None;
+        for handle in [key, id].into_iter().filter(|h| !h.trim().is_empty()) {
+            found = gate
+                .find_by_review_ticket(principal, CHANNEL, handle)
+                .await?;
+            if found.is_some() {
+                break;
+            }
+        }
+        let Some(d) = found else {
+            return Ok(None);
+        };
+        let (Some(ticket), Some((route, adapter))) = (
+            d.review_ticket.clone(),
+            self.routes.get(d.request.environment.as_str()),
+        ) else {
+            return Ok(None);
+        };
+        if self
+            .follow(gate, principal, &d, &ticket, route, adapter)
+            .await?
+        {
+            self.polls.done(&d.id);
+            return Ok(Some(gate.get(principal, &d.id).await?));
+        }
+        Ok(None)
     }
 
     /// Creates the review issue for `d` and records it.

@@ -16,6 +16,10 @@ use crate::support::poll::eventually;
 const REVIEW: &str = "rules:\n  - id: needs-review\n    title: Needs a human\n    category: test\n    severity: high\n    remediation: Ask release management.\n    condition: { path: $.request.application, op: absent }\n";
 
 async fn app(sims: &Sims) -> TestApp {
+    app_polling(sims, "30ms").await
+}
+
+async fn app_polling(sims: &Sims, poll: &str) -> TestApp {
     let builder = TestApp::builder()
         .policies(&[("p.yaml", REVIEW)])
         .token("ci", "pc_pipeline", vec![Role::Pipeline])
@@ -30,7 +34,7 @@ async fn app(sims: &Sims) -> TestApp {
         let route: ReviewRoute = serde_json::from_value(json!({"jira": {
             "adapter": "jira", "project": "REL", "labels": ["portcullis"],
             "approved_statuses": ["Approved"], "rejected_statuses": ["Rejected"],
-            "poll_interval": "30ms", "max_poll_interval": "60ms",
+            "poll_interval": poll, "max_poll_interval": poll,
         }}))
         .unwrap();
         s.review.routes.insert("prod".into(), route);
@@ -134,4 +138,41 @@ async fn an_issue_reaching_a_rejected_status_rejects_the_review() {
     assert_eq!(d["verdict"], "terminate", "{d}");
     assert_eq!(d["resolution"]["outcome"], "rejected");
     assert_eq!(d["resolution"]["channel"], "jira");
+}
+
+#[tokio::test]
+async fn a_webhook_resolves_at_once_and_is_only_a_hint() {
+    let sims = sim::start(0).await.unwrap();
+    // Polling is an hour away: only the webhook can resolve it.
+    let app = app_polling(&sims, "1h").await;
+    let (id, key) = issue_for(&app, "jira-route-3").await;
+    let hook = |key: String| {
+        let http = app.http.clone();
+        let url = app.url("/v1/jira/webhook");
+        async move {
+            let resp = http
+                .post(url)
+                .bearer_auth("pc_pipeline")
+                .json(&json!({"webhookEvent": "jira:issue_updated", "issue": {"key": key}}))
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    // A call while the status decides nothing resolves nothing.
+    let (status, a) = hook(key.clone()).await;
+    assert_eq!((status, a["resolved"].clone()), (200, json!(false)), "{a}");
+    assert_eq!(decision(&app, &id).await["status"], "pending");
+
+    move_issue(&sims, &key, "Approved").await;
+    let (status, a) = hook(key.clone()).await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["resolved"], true);
+    assert_eq!(a["verdict"], "continue");
+    let d = decision(&app, &id).await;
+    assert_eq!(d["resolution"]["channel"], "jira");
+
+    let (status, again) = hook(key).await;
+    assert_eq!((status, again["resolved"].clone()), (200, json!(false)));
 }
