@@ -95,8 +95,12 @@ pub enum GateError {
     Unavailable(#[from] StoreError),
     #[error("decision `{id}` cannot be resolved: {message}")]
     Conflict { id: DecisionId, message: String },
-    #[error("`{principal}` triggered this deploy and cannot approve it (separation of duties)")]
-    SeparationOfDuties { principal: String },
+    #[error("`{principal}` {why} and cannot approve it (separation of duties)")]
+    SeparationOfDuties {
+        principal: String,
+        /// `triggered this deploy`, `authored a commit in this deploy`.
+        why: &'static str,
+    },
     #[error(
         "`{principal}` has already approved this review ({have} of {need} approvals): another approver is needed"
     )]

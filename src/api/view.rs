@@ -95,6 +95,7 @@ pub struct SourceRevisionView {
     pub repository: String,
     pub commit: Option<String>,
     pub branch: Option<String>,
+    pub author: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -165,6 +166,7 @@ impl From<&Decision> for DecisionView {
                         repository: s.repository.clone(),
                         commit: s.commit.as_ref().map(|c| c.to_string()),
                         branch: s.branch.clone(),
+                        author: s.author.clone(),
                     })
                     .collect(),
                 caller: CallerView {

@@ -49,6 +49,9 @@ pub(crate) struct CheckArgs {
     revision: Option<String>,
     #[arg(long, env = "PORTCULLIS_BRANCH")]
     branch: Option<String>,
+    /// Who wrote the commit (as approvers are named): they cannot approve the deploy.
+    #[arg(long, env = "PORTCULLIS_COMMIT_AUTHOR")]
+    commit_author: Option<String>,
     /// Jira issue key (repeatable).
     #[arg(long = "jira", env = "PORTCULLIS_JIRA_KEYS", value_delimiter = ',')]
     jira_keys: Vec<String>,
@@ -281,6 +284,7 @@ fn build_request(args: &CheckArgs) -> pb::CheckRequest {
             repository: repo.clone(),
             commit: args.revision.clone().unwrap_or_default(),
             branch: args.branch.clone().unwrap_or_default(),
+            author: args.commit_author.clone().unwrap_or_default(),
         }],
         None => Vec::new(),
     };

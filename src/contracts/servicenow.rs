@@ -342,6 +342,7 @@ fn draft(b: &ChangeCheck, number: &str, attempt: &str) -> CheckRequestDraft {
                 repository: b.repository.clone(),
                 commit: b.revision.clone(),
                 branch: b.branch.clone(),
+                author: String::new(),
             }]
         },
         caller_kind: String::new(),

@@ -64,6 +64,8 @@ struct CreateBody {
     repository: String,
     revision: String,
     branch: String,
+    /// Who wrote the commit (e.g. from the trigger's build info): they cannot approve.
+    commit_author: String,
     labels: BTreeMap<String, String>,
 }
 
@@ -346,6 +348,7 @@ fn draft(b: &CreateBody) -> CheckRequestDraft {
                 repository: b.repository.clone(),
                 commit: b.revision.clone(),
                 branch: b.branch.clone(),
+                author: b.commit_author.clone(),
             }]
         },
         caller_kind: String::new(),

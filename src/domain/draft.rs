@@ -24,6 +24,8 @@ pub struct SourceDraft {
     pub repository: String,
     pub commit: String,
     pub branch: String,
+    /// The commit's author, when known (kept from approving the deploy).
+    pub author: String,
 }
 
 /// Empty strings mean "not given", as in proto3.
@@ -90,6 +92,7 @@ impl CheckRequestDraft {
                     commit,
                     opt(&s.branch).map(str::to_string),
                 )
+                .and_then(|r| r.with_author(opt(&s.author).map(str::to_string)))
                 .map_err(|e| e.within(&format!("sources[{i}]")))
             })
             .collect::<Result<Vec<_>, _>>()?;

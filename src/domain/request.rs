@@ -103,6 +103,7 @@ impl CheckRequest {
                     "repository": s.repository,
                     "commit": s.commit.as_ref().map(CommitSha::as_str),
                     "branch": s.branch,
+                    "author": s.author,
                 })
             })
             .collect();
@@ -347,6 +348,11 @@ pub struct SourceRevision {
     pub repository: String,
     pub commit: Option<CommitSha>,
     pub branch: Option<String>,
+    /// Who wrote the commit (as the approver identities name people), when the caller knows:
+    /// they cannot approve the deploy. Left out when absent, so stored requests keep their
+    /// fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
 }
 
 impl SourceRevision {
@@ -370,7 +376,17 @@ impl SourceRevision {
             repository,
             commit,
             branch,
+            author: None,
         })
+    }
+
+    /// The same revision with its commit author.
+    pub fn with_author(mut self, author: Option<String>) -> Result<Self, ValidationError> {
+        if let Some(a) = &author {
+            check_text("author", a, 256)?;
+        }
+        self.author = author;
+        Ok(self)
     }
 }
 

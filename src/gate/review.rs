@@ -3,7 +3,8 @@
 //! approvers, two replicas, an approval and a cancel) exactly one wins and the other gets a
 //! conflict.
 //!
-//! Separation of duties: whoever triggered the deploy cannot approve it.
+//! Separation of duties: whoever triggered the deploy, or (where known) wrote a commit in it,
+//! cannot approve it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -122,6 +123,23 @@ impl Gate {
     }
 }
 
+/// Why `who` may not approve `d`, if they may not: they triggered the deploy, or (where the
+/// caller said who wrote the commits) authored a commit in it.
+pub(super) fn conflict_of_duties(d: &Decision, who: &str) -> Option<&'static str> {
+    if d.request.triggered_by.as_deref() == Some(who) {
+        Some("triggered this deploy")
+    } else if d
+        .request
+        .sources
+        .iter()
+        .any(|s| s.author.as_deref() == Some(who))
+    {
+        Some("authored a commit in this deploy")
+    } else {
+        None
+    }
+}
+
 /// The lease that makes one replica at a time sweep for expired reviews.
 const EXPIRY_JOB: &str = "review-expiry";
 
@@ -236,12 +254,13 @@ impl Gate {
             .get_decision(id)
             .await?
             .ok_or_else(|| GateError::NotFound(id.clone()))?;
-        if answer == ReviewAnswer::Approve
-            && current.request.triggered_by.as_deref() == Some(principal.name.as_str())
-        {
-            return Err(GateError::SeparationOfDuties {
-                principal: principal.name.clone(),
-            });
+        if answer == ReviewAnswer::Approve {
+            if let Some(why) = conflict_of_duties(&current, &principal.name) {
+                return Err(GateError::SeparationOfDuties {
+                    principal: principal.name.clone(),
+                    why,
+                });
+            }
         }
         let policy = self
             .options

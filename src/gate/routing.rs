@@ -123,11 +123,12 @@ impl Gate {
             if current.status != DecisionStatus::Pending {
                 return Ok(current);
             }
-            if answer == ReviewAnswer::Approve
-                && current.request.triggered_by.as_deref() == Some(by)
+            if let (ReviewAnswer::Approve, Some(why)) =
+                (answer, super::review::conflict_of_duties(&current, by))
             {
                 let refused = GateError::SeparationOfDuties {
                     principal: by.to_string(),
+                    why,
                 };
                 self.record_refusal(id, by, channel, &refused).await;
                 return Err(refused);

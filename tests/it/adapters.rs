@@ -35,6 +35,7 @@ pub fn request(f: impl FnOnce(&mut CheckRequestDraft)) -> CheckRequest {
             repository: "github.com/acme/payments-api".into(),
             commit: "0123abcd".into(),
             branch: "release/1.8".into(),
+            ..Default::default()
         }],
         ..Default::default()
     };

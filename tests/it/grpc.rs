@@ -23,6 +23,7 @@ pub fn grpc_check(key: &str) -> pb::CheckRequest {
             repository: "github.com/acme/payments".into(),
             commit: "0123456789abcdef0123456789abcdef01234567".into(),
             branch: String::new(),
+            author: String::new(),
         }],
         caller: Some(pb::Caller {
             kind: pb::CallerKind::Spinnaker as i32,

@@ -79,3 +79,31 @@ async fn refusals_are_recorded_with_who_when_why_and_channel() {
         assert!(!r["reason"].as_str().unwrap().is_empty());
     }
 }
+
+#[tokio::test]
+async fn the_commit_author_cannot_approve_where_known() {
+    let app = TestApp::builder()
+        .policies(&[("p.yaml", REVIEW)])
+        .token("ci", "pc_pipeline", vec![Role::Pipeline])
+        .token("bob", "pc_bob", vec![Role::Approver])
+        .token("carol", "pc_carol", vec![Role::Approver])
+        .spawn()
+        .await;
+    let mut body = good_check("refusals-author");
+    body["sources"][0]["author"] = json!("bob");
+    let d: Value = app.post_check(&body).await.json().await.unwrap();
+    let id = d["id"].as_str().unwrap();
+    assert_eq!(d["request"]["sources"][0]["author"], "bob", "{d}");
+    assert_eq!(d["evidence"]["request"]["sources"][0]["author"], "bob");
+
+    let (status, p) = review(&app, "pc_bob", id).await;
+    assert_eq!(status, 403, "{p}");
+    assert_eq!(p["reason_code"], "review.separation_of_duties");
+    assert!(
+        p["detail"].as_str().unwrap().contains("authored a commit"),
+        "{p}"
+    );
+    let (status, d) = review(&app, "pc_carol", id).await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["verdict"], "continue");
+}

@@ -35,6 +35,7 @@ pub(super) fn draft(r: pb::CheckRequest) -> CheckRequestDraft {
                 repository: s.repository,
                 commit: s.commit,
                 branch: s.branch,
+                author: s.author,
             })
             .collect(),
         caller_kind: caller_kind_from_pb(kind)
@@ -131,6 +132,7 @@ fn request(r: &CheckRequest) -> pb::CheckRequest {
                 repository: s.repository.clone(),
                 commit: s.commit.as_ref().map(|c| c.to_string()).unwrap_or_default(),
                 branch: s.branch.clone().unwrap_or_default(),
+                author: s.author.clone().unwrap_or_default(),
             })
             .collect(),
         caller: Some(pb::Caller {

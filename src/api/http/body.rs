@@ -65,6 +65,8 @@ struct SourceBody {
     commit: String,
     #[serde(default)]
     branch: String,
+    #[serde(default)]
+    author: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -135,6 +137,7 @@ impl CheckBody {
                     repository: s.repository,
                     commit: s.commit,
                     branch: s.branch,
+                    author: s.author,
                 })
                 .collect(),
             caller_kind: self.caller.kind,
