@@ -30,7 +30,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::adapters::AdapterBuildError;
-use crate::domain::{Decision, DecisionId};
+use crate::adapters::AdapterConfig;
+use crate::domain::{Decision, DecisionId, ReviewTicket};
 use crate::gate::{Gate, GateError, ReviewObserver};
 
 pub use jira::{JiraRoute, JiraRouting};
@@ -92,6 +93,61 @@ impl FollowError {
             FollowError::System { .. } => "review_route.unavailable",
             FollowError::NotDecided { .. } => "servicenow.not_decided",
         }
+    }
+}
+
+/// Finds the adapter named `name` that `pick` accepts among the configured ones, and builds it
+/// for the route of `environment`.
+fn route_adapter<'a, C: 'a, A>(
+    environment: &str,
+    kind: &'static str,
+    name: &str,
+    adapters: &'a [AdapterConfig],
+    pick: impl Fn(&'a AdapterConfig) -> Option<&'a C>,
+    build: impl FnOnce(&C) -> Result<A, AdapterBuildError>,
+) -> Result<Arc<A>, RoutingError> {
+    let config = adapters
+        .iter()
+        .find_map(pick)
+        .ok_or_else(|| RoutingError::NoAdapter {
+            environment: environment.to_string(),
+            kind,
+            adapter: name.to_string(),
+        })?;
+    build(config)
+        .map(Arc::new)
+        .map_err(|source| RoutingError::Adapter {
+            environment: environment.to_string(),
+            kind,
+            source,
+        })
+}
+
+/// The review's ticket in `system`: the one recorded on the decision, or a new one from `open`.
+/// `None` when the review belongs to another system, or opening failed (logged as `what`).
+async fn ticket_for<Fut>(
+    d: &Decision,
+    system: &str,
+    what: &str,
+    open: impl FnOnce() -> Fut,
+) -> Option<ReviewTicket>
+where
+    Fut: Future<Output = Result<ReviewTicket, FollowError>>,
+{
+    match &d.review_ticket {
+        Some(t) if t.system == system => Some(t.clone()),
+        Some(_) => None,
+        None => match open().await {
+            Ok(t) => Some(t),
+            Err(e) => {
+                warn!(
+                    check.id = d.id.as_str(),
+                    reason_code = e.reason_code(),
+                    "cannot open {what} for the review: {e}"
+                );
+                None
+            }
+        },
     }
 }
 

@@ -36,7 +36,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{Backoff, FollowError, ReviewRoute, RoutingError, Wake, describe, run_claimed};
+use super::{
+    Backoff, FollowError, ReviewRoute, RoutingError, Wake, describe, route_adapter, run_claimed,
+    ticket_for,
+};
 use crate::adapters::{AdapterConfig, JiraAdapter};
 use crate::auth::{Principal, Role};
 use crate::domain::{Decision, ReviewTicket};
@@ -148,23 +151,18 @@ impl JiraRouting {
                             .into(),
                 });
             }
-            let config = adapters
-                .iter()
-                .find_map(|a| match a {
+            let adapter = route_adapter(
+                environment,
+                CHANNEL,
+                &jira.adapter,
+                adapters,
+                |a| match a {
                     AdapterConfig::Jira(c) if c.name == jira.adapter => Some(c),
                     _ => None,
-                })
-                .ok_or_else(|| RoutingError::NoAdapter {
-                    environment: environment.clone(),
-                    kind: CHANNEL,
-                    adapter: jira.adapter.clone(),
-                })?;
-            let adapter = JiraAdapter::build(config).map_err(|source| RoutingError::Adapter {
-                environment: environment.clone(),
-                kind: CHANNEL,
-                source,
-            })?;
-            built.insert(environment.clone(), (jira.clone(), Arc::new(adapter)));
+                },
+                JiraAdapter::build,
+            )?;
+            built.insert(environment.clone(), (jira.clone(), adapter));
         }
         if built.is_empty() {
             return Ok(None);
@@ -208,20 +206,12 @@ impl JiraRouting {
             let Some((route, adapter)) = self.routes.get(d.request.environment.as_str()) else {
                 continue;
             };
-            let ticket = match &d.review_ticket {
-                Some(t) if t.system == CHANNEL => t.clone(),
-                Some(_) => continue,
-                None => match self.open(gate, &d, route, adapter).await {
-                    Ok(t) => t,
-                    Err(e) => {
-                        warn!(
-                            check.id = d.id.as_str(),
-                            reason_code = e.reason_code(),
-                            "cannot create a Jira issue for the review: {e}"
-                        );
-                        continue;
-                    }
-                },
+            let Some(ticket) = ticket_for(&d, CHANNEL, "a Jira issue", || {
+                self.open(gate, &d, route, adapter)
+            })
+            .await
+            else {
+                continue;
             };
             if !self.polls.due(&d.id) {
                 continue;

@@ -34,7 +34,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{Backoff, FollowError, ReviewRoute, RoutingError, Wake, describe, run_claimed};
+use super::{
+    Backoff, FollowError, ReviewRoute, RoutingError, Wake, describe, route_adapter, run_claimed,
+    ticket_for,
+};
 use crate::adapters::servicenow::{ChangeDraft, ChangeStatus};
 use crate::adapters::{AdapterConfig, ServiceNowAdapter};
 use crate::auth::{Principal, Role};
@@ -130,24 +133,18 @@ impl ServiceNowRouting {
                     environment: environment.clone(),
                 });
             }
-            let config = adapters
-                .iter()
-                .find_map(|a| match a {
+            let adapter = route_adapter(
+                environment,
+                CHANNEL,
+                &sn.adapter,
+                adapters,
+                |a| match a {
                     AdapterConfig::Servicenow(c) if c.name == sn.adapter => Some(c),
                     _ => None,
-                })
-                .ok_or_else(|| RoutingError::NoAdapter {
-                    environment: environment.clone(),
-                    kind: CHANNEL,
-                    adapter: sn.adapter.clone(),
-                })?;
-            let adapter =
-                ServiceNowAdapter::build(config).map_err(|source| RoutingError::Adapter {
-                    environment: environment.clone(),
-                    kind: CHANNEL,
-                    source,
-                })?;
-            built.insert(environment.clone(), (sn.clone(), Arc::new(adapter)));
+                },
+                ServiceNowAdapter::build,
+            )?;
+            built.insert(environment.clone(), (sn.clone(), adapter));
         }
         if built.is_empty() {
             return Ok(None);
@@ -191,20 +188,12 @@ impl ServiceNowRouting {
             let Some((route, adapter)) = self.routes.get(d.request.environment.as_str()) else {
                 continue;
             };
-            let ticket = match &d.review_ticket {
-                Some(t) if t.system == CHANNEL => t.clone(),
-                Some(_) => continue,
-                None => match self.open(gate, &d, route, adapter).await {
-                    Ok(t) => t,
-                    Err(e) => {
-                        warn!(
-                            check.id = d.id.as_str(),
-                            reason_code = e.reason_code(),
-                            "cannot open a ServiceNow change for the review: {e}"
-                        );
-                        continue;
-                    }
-                },
+            let Some(ticket) = ticket_for(&d, CHANNEL, "a ServiceNow change", || {
+                self.open(gate, &d, route, adapter)
+            })
+            .await
+            else {
+                continue;
             };
             if !self.polls.due(&d.id) {
                 continue;
