@@ -16,6 +16,15 @@ use crate::support::db::PgSchema;
 
 const ALWAYS_REVIEW: &str = "rules:\n  - id: review\n    title: Review\n    category: test\n    severity: high\n    condition: { path: $.request.application, op: absent }\n";
 
+/// A replica whose policy sends every deploy to manual review.
+async fn reviewing_replica(schema: &PgSchema) -> TestApp {
+    TestApp::builder()
+        .policies(&[("p.yaml", ALWAYS_REVIEW)])
+        .store_url(&schema.url())
+        .spawn()
+        .await
+}
+
 async fn replica(schema: &PgSchema) -> TestApp {
     TestApp::builder().store_url(&schema.url()).spawn().await
 }
@@ -84,13 +93,10 @@ async fn the_same_key_through_both_replicas_is_one_decision() {
 #[tokio::test]
 async fn a_decision_changed_elsewhere_reaches_a_watcher_on_the_other_replica() {
     let schema = PgSchema::create().await;
-    let spawn = || {
-        TestApp::builder()
-            .policies(&[("p.yaml", ALWAYS_REVIEW)])
-            .store_url(&schema.url())
-            .spawn()
-    };
-    let (a, b) = (spawn().await, spawn().await);
+    let (a, b) = (
+        reviewing_replica(&schema).await,
+        reviewing_replica(&schema).await,
+    );
 
     let pending = a
         .grpc()
@@ -148,13 +154,10 @@ async fn when_one_replica_stops_the_other_keeps_answering() {
 #[tokio::test]
 async fn two_replicas_resolving_the_same_review_agree_on_one_winner() {
     let schema = PgSchema::create().await;
-    let spawn = || {
-        TestApp::builder()
-            .policies(&[("p.yaml", ALWAYS_REVIEW)])
-            .store_url(&schema.url())
-            .spawn()
-    };
-    let (a, b) = (spawn().await, spawn().await);
+    let (a, b) = (
+        reviewing_replica(&schema).await,
+        reviewing_replica(&schema).await,
+    );
     let pending = a
         .grpc()
         .check(grpc_check("exec-race"), soon())
@@ -190,13 +193,10 @@ async fn two_replicas_resolving_the_same_review_agree_on_one_winner() {
 #[tokio::test]
 async fn a_replica_killed_mid_review_leaves_the_other_to_finish_it() {
     let schema = PgSchema::create().await;
-    let spawn = || {
-        TestApp::builder()
-            .policies(&[("p.yaml", ALWAYS_REVIEW)])
-            .store_url(&schema.url())
-            .spawn()
-    };
-    let (a, b) = (spawn().await, spawn().await);
+    let (a, b) = (
+        reviewing_replica(&schema).await,
+        reviewing_replica(&schema).await,
+    );
     let pending = a
         .grpc()
         .check(grpc_check("exec-kill"), soon())
