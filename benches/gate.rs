@@ -113,6 +113,8 @@ async fn start(delay: Duration) -> Server {
             review_timeout: Duration::from_secs(3600),
             review_timeouts: Default::default(),
             approvals: Default::default(),
+            environments: Default::default(),
+            no_rules_verdict: portcullis::domain::Verdict::ManualReview,
         },
     ));
     let app = router(

@@ -86,6 +86,7 @@ fn bench(c: &mut Criterion) {
     let subject = Subject {
         application: &app,
         environment: &env,
+        tier: portcullis::domain::Tier::Production,
         caller: CallerKind::Spinnaker,
     };
     let unavailable = BTreeMap::new();
@@ -100,6 +101,7 @@ fn bench(c: &mut Criterion) {
                 document: black_box(&small),
                 unavailable: &unavailable,
                 now,
+                no_rules_verdict: portcullis::domain::Verdict::ManualReview,
             };
             black_box(builtin.evaluate(&input))
         });
@@ -126,6 +128,7 @@ fn bench(c: &mut Criterion) {
                     document: black_box(&large),
                     unavailable: &unavailable,
                     now,
+                    no_rules_verdict: portcullis::domain::Verdict::ManualReview,
                 };
                 black_box(set.evaluate(&input))
             });

@@ -47,6 +47,8 @@ async fn serve(url: &str) -> String {
             review_timeout: Duration::from_secs(3600),
             review_timeouts: Default::default(),
             approvals: Default::default(),
+            environments: Default::default(),
+            no_rules_verdict: portcullis::domain::Verdict::ManualReview,
         },
     ));
     let app = router(

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapters::AdapterConfig;
 use crate::auth::TokenConfig;
+use crate::domain::{EnvironmentDecl, Environments, Verdict};
 
 /// Built-in defaults, also the reference for every key (README documents them).
 pub const DEFAULTS: &str = include_str!("config/defaults.yaml");
@@ -80,6 +81,26 @@ pub struct GateSettings {
     /// Overall deadline for gathering evidence in one check; each adapter also has its own.
     #[serde(with = "humantime_serde")]
     pub evidence_deadline: Duration,
+    /// The environments checks may name, each with its tier: `[{name: prod, tier: production}]`
+    /// (a name may be a glob such as `prod-*`). Unset: the built-in list
+    /// ([`crate::domain::DEFAULT_ENVIRONMENTS`]). A check for any other environment is refused.
+    #[serde(default)]
+    pub environments: Option<Vec<EnvironmentDecl>>,
+    /// The answer to a check no policy rule applies to at all.
+    pub no_rules_verdict: Verdict,
+}
+
+impl GateSettings {
+    /// The declared environments, compiled (the built-in list when none are configured).
+    pub fn declared_environments(&self) -> Result<Environments, ConfigError> {
+        match &self.environments {
+            None => Ok(Environments::default()),
+            Some(decls) => Environments::new(decls.clone()).map_err(|e| ConfigError::Invalid {
+                path: "gate.environments".into(),
+                message: format!("{}; {}", e.message, e.help),
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -221,10 +242,41 @@ pub fn load_from(
                 path: String::new(),
                 message: e.to_string(),
             })?;
-    serde_path_to_error::deserialize(value).map_err(|e| ConfigError::Invalid {
-        path: e.path().to_string(),
-        message: e.inner().to_string(),
-    })
+    let settings: Settings =
+        serde_path_to_error::deserialize(value).map_err(|e| ConfigError::Invalid {
+            path: e.path().to_string(),
+            message: e.inner().to_string(),
+        })?;
+    settings.validate()?;
+    Ok(settings)
+}
+
+impl Settings {
+    /// Cross-key checks: settings keyed by environment must name declared environments, or a
+    /// typo (`prd:` under `review.approvals`) would silently leave the real one unprotected.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let envs = self.gate.declared_environments()?;
+        let keyed = [
+            (
+                "review.environments",
+                self.review.environments.keys().collect::<Vec<_>>(),
+            ),
+            ("review.approvals", self.review.approvals.keys().collect()),
+            ("review.routes", self.review.routes.keys().collect()),
+        ];
+        for (key, names) in keyed {
+            if let Some(name) = names.into_iter().find(|n| !envs.declares(n)) {
+                return Err(ConfigError::Invalid {
+                    path: format!("{key}.{name}"),
+                    message: format!(
+                        "`{name}` is not a declared environment (declared: {}); declare it in `gate.environments` or fix the name",
+                        envs.names().join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -289,6 +341,50 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("server"), "{msg}");
         assert!(msg.contains("http_adr"), "{msg}");
+    }
+
+    #[test]
+    fn environments_default_to_the_builtin_list_and_keyed_settings_must_name_them() {
+        let s = load_from(None, no_env()).unwrap();
+        assert_eq!(s.gate.no_rules_verdict, Verdict::ManualReview);
+        let envs = s.gate.declared_environments().unwrap();
+        assert_eq!(
+            envs.names().len(),
+            crate::domain::DEFAULT_ENVIRONMENTS.len()
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "review:\n  approvals:\n    prd: {required: 2}\n").unwrap();
+        let msg = load_from(Some(&path), no_env()).unwrap_err().to_string();
+        assert!(msg.contains("review.approvals.prd"), "{msg}");
+        assert!(msg.contains("`prd` is not a declared environment"), "{msg}");
+
+        std::fs::write(
+            &path,
+            "gate:\n  environments: [{name: prd, tier: production}]\n  no_rules_verdict: terminate\nreview:\n  approvals:\n    prd: {required: 2}\n  routes: {}\n",
+        )
+        .unwrap();
+        let s = load_from(Some(&path), no_env()).unwrap();
+        assert_eq!(s.gate.declared_environments().unwrap().names(), ["prd"]);
+        assert_eq!(s.gate.no_rules_verdict, Verdict::Terminate);
+
+        std::fs::write(&path, "review:\n  environments: {live: 8h}\n").unwrap();
+        let msg = load_from(Some(&path), no_env()).unwrap_err().to_string();
+        assert!(msg.contains("review.environments.live"), "{msg}");
+
+        std::fs::write(&path, "gate:\n  environments: []\n").unwrap();
+        let msg = load_from(Some(&path), no_env()).unwrap_err().to_string();
+        assert!(msg.contains("gate.environments"), "{msg}");
+        assert!(msg.contains("no environments are declared"), "{msg}");
+
+        std::fs::write(
+            &path,
+            "gate:\n  environments: [{name: prod, tier: prodution}]\n",
+        )
+        .unwrap();
+        let msg = load_from(Some(&path), no_env()).unwrap_err().to_string();
+        assert!(msg.contains("gate.environments"), "{msg}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 mod decision;
 mod draft;
+mod environments;
 mod evidence;
 mod ids;
 mod request;
@@ -16,6 +17,9 @@ pub use decision::{
     ReviewTicket, RuleOutcome, RuleResult, Severity, Verdict,
 };
 pub use draft::{CheckRequestDraft, ImageDraft, SourceDraft};
+pub use environments::{
+    DEFAULT_ENVIRONMENTS, EnvironmentDecl, Environments, EnvironmentsError, Tier,
+};
 pub use evidence::{Evidence, FailureReason, SourceReport, SourceStatus};
 pub use ids::{
     Application, ChangeNumber, CommitSha, DecisionId, Digest, Environment, IdempotencyKey, JiraKey,

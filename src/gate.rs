@@ -23,8 +23,8 @@ use tracing::{Instrument, info, info_span};
 use crate::adapters::Adapter;
 use crate::auth::{Principal, Role};
 use crate::domain::{
-    CheckRequest, Decision, DecisionId, DecisionStatus, Evidence, RuleOutcome, ValidationError,
-    Verdict,
+    CheckRequest, Decision, DecisionId, DecisionStatus, Environments, Evidence, RuleOutcome, Tier,
+    ValidationError, Verdict,
 };
 use crate::metrics::Metrics;
 use crate::policy::{EvalInput, PolicyHandle};
@@ -44,6 +44,10 @@ pub struct GateOptions {
     pub review_timeouts: std::collections::BTreeMap<String, Duration>,
     /// Who may approve reviews, per environment; absent means one approver, any group.
     pub approvals: std::collections::BTreeMap<String, ApprovalPolicy>,
+    /// The environments a check may name, with their tiers; any other is refused.
+    pub environments: Environments,
+    /// The answer when no policy rule applies to a check.
+    pub no_rules_verdict: Verdict,
 }
 
 /// How many distinct approvers a review needs, and from which groups (empty: any approver).
@@ -211,6 +215,9 @@ impl Gate {
     ) -> Result<CheckOutcome, GateError> {
         require(principal, &[Role::Pipeline])?;
         request.validate_limits()?;
+        // Before anything is read or stored: an undeclared environment would slip past every
+        // rule written for the declared ones.
+        let tier = self.options.environments.tier_of(&request.environment)?;
         if self.tasks.is_closed() {
             return Err(GateError::ShuttingDown);
         }
@@ -227,7 +234,7 @@ impl Gate {
         );
         let handle = self
             .tasks
-            .spawn(async move { gate.check_inner(request).await }.instrument(span));
+            .spawn(async move { gate.check_inner(request, tier).await }.instrument(span));
         match handle.await {
             Ok(result) => result,
             // A panic inside a check is a bug; it must still not become an answer.
@@ -237,7 +244,11 @@ impl Gate {
         }
     }
 
-    async fn check_inner(&self, request: CheckRequest) -> Result<CheckOutcome, GateError> {
+    async fn check_inner(
+        &self,
+        request: CheckRequest,
+        tier: Tier,
+    ) -> Result<CheckOutcome, GateError> {
         let started = tokio::time::Instant::now();
         let fingerprint = request.fingerprint();
         if let Some(key) = &request.idempotency_key {
@@ -247,7 +258,7 @@ impl Gate {
         }
 
         let policies = self.policies.current();
-        let subject = request.subject();
+        let subject = request.subject(tier);
         let needed = policies.required_sources(subject);
         let deadline = started + self.options.evidence_deadline;
         let gathered = evidence::gather(
@@ -264,6 +275,7 @@ impl Gate {
             document: &gathered.document,
             unavailable: &gathered.unavailable,
             now,
+            no_rules_verdict: self.options.no_rules_verdict,
         });
         let status = if evaluation.verdict == Verdict::ManualReview {
             DecisionStatus::Pending

@@ -61,12 +61,15 @@ pub struct EvalInput<'a> {
     /// Sources that were needed but did not answer, with why.
     pub unavailable: &'a BTreeMap<String, (FailureReason, String)>,
     pub now: DateTime<Utc>,
+    /// The answer when no rule applies at all (`gate.no_rules_verdict`).
+    pub no_rules_verdict: Verdict,
 }
 
 /// Result of evaluating every applicable rule.
 #[derive(Debug, Clone)]
 pub struct Evaluation {
-    /// The strictest effect across results (`continue` when no rule applies).
+    /// The strictest effect across results; when no rule applies, `no_rules_verdict`, with one
+    /// result (rule id [`NO_APPLICABLE_RULE`]) that says so.
     pub verdict: Verdict,
     pub results: Vec<RuleResult>,
 }
@@ -112,13 +115,41 @@ impl PolicySet {
         Self::from_sources(sources)
     }
 
+    /// Loads a set from its files. A set with no rules at all (no files, only `rules: []`) is
+    /// refused like a broken edit: a gate without rules would let every deploy through.
     pub fn from_sources(sources: Vec<PolicySource>) -> Result<PolicySet, PolicyErrors> {
-        let (set, errors) = Self::load_partial(sources);
+        let (set, mut errors) = Self::load_partial(sources);
+        if errors.is_empty() {
+            errors.extend(set.empty_error());
+        }
         if errors.is_empty() {
             Ok(set)
         } else {
             Err(PolicyErrors(errors))
         }
+    }
+
+    /// The error for a set that loaded without a single rule, if it did.
+    pub(crate) fn empty_error(&self) -> Option<PolicyError> {
+        if !self.rules.is_empty() {
+            return None;
+        }
+        let first = self.files.first();
+        let pos = first.and_then(|f| f.rules_pos).unwrap_or(file::Pos::START);
+        Some(PolicyError {
+            file: first.map_or_else(|| "policy".to_string(), |f| f.name.clone()),
+            line: pos.line,
+            col: pos.col,
+            message: format!(
+                "the policy set has no rules ({} file{} read): a gate without rules would let every deploy through",
+                self.files.len(),
+                if self.files.len() == 1 { "" } else { "s" }
+            ),
+            help: Some(
+                "add at least one rule under `rules:`, or point `policy.dir` at the directory that has them"
+                    .into(),
+            ),
+        })
     }
 
     /// Content digest: `sha256:` over the sorted (name, text) of every file.
@@ -146,17 +177,21 @@ impl PolicySet {
             unavailable: input.unavailable,
             now: input.now,
         };
-        let results: Vec<RuleResult> = self
+        let mut results: Vec<RuleResult> = self
             .rules
             .iter()
             .filter(|r| r.scope.matches(input.subject))
             .map(|r| eval::evaluate_rule(r, &ctx))
             .collect();
+        if results.is_empty() {
+            // Nothing was checked, which is not the same as everything passing.
+            results.push(no_applicable_rule(input.subject, input.no_rules_verdict));
+        }
         let verdict = results
             .iter()
             .map(|r| r.effect)
             .max()
-            .unwrap_or(Verdict::Continue);
+            .unwrap_or(input.no_rules_verdict);
         Evaluation { verdict, results }
     }
 
@@ -251,6 +286,30 @@ impl PolicySource {
         }
         sources.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(sources)
+    }
+}
+
+/// The rule id of the result that says no rule applied to a check.
+pub const NO_APPLICABLE_RULE: &str = "no-applicable-rule";
+
+fn no_applicable_rule(s: Subject<'_>, verdict: Verdict) -> RuleResult {
+    RuleResult {
+        rule_id: NO_APPLICABLE_RULE.into(),
+        title: "A policy rule applies to this deploy".into(),
+        category: "policy".into(),
+        severity: crate::domain::Severity::High,
+        outcome: crate::domain::RuleOutcome::Fail,
+        effect: verdict,
+        reason: format!(
+            "no policy rule applies to `{}` in `{}` (tier {}) asked by {}, so nothing was checked; `gate.no_rules_verdict` answers {}",
+            s.application,
+            s.environment,
+            s.tier,
+            s.caller.as_str(),
+            verdict.as_str()
+        ),
+        remediation: "add rules that apply to this environment's tier, application and caller (`applies_to`), or set `gate.no_rules_verdict`".into(),
+        policy_file: "config:gate.no_rules_verdict".into(),
     }
 }
 

@@ -23,6 +23,8 @@ use crate::store::{self, StoreError, StoreOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
     #[error("invalid auth configuration: {0}")]
     Auth(#[from] AuthConfigError),
     #[error(
@@ -62,6 +64,7 @@ pub struct App {
 
 impl App {
     pub async fn build(settings: Settings) -> Result<App, ServeError> {
+        settings.validate()?;
         let auth = Arc::new(Authenticator::new(&settings.auth.tokens)?);
         if auth.is_open() {
             for addr in [settings.server.http_addr, settings.server.grpc_addr] {
@@ -127,6 +130,8 @@ impl App {
                         )
                     })
                     .collect(),
+                environments: settings.gate.declared_environments()?,
+                no_rules_verdict: settings.gate.no_rules_verdict,
             },
         );
         let gate = if notifier.is_empty() {

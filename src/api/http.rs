@@ -282,11 +282,23 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn readyz(State(s): State<HttpState>) -> Response {
     match s.gate.ready().await {
-        Ok(()) => Json(serde_json::json!({
-            "status": "ready",
-            "policy_version": s.gate.policies().current().version(),
-        }))
-        .into_response(),
+        Ok(()) => {
+            let mut body = serde_json::json!({
+                "status": "ready",
+                "policy_version": s.gate.policies().current().version(),
+            });
+            // Still ready (the last good set answers), but an operator must see why an edit
+            // did not take.
+            if let Some(errors) = s.gate.policies().rejected_edit() {
+                body["policy_rejected_edit"] = errors
+                    .0
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .into();
+            }
+            Json(body).into_response()
+        }
         Err(e) => Problem::from(e).into_response(),
     }
 }

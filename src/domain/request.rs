@@ -8,7 +8,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::ids::truncate;
 use super::{
-    Application, ChangeNumber, CommitSha, Digest, Environment, IdempotencyKey, JiraKey,
+    Application, ChangeNumber, CommitSha, Digest, Environment, IdempotencyKey, JiraKey, Tier,
     ValidationError,
 };
 
@@ -32,11 +32,13 @@ pub struct CheckRequest {
 }
 
 impl CheckRequest {
-    /// The part of the request that decides which rules apply.
-    pub fn subject(&self) -> Subject<'_> {
+    /// The part of the request that decides which rules apply, with the tier the declared
+    /// environments give its environment.
+    pub fn subject(&self, tier: Tier) -> Subject<'_> {
         Subject {
             application: &self.application,
             environment: &self.environment,
+            tier,
             caller: self.caller.kind,
         }
     }
@@ -395,6 +397,7 @@ impl SourceRevision {
 pub struct Subject<'a> {
     pub application: &'a Application,
     pub environment: &'a Environment,
+    pub tier: Tier,
     pub caller: CallerKind,
 }
 

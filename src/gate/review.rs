@@ -19,7 +19,7 @@ use crate::domain::{
     Approval, Decision, DecisionId, DecisionStatus, IdempotencyKey, RefusedAttempt, Resolution,
     ResolutionOutcome,
 };
-use crate::domain::{FailureReason, RuleResult, SourceStatus, Verdict};
+use crate::domain::{FailureReason, RuleResult, SourceStatus, Tier, Verdict};
 use crate::policy::EvalInput;
 use crate::store::{DecisionFilter, MAX_PAGE_SIZE};
 
@@ -79,11 +79,19 @@ impl Gate {
             })
             .collect();
         let policies = self.policies.current();
+        // The environment was declared when the check was made; if it no longer is, the
+        // strictest tier re-checks the most rules.
+        let tier = self
+            .options
+            .environments
+            .tier_of(&next.request.environment)
+            .unwrap_or(Tier::Production);
         let evaluation = policies.evaluate(&EvalInput {
-            subject: next.request.subject(),
+            subject: next.request.subject(tier),
             document: &next.evidence.document,
             unavailable: &unavailable,
             now,
+            no_rules_verdict: self.options.no_rules_verdict,
         });
         let was_clear = |rule: &str| {
             next.rule_results

@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use super::{EvalInput, Evaluation, PolicySet, PolicySource};
 use crate::domain::{
-    Application, CallerKind, Environment, FailureReason, RuleResult, Subject, Verdict,
+    Application, CallerKind, Environment, Environments, FailureReason, RuleResult, Subject, Tier,
+    Verdict,
 };
 
 /// The time cases run at unless they say otherwise: a Wednesday noon, outside the usual freezes.
@@ -124,6 +125,8 @@ struct Case {
 struct SubjectSpec {
     application: Option<String>,
     environment: Option<String>,
+    /// The environment's tier; by default the one the built-in environment list gives it.
+    tier: Option<String>,
     caller: Option<String>,
 }
 
@@ -222,6 +225,27 @@ fn run_case(case: &Case, defaults: &Defaults, base: &Path, cache: &mut Cache) ->
             return errs.collect();
         }
     };
+    let tier = match spec.tier.as_deref() {
+        Some(t) => match Tier::parse(t) {
+            Some(t) => t,
+            None => {
+                let names: Vec<&str> = Tier::ALL.iter().map(|t| t.as_str()).collect();
+                return vec![format!(
+                    "invalid subject: unknown tier `{t}` (tiers: {})",
+                    names.join(", ")
+                )];
+            }
+        },
+        None => match Environments::default().tier_of(&environment) {
+            Ok(t) => t,
+            Err(e) => {
+                return vec![format!(
+                    "invalid subject: {}; give the subject a `tier`",
+                    e.message
+                )];
+            }
+        },
+    };
     let now_text = case
         .now
         .as_deref()
@@ -265,6 +289,7 @@ fn run_case(case: &Case, defaults: &Defaults, base: &Path, cache: &mut Cache) ->
     let subject = Subject {
         application: &application,
         environment: &environment,
+        tier,
         caller,
     };
     let evaluation = set.evaluate(&EvalInput {
@@ -272,6 +297,7 @@ fn run_case(case: &Case, defaults: &Defaults, base: &Path, cache: &mut Cache) ->
         document: &document,
         unavailable: &unavailable,
         now,
+        no_rules_verdict: Verdict::ManualReview,
     });
     compare(case, &evaluation)
 }

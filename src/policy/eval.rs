@@ -5,6 +5,12 @@
 //! passes if any part passes, else is missing if any part is missing, else fails. `not` swaps pass
 //! and fail and keeps missing. So a missing branch never decides alone when the others already
 //! do, and never counts as a pass.
+//!
+//! Some failures say only that the evidence is not what the rule expects, not that the condition
+//! is false: a value of the wrong type (the tool changed shape), no value for `exists`, more
+//! values than a rule may examine. Such a failure is *inconclusive*: it fails where it stands,
+//! but `not` turns it into missing rather than a pass, so negating a rule can never make broken
+//! or absent evidence let a deploy through.
 
 use std::collections::BTreeMap;
 
@@ -34,6 +40,9 @@ pub(crate) struct Eval {
     pub(crate) outcome: RuleOutcome,
     pub(crate) reason: String,
     pub(crate) facts: Option<Facts>,
+    /// A failure that only shows the evidence is unusable (see the module docs); `not` of it is
+    /// missing, not a pass.
+    pub(crate) inconclusive: bool,
 }
 
 pub(crate) fn evaluate_rule(rule: &Rule, ctx: &Ctx<'_>) -> RuleResult {
@@ -72,7 +81,12 @@ fn eval(c: &Condition, ctx: &Ctx<'_>) -> Eval {
                     outcome: RuleOutcome::Fail,
                     reason: format!("expected the opposite of: {}", e.reason),
                     facts: e.facts,
+                    inconclusive: false,
                 },
+                RuleOutcome::Fail if e.inconclusive => missing(format!(
+                    "cannot negate a condition over unusable evidence: {}",
+                    e.reason
+                )),
                 RuleOutcome::Fail => Eval {
                     outcome: RuleOutcome::Pass,
                     ..e
@@ -82,22 +96,30 @@ fn eval(c: &Condition, ctx: &Ctx<'_>) -> Eval {
         }
         Condition::All(cs) => {
             let mut missing: Option<Eval> = None;
+            let mut inconclusive: Option<Eval> = None;
             let mut passes = Vec::with_capacity(cs.len());
             for c in cs {
                 let e = eval(c, ctx);
                 match e.outcome {
-                    RuleOutcome::Fail => return e,
+                    // A conclusive failure decides `all` (and its negation) on its own.
+                    RuleOutcome::Fail if !e.inconclusive => return e,
+                    RuleOutcome::Fail => {
+                        inconclusive.get_or_insert(e);
+                    }
                     RuleOutcome::Missing => {
                         missing.get_or_insert(e);
                     }
                     RuleOutcome::Pass => passes.push(e.reason),
                 }
             }
-            missing.unwrap_or_else(|| pass(passes.join("; ")))
+            inconclusive
+                .or(missing)
+                .unwrap_or_else(|| pass(passes.join("; ")))
         }
         Condition::Any(cs) => {
             let mut others = Vec::with_capacity(cs.len());
             let mut any_missing = false;
+            let mut inconclusive = false;
             let mut facts = None;
             for c in cs {
                 let e = eval(c, ctx);
@@ -105,6 +127,7 @@ fn eval(c: &Condition, ctx: &Ctx<'_>) -> Eval {
                     RuleOutcome::Pass => return e,
                     RuleOutcome::Missing => any_missing = true,
                     RuleOutcome::Fail => {
+                        inconclusive |= e.inconclusive;
                         if facts.is_none() {
                             facts = e.facts;
                         }
@@ -126,6 +149,7 @@ fn eval(c: &Condition, ctx: &Ctx<'_>) -> Eval {
                 outcome,
                 reason,
                 facts,
+                inconclusive,
             }
         }
     }
@@ -136,6 +160,7 @@ fn pass(reason: String) -> Eval {
         outcome: RuleOutcome::Pass,
         reason,
         facts: None,
+        inconclusive: false,
     }
 }
 
@@ -144,6 +169,7 @@ fn missing(reason: String) -> Eval {
         outcome: RuleOutcome::Missing,
         reason,
         facts: None,
+        inconclusive: false,
     }
 }
 
@@ -152,6 +178,15 @@ fn fail(reason: String, facts: Facts) -> Eval {
         outcome: RuleOutcome::Fail,
         reason,
         facts: Some(facts),
+        inconclusive: false,
+    }
+}
+
+/// A failure that says only that the evidence is unusable; see the module docs.
+fn unusable(e: Eval) -> Eval {
+    Eval {
+        inconclusive: true,
+        ..e
     }
 }
 
@@ -195,25 +230,25 @@ fn eval_leaf(l: &Leaf, ctx: &Ctx<'_>) -> Eval {
             "`{}` yields more than {MAX_VALUES} values, more than one rule may examine",
             path.text()
         );
-        return fail(
+        return unusable(fail(
             reason,
             Facts {
                 path: path.text().into(),
                 found: format!("more than {MAX_VALUES} values"),
                 expected: l.op.expected(),
             },
-        );
+        ));
     };
     if hits.is_empty() {
         return match l.op {
-            Op::Exists => fail(
+            Op::Exists => unusable(fail(
                 format!("no value at `{}`, expected a value", path.text()),
                 Facts {
                     path: path.text().into(),
                     found: "nothing".into(),
                     expected: l.op.expected(),
                 },
-            ),
+            )),
             Op::Absent => pass(format!("no value at `{}`, as expected", path.text())),
             _ => missing(format!("no value at `{}`", path.text())),
         };
@@ -261,10 +296,19 @@ fn eval_leaf(l: &Leaf, ctx: &Ctx<'_>) -> Eval {
             ),
         });
     }
+    // Conclusive only when a value of the right type fails: for `all`, one such value decides;
+    // for `any`, every value must be of the right type and fail.
+    // `exists` fails only on nulls: no value, which is never a conclusive answer.
+    let conclusive = !matches!(l.op, Op::Exists)
+        && match l.quantifier {
+            Quantifier::All => checks.iter().any(|c| matches!(c, Check::Fail(_))),
+            Quantifier::Any => !checks.iter().any(|c| matches!(c, Check::Mismatch(_))),
+        };
     let Some((hit, check)) = hits.iter().zip(&checks).find(|(_, c)| **c != Check::Pass) else {
         return missing(format!("no value at `{}`", path.text()));
     };
-    fail_reason(l, path, hit, check, n - passed, n)
+    let e = fail_reason(l, path, hit, check, n - passed, n);
+    if conclusive { e } else { unusable(e) }
 }
 
 fn fail_reason(

@@ -224,6 +224,28 @@ impl<'n> Map<'n> {
     pub(crate) fn optional_str(&self, key: &str, d: &mut Diagnostics) -> Option<Text> {
         self.get(key).and_then(|n| text(n, key, d))
     }
+
+    /// An optional `true` / `false`; anything else is an error (and reads as `false`).
+    pub(crate) fn optional_bool(&self, key: &str, d: &mut Diagnostics) -> bool {
+        let Some(t) = self.optional_str(key, d) else {
+            return false;
+        };
+        match (t.value.as_str(), t.quoted) {
+            ("true", false) => true,
+            ("false", false) => false,
+            _ => {
+                d.error(
+                    t.pos,
+                    format!(
+                        "`{key}` must be `true` or `false`, found `{}`",
+                        clip(&t.value)
+                    ),
+                    format!("write `{key}: true` (unquoted) or remove it"),
+                );
+                false
+            }
+        }
+    }
 }
 
 /// A string from the file and where it was.

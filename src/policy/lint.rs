@@ -1,6 +1,7 @@
 //! `portcullis policy lint`: every load error plus warnings about rules that load but are
-//! probably wrong (a scope that can never match, an unknown evidence namespace, a missing
-//! description or remediation, a critical rule that lets missing evidence through).
+//! probably wrong (a scope that can never match or that selects environments by name instead of
+//! tier, an unknown evidence namespace, a missing description or remediation, a critical rule
+//! that lets missing evidence through).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -135,6 +136,10 @@ pub fn lint_sources(sources: Vec<PolicySource>) -> LintReport {
         .into_iter()
         .map(|e| error_diag(e.file, e.line, e.col, e.message, e.help))
         .collect();
+    // As when loading: reported when nothing else is wrong (a broken rule is already refused).
+    if let Some(e) = set.empty_error().filter(|_| diagnostics.is_empty()) {
+        diagnostics.push(error_diag(e.file, e.line, e.col, e.message, e.help));
+    }
     for info in set.files() {
         if info.rules_pos.is_some()
             && !set.rules().iter().any(|r| r.file == info.name)
@@ -207,6 +212,14 @@ fn lint_rule(rule: &Rule, declared: &[&str], out: &mut Vec<LintDiagnostic>) {
         scope_pos,
         out,
     );
+    if scope.environments.is_some() && scope.tiers.is_none() {
+        out.push(warning(
+            f,
+            scope_pos,
+            format!("rule `{}` selects environments by name only", rule.id),
+            "an environment declared later under another name (e.g. a new production region) falls outside it; select with `tiers: [production]` (tiers of `gate.environments`)",
+        ));
+    }
     if scope.callers.as_ref().is_some_and(Vec::is_empty) {
         out.push(warning(
             f,
@@ -356,6 +369,11 @@ mod tests {
         );
         assert!(msgs.iter().any(|m| m.contains("no `description`")));
         assert!(msgs.iter().any(|m| m.contains("`callers` is empty")));
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("rule `r1` selects environments by name only")),
+            "{msgs:?}"
+        );
         let help = &r
             .diagnostics
             .iter()

@@ -132,15 +132,31 @@ proptest! {
         let set = PolicySet::builtin().unwrap();
         let app = Application::parse("payments-api").unwrap();
         let env = Environment::parse(&env).unwrap();
-        let subject = Subject { application: &app, environment: &env, caller: CallerKind::Argocd };
+        let subject = Subject { application: &app, environment: &env, tier: crate::domain::Environments::default().tier_of(&env).unwrap_or(crate::domain::Tier::Other), caller: CallerKind::Argocd };
         let mut unavailable = BTreeMap::new();
         if down {
             unavailable.insert("sonarqube".to_string(), (FailureReason::Timeout, String::new()));
         }
         let now = "2025-06-04T12:00:00Z".parse().unwrap();
-        let ev = set.evaluate(&EvalInput { subject, document: &doc, unavailable: &unavailable, now });
+        let ev = set.evaluate(&EvalInput { subject, document: &doc, unavailable: &unavailable, now, no_rules_verdict: crate::domain::Verdict::ManualReview });
         let applicable = set.rules().iter().filter(|r| r.scope.matches(subject)).count();
         prop_assert_eq!(ev.results.len(), applicable);
         prop_assert_eq!(ev.verdict, ev.results.iter().map(|r| r.effect).max().unwrap_or(crate::domain::Verdict::Continue));
+    }
+
+    #[test]
+    fn not_passes_only_over_a_value_of_the_right_type_that_fails(value in json_value()) {
+        let text = "rules:\n  - id: r\n    title: T\n    severity: high\n    condition: {not: {path: $.request.a, op: '==', value: OK}}\n  - id: e\n    title: E\n    severity: high\n    condition: {not: {path: $.request.a, op: exists}}\n";
+        let set = load(text.to_string()).unwrap();
+        let app = Application::parse("payments-api").unwrap();
+        let env = Environment::parse("prod").unwrap();
+        let subject = Subject { application: &app, environment: &env, tier: crate::domain::Environments::default().tier_of(&env).unwrap_or(crate::domain::Tier::Other), caller: CallerKind::Argocd };
+        let doc = serde_json::json!({"request": {"a": value.clone()}});
+        let now = "2025-06-04T12:00:00Z".parse().unwrap();
+        let unavailable = BTreeMap::new();
+        let ev = set.evaluate(&EvalInput { subject, document: &doc, unavailable: &unavailable, now, no_rules_verdict: crate::domain::Verdict::ManualReview });
+        let is_other_string = value.as_str().is_some_and(|s| s != "OK");
+        prop_assert_eq!(ev.results[0].outcome == crate::domain::RuleOutcome::Pass, is_other_string);
+        prop_assert_ne!(ev.results[1].outcome, crate::domain::RuleOutcome::Pass);
     }
 }

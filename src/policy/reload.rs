@@ -17,12 +17,31 @@ use super::{PolicyErrors, PolicySet, PolicySource, digest};
 #[derive(Debug, Clone)]
 pub struct PolicyHandle {
     inner: Arc<RwLock<Arc<PolicySet>>>,
+    /// Why the newest edit of the directory was refused, while the last good set stays in force.
+    rejected: Arc<RwLock<Option<Arc<PolicyErrors>>>>,
 }
 
 impl PolicyHandle {
     pub fn new(set: PolicySet) -> Self {
         Self {
             inner: Arc::new(RwLock::new(Arc::new(set))),
+            rejected: Arc::new(RwLock::new(None)),
+        }
+    }
+
+    /// Why the newest edit was refused, if it was (cleared by the next good edit).
+    pub fn rejected_edit(&self) -> Option<Arc<PolicyErrors>> {
+        match self.rejected.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_rejected(&self, errors: Option<PolicyErrors>) {
+        let errors = errors.map(Arc::new);
+        match self.rejected.write() {
+            Ok(mut g) => *g = errors,
+            Err(poisoned) => *poisoned.into_inner() = errors,
         }
     }
 
@@ -69,6 +88,7 @@ pub fn reload_once(dir: &Path, handle: &PolicyHandle, last_seen: &mut String) ->
                 return ReloadOutcome::Unchanged;
             }
             *last_seen = key;
+            handle.set_rejected(Some(e.clone()));
             return ReloadOutcome::Rejected(e);
         }
     };
@@ -86,9 +106,13 @@ pub fn reload_once(dir: &Path, handle: &PolicyHandle, last_seen: &mut String) ->
         Ok(set) => {
             let v = set.version().to_string();
             handle.replace(set);
+            handle.set_rejected(None);
             ReloadOutcome::Reloaded(v)
         }
-        Err(e) => ReloadOutcome::Rejected(e),
+        Err(e) => {
+            handle.set_rejected(Some(e.clone()));
+            ReloadOutcome::Rejected(e)
+        }
     }
 }
 
@@ -198,8 +222,51 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_set_is_refused_at_load_and_on_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.yaml"), "rules: []\n").unwrap();
+        let e = PolicySet::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("p.yaml:1:1: the policy set has no rules"), "{e}");
+
+        std::fs::write(dir.path().join("p.yaml"), GOOD).unwrap();
+        let handle = PolicyHandle::new(PolicySet::load_dir(dir.path()).unwrap());
+        let good = handle.current().version().to_string();
+        let mut seen = good.clone();
+        for empty in [
+            "rules: []\n",
+            "rules:\n",
+            "# all commented out\nrules: []\n",
+        ] {
+            std::fs::write(dir.path().join("p.yaml"), empty).unwrap();
+            let outcome = reload_once(dir.path(), &handle, &mut seen);
+            assert!(
+                matches!(outcome, ReloadOutcome::Rejected(_)),
+                "{empty:?}: {outcome:?}"
+            );
+            assert_eq!(handle.current().version(), good, "the last good set stays");
+            let why = handle.rejected_edit().unwrap().to_string();
+            assert!(why.contains("p.yaml:"), "{why}");
+        }
+        std::fs::write(dir.path().join("p.yaml"), GOOD).unwrap();
+        assert!(matches!(
+            reload_once(dir.path(), &handle, &mut seen),
+            ReloadOutcome::Reloaded(_)
+        ));
+        assert!(
+            handle.rejected_edit().is_none(),
+            "a good edit clears the rejection"
+        );
+    }
+
+    #[test]
     fn handle_clones_share_replacements() {
-        let a = PolicyHandle::new(PolicySet::from_sources(vec![]).unwrap());
+        let a = PolicyHandle::new(
+            PolicySet::from_sources(vec![PolicySource {
+                name: "p.yaml".into(),
+                text: GOOD.into(),
+            }])
+            .unwrap(),
+        );
         let b = a.clone();
         a.replace(PolicySet::builtin().unwrap());
         assert_eq!(

@@ -7,9 +7,10 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use marked_yaml::Node;
 
 use super::condition::Condition;
-use super::file::{self, Diagnostics, Map, Pos, Text, clip, sequence, string_list};
+use super::file::{self, Diagnostics, Map, Pos, Text, clip, closest, sequence, string_list};
+use super::operator::Op;
 use super::reason::Template;
-use crate::domain::{CallerKind, Severity, Subject, Verdict};
+use crate::domain::{CallerKind, Severity, Subject, Tier, Verdict};
 
 const FILE_FIELDS: &[&str] = &["rules", "sources"];
 const RULE_FIELDS: &[&str] = &[
@@ -24,8 +25,9 @@ const RULE_FIELDS: &[&str] = &[
     "message",
     "on_fail",
     "on_missing",
+    "allow_absent",
 ];
-const SCOPE_FIELDS: &[&str] = &["environments", "applications", "callers"];
+const SCOPE_FIELDS: &[&str] = &["tiers", "environments", "applications", "callers"];
 
 /// A compiled rule.
 #[derive(Debug, Clone)]
@@ -53,6 +55,9 @@ pub(crate) struct Rule {
 /// `applies_to`: each present list must match; an absent list matches everything.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Scope {
+    /// Tiers of the declared environments (`production` …): the robust way to say "production",
+    /// since a newly declared production environment is covered at once.
+    pub(crate) tiers: Option<Vec<Tier>>,
     pub(crate) environments: Option<Patterns>,
     pub(crate) applications: Option<Patterns>,
     pub(crate) callers: Option<Vec<CallerKind>>,
@@ -77,9 +82,11 @@ pub(crate) struct FileInfo {
 
 impl Scope {
     pub(crate) fn matches(&self, s: Subject<'_>) -> bool {
-        self.environments
-            .as_ref()
-            .is_none_or(|p| p.set.is_match(s.environment.as_str()))
+        self.tiers.as_ref().is_none_or(|t| t.contains(&s.tier))
+            && self
+                .environments
+                .as_ref()
+                .is_none_or(|p| p.set.is_match(s.environment.as_str()))
             && self
                 .applications
                 .as_ref()
@@ -177,6 +184,7 @@ fn parse_rule(node: &Node, d: &mut Diagnostics) -> Option<Rule> {
     let on_missing = map
         .optional_str("on_missing", d)
         .map(|t| parse_verdict(&t, d));
+    let allow_absent = map.optional_bool("allow_absent", d);
     if d.errors.len() != before {
         return None;
     }
@@ -190,6 +198,10 @@ fn parse_rule(node: &Node, d: &mut Diagnostics) -> Option<Rule> {
     let on_missing = on_missing
         .flatten()
         .unwrap_or_else(|| on_fail.max(Verdict::ManualReview));
+    refuse_unmeant_absent(&condition, allow_absent, d);
+    if d.errors.len() != before {
+        return None;
+    }
     let mut sources = condition.sources();
     sources.remove("request");
     Some(Rule {
@@ -210,6 +222,29 @@ fn parse_rule(node: &Node, d: &mut Diagnostics) -> Option<Rule> {
         id_pos: id.pos,
         sources,
     })
+}
+
+/// `absent` over a tool's evidence passes when the tool stops reporting the field, renames it or
+/// moves it: a change of response shape would silently let deploys through. The request is what
+/// the caller sent, so no value there is a fact. Anywhere else the author must say they mean it.
+fn refuse_unmeant_absent(condition: &Condition, rule_allows: bool, d: &mut Diagnostics) {
+    if rule_allows {
+        return;
+    }
+    for leaf in condition.leaves() {
+        let Some(path) = &leaf.path else { continue };
+        if matches!(leaf.op, Op::Absent) && path.source() != "request" && !leaf.allow_absent {
+            d.error(
+                leaf.path_pos,
+                format!(
+                    "`absent` over `{}` also passes when `{}` changes its response shape",
+                    clip(path.text()),
+                    path.source()
+                ),
+                "test a value the tool always reports (e.g. `op: \"==\"`, `value: 0`), or, if no value really is the answer, add `allow_absent: true` to this condition",
+            );
+        }
+    }
 }
 
 fn parse_severity(t: &Text, d: &mut Diagnostics) -> Option<Severity> {
@@ -246,6 +281,29 @@ fn parse_scope(node: &Node, d: &mut Diagnostics) -> Option<Scope> {
     let map = Map::new(node, "`applies_to`", d)?;
     map.allow_only(SCOPE_FIELDS, d);
     let before = d.errors.len();
+    let tiers = map
+        .get("tiers")
+        .and_then(|n| string_list(n, "tiers", d))
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|t| {
+                    let tier = Tier::parse(&t.value);
+                    if tier.is_none() {
+                        let names: Vec<&str> = Tier::ALL.iter().map(|t| t.as_str()).collect();
+                        let hint = closest(&t.value, &names)
+                            .map(|s| format!("did you mean `{s}`? "))
+                            .unwrap_or_default();
+                        d.error(
+                            t.pos,
+                            format!("unknown tier `{}`", clip(&t.value)),
+                            format!("{hint}tiers: {}", names.join(", ")),
+                        );
+                    }
+                    tier
+                })
+                .collect()
+        });
     let environments = map
         .get("environments")
         .and_then(|n| patterns(n, "environments", d));
@@ -272,6 +330,7 @@ fn parse_scope(node: &Node, d: &mut Diagnostics) -> Option<Scope> {
                 .collect()
         });
     (d.errors.len() == before).then_some(Scope {
+        tiers,
         environments,
         applications,
         callers,

@@ -42,6 +42,7 @@ fn run(
     let subject = Subject {
         application: &app,
         environment: &env,
+        tier: tier_of(&env),
         caller: CallerKind::Spinnaker,
     };
     set.evaluate(&EvalInput {
@@ -49,7 +50,12 @@ fn run(
         document: doc,
         unavailable,
         now: now(),
+        no_rules_verdict: Verdict::ManualReview,
     })
+}
+
+fn tier_of(env: &Environment) -> crate::domain::Tier {
+    crate::domain::Environments::default().tier_of(env).unwrap()
 }
 
 fn rule(condition: &str) -> String {
@@ -272,6 +278,182 @@ fn three_valued_logic() {
 }
 
 #[test]
+fn not_over_unusable_evidence_is_missing_never_a_pass() {
+    let cond = |c: &str| load(&rule(c)).unwrap();
+    let doc = json!({"request": {"a": 1, "s": "x", "list": [1, "x"]}});
+    let un = BTreeMap::new();
+    let outcome = |c: &str| run(&cond(c), "prod", &doc, &un).results[0].outcome;
+    // A number where a string is expected: the tool changed shape, the condition is not false.
+    let mismatch = "{path: $.request.a, op: '==', value: OK}";
+    assert_eq!(
+        outcome(mismatch),
+        RuleOutcome::Fail,
+        "fails where it stands"
+    );
+    assert_eq!(
+        outcome(&format!("{{not: {mismatch}}}")),
+        RuleOutcome::Missing
+    );
+    assert_eq!(
+        outcome("{not: {path: $.request.a, op: matches, value: '^x$'}}"),
+        RuleOutcome::Missing
+    );
+    // No value: `not exists` is not a way to write `absent`.
+    assert_eq!(
+        outcome("{not: {path: $.request.nothing, op: exists}}"),
+        RuleOutcome::Missing
+    );
+    assert_eq!(
+        outcome("{not: {path: $.request.nothing, op: '==', value: 1}}"),
+        RuleOutcome::Missing
+    );
+    // Nested: an inconclusive part keeps `any` inconclusive; a conclusive failure decides `all`.
+    let fail = "{path: $.request.s, op: '==', value: y}";
+    assert_eq!(
+        outcome(&format!("{{not: {{any: [{mismatch}, {fail}]}}}}")),
+        RuleOutcome::Missing
+    );
+    assert_eq!(
+        outcome(&format!("{{not: {{all: [{mismatch}, {fail}]}}}}")),
+        RuleOutcome::Pass
+    );
+    assert_eq!(
+        outcome(&format!("{{not: {{all: [{mismatch}]}}}}")),
+        RuleOutcome::Missing
+    );
+    assert_eq!(
+        outcome(&format!("{{not: {{not: {mismatch}}}}}")),
+        RuleOutcome::Missing
+    );
+    // Over several values: one value of the right type that fails decides `all`; for `any`,
+    // one value of the wrong type leaves the answer open.
+    assert_eq!(
+        outcome("{not: {path: '$.request.list[*]', op: '==', value: y}}"),
+        RuleOutcome::Pass
+    );
+    assert_eq!(
+        outcome("{not: {path: '$.request.list[*]', op: '==', value: y, quantifier: any}}"),
+        RuleOutcome::Missing
+    );
+    // A real failure still negates to a pass.
+    assert_eq!(outcome(&format!("{{not: {fail}}}")), RuleOutcome::Pass);
+}
+
+#[test]
+fn absent_over_a_tool_is_refused_unless_the_rule_says_it_means_it() {
+    let e = errors(&rule(
+        "{path: $.trivy.vulnerabilities.critical, op: absent}",
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("p.yaml:5:23: `absent` over `$.trivy.vulnerabilities.critical` also passes when `trivy` changes its response shape"),
+        "{e:?}"
+    );
+    // Nested under `any` / `not` too.
+    assert_eq!(
+        errors(&rule(
+            "{any: [{path: $.request.a, op: exists}, {not: {path: $.jira.x, op: absent}}]}"
+        ))
+        .len(),
+        1
+    );
+    // The request is what the caller sent: no value there is a fact.
+    assert!(
+        load(&rule(
+            "{path: '$.request.change_refs.jira_keys[*]', op: absent}"
+        ))
+        .is_ok()
+    );
+    // Said on the condition, or for the whole rule.
+    assert!(load(&rule("{path: $.trivy.x, op: absent, allow_absent: true}")).is_ok());
+    assert!(
+        load(&format!(
+            "{}    allow_absent: true\n",
+            rule("{path: $.trivy.x, op: absent}")
+        ))
+        .is_ok()
+    );
+    // Only where it means something, and only a boolean.
+    let e = errors(&rule("{path: $.trivy.x, op: exists, allow_absent: true}"));
+    assert!(
+        e[0].contains("`allow_absent` only applies to `op: absent`"),
+        "{e:?}"
+    );
+    let e = errors(&rule("{path: $.trivy.x, op: absent, allow_absent: yes}"));
+    assert!(
+        e[0].contains("`allow_absent` must be `true` or `false`"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn an_empty_set_is_refused_and_linted() {
+    for text in ["rules: []\n", "rules:\n"] {
+        let e = errors(text);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("the policy set has no rules (1 file read)"),
+            "{e:?}"
+        );
+        let report = lint::lint_sources(vec![PolicySource {
+            name: "p.yaml".into(),
+            text: text.into(),
+        }]);
+        assert!(report.has_errors(), "{}", report.render_human());
+        assert!(
+            report
+                .render_human()
+                .contains("error: the policy set has no rules")
+        );
+    }
+    assert!(PolicySet::from_sources(vec![]).is_err());
+}
+
+#[test]
+fn rules_select_on_the_tier_and_no_applicable_rule_answers_the_configured_verdict() {
+    let set = load("rules:\n  - id: prod\n    title: P\n    severity: critical\n    applies_to: {tiers: [production]}\n    condition: {path: $.request.a, op: exists}\n").unwrap();
+    let app = Application::parse("payments-api").unwrap();
+    let env = Environment::parse("live").unwrap();
+    let doc = json!({"request": {}});
+    let un = BTreeMap::new();
+    let eval = |tier, no_rules_verdict| {
+        set.evaluate(&EvalInput {
+            subject: Subject {
+                application: &app,
+                environment: &env,
+                tier,
+                caller: CallerKind::Api,
+            },
+            document: &doc,
+            unavailable: &un,
+            now: now(),
+            no_rules_verdict,
+        })
+    };
+    let ev = eval(crate::domain::Tier::Production, Verdict::Continue);
+    assert_eq!(ev.results[0].rule_id, "prod");
+    assert_eq!(ev.verdict, Verdict::Terminate);
+    for v in Verdict::ALL {
+        let ev = eval(crate::domain::Tier::Staging, v);
+        assert_eq!(ev.verdict, v);
+        assert_eq!(ev.results.len(), 1);
+        assert_eq!(ev.results[0].rule_id, NO_APPLICABLE_RULE);
+        assert_eq!(ev.results[0].effect, v);
+        assert!(
+            ev.results[0]
+                .reason
+                .contains("no policy rule applies to `payments-api` in `live` (tier staging)"),
+            "{}",
+            ev.results[0].reason
+        );
+    }
+    let e = errors(
+        "rules:\n  - id: r\n    title: T\n    severity: low\n    applies_to: {tiers: [prodution]}\n    condition: {path: $.request.a, op: exists}\n",
+    );
+    assert!(e[0].contains("unknown tier `prodution`"), "{e:?}");
+}
+
+#[test]
 fn defaults_follow_severity_and_scope_limits_rules_and_sources() {
     let text = "\
 rules:
@@ -299,6 +481,7 @@ rules:
         set.required_sources(Subject {
             application: &app,
             environment: &env,
+            tier: tier_of(&env),
             caller,
         })
     };

@@ -20,6 +20,7 @@ mod bad_input;
 mod cli;
 mod contracts_rollouts;
 mod contracts_spinnaker;
+mod environments;
 mod evidence;
 mod fail_closed;
 mod grpc;

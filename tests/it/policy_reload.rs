@@ -87,3 +87,58 @@ async fn edits_are_picked_up_and_broken_edits_keep_the_last_good_set() {
         .unwrap();
     assert_eq!(third["verdict"], "terminate");
 }
+
+#[tokio::test]
+async fn an_empty_policy_set_refuses_to_start() {
+    for empty in ["rules: []\n", "rules:\n"] {
+        let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+        let settings = TestApp::builder()
+            .policies(&[("p.yaml", empty)])
+            .settings(dir.path());
+        let err = portcullis::serve::App::build(settings)
+            .await
+            .err()
+            .expect("an empty policy set must not start");
+        let msg = err.to_string();
+        assert!(msg.contains("the policy set does not load"), "{msg}");
+        assert!(msg.contains("the policy set has no rules"), "{msg}");
+    }
+}
+
+#[tokio::test]
+async fn a_reload_to_an_empty_set_keeps_the_last_good_set_and_readyz_says_why() {
+    let app = TestApp::builder()
+        .policies(&[("p.yaml", BLOCK)])
+        .spawn()
+        .await;
+    let v1 = policy_version(&app).await;
+    let file = app.settings.policy.dir.clone().unwrap().join("p.yaml");
+    std::fs::write(&file, "rules: []\n").unwrap();
+    let why = eventually(
+        Duration::from_secs(10),
+        "the empty edit to be rejected",
+        || async {
+            let resp = app.get("/readyz").await;
+            assert_eq!(resp.status(), 200, "the last good set still answers");
+            let ready: Value = resp.json().await.unwrap();
+            ready["policy_rejected_edit"].as_array().cloned()
+        },
+    )
+    .await;
+    assert!(
+        why[0]
+            .as_str()
+            .unwrap()
+            .contains("the policy set has no rules"),
+        "{why:?}"
+    );
+    assert_eq!(policy_version(&app).await, v1);
+    let resp = app.post_check(&good_check("after-empty")).await;
+    assert_eq!(resp.status(), 201);
+    let d: Value = resp.json().await.unwrap();
+    assert_eq!(
+        d["verdict"], "terminate",
+        "the blocking rule still applies: {d}"
+    );
+    assert_eq!(d["policy_version"], v1.as_str());
+}

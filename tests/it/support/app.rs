@@ -35,6 +35,8 @@ pub struct TestAppBuilder {
     review_timeout: Option<std::time::Duration>,
     store_url: Option<String>,
     store_connect_timeout: Option<std::time::Duration>,
+    environments: Option<Vec<portcullis::domain::EnvironmentDecl>>,
+    no_rules_verdict: Option<portcullis::domain::Verdict>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -197,6 +199,18 @@ impl TestAppBuilder {
         self
     }
 
+    /// Declares these environments (`gate.environments`) instead of the built-in list.
+    pub fn environments(mut self, decls: Vec<portcullis::domain::EnvironmentDecl>) -> Self {
+        self.environments = Some(decls);
+        self
+    }
+
+    /// The answer to a check no rule applies to (`gate.no_rules_verdict`).
+    pub fn no_rules_verdict(mut self, v: portcullis::domain::Verdict) -> Self {
+        self.no_rules_verdict = Some(v);
+        self
+    }
+
     pub fn settings(&self, dir: &Path) -> Settings {
         let mut s = config::load_from(None, Vec::new()).unwrap();
         s.server.http_addr = "127.0.0.1:0".parse().unwrap();
@@ -243,6 +257,12 @@ impl TestAppBuilder {
         }
         if let Some(d) = self.evidence_deadline {
             s.gate.evidence_deadline = d;
+        }
+        if let Some(decls) = &self.environments {
+            s.gate.environments = Some(decls.clone());
+        }
+        if let Some(v) = self.no_rules_verdict {
+            s.gate.no_rules_verdict = v;
         }
         if let Some(d) = self.review_timeout {
             s.review.timeout = d;
