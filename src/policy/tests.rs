@@ -388,7 +388,10 @@ fn absent_over_a_tool_is_refused_unless_the_rule_says_it_means_it() {
 
 #[test]
 fn an_empty_set_is_refused_and_linted() {
-    for text in ["rules: []\n", "rules:\n"] {
+    for text in [
+        "rules: []\n",
+        "# every rule commented out\n# - id: r\nrules: []\n",
+    ] {
         let e = errors(text);
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(

@@ -93,7 +93,18 @@ async fn undeclared_environments_are_refused_by_the_caller_contracts() {
         "application": "payments", "pipeline": "deploy", "executionId": "01HXEXEC",
         "images": image, "changeRefs": "CHG0030001",
     });
-    refused_with_the_list(post("/v1/spinnaker/gates", spinnaker).await.unwrap(), "prd").await;
+    // Orca shows its own error shape: `{error, message, field}`.
+    let resp = post("/v1/spinnaker/gates", spinnaker).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let e: Value = resp.json().await.unwrap();
+    assert_eq!(e["error"], "request.invalid", "{e}");
+    assert_eq!(e["field"], "environment", "{e}");
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.contains("`prd` is not a declared environment (declared: prod, production, prod-*"),
+        "{e}"
+    );
+    assert!(message.contains("gate.environments"), "{e}");
     let rollouts = json!({
         "source": "argo-rollouts", "app": "payments", "environment": "live",
         "namespace": "payments", "rollout": "payments-api", "image": image,

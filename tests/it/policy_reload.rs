@@ -90,11 +90,13 @@ async fn edits_are_picked_up_and_broken_edits_keep_the_last_good_set() {
 
 #[tokio::test]
 async fn an_empty_policy_set_refuses_to_start() {
-    for empty in ["rules: []\n", "rules:\n"] {
+    let only_comments = "# - id: r\n#   title: T\nrules: []\n";
+    for files in [
+        vec![("p.yaml", "rules: []\n")],
+        vec![("a.yaml", only_comments), ("b.yaml", "rules: []\n")],
+    ] {
         let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-        let settings = TestApp::builder()
-            .policies(&[("p.yaml", empty)])
-            .settings(dir.path());
+        let settings = TestApp::builder().policies(&files).settings(dir.path());
         let err = portcullis::serve::App::build(settings)
             .await
             .err()
