@@ -206,6 +206,11 @@ impl Gate {
         &self.policies
     }
 
+    /// The environments checks may name.
+    pub fn environments(&self) -> &Environments {
+        &self.options.environments
+    }
+
     /// Evaluates one deploy and stores the decision; the same idempotency key returns the
     /// stored decision without evaluating again.
     pub async fn check(

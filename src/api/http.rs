@@ -4,6 +4,7 @@
 mod body;
 pub(crate) mod evidence;
 pub mod problem;
+mod served_doc;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -314,8 +315,9 @@ async fn metrics(State(s): State<HttpState>) -> Response {
         .into_response()
 }
 
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+async fn openapi(State(s): State<HttpState>) -> Response {
+    let doc = served_doc::document(OPENAPI, s.gate.environments());
+    ([(header::CONTENT_TYPE, "application/json")], doc).into_response()
 }
 
 async fn not_found() -> Problem {

@@ -7,6 +7,7 @@ use portcullis::domain::{EnvironmentDecl, Tier, Verdict};
 use portcullis::pb;
 use serde_json::{Value, json};
 
+use crate::cli::portcullis;
 use crate::grpc::grpc_check;
 use crate::http::good_check;
 use crate::support::TestApp;
@@ -202,4 +203,53 @@ async fn a_check_no_rule_applies_to_answers_the_configured_verdict_and_says_so()
         );
         assert!(reason.contains("gate.no_rules_verdict"), "{reason}");
     }
+}
+
+#[tokio::test]
+async fn the_cli_refuses_undeclared_environments_and_unprotected_keys_and_lints_empty_sets() {
+    let app = TestApp::builder().spawn().await;
+    let image = format!("ghcr.io/acme/payments@{}", digest('e'));
+    let out = portcullis(&[
+        "check",
+        "--server",
+        &app.grpc_url(),
+        "-a",
+        "payments",
+        "-e",
+        "prd",
+        "--image",
+        &image,
+        "--deadline",
+        "5s",
+    ])
+    .await;
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(2), "bad input: {all}");
+    assert!(all.contains("`prd` is not a declared environment"), "{all}");
+    assert_eq!(stored(&app).await, 0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.yaml");
+    std::fs::write(&config, "review:\n  approvals:\n    prd: {required: 2}\n").unwrap();
+    let out = portcullis(&["config", "check", config.to_str().unwrap()]).await;
+    let all =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("review.approvals.prd"), "{all}");
+
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(policies.join("p.yaml"), "rules: []\n").unwrap();
+    let out = portcullis(&["policy", "lint", policies.to_str().unwrap()]).await;
+    let all =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{all}");
+    assert!(
+        all.contains("p.yaml:1:1: error: the policy set has no rules"),
+        "{all}"
+    );
 }

@@ -49,9 +49,46 @@ async fn every_documented_route_is_served() {
     }
 }
 
+/// Removes every schema's `environment` property.
+fn without_environments(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::Object(props)) = map.get_mut("properties") {
+                props.remove("environment");
+            }
+            map.values_mut().for_each(without_environments);
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_environments),
+        _ => {}
+    }
+}
+
 #[tokio::test]
-async fn the_served_document_is_the_embedded_one() {
-    let app = spawn_app().await;
-    let served: Value = app.get("/openapi.json").await.json().await.unwrap();
-    assert_eq!(served, serde_json::from_str::<Value>(OPENAPI).unwrap());
+async fn the_served_document_is_the_embedded_one_with_the_declared_environments() {
+    let app = crate::support::TestApp::builder()
+        .environments(vec![portcullis::domain::EnvironmentDecl {
+            name: "live".into(),
+            tier: portcullis::domain::Tier::Production,
+        }])
+        .spawn()
+        .await;
+    let resp = app.get("/openapi.json").await;
+    assert_eq!(resp.status(), 200);
+    let mut served: Value = resp.json().await.unwrap();
+    for schema in [
+        "/components/schemas/CheckRequest/properties/environment",
+        "/paths/~1v1~1analysis/post/requestBody/content/application~1json/schema/properties/environment",
+    ] {
+        let env = served.pointer(schema).unwrap_or_else(|| panic!("{schema}"));
+        assert_eq!(env["pattern"], "^(?:live)$", "{schema}: {env}");
+        assert!(
+            env["description"].as_str().unwrap().contains(": live."),
+            "{env}"
+        );
+    }
+    // Everything else is the embedded document.
+    let mut embedded: Value = serde_json::from_str(OPENAPI).unwrap();
+    without_environments(&mut served);
+    without_environments(&mut embedded);
+    assert_eq!(served, embedded);
 }
