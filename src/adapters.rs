@@ -24,6 +24,14 @@ use tokio::time::Instant;
 
 use crate::domain::{CheckRequest, Digest, FailureReason};
 
+/// Where an adapter reads the time: the system clock in service, a fixed time in tests.
+pub type Clock = Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(chrono::Utc::now)
+}
+
 pub mod aqua;
 pub mod cache;
 pub mod credentials;

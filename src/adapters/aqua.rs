@@ -12,6 +12,8 @@
 //!     registries:                 # image registry host → the registry's *name* in Aqua
 //!       - {host: ghcr.io, name: GHCR}
 //!       - {host: docker.io, name: Docker Hub}
+//!     page_size: 50               # rows per page of the vulnerability list
+//!     max_pages: 20
 //!     timeout: 5s
 //!     retries: 2
 //!     max_concurrency: 16
@@ -22,7 +24,10 @@
 //! re-pushed) is recorded as a mismatch (`digest_matches: false`, `passed: false`) and its
 //! counts are not reported as the deployed image's; `passed` needs `scan_status == finished`,
 //! no partial results, not `disallowed` and not `pending_disallowed`; a 401 renews the login
-//! once, then fails; the registry in the URL is Aqua's registry name, not the host.
+//! once, then fails; the registry in the URL is Aqua's registry name, not the host. The
+//! vulnerability list (`/api/v2/risks/vulnerabilities`) is read page by page for the deployed
+//! image and checked against the `count` its first page announced: a page that ends early is a
+//! bad response, and a list Aqua marks partial or estimated leaves the counts unknown.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -56,6 +61,10 @@ pub struct AquaConfig {
     /// as nested paths by the settings loader.
     #[serde(default)]
     pub registries: Vec<RegistryName>,
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    #[serde(default = "default_max_pages")]
+    pub max_pages: u32,
     #[serde(default = "instance::default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
     #[serde(default = "instance::default_retries")]
@@ -64,6 +73,14 @@ pub struct AquaConfig {
     pub max_concurrency: usize,
     #[serde(default = "instance::default_cache_ttl", with = "humantime_serde")]
     pub cache_ttl: Duration,
+}
+
+fn default_page_size() -> u32 {
+    50
+}
+
+fn default_max_pages() -> u32 {
+    20
 }
 
 /// One image registry host and the name the Aqua console knows it by.
@@ -90,6 +107,8 @@ struct Inner {
     registries: BTreeMap<String, String>,
     client: HttpClient,
     timeout: Duration,
+    page_size: u32,
+    max_pages: u32,
 }
 
 /// A built `kind: aqua` adapter.
@@ -132,6 +151,13 @@ impl AquaAdapter {
                 ));
             }
         };
+        if config.page_size == 0 || config.page_size > 1000 || config.max_pages == 0 {
+            return Err(invalid(
+                name,
+                "page_size",
+                "`page_size` must be 1 to 1000 and `max_pages` at least 1",
+            ));
+        }
         let client =
             instance::client(name, config.timeout, config.retries, config.max_concurrency)?;
         Ok(Self {
@@ -146,6 +172,8 @@ impl AquaAdapter {
                     .collect(),
                 client,
                 timeout: config.timeout,
+                page_size: config.page_size,
+                max_pages: config.max_pages,
             }),
             cache: FactCache::new(config.cache_ttl),
         })
@@ -320,7 +348,18 @@ impl Inner {
             "neg_vulns",
         ]
         .map(|k| j[k].as_u64());
-        let vulnerabilities = match (finished && matches && !partial, counts) {
+        // The list is read only for a complete scan of the deployed digest; anything else does
+        // not pass whatever it lists.
+        let list = if finished && matches && !partial {
+            Some(
+                self.vulnerability_list(registry, &format!("{}:{tag}", image.repository), deadline)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let list_trusted = list.as_ref().is_some_and(|l| l.trusted);
+        let vulnerabilities = match (finished && matches && !partial && list_trusted, counts) {
             (true, [Some(c), Some(h), Some(m), Some(l), n]) => json!({
                 "critical": c, "high": h, "medium": m, "low": l, "negligible": n.unwrap_or(0),
                 "total": j["vulns_found"],
@@ -360,10 +399,89 @@ impl Inner {
                 "permission_author": j["permission_author"],
                 "failed_checks": failed_checks,
                 "vulnerabilities": vulnerabilities,
+                "vulnerability_list": list.map(|l| json!({
+                    "count": l.rows.len(),
+                    "trusted": l.trusted,
+                    "items": l.rows,
+                })),
                 "passed": passed,
             }),
             url: Some(response.url),
             excerpt: Some(response.excerpt),
         })
     }
+
+    /// Every page of the image's vulnerability list, checked against the `count` the pages
+    /// announced: an empty page before that many rows is a short read, not the whole list.
+    async fn vulnerability_list(
+        &self,
+        registry: &str,
+        image_name: &str,
+        deadline: Instant,
+    ) -> Result<VulnerabilityList, AdapterError> {
+        let size = self.page_size.to_string();
+        let mut rows = Vec::new();
+        let mut announced: u64 = 0;
+        let mut trusted = true;
+        for page in 1..=self.max_pages {
+            let mut url = instance::endpoint(&self.base, "api/v2/risks/vulnerabilities")?;
+            url.query_pairs_mut().extend_pairs([
+                ("registry_name", registry),
+                ("image_name", image_name),
+                ("image_name_exact_match", "true"),
+                ("show_negligible", "true"),
+                ("include_vpatch_info", "true"),
+                ("hide_base_image", "false"),
+                ("page", &page.to_string()),
+                ("pagesize", &size),
+            ]);
+            let response = self.get(&url, deadline).await?;
+            let j = &response.json;
+            let count = j["count"]
+                .as_u64()
+                .ok_or_else(|| AdapterError::BadResponse {
+                    detail: "`count` is missing from the vulnerability list".into(),
+                })?;
+            let result = j["result"]
+                .as_array()
+                .ok_or_else(|| AdapterError::BadResponse {
+                    detail: "`result` is missing from the vulnerability list".into(),
+                })?;
+            announced = announced.max(count);
+            trusted &= j["is_partial_data"] != true && j["is_estimated_count"] != true;
+            for r in result {
+                rows.push(json!({
+                    "id": r["name"],
+                    "severity": r["aqua_severity"],
+                    "package": r["resource"]["name"],
+                    "installed_version": r["resource"]["version"],
+                    "fix_version": r["fix_version"],
+                }));
+            }
+            let read = rows.len() as u64;
+            if read >= announced {
+                return Ok(VulnerabilityList { rows, trusted });
+            }
+            if result.is_empty() {
+                return Err(AdapterError::BadResponse {
+                    detail: format!(
+                        "Aqua announced {announced} vulnerabilities for `{image_name}` but page {page} came back empty after {read}: pagination ended early"
+                    ),
+                });
+            }
+        }
+        Err(AdapterError::BadResponse {
+            detail: format!(
+                "the vulnerability list of `{image_name}` has more than {} pages of {}; raise `max_pages`",
+                self.max_pages, self.page_size
+            ),
+        })
+    }
+}
+
+/// The rows of an image's vulnerability list, and whether Aqua vouches for them (not partial,
+/// not an estimate).
+struct VulnerabilityList {
+    rows: Vec<Value>,
+    trusted: bool,
 }

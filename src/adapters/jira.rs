@@ -360,7 +360,9 @@ impl Inner {
         let size = self.page_size.to_string();
         let fields = "summary,status,resolution,updated";
         let mut token: Option<String> = None;
-        for _ in 0..self.max_pages {
+        // The largest `total` a Data Center page announced: a later page may not shrink it.
+        let mut announced: u64 = 0;
+        for page in 0..self.max_pages {
             let (issues, more) = match self.deployment {
                 Deployment::Cloud => {
                     let mut q = vec![("jql", jql), ("fields", fields), ("maxResults", &size)];
@@ -378,7 +380,13 @@ impl Inner {
                         ));
                     }
                     token = next;
-                    (issues_of(&r.json)?, !is_last)
+                    let issues = issues_of(&r.json)?;
+                    if page > 0 && issues.is_empty() {
+                        return Err(bad(
+                            "a search page after `nextPageToken` came back empty: pagination ended early",
+                        ));
+                    }
+                    (issues, !is_last)
                 }
                 Deployment::DataCenter => {
                     let start = out.len().to_string();
@@ -392,14 +400,15 @@ impl Inner {
                     let total = r.json["total"]
                         .as_u64()
                         .ok_or_else(|| bad("`total` is missing from the search page"))?;
+                    announced = announced.max(total);
                     let issues = issues_of(&r.json)?;
                     let seen = (out.len() + issues.len()) as u64;
-                    if issues.is_empty() && seen < total {
-                        return Err(bad(
-                            "the search ended before `total` issues: pagination ended early",
-                        ));
+                    if issues.is_empty() && seen < announced {
+                        return Err(bad(&format!(
+                            "the search announced {announced} issues but a page ended after {seen}: pagination ended early"
+                        )));
                     }
-                    (issues, seen < total)
+                    (issues, seen < announced)
                 }
             };
             for i in &issues {

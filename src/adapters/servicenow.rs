@@ -390,7 +390,9 @@ impl Inner {
         }
     }
 
-    /// Every page of the query, following `Link: rel="next"` (or stopping at a short page).
+    /// Every page of the query, following `Link: rel="next"` (or stopping at a short page), and
+    /// checked against the count the first page announced: a later page that is empty or has
+    /// lost its headers is a short read, never the whole answer.
     async fn list(
         &self,
         query: &str,
@@ -403,6 +405,7 @@ impl Inner {
         let limit = self.page_size.to_string();
         let mut out = Vec::new();
         let mut first: Option<(String, String)> = None;
+        let mut announced = Announced::default();
         for page in 0..self.max_pages {
             let offset = (u64::from(page) * u64::from(self.page_size)).to_string();
             let mut url = instance::endpoint(&self.base, path)?;
@@ -431,19 +434,13 @@ impl Inner {
                 .get("x-total-count")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse().ok());
+            announced.page(total, has_next, rows.len());
             if first.is_none() {
                 first = Some((response.url.clone(), response.excerpt.clone()));
             }
             out.extend(rows);
             if !has_next || short {
-                if let Some(total) = total.filter(|t| *t > out.len()) {
-                    return Err(AdapterError::BadResponse {
-                        detail: format!(
-                            "ServiceNow counted {total} changes but the pages ended after {}: pagination ended early",
-                            out.len()
-                        ),
-                    });
-                }
+                announced.check(out.len())?;
                 let (url, excerpt) = first.map_or((None, None), |(u, e)| (Some(u), Some(e)));
                 return Ok((out, url, excerpt));
             }
@@ -454,6 +451,49 @@ impl Inner {
                 self.max_pages, self.page_size
             ),
         })
+    }
+}
+
+/// What the pages announced so far: the largest `X-Total-Count` seen, whether the last page
+/// pointed to a next one, and whether a later page broke that promise.
+#[derive(Debug, Default)]
+struct Announced {
+    total: Option<usize>,
+    next_promised: bool,
+    pages: usize,
+    cut: Option<&'static str>,
+}
+
+impl Announced {
+    fn page(&mut self, total: Option<usize>, has_next: bool, rows: usize) {
+        if self.pages > 0 && self.next_promised && rows == 0 {
+            self.cut = Some("a later page came back empty");
+        }
+        if self.pages > 0 && self.total.is_some() && total.is_none() {
+            self.cut = Some("a later page came back without its `X-Total-Count`");
+        }
+        self.total = self.total.max(total);
+        self.next_promised = has_next;
+        self.pages += 1;
+    }
+
+    /// The read is whole when it reaches every announced record and no page broke off.
+    fn check(&self, read: usize) -> Result<(), AdapterError> {
+        if let Some(why) = self.cut {
+            return Err(AdapterError::BadResponse {
+                detail: format!(
+                    "ServiceNow announced more changes but {why} after {read}: pagination ended early"
+                ),
+            });
+        }
+        match self.total {
+            Some(total) if total > read => Err(AdapterError::BadResponse {
+                detail: format!(
+                    "ServiceNow counted {total} changes but the pages ended after {read}: pagination ended early"
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -8,6 +8,8 @@
 //!     base_url: https://sonar.example.com   # a context path is fine
 //!     auth: {type: bearer, token: {env: SONAR_TOKEN}}   # 10.0+; `token_as_login` before 10.0
 //!     project_key: "{application}"      # template; default `{application}`
+//!     analyses_page_size: 100           # `api/project_analyses/search` page size (1–500)
+//!     analyses_max_pages: 5             # how far back to look for the deployed commit
 //!     timeout: 5s                       # per call; the gate's deadline still wins
 //!     retries: 2
 //!     max_concurrency: 16
@@ -19,6 +21,14 @@
 //! the race with a report the Compute Engine has not processed; otherwise the project's status
 //! for the pull request (label `sonarqube_pull_request`) or for the first source's branch. Only
 //! with neither is the main branch asked, and the facts say so (`selector`).
+//!
+//! The deployed commit: when the check names one (`sources[0].commit`), the analysis used must be
+//! of that commit. The branch's (or pull request's) analyses are read newest first from
+//! `api/project_analyses/search` and the gate is read for the analysis whose `revision` is the
+//! deployed commit (`project_status?analysisId=`); an analysis named by a compute-engine task
+//! must have that revision too. No analysis of the commit leaves the quality gate missing with
+//! the reason, never the branch's latest status. The pages are checked against the `total`
+//! they announced: a page that ends early is a bad response.
 //!
 //! Traps honoured: `NONE` and `WARN` are not a pass (`passed` is true only for `OK`); a 404 for a
 //! branch or pull request names the edition (Community has only the main branch) and never
@@ -58,6 +68,10 @@ pub struct SonarQubeConfig {
     pub auth: AuthConfig,
     #[serde(default = "default_project_key")]
     pub project_key: String,
+    #[serde(default = "default_analyses_page_size")]
+    pub analyses_page_size: u32,
+    #[serde(default = "default_analyses_max_pages")]
+    pub analyses_max_pages: u32,
     #[serde(default = "instance::default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
     #[serde(default = "instance::default_retries")]
@@ -72,12 +86,25 @@ fn default_project_key() -> String {
     "{application}".into()
 }
 
+fn default_analyses_page_size() -> u32 {
+    100
+}
+
+fn default_analyses_max_pages() -> u32 {
+    5
+}
+
+/// Shortest commit prefix matched against an analysis revision.
+const MIN_COMMIT_PREFIX: usize = 7;
+
 struct Inner {
     name: String,
     base: Url,
     headers: HeaderMap,
     client: HttpClient,
     timeout: Duration,
+    page_size: u32,
+    max_pages: u32,
 }
 
 /// A built `kind: sonarqube` adapter.
@@ -128,6 +155,13 @@ impl SonarQubeAdapter {
         }
         let project_key =
             Template::parse(&config.project_key).map_err(|e| invalid(name, "project_key", e))?;
+        if !(1..=500).contains(&config.analyses_page_size) || config.analyses_max_pages == 0 {
+            return Err(invalid(
+                name,
+                "analyses_page_size",
+                "`analyses_page_size` must be 1 to 500 and `analyses_max_pages` at least 1",
+            ));
+        }
         let client =
             instance::client(name, config.timeout, config.retries, config.max_concurrency)?;
         Ok(Self {
@@ -137,6 +171,8 @@ impl SonarQubeAdapter {
                 headers,
                 client,
                 timeout: config.timeout,
+                page_size: config.analyses_page_size,
+                max_pages: config.analyses_max_pages,
             }),
             project_key,
             cache: FactCache::new(config.cache_ttl),
@@ -179,11 +215,18 @@ impl Adapter for SonarQubeAdapter {
         deadline: Instant,
     ) -> Result<Facts, AdapterError> {
         let selector = self.selector(request)?;
-        let key = format!("{selector:?}");
+        let revision = request
+            .sources
+            .first()
+            .and_then(|s| s.commit.as_ref())
+            .map(|c| c.to_string().to_ascii_lowercase());
+        let key = format!("{selector:?} {revision:?}");
         let inner = Arc::clone(&self.inner);
         let deadline = instance::call_deadline(deadline, self.inner.timeout);
         self.cache
-            .get_or_fetch(&key, async move { inner.fetch(selector, deadline).await })
+            .get_or_fetch(&key, async move {
+                inner.fetch(selector, revision, deadline).await
+            })
             .await
     }
 }
@@ -204,10 +247,39 @@ impl Inner {
         self.client.send(&req, deadline).await
     }
 
-    async fn fetch(&self, selector: Selector, deadline: Instant) -> Result<Facts, AdapterError> {
+    async fn fetch(
+        &self,
+        selector: Selector,
+        revision: Option<String>,
+        deadline: Instant,
+    ) -> Result<Facts, AdapterError> {
         let (query, selector_name, project, branch, pr, task, analysis) = match &selector {
             Selector::Task(task) => {
-                let (analysis, project) = self.resolve_task(task, deadline).await?;
+                let (analysis, project, scope) = self.resolve_task(task, deadline).await?;
+                if let Some(rev) = &revision {
+                    let found = self
+                        .find_analysis(&project, &scope, deadline, |a| {
+                            a["key"] == analysis.as_str()
+                        })
+                        .await?;
+                    let analysed = found
+                        .as_ref()
+                        .and_then(|a| a["revision"].as_str())
+                        .unwrap_or_default();
+                    if !revision_matches(analysed, rev) {
+                        return Err(AdapterError::NotFound {
+                            detail: if analysed.is_empty() {
+                                format!(
+                                    "SonarQube does not say which commit analysis `{analysis}` (task `{task}`) is of, so it cannot stand for the deployed commit `{rev}`"
+                                )
+                            } else {
+                                format!(
+                                    "analysis `{analysis}` (task `{task}`) is of commit `{analysed}`, not the deployed commit `{rev}`"
+                                )
+                            },
+                        });
+                    }
+                }
                 (
                     vec![("analysisId", analysis.clone())],
                     "analysis",
@@ -246,6 +318,44 @@ impl Inner {
                 None,
             ),
         };
+        // With the deployed commit named, the branch's live status is not enough: read the
+        // gate of the analysis of that very commit.
+        let (query, analysis, analysed) = match (&revision, &selector, &project) {
+            (
+                Some(rev),
+                Selector::PullRequest(..) | Selector::Branch(..) | Selector::MainBranch(_),
+                Some(p),
+            ) => {
+                let scope: Vec<(&str, String)> = query
+                    .iter()
+                    .filter(|(k, _)| matches!(*k, "branch" | "pullRequest"))
+                    .cloned()
+                    .collect();
+                let found = self
+                    .find_analysis(p, &scope, deadline, |a| {
+                        a["revision"]
+                            .as_str()
+                            .is_some_and(|r| revision_matches(r, rev))
+                    })
+                    .await?;
+                let Some(found) = found else {
+                    let on = match &selector {
+                        Selector::PullRequest(_, pr) => format!("pull request `{pr}`"),
+                        Selector::Branch(_, b) => format!("branch `{b}`"),
+                        _ => "the main branch".to_string(),
+                    };
+                    return Err(AdapterError::NotFound {
+                        detail: format!(
+                            "SonarQube has no analysis of the deployed commit `{rev}` on {on} of project `{p}` among its newest {} analyses; the branch's latest status is not used instead (analyse that commit, or deploy an analysed one)",
+                            self.page_size * self.max_pages
+                        ),
+                    });
+                };
+                let key = found["key"].as_str().unwrap_or_default().to_string();
+                (vec![("analysisId", key.clone())], Some(key), Some(found))
+            }
+            _ => (query, analysis, None),
+        };
         let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let response = self
             .get("api/qualitygates/project_status", &pairs, deadline)
@@ -263,18 +373,79 @@ impl Inner {
                 "pull_request": pr,
                 "ce_task_id": task,
                 "analysis_id": analysis,
+                "deployed_revision": revision,
+                "analysis": analysed.map(|a| json!({
+                    "key": a["key"],
+                    "revision": a["revision"],
+                    "date": a["date"],
+                })),
             }),
             url: Some(response.url),
             excerpt: Some(response.excerpt),
         })
     }
 
-    /// `ceTaskId` → (`analysisId`, project key), polling while the task waits or runs.
+    /// The newest analysis of `project` in `scope` (branch or pull request; the main branch
+    /// when empty) that `wanted` accepts, reading pages newest first; `None` when none of the
+    /// pages read has it. Pages are checked against the `total` they announced.
+    async fn find_analysis(
+        &self,
+        project: &str,
+        scope: &[(&str, String)],
+        deadline: Instant,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> Result<Option<Value>, AdapterError> {
+        let size = self.page_size.to_string();
+        let mut announced: u64 = 0;
+        let mut read: u64 = 0;
+        for page in 1..=self.max_pages {
+            let page_text = page.to_string();
+            let mut query: Vec<(&str, &str)> =
+                vec![("project", project), ("p", &page_text), ("ps", &size)];
+            query.extend(scope.iter().map(|(k, v)| (*k, v.as_str())));
+            let response = self
+                .get("api/project_analyses/search", &query, deadline)
+                .await?;
+            if response.status == 404 {
+                return Err(not_found_scope(&response.json, !scope.is_empty()));
+            }
+            let total = response.json["paging"]["total"].as_u64().ok_or_else(|| {
+                AdapterError::BadResponse {
+                    detail: "`paging.total` is missing from `api/project_analyses/search`".into(),
+                }
+            })?;
+            let analyses =
+                response.json["analyses"]
+                    .as_array()
+                    .ok_or_else(|| AdapterError::BadResponse {
+                        detail: "`analyses` is missing from `api/project_analyses/search`".into(),
+                    })?;
+            announced = announced.max(total);
+            if let Some(a) = analyses.iter().find(|a| wanted(a)) {
+                return Ok(Some(a.clone()));
+            }
+            read += analyses.len() as u64;
+            if read >= announced {
+                return Ok(None);
+            }
+            if analyses.is_empty() {
+                return Err(AdapterError::BadResponse {
+                    detail: format!(
+                        "SonarQube announced {announced} analyses of `{project}` but page {page} came back empty after {read}: pagination ended early"
+                    ),
+                });
+            }
+        }
+        Ok(None)
+    }
+
+    /// `ceTaskId` → (`analysisId`, project key, branch or pull request), polling while the task
+    /// waits or runs.
     async fn resolve_task(
         &self,
         task: &str,
         deadline: Instant,
-    ) -> Result<(String, String), AdapterError> {
+    ) -> Result<(String, String, Vec<(&'static str, String)>), AdapterError> {
         let started = Instant::now();
         loop {
             let response = self.get("api/ce/task", &[("id", task)], deadline).await?;
@@ -298,7 +469,12 @@ impl Inner {
                                 detail: format!("task `{task}` succeeded without an `analysisId`"),
                             })?;
                     let project = t["componentKey"].as_str().unwrap_or_default();
-                    return Ok((analysis.to_string(), project.to_string()));
+                    let scope = match (t["branch"].as_str(), t["pullRequest"].as_str()) {
+                        (_, Some(pr)) => vec![("pullRequest", pr.to_string())],
+                        (Some(b), None) => vec![("branch", b.to_string())],
+                        (None, None) => Vec::new(),
+                    };
+                    return Ok((analysis.to_string(), project.to_string(), scope));
                 }
                 "PENDING" | "IN_PROGRESS" => {
                     if Instant::now() + CE_POLL >= deadline {
@@ -336,6 +512,27 @@ fn not_found(body: &Value, selector: &Selector) -> AdapterError {
         _ => format!("SonarQube says `{msg}`"),
     };
     AdapterError::NotFound { detail }
+}
+
+/// A 404 from the analysis search, naming the edition when a branch or pull request is asked.
+fn not_found_scope(body: &Value, scoped: bool) -> AdapterError {
+    let msg = body["errors"][0]["msg"].as_str().unwrap_or("not found");
+    AdapterError::NotFound {
+        detail: if scoped {
+            format!(
+                "SonarQube says `{msg}`; branch and pull-request analysis needs Developer Edition or higher (Community Edition has only the main branch), so check the edition and the name; the main branch is not asked instead"
+            )
+        } else {
+            format!("SonarQube says `{msg}`")
+        },
+    }
+}
+
+/// Whether an analysis `revision` (a full SHA) is the deployed `commit` (full, or a prefix of
+/// at least seven characters).
+fn revision_matches(revision: &str, commit: &str) -> bool {
+    let revision = revision.to_ascii_lowercase();
+    revision == commit || (commit.len() >= MIN_COMMIT_PREFIX && revision.starts_with(commit))
 }
 
 /// The normalised quality gate; unknown statuses and a missing status are unusable answers.

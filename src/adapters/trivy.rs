@@ -7,7 +7,7 @@
 //!   - kind: trivy
 //!     name: trivy                       # the built-in pack reads $.trivy.vulnerabilities.critical
 //!     reports_dir: /var/lib/portcullis/trivy   # `trivy image --format json -o <dir>/<any>.json`
-//!     max_age: 7d                       # optional: an older report is a fault, not evidence
+//!     max_age: 24h                      # default 24h: an older report is a fault, not evidence
 //!     library_only: false               # true: accept reports where no OS was detected
 //!     cache_ttl: 30s
 //! ```
@@ -18,6 +18,12 @@
 //! proves nothing about "zero vulnerabilities" and gives no counts (missing evidence) unless
 //! `library_only` says so; severities are normalised to lower case; the newest report for a
 //! digest wins; its `Trivy.Version` is recorded, since suppressed findings never reach the file.
+//!
+//! Freshness: a report's age is its `CreatedAt` (RFC 3339), never the file's modification time.
+//! A report whose `CreatedAt` is missing, unparseable or later than now (beyond
+//! [`CLOCK_SKEW`]) is refused at ingestion and skipped when reading, so it can neither count as
+//! fresh nor outrank a real report; "newest" compares times, not strings. Time comes from the
+//! adapter's [`Clock`] (the system clock unless a test sets one).
 //!
 //! [`ingest_report`] validates a report submitted for a digest and stores it where this adapter
 //! reads; the pipeline-facing ingestion API is to call it.
@@ -32,6 +38,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::Clock;
 use super::cache::FactCache;
 use super::instance::{self, invalid};
 use super::{Adapter, AdapterBuildError, AdapterError, Facts};
@@ -43,6 +50,10 @@ const MAX_REPORT_BYTES: u64 = 64 * 1024 * 1024;
 const SEVERITIES: [&str; 5] = ["critical", "high", "medium", "low", "unknown"];
 /// Findings listed by id per image (critical and high only).
 const LISTED_FINDINGS: usize = 20;
+/// How far in the future a `CreatedAt` may lie (clocks of CI runners drift).
+pub const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+/// `max_age` when the configuration gives none.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Configuration of one `kind: trivy` instance.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,27 +61,39 @@ const LISTED_FINDINGS: usize = 20;
 pub struct TrivyConfig {
     pub name: String,
     pub reports_dir: PathBuf,
-    #[serde(default, with = "humantime_serde")]
-    pub max_age: Option<Duration>,
+    #[serde(default = "default_max_age", with = "humantime_serde")]
+    pub max_age: Duration,
     #[serde(default)]
     pub library_only: bool,
     #[serde(default = "instance::default_cache_ttl", with = "humantime_serde")]
     pub cache_ttl: Duration,
 }
 
+fn default_max_age() -> Duration {
+    DEFAULT_MAX_AGE
+}
+
 #[derive(Debug)]
 struct Inner {
     name: String,
     dir: PathBuf,
-    max_age: Option<Duration>,
+    max_age: Duration,
     library_only: bool,
 }
 
 /// A built `kind: trivy` adapter.
-#[derive(Debug)]
 pub struct TrivyAdapter {
     inner: Arc<Inner>,
     cache: FactCache<Value>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for TrivyAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrivyAdapter")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TrivyAdapter {
@@ -90,7 +113,15 @@ impl TrivyAdapter {
                 library_only: config.library_only,
             }),
             cache: FactCache::new(config.cache_ttl),
+            clock: super::system_clock(),
         })
+    }
+
+    /// The same adapter reading time from `clock` (tests set the time this way).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 }
 
@@ -105,7 +136,7 @@ impl Adapter for TrivyAdapter {
     }
 
     fn ingest(&self, digest: &Digest, report: &[u8]) -> Option<Result<String, IngestError>> {
-        let stored = ingest_report(&self.inner.dir, digest.as_str(), report);
+        let stored = ingest_report(&self.inner.dir, digest.as_str(), report, (self.clock)());
         if stored.is_ok() {
             // The next check of this digest must see the new report, not a cached answer.
             self.cache.invalidate(digest.as_str());
@@ -131,10 +162,11 @@ impl Adapter for TrivyAdapter {
                 })?;
             let inner = Arc::clone(&self.inner);
             let key = digest.clone();
+            let now = (self.clock)();
             let fact = self
                 .cache
                 .get_or_fetch(&key, async move {
-                    tokio::task::spawn_blocking(move || inner.newest_report(&digest))
+                    tokio::task::spawn_blocking(move || inner.newest_report(&digest, now))
                         .await
                         .map_err(|e| AdapterError::BadResponse {
                             detail: format!("reading the reports failed: {e}"),
@@ -143,26 +175,32 @@ impl Adapter for TrivyAdapter {
                 .await?;
             images.push(fact);
         }
-        let now = Utc::now();
+        let now = (self.clock)();
+        let max = self.inner.max_age;
         for f in &mut images {
             let scanned = f["scanned_at"]
                 .as_str()
-                .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
-            let age = scanned.map(|t| (now - t.with_timezone(&Utc)).num_seconds().max(0));
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .ok_or_else(|| AdapterError::BadResponse {
+                    detail: format!(
+                        "the Trivy report for `{}` has no scan time",
+                        f["digest"].as_str().unwrap_or("?")
+                    ),
+                })?;
+            // Within the clock-skew allowance a report may be slightly ahead: its age is zero.
+            let age = (now - scanned.with_timezone(&Utc)).num_seconds().max(0);
             f["age_seconds"] = age.into();
-            if let (Some(max), Some(age)) = (self.inner.max_age, age) {
-                if u64::try_from(age).unwrap_or(0) > max.as_secs() {
-                    return Err(AdapterError::BadResponse {
-                        detail: format!(
-                            "the Trivy report for `{}` is stale: {} old, more than `max_age` {}",
-                            f["digest"].as_str().unwrap_or("?"),
-                            humantime::format_duration(Duration::from_secs(
-                                u64::try_from(age).unwrap_or(0)
-                            )),
-                            humantime::format_duration(max)
-                        ),
-                    });
-                }
+            if u64::try_from(age).unwrap_or(0) > max.as_secs() {
+                return Err(AdapterError::BadResponse {
+                    detail: format!(
+                        "the Trivy report for `{}` is stale: {} old, more than `max_age` {}",
+                        f["digest"].as_str().unwrap_or("?"),
+                        humantime::format_duration(Duration::from_secs(
+                            u64::try_from(age).unwrap_or(0)
+                        )),
+                        humantime::format_duration(max)
+                    ),
+                });
             }
         }
         let mut document = json!({ "images": images });
@@ -204,12 +242,14 @@ impl Adapter for TrivyAdapter {
 }
 
 impl Inner {
-    /// The facts of the newest report in the directory that binds to `digest`.
-    fn newest_report(&self, digest: &str) -> Result<Value, AdapterError> {
+    /// The facts of the newest report in the directory that binds to `digest` and has a
+    /// usable `CreatedAt` at `now`; reports without one are skipped and named in the error.
+    fn newest_report(&self, digest: &str, now: DateTime<Utc>) -> Result<Value, AdapterError> {
         let entries = std::fs::read_dir(&self.dir).map_err(|e| AdapterError::Unreachable {
             detail: format!("cannot list `{}`: {}", self.dir.display(), e.kind()),
         })?;
-        let mut best: Option<Value> = None;
+        let mut best: Option<(DateTime<Utc>, Value)> = None;
+        let mut skipped: Vec<String> = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().is_none_or(|e| e != "json") {
@@ -221,18 +261,31 @@ impl Inner {
             if !binds_to(&report, digest) {
                 continue;
             }
-            let fact = facts(&report, &path, digest, self.library_only)?;
-            let newer = best
-                .as_ref()
-                .is_none_or(|b| fact["scanned_at"].as_str() > b["scanned_at"].as_str());
-            if newer {
-                best = Some(fact);
+            let created = match created_at(&report, now) {
+                Ok(t) => t,
+                Err(why) => {
+                    let file = path.file_name().map(|f| f.to_string_lossy().to_string());
+                    skipped.push(format!("`{}` {why}", file.unwrap_or_default()));
+                    continue;
+                }
+            };
+            if best.as_ref().is_some_and(|(t, _)| *t >= created) {
+                continue;
             }
+            let fact = facts(&report, &path, digest, self.library_only, created)?;
+            best = Some((created, fact));
         }
-        best.ok_or_else(|| AdapterError::NotFound {
-            detail: format!(
-                "no Trivy report (SchemaVersion 2) lists `{digest}` in `Metadata.RepoDigests`"
-            ),
+        best.map(|(_, f)| f).ok_or_else(|| AdapterError::NotFound {
+            detail: if skipped.is_empty() {
+                format!(
+                    "no Trivy report (SchemaVersion 2) lists `{digest}` in `Metadata.RepoDigests`"
+                )
+            } else {
+                format!(
+                    "no Trivy report for `{digest}` has a usable scan time: {}",
+                    skipped.join("; ")
+                )
+            },
         })
     }
 }
@@ -254,6 +307,10 @@ pub enum IngestError {
     NotBound(String),
     #[error("the report is larger than {} MiB", MAX_REPORT_BYTES / 1024 / 1024)]
     TooLarge,
+    #[error(
+        "the report {0}; send the report as `trivy` wrote it, from a runner whose clock is right"
+    )]
+    CreatedAt(String),
     #[error("cannot store the report: {0}")]
     Io(String),
 }
@@ -264,7 +321,12 @@ pub enum IngestError {
 ///
 /// This is the storage half of evidence ingestion; an API that accepts reports from pipelines
 /// calls it with the body and the artifact digest.
-pub fn ingest_report(dir: &Path, digest: &str, body: &[u8]) -> Result<String, IngestError> {
+pub fn ingest_report(
+    dir: &Path,
+    digest: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<String, IngestError> {
     if body.len() as u64 > MAX_REPORT_BYTES {
         return Err(IngestError::TooLarge);
     }
@@ -282,9 +344,10 @@ pub fn ingest_report(dir: &Path, digest: &str, body: &[u8]) -> Result<String, In
     if report["SchemaVersion"] != 2 {
         return Err(IngestError::Schema(report["SchemaVersion"].to_string()));
     }
-    if !binds_to(&(report, None), digest) {
+    if !binds_to(&report, digest) {
         return Err(IngestError::NotBound(digest.to_string()));
     }
+    created_at(&report, now).map_err(IngestError::CreatedAt)?;
     let name = format!("sha256-{hex}-{}.json", uuid::Uuid::now_v7().simple());
     let tmp = dir.join(format!(".{name}.tmp"));
     std::fs::write(&tmp, body).map_err(|e| IngestError::Io(e.kind().to_string()))?;
@@ -295,20 +358,42 @@ pub fn ingest_report(dir: &Path, digest: &str, body: &[u8]) -> Result<String, In
     Ok(name)
 }
 
-/// A report file as JSON with the file's modification time; `None` for anything that is not a
-/// readable JSON object of a sane size (other files may share the directory).
-fn read_report(path: &Path) -> Option<(Value, Option<DateTime<Utc>>)> {
+/// A report file as JSON; `None` for anything that is not a readable JSON object of a sane size
+/// (other files may share the directory). The file's times are never read: a copy or a restore
+/// makes an old scan look new.
+fn read_report(path: &Path) -> Option<Value> {
     let meta = std::fs::metadata(path).ok()?;
     if meta.len() > MAX_REPORT_BYTES {
         return None;
     }
     let bytes = std::fs::read(path).ok()?;
     let json: Value = serde_json::from_slice(&bytes).ok()?;
-    json.is_object()
-        .then(|| (json, meta.modified().ok().map(DateTime::<Utc>::from)))
+    json.is_object().then_some(json)
 }
 
-fn binds_to((report, _): &(Value, Option<DateTime<Utc>>), digest: &str) -> bool {
+/// When the scan ran: the report's `CreatedAt`, which must be RFC 3339 and not later than `now`
+/// plus [`CLOCK_SKEW`]. The error completes "the report …".
+fn created_at(report: &Value, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let Some(text) = report["CreatedAt"].as_str() else {
+        return Err(
+            "has no `CreatedAt` (Trivy before 0.52 does not write it; upgrade Trivy)".into(),
+        );
+    };
+    let shown: String = text.chars().take(40).collect();
+    let t = DateTime::parse_from_rfc3339(text)
+        .map_err(|_| format!("has a `CreatedAt` of `{shown}`, which is not an RFC 3339 time"))?
+        .with_timezone(&Utc);
+    let skew = chrono::Duration::from_std(CLOCK_SKEW).unwrap_or_default();
+    if t > now + skew {
+        return Err(format!(
+            "is dated `{shown}`, in the future (now is {})",
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+    }
+    Ok(t)
+}
+
+fn binds_to(report: &Value, digest: &str) -> bool {
     report["Metadata"]["RepoDigests"]
         .as_array()
         .is_some_and(|ds| {
@@ -320,10 +405,11 @@ fn binds_to((report, _): &(Value, Option<DateTime<Utc>>), digest: &str) -> bool 
 
 /// The normalised facts of one report for one digest.
 pub fn facts(
-    (report, modified): &(Value, Option<DateTime<Utc>>),
+    report: &Value,
     path: &Path,
     digest: &str,
     library_only: bool,
+    scanned_at: DateTime<Utc>,
 ) -> Result<Value, AdapterError> {
     let file = path
         .file_name()
@@ -372,22 +458,13 @@ pub fn facts(
     } else {
         Value::Null
     };
-    let (scanned_at, source) = match report["CreatedAt"].as_str() {
-        Some(t) => (
-            DateTime::parse_from_rfc3339(t)
-                .ok()
-                .map(|t| t.with_timezone(&Utc)),
-            "created_at",
-        ),
-        None => (*modified, "file_modified"),
-    };
     Ok(json!({
         "digest": digest,
         "report": file,
         "artifact_name": report["ArtifactName"],
         "trivy_version": report["Trivy"]["Version"],
-        "scanned_at": scanned_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        "scanned_at_source": source,
+        "scanned_at": scanned_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "scanned_at_source": "created_at",
         "os_family": os_family,
         "os_detected": os_detected,
         "has_results": results.is_some(),
@@ -425,6 +502,17 @@ mod tests {
         r
     }
 
+    /// The tests' fixed "now".
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-03-12T16:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn ago(d: chrono::Duration) -> String {
+        (now() - d).to_rfc3339()
+    }
+
     fn adapter(dir: &Path, max_age: Option<&str>) -> TrivyAdapter {
         let max = max_age.map_or(String::new(), |m| format!(", max_age: {m}"));
         let c: TrivyConfig = serde_norway::from_str(&format!(
@@ -432,7 +520,7 @@ mod tests {
             dir.display()
         ))
         .unwrap();
-        TrivyAdapter::build(&c).unwrap()
+        TrivyAdapter::build(&c).unwrap().with_clock(Arc::new(now))
     }
 
     async fn collect(a: &TrivyAdapter) -> Result<Value, AdapterError> {
@@ -444,9 +532,8 @@ mod tests {
     #[tokio::test]
     async fn the_newest_bound_report_gives_counts_and_age() {
         let dir = tempfile::tempdir().unwrap();
-        let now = Utc::now();
-        let old = (now - chrono::Duration::days(3)).to_rfc3339();
-        let new = (now - chrono::Duration::hours(2)).to_rfc3339();
+        let old = ago(chrono::Duration::days(3));
+        let new = ago(chrono::Duration::hours(2));
         let write =
             |name: &str, v: &Value| std::fs::write(dir.path().join(name), v.to_string()).unwrap();
         write("old.json", &report(&old, Some("debian"), &["CRITICAL"]));
@@ -466,8 +553,7 @@ mod tests {
         );
         assert_eq!(f["images"][0]["report"], "new.json");
         assert_eq!(f["images"][0]["trivy_version"], "0.69.3");
-        let age = f["age_seconds"].as_i64().unwrap();
-        assert!((7000..7400).contains(&age), "{age}");
+        assert_eq!(f["age_seconds"], 7200);
         // Stale evidence is a fault.
         let e = collect(&adapter(dir.path(), Some("1h"))).await.unwrap_err();
         assert!(e.to_string().contains("stale"), "{e}");
@@ -476,9 +562,9 @@ mod tests {
     #[tokio::test]
     async fn ingested_reports_are_validated_stored_and_found() {
         let dir = tempfile::tempdir().unwrap();
-        let now = Utc::now().to_rfc3339();
+        let now = ago(chrono::Duration::minutes(5));
         let good = report(&now, Some("debian"), &["CRITICAL"]).to_string();
-        let name = ingest_report(dir.path(), DIGEST, good.as_bytes()).unwrap();
+        let name = ingest_report(dir.path(), DIGEST, good.as_bytes(), super::tests::now()).unwrap();
         assert!(
             name.starts_with("sha256-aaaa") && name.ends_with(".json"),
             "{name}"
@@ -487,21 +573,26 @@ mod tests {
         assert_eq!(f["vulnerabilities"]["critical"], 1);
         let other = format!("sha256:{}", "b".repeat(64));
         assert_eq!(
-            ingest_report(dir.path(), &other, good.as_bytes()),
+            ingest_report(dir.path(), &other, good.as_bytes(), super::tests::now()),
             Err(IngestError::NotBound(other.clone()))
         );
         assert!(matches!(
-            ingest_report(dir.path(), "latest", good.as_bytes()),
+            ingest_report(dir.path(), "latest", good.as_bytes(), super::tests::now()),
             Err(IngestError::BadDigest(_))
         ));
         assert!(matches!(
-            ingest_report(dir.path(), DIGEST, b"[]"),
+            ingest_report(dir.path(), DIGEST, b"[]", super::tests::now()),
             Err(IngestError::NotJson(_))
         ));
         let mut v1 = report(&now, Some("debian"), &[]);
         v1["SchemaVersion"] = 1.into();
         assert!(matches!(
-            ingest_report(dir.path(), DIGEST, v1.to_string().as_bytes()),
+            ingest_report(
+                dir.path(),
+                DIGEST,
+                v1.to_string().as_bytes(),
+                super::tests::now()
+            ),
             Err(IngestError::Schema(_))
         ));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -510,7 +601,7 @@ mod tests {
     #[tokio::test]
     async fn no_os_or_no_results_is_not_zero_and_v1_or_unbound_reports_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let now = Utc::now().to_rfc3339();
+        let now = ago(chrono::Duration::minutes(1));
         std::fs::write(
             dir.path().join("r.json"),
             report(&now, None, &[]).to_string(),
@@ -532,5 +623,80 @@ mod tests {
         std::fs::write(dir.path().join("r.json"), tag_only.to_string()).unwrap();
         let e = collect(&adapter(dir.path(), None)).await.unwrap_err();
         assert!(matches!(e, AdapterError::NotFound { .. }), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_report_from_the_future_is_refused_and_never_outranks_a_real_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let clean_2099 = report("2099-01-01T00:00:00Z", Some("debian"), &[]).to_string();
+        let e = ingest_report(dir.path(), DIGEST, clean_2099.as_bytes(), now()).unwrap_err();
+        assert!(
+            matches!(&e, IngestError::CreatedAt(w) if w.contains("in the future")),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+        // Written straight into the directory, it is skipped: the real, later-read report wins.
+        std::fs::write(dir.path().join("forged.json"), &clean_2099).unwrap();
+        let real = report(
+            &ago(chrono::Duration::hours(1)),
+            Some("debian"),
+            &["CRITICAL"],
+        );
+        std::fs::write(dir.path().join("real.json"), real.to_string()).unwrap();
+        let f = collect(&adapter(dir.path(), None)).await.unwrap();
+        assert_eq!(f["images"][0]["report"], "real.json", "{f}");
+        assert_eq!(f["vulnerabilities"]["critical"], 1, "{f}");
+        assert_eq!(f["age_seconds"], 3600);
+
+        // Alone, it is no evidence at all, and the reason says why.
+        std::fs::remove_file(dir.path().join("real.json")).unwrap();
+        let e = collect(&adapter(dir.path(), None)).await.unwrap_err();
+        assert!(matches!(e, AdapterError::NotFound { .. }), "{e:?}");
+        assert!(e.to_string().contains("in the future"), "{e}");
+
+        // Within the clock-skew allowance a report is accepted, with age zero.
+        let ahead = (now() + chrono::Duration::minutes(2)).to_rfc3339();
+        let slightly = report(&ahead, Some("debian"), &[]).to_string();
+        ingest_report(dir.path(), DIGEST, slightly.as_bytes(), now()).unwrap();
+        let f = collect(&adapter(dir.path(), None)).await.unwrap();
+        assert_eq!(f["age_seconds"], 0, "{f}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_unparseable_created_at_is_refused_and_the_file_time_never_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut missing = report("x", Some("debian"), &[]);
+        missing.as_object_mut().unwrap().remove("CreatedAt");
+        let garbage = report("last tuesday", Some("debian"), &[]);
+        for (r, why) in [
+            (&missing, "no `CreatedAt`"),
+            (&garbage, "not an RFC 3339 time"),
+        ] {
+            let e = ingest_report(dir.path(), DIGEST, r.to_string().as_bytes(), now()).unwrap_err();
+            assert!(
+                matches!(&e, IngestError::CreatedAt(w) if w.contains(why)),
+                "{e}"
+            );
+        }
+        // A file written just now (a fresh modification time) without `CreatedAt` is not fresh.
+        std::fs::write(dir.path().join("copied.json"), missing.to_string()).unwrap();
+        let e = collect(&adapter(dir.path(), None)).await.unwrap_err();
+        assert!(matches!(e, AdapterError::NotFound { .. }), "{e:?}");
+        assert!(
+            e.to_string().contains("`copied.json` has no `CreatedAt`"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn max_age_defaults_to_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = report(&ago(chrono::Duration::hours(25)), Some("debian"), &[]);
+        std::fs::write(dir.path().join("r.json"), r.to_string()).unwrap();
+        let e = collect(&adapter(dir.path(), None)).await.unwrap_err();
+        assert!(e.to_string().contains("stale"), "{e}");
+        assert!(e.to_string().contains("`max_age` 1day"), "{e}");
+        collect(&adapter(dir.path(), Some("2d"))).await.unwrap();
     }
 }

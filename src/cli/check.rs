@@ -279,14 +279,18 @@ fn build_request(args: &CheckArgs) -> pb::CheckRequest {
         "api" => pb::CallerKind::Api,
         _ => pb::CallerKind::Cli,
     };
-    let sources = match &args.repository {
-        Some(repo) => vec![pb::SourceRevision {
-            repository: repo.clone(),
+    // The revision is kept without a repository: dropping it would hide the deployed commit
+    // from the rules that need it (SonarQube's analysis, separation of duties).
+    let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+    let sources = if given(&args.repository) || given(&args.revision) {
+        vec![pb::SourceRevision {
+            repository: args.repository.clone().unwrap_or_default(),
             commit: args.revision.clone().unwrap_or_default(),
             branch: args.branch.clone().unwrap_or_default(),
             author: args.commit_author.clone().unwrap_or_default(),
-        }],
-        None => Vec::new(),
+        }]
+    } else {
+        Vec::new()
     };
     pb::CheckRequest {
         application: args.application.clone(),

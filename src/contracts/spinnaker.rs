@@ -341,7 +341,7 @@ fn draft(b: &CreateBody) -> CheckRequestDraft {
         application: b.application.clone(),
         environment: b.environment.clone(),
         images,
-        sources: if b.repository.trim().is_empty() {
+        sources: if b.repository.trim().is_empty() && b.revision.trim().is_empty() {
             Vec::new()
         } else {
             vec![SourceDraft {

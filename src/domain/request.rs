@@ -363,11 +363,13 @@ impl SourceRevision {
         commit: Option<CommitSha>,
         branch: Option<String>,
     ) -> Result<Self, ValidationError> {
-        if repository.is_empty() {
+        // A commit alone still names what is deployed (a hook may know the revision but not
+        // the repository); a source with neither says nothing.
+        if repository.is_empty() && commit.is_none() {
             return Err(ValidationError::new(
                 "repository",
-                "must not be empty",
-                "give the repository URL or `owner/name`",
+                "must not be empty when no `commit` is given",
+                "give the repository URL or `owner/name`, and the deployed commit",
             ));
         }
         check_text("repository", &repository, 512)?;

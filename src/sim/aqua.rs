@@ -122,7 +122,16 @@ fn seed() -> Data {
                 "1.8.3",
                 digest("acme/payments-api"),
                 false,
-                vec![medium.clone()],
+                vec![
+                    medium.clone(),
+                    Vuln {
+                        name: "CVE-2022-48174",
+                        severity: "negligible",
+                        package: "busybox",
+                        version: "1.36.1-1",
+                        fix: "",
+                    },
+                ],
             ),
             image(
                 "acme/orders-api",
@@ -356,6 +365,15 @@ async fn vulnerabilities(
             })
         })
         .collect();
+    if page > 1 && sim.control.truncate_pagination() {
+        // The fault: a later page is empty and its count shrank to what was already served.
+        return Json(serde_json::json!({
+            "count": (page - 1) * pagesize, "page": page, "pagesize": pagesize, "result": [],
+            "query": {"registry_name": registry, "image_name": image_name},
+            "more_data_all_pages": 0, "is_estimated_count": false, "is_partial_data": false,
+        }))
+        .into_response();
+    }
     let count = rows.len();
     let result: Vec<_> = rows
         .into_iter()

@@ -1,6 +1,7 @@
 //! Fault injection shared by the simulators: a middleware in front of each tool's API that
 //! delays, fails the next N calls with a status, answers 429 with `Retry-After`, or sends a
-//! malformed body; plus the generic part of the control API (`/_sim/faults`, `/_sim/stats`).
+//! malformed, empty, HTML, oversized or cut-off body, or cuts paged lists short after their first
+//! page; plus the generic part of the control API (`/_sim/faults`, `/_sim/stats`).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +37,25 @@ pub struct FaultSettings {
     /// Answer the next N API calls with 200 and a truncated JSON body.
     #[serde(default)]
     pub malformed_next: Option<u32>,
+    /// Answer the next N API calls with 200 and an empty body.
+    #[serde(default)]
+    pub empty_next: Option<u32>,
+    /// Answer the next N API calls with 200 and an HTML sign-in page (`text/html`), as a
+    /// hibernating instance or a single sign-on proxy does.
+    #[serde(default)]
+    pub wrong_type_next: Option<u32>,
+    /// Answer the next N API calls with 200 and a body larger than any adapter reads (8 MiB,
+    /// streamed without a length).
+    #[serde(default)]
+    pub huge_next: Option<u32>,
+    /// Answer the next N API calls with 200 and a body that stops mid-transfer (the connection
+    /// is cut).
+    #[serde(default)]
+    pub truncated_next: Option<u32>,
+    /// Paged lists end early: every page after the first comes back empty and without the paging
+    /// headers or counts, although the first page announced more.
+    #[serde(default)]
+    pub truncate_pagination: Option<bool>,
     /// Every credential (tokens and passwords) is refused with the tool's 401.
     #[serde(default)]
     pub credentials_expired: Option<bool>,
@@ -64,6 +84,11 @@ struct FaultState {
     fail: FailNext,
     rate_limit: RateLimitNext,
     malformed: u32,
+    empty: u32,
+    wrong_type: u32,
+    huge: u32,
+    truncated: u32,
+    truncate_pagination: bool,
     credentials_expired: bool,
 }
 
@@ -81,7 +106,14 @@ enum Injected {
     Fail(u16),
     RateLimit(u64),
     Malformed,
+    Empty,
+    WrongType,
+    Huge,
+    Truncated,
 }
+
+/// Size of the oversized body: twice the adapters' response cap.
+const HUGE_BYTES: usize = 8 * 1024 * 1024;
 
 impl Control {
     pub fn new(tool: &'static str) -> Self {
@@ -108,6 +140,21 @@ impl Control {
         if let Some(n) = settings.malformed_next {
             s.malformed = n;
         }
+        if let Some(n) = settings.empty_next {
+            s.empty = n;
+        }
+        if let Some(n) = settings.wrong_type_next {
+            s.wrong_type = n;
+        }
+        if let Some(n) = settings.huge_next {
+            s.huge = n;
+        }
+        if let Some(n) = settings.truncated_next {
+            s.truncated = n;
+        }
+        if let Some(t) = settings.truncate_pagination {
+            s.truncate_pagination = t;
+        }
         if let Some(e) = settings.credentials_expired {
             s.credentials_expired = e;
         }
@@ -124,6 +171,11 @@ impl Control {
     /// API requests received so far, faulted ones included.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Whether paged lists end after their first page (the tools' list handlers ask).
+    pub fn truncate_pagination(&self) -> bool {
+        self.lock().truncate_pagination
     }
 
     pub fn credentials_expired(&self) -> bool {
@@ -143,7 +195,8 @@ impl Control {
     }
 
     fn next_fault(&self) -> (Duration, Option<Injected>) {
-        let mut s = self.lock();
+        let mut guard = self.lock();
+        let s = &mut *guard;
         let delay = s.delay;
         if s.fail.count > 0 {
             s.fail.count -= 1;
@@ -153,9 +206,18 @@ impl Control {
             s.rate_limit.count -= 1;
             return (delay, Some(Injected::RateLimit(s.rate_limit.retry_after_s)));
         }
-        if s.malformed > 0 {
-            s.malformed -= 1;
-            return (delay, Some(Injected::Malformed));
+        let counters = [
+            (&mut s.malformed, Injected::Malformed),
+            (&mut s.empty, Injected::Empty),
+            (&mut s.wrong_type, Injected::WrongType),
+            (&mut s.huge, Injected::Huge),
+            (&mut s.truncated, Injected::Truncated),
+        ];
+        for (count, fault) in counters {
+            if *count > 0 {
+                *count -= 1;
+                return (delay, Some(fault));
+            }
         }
         (delay, None)
     }
@@ -198,6 +260,43 @@ async fn inject(
             Body::from("{\"result\": [{\"number\": \"CHG"),
         )
             .into_response(),
+        Some(Injected::Empty) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::empty(),
+        )
+            .into_response(),
+        Some(Injected::WrongType) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/html; charset=UTF-8")],
+            Body::from(
+                "<!DOCTYPE html><html><head><title>Sign in</title></head><body><form action=\"/login\"></form></body></html>",
+            ),
+        )
+            .into_response(),
+        Some(Injected::Huge) => {
+            let chunk = bytes::Bytes::from(vec![b' '; 64 * 1024]);
+            let chunks = std::iter::repeat_n(chunk, HUGE_BYTES / (64 * 1024))
+                .map(Ok::<_, std::io::Error>);
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                Body::from_stream(futures::stream::iter(chunks)),
+            )
+                .into_response()
+        }
+        Some(Injected::Truncated) => {
+            let parts = [
+                Ok(bytes::Bytes::from_static(b"{\"result\": [{\"number\": ")),
+                Err(std::io::Error::other("the simulator cut the connection")),
+            ];
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                Body::from_stream(futures::stream::iter(parts)),
+            )
+                .into_response()
+        }
     }
 }
 
@@ -216,6 +315,11 @@ async fn get_faults(State(control): State<Arc<Control>>) -> Json<serde_json::Val
         "fail_next": s.fail,
         "rate_limit_next": s.rate_limit,
         "malformed_next": s.malformed,
+        "empty_next": s.empty,
+        "wrong_type_next": s.wrong_type,
+        "huge_next": s.huge,
+        "truncated_next": s.truncated,
+        "truncate_pagination": s.truncate_pagination,
         "credentials_expired": s.credentials_expired,
     }))
 }

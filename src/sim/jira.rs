@@ -467,6 +467,10 @@ async fn search_jql(
             }
         },
     };
+    if start > 0 && sim.control.truncate_pagination() {
+        // The fault: a later page is empty and says it is the last.
+        return Json(serde_json::json!({"issues": [], "isLast": true})).into_response();
+    }
     let fields = requested_fields(&q, &[]);
     let page: Vec<_> = found
         .iter()
@@ -512,6 +516,13 @@ async fn legacy_search(
         .and_then(|m| m.parse().ok())
         .unwrap_or(50)
         .clamp(1, 1000);
+    if start > 0 && sim.control.truncate_pagination() {
+        // The fault: a later page is empty and its `total` shrank to what was already read.
+        return Json(serde_json::json!({
+            "expand": "schema,names", "startAt": start, "maxResults": max, "total": start, "issues": [],
+        }))
+        .into_response();
+    }
     let fields = requested_fields(&q, &ALL_FIELDS);
     let page: Vec<_> = found
         .iter()

@@ -508,6 +508,7 @@ fn list_response(
     records: Vec<&Record>,
     q: &BTreeMap<String, String>,
     shape: Shape,
+    truncate_pagination: bool,
 ) -> Response {
     let limit: usize = q
         .get("sysparm_limit")
@@ -522,6 +523,10 @@ fn list_response(
         .get("sysparm_fields")
         .map(|f| f.split(',').map(|s| s.trim().to_string()).collect());
     let exclude = q.get("sysparm_exclude_reference_link").map(String::as_str) == Some("true");
+    if truncate_pagination && offset > 0 {
+        // The fault: a later page is empty and carries neither `Link` nor `X-Total-Count`.
+        return Json(serde_json::json!({"result": []})).into_response();
+    }
     let total = records.len();
     let page: Vec<_> = records
         .into_iter()
@@ -600,6 +605,7 @@ async fn table_list(
         selected,
         &q,
         shape_of(&q),
+        sim.control.truncate_pagination(),
     )
 }
 
@@ -652,6 +658,7 @@ async fn change_list(
         selected,
         &q,
         Shape::ChangeApi,
+        sim.control.truncate_pagination(),
     )
 }
 

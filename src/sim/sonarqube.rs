@@ -1,5 +1,6 @@
-//! SonarQube simulator (contract §1): `GET /api/qualitygates/project_status` and
-//! `GET /api/ce/task`, Bearer or Basic `token:` auth, 401 with an empty body, the 400/403/404
+//! SonarQube simulator (contract §1): `GET /api/qualitygates/project_status`,
+//! `GET /api/ce/task` and `GET /api/project_analyses/search` (paged by `p`/`ps`, each analysis
+//! with the commit `revision` it analysed), Bearer or Basic `token:` auth, 401 with an empty body, the 400/403/404
 //! texts, `NONE` with `conditions: []`, a compute-engine task that goes PENDING → IN_PROGRESS →
 //! SUCCESS, and the edition switch (Community has only the main branch).
 //!
@@ -8,6 +9,9 @@
 //!   `feature/risky` ERROR (new_coverage 61.3 < 80), pull request `42` ERROR;
 //! - project `orders-api`: main ERROR; `fresh-service`: NONE; `legacy-app`: WARN;
 //! - analyses `AU-ok-1` (OK), `AU-err-1` (ERROR);
+//! - every branch and pull request has two analyses, newest first: one of a commit starting
+//!   `0123abcd` (`AU-ok-1` on `payments-api`'s main branch, `AU-err-1` on `orders-api`'s) and one
+//!   of a commit starting `4f2a9c1e`, both with that branch's status;
 //! - compute-engine tasks `AX-task-ok` (SUCCESS → `AU-ok-1`), `AX-task-slow` (PENDING, then
 //!   IN_PROGRESS, then SUCCESS → `AU-ok-1`, one step per read), `AX-task-failed` (FAILED).
 //!
@@ -75,9 +79,27 @@ struct Task {
 struct Data {
     community: bool,
     projects: BTreeMap<&'static str, Project>,
-    analyses: BTreeMap<&'static str, ProjectStatus>,
+    analyses: BTreeMap<String, ProjectStatus>,
+    /// Analyses newest first, per project and branch (`pr:<id>` for a pull request).
+    history: Vec<AnalysisRecord>,
     tasks: BTreeMap<&'static str, Task>,
 }
+
+#[derive(Debug, Clone)]
+struct AnalysisRecord {
+    key: String,
+    project: &'static str,
+    /// The branch name, or `pr:<id>`.
+    scope: String,
+    revision: String,
+    date: &'static str,
+}
+
+/// Commit prefixes of the two analyses every branch has, newest first.
+const REVISIONS: [(&str, &str); 2] = [
+    ("0123abcd", "2026-03-12T15:40:05+0000"),
+    ("4f2a9c1e", "2026-03-10T09:12:44+0000"),
+];
 
 struct Sim {
     control: Arc<Control>,
@@ -158,15 +180,18 @@ fn seed() -> Data {
     payments.pull_requests.insert("42", error());
     let mut warn = ok();
     warn.status = "WARN";
+    let projects = BTreeMap::from([
+        ("payments-api", payments),
+        ("orders-api", project(error())),
+        ("fresh-service", project(none())),
+        ("legacy-app", project(warn)),
+    ]);
+    let (analyses, history) = analyses_of(&projects);
     Data {
         community: false,
-        projects: BTreeMap::from([
-            ("payments-api", payments),
-            ("orders-api", project(error())),
-            ("fresh-service", project(none())),
-            ("legacy-app", project(warn)),
-        ]),
-        analyses: BTreeMap::from([("AU-ok-1", ok()), ("AU-err-1", error())]),
+        projects,
+        analyses,
+        history,
         tasks: BTreeMap::from([
             (
                 "AX-task-ok",
@@ -202,6 +227,51 @@ fn seed() -> Data {
     }
 }
 
+/// Two analyses per branch and pull request (see the module doc), and each one's status.
+fn analyses_of(
+    projects: &BTreeMap<&'static str, Project>,
+) -> (BTreeMap<String, ProjectStatus>, Vec<AnalysisRecord>) {
+    let mut statuses = BTreeMap::new();
+    let mut history = Vec::new();
+    let scopes = |p: &Project| -> Vec<(String, ProjectStatus)> {
+        let branches = p
+            .branches
+            .iter()
+            .map(|(b, s)| ((*b).to_string(), s.clone()));
+        let prs = p
+            .pull_requests
+            .iter()
+            .map(|(id, s)| (format!("pr:{id}"), s.clone()));
+        branches.chain(prs).collect()
+    };
+    for (name, project) in projects {
+        for (scope, status) in scopes(project) {
+            for (i, (prefix, date)) in REVISIONS.iter().enumerate() {
+                let key = match (*name, scope.as_str(), i) {
+                    ("payments-api", "main", 0) => "AU-ok-1".to_string(),
+                    ("orders-api", "main", 0) => "AU-err-1".to_string(),
+                    _ => format!("AU-{name}-{}-{}", scope.replace(['/', ':'], "-"), 2 - i),
+                };
+                // A full 40-hex revision, distinct per project and branch.
+                let mut digest = 0u64;
+                for b in format!("{name}/{scope}").bytes() {
+                    digest = digest.wrapping_mul(31).wrapping_add(u64::from(b));
+                }
+                let revision = format!("{prefix}{digest:016x}{digest:016x}");
+                statuses.insert(key.clone(), status.clone());
+                history.push(AnalysisRecord {
+                    key,
+                    project: name,
+                    scope: scope.clone(),
+                    revision,
+                    date,
+                });
+            }
+        }
+    }
+    (statuses, history)
+}
+
 /// The simulator's routes (API behind the fault middleware, plus the control API).
 pub fn router(control: Arc<Control>) -> Router {
     let sim = Arc::new(Sim {
@@ -211,6 +281,7 @@ pub fn router(control: Arc<Control>) -> Router {
     let api = Router::new()
         .route("/api/qualitygates/project_status", get(project_status))
         .route("/api/ce/task", get(ce_task))
+        .route("/api/project_analyses/search", get(project_analyses))
         .route("/api/system/status", get(system_status))
         .with_state(Arc::clone(&sim));
     wrap(api, control, render_error).merge(
@@ -348,6 +419,94 @@ async fn project_status(
         }
     };
     Json(serde_json::json!({"projectStatus": status})).into_response()
+}
+
+/// `GET /api/project_analyses/search?project=&branch=|pullRequest=&p=&ps=`: the analyses of
+/// one branch (the main branch when neither is given), newest first, paged.
+async fn project_analyses(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    if let Some(r) = sim.refusal(&headers) {
+        return r;
+    }
+    let Some(key) = q.get("project") else {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "The 'project' parameter is missing".into(),
+        );
+    };
+    if q.contains_key("branch") && q.contains_key("pullRequest") {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "Either branch or pull request can be provided, not both".into(),
+        );
+    }
+    let data = sim.data();
+    let Some(project) = data.projects.get(key.as_str()) else {
+        return fail(
+            StatusCode::NOT_FOUND,
+            format!("Component key '{key}' not found"),
+        );
+    };
+    let scope = if let Some(pr) = q.get("pullRequest") {
+        if data.community || !project.pull_requests.contains_key(pr.as_str()) {
+            return fail(
+                StatusCode::NOT_FOUND,
+                format!("Pull request '{pr}' in project '{key}' not found"),
+            );
+        }
+        format!("pr:{pr}")
+    } else {
+        let branch = q.get("branch").map_or(project.main_branch, String::as_str);
+        let visible = !data.community || branch == project.main_branch;
+        if !visible || !project.branches.contains_key(branch) {
+            return fail(
+                StatusCode::NOT_FOUND,
+                format!("Branch '{branch}' in project '{key}' not found"),
+            );
+        }
+        branch.to_string()
+    };
+    let page: usize = q.get("p").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
+    let size: usize = q.get("ps").and_then(|p| p.parse().ok()).unwrap_or(100);
+    if !(1..=500).contains(&size) {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            format!("'ps' value ({size}) must be less than 500"),
+        );
+    }
+    let all: Vec<&AnalysisRecord> = data
+        .history
+        .iter()
+        .filter(|a| a.project == key.as_str() && a.scope == scope)
+        .collect();
+    if page > 1 && sim.control.truncate_pagination() {
+        // The fault: a later page is empty and its total shrank to what was already served.
+        return Json(serde_json::json!({
+            "paging": {"pageIndex": page, "pageSize": size, "total": (page - 1) * size},
+            "analyses": [],
+        }))
+        .into_response();
+    }
+    let analyses: Vec<serde_json::Value> = all
+        .iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .map(|a| {
+            serde_json::json!({
+                "key": a.key, "date": a.date, "projectVersion": "1.8.3",
+                "buildString": "1.8.3.412", "revision": a.revision,
+                "manualNewCodePeriodBaseline": false, "detectedCI": "Jenkins", "events": [],
+            })
+        })
+        .collect();
+    Json(serde_json::json!({
+        "paging": {"pageIndex": page, "pageSize": size, "total": all.len()},
+        "analyses": analyses,
+    }))
+    .into_response()
 }
 
 async fn ce_task(

@@ -295,3 +295,26 @@ async fn a_review_still_pending_at_the_deadline_exits_4() {
         text(&out)
     );
 }
+
+#[tokio::test]
+async fn a_revision_without_a_repository_is_kept() {
+    let pinned = format!("ghcr.io/acme/payments@{}", digest('e'));
+    let app = crate::support::TestApp::builder()
+        .policies(&[("p.yaml", CONTINUE)])
+        .spawn()
+        .await;
+    let (code, d) = check_json(&app.grpc_url(), &pinned, "job-revision").await;
+    assert_eq!(code, 0, "{d}");
+    let id = d["id"].as_str().unwrap();
+    let resp = app.get(&format!("/v1/decisions/{id}")).await;
+    assert_eq!(resp.status(), 200);
+    let stored: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        stored["request"]["sources"][0]["commit"], "0123456789abcdef0123456789abcdef01234567",
+        "{stored}"
+    );
+    assert_eq!(
+        stored["request"]["sources"][0]["repository"], "",
+        "{stored}"
+    );
+}

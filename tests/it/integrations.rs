@@ -133,12 +133,23 @@ fn the_exit_code_table_documents_every_code() {
     }
 }
 
+/// The trigger fields the shipped stages send: a git trigger's, else the first SCM entry of a CI
+/// build trigger's `buildInfo`.
+const TRIGGER_REPOSITORY: &str = "${trigger.slug != null ? trigger.project + '/' + trigger.slug : (trigger.buildInfo?.scm?.^[true]?.remoteUrl ?: '')}";
+const TRIGGER_REVISION: &str = "${trigger.hash ?: (trigger.buildInfo?.scm?.^[true]?.sha1 ?: '')}";
+const TRIGGER_BRANCH: &str = "${trigger.branch ?: (trigger.buildInfo?.scm?.^[true]?.branch ?: '')}";
+const TRIGGER_AUTHOR: &str = "${trigger.buildInfo?.scm?.^[true]?.committer ?: ''}";
+
 /// Resolves the SpEL the Spinnaker examples use, as Orca would for one execution.
 fn spel(text: &str) -> String {
     text.replace("${execution.id}", "01HXEXAMPLE")
         .replace("${execution.application}", "payments")
         .replace("${execution.name}", "deploy-prod")
         .replace("${trigger.user}", "alice")
+        .replace(TRIGGER_REPOSITORY, "acme/payments")
+        .replace(TRIGGER_REVISION, "0123456789abcdef0123456789abcdef01234567")
+        .replace(TRIGGER_BRANCH, "main")
+        .replace(TRIGGER_AUTHOR, "bob")
         .replace("${parameterValues['gate']}", "production")
         .replace("${parameterValues['environment']}", "prod")
         .replace(
@@ -208,6 +219,7 @@ async fn the_shipped_spinnaker_stages_work_against_the_service() {
     let run = stage.run(|_, _| Next::Keep).await;
     assert_eq!(run.outcome, Outcome::Succeeded, "{run:?}");
     assert_eq!(run.last_monitor_body["verdict"], "continue");
+    assert_deployed_commit(&app, &run.last_monitor_body).await;
 
     // The plain Webhook stage: its payload is an object (each value evaluated, then encoded).
     let text = std::fs::read_to_string(
@@ -230,6 +242,23 @@ async fn the_shipped_spinnaker_stages_work_against_the_service() {
         .unwrap();
     assert_eq!(d["request"]["images"][0]["registry"], "ghcr.io", "{d}");
     assert_eq!(d["request"]["caller"]["kind"], "spinnaker");
+    assert_deployed_commit(&app, &run.last_monitor_body).await;
+}
+
+/// The decision behind a Spinnaker status names the trigger's repository, commit and author.
+async fn assert_deployed_commit(app: &crate::support::TestApp, status: &Value) {
+    let id = status["decisionId"].as_str().unwrap();
+    let resp = app.get(&format!("/v1/decisions/{id}")).await;
+    assert_eq!(resp.status(), 200);
+    let d: Value = resp.json().await.unwrap();
+    let source = &d["request"]["sources"][0];
+    assert_eq!(source["repository"], "acme/payments", "{d}");
+    assert_eq!(
+        source["commit"], "0123456789abcdef0123456789abcdef01234567",
+        "{d}"
+    );
+    assert_eq!(source["branch"], "main", "{d}");
+    assert_eq!(source["author"], "bob", "{d}");
 }
 
 #[test]
@@ -250,5 +279,44 @@ fn the_spinnaker_status_lists_match_the_service_vocabulary() {
     assert!(
         !terminal.contains(&status::AWAITING_APPROVAL),
         "a waiting status must be in no list"
+    );
+}
+
+#[test]
+fn the_shipped_argocd_manifests_name_the_deployed_repository_and_revision() {
+    let job = load("integrations/argocd/presync-job.yaml");
+    let args: Vec<&str> = job["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for flag in ["--repository=", "--revision="] {
+        assert!(args.iter().any(|a| a.starts_with(flag)), "{flag}: {args:?}");
+    }
+    let tpl = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("integrations/argocd/portcullis-gate/templates/_job.tpl"),
+    )
+    .unwrap();
+    assert!(tpl.contains("- --repository={{ required"), "{tpl}");
+    assert!(tpl.contains("- --revision={{ required"), "{tpl}");
+    let app = load("integrations/argocd/application.yaml");
+    let params = app["spec"]["source"]["helm"]["parameters"]
+        .as_array()
+        .unwrap();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["value"].clone())
+    };
+    assert_eq!(
+        param("portcullisGate.check.revision"),
+        Some(Value::from("$ARGOCD_APP_REVISION"))
+    );
+    assert_eq!(
+        param("portcullisGate.check.repository"),
+        Some(Value::from("$ARGOCD_APP_SOURCE_REPO_URL"))
     );
 }

@@ -23,6 +23,7 @@ mod contracts_spinnaker;
 mod environments;
 mod evidence;
 mod fail_closed;
+mod fault_matrix;
 mod grpc;
 mod http;
 mod integrations;

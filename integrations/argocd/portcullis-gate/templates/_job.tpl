@@ -69,6 +69,7 @@ spec:
             - check
             - --application={{ $g.check.application | default .Release.Name }}
             - --environment={{ required "portcullisGate.check.environment" $g.check.environment }}
+            - --repository={{ required "portcullisGate.check.repository: pass $ARGOCD_APP_SOURCE_REPO_URL as a helm parameter" $g.check.repository }}
             - --revision={{ required "portcullisGate.check.revision: pass $ARGOCD_APP_REVISION as a helm parameter (forceString: true)" $g.check.revision }}
             {{- with $g.check.project }}
             - --project={{ . }}
