@@ -94,7 +94,9 @@ fn sim_of(sims: &Sims, tool: usize) -> &SimHandle {
 }
 
 fn adapter(tool: usize, base: &str) -> Value {
-    let common = json!({"timeout": "300ms", "retries": 1, "cache_ttl": "0s"});
+    // Generous enough that a healthy tool answers in time on a loaded machine; a timeout cell
+    // waits out one such call.
+    let common = json!({"timeout": "2s", "retries": 1, "cache_ttl": "0s"});
     let mut a = match tool {
         0 => json!({
             "kind": "sonarqube", "name": "sonarqube", "base_url": base,
@@ -141,7 +143,7 @@ impl Matrix {
         let mut proxies = Vec::new();
         let mut builder = TestApp::builder()
             .policies(&[("matrix.yaml", POLICY)])
-            .evidence_deadline(Duration::from_secs(3));
+            .evidence_deadline(Duration::from_secs(6));
         for tool in 0..4 {
             let proxy = Proxy::start(&sim_of(&sims, tool).addr.to_string(), Mode::Pass).await;
             builder = builder.adapter(adapter(tool, &format!("http://{}", proxy.addr())));
@@ -170,7 +172,7 @@ impl Matrix {
                 return;
             }
             Fault::Timeout => FaultSettings {
-                delay_ms: Some(2_000),
+                delay_ms: Some(4_000),
                 ..Default::default()
             },
             Fault::ServerError => fail(503),
