@@ -16,6 +16,8 @@ mod row;
 mod sqlite;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod test_schema;
 
 use std::sync::Arc;
 use std::time::Duration;

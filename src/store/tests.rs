@@ -18,6 +18,7 @@ use crate::domain::{
     RuleResult, Severity, SourceReport, SourceRevision, SourceStatus, Verdict,
 };
 
+use super::test_schema::PgSchema;
 use super::{DecisionFilter, Inserted, Store, StoreError, StoreOptions, open};
 
 // === fixtures ===
@@ -55,8 +56,10 @@ async fn fresh(backend: Backend) -> Fixture {
             (url, Place::Sqlite { _dir: dir })
         }
         Backend::Postgres => {
-            let schema = PgSchema::create().await;
-            (schema.url.clone(), Place::Postgres { _schema: schema })
+            // The `postgres::` arm of `on_both_backends!` has already skipped the test where no
+            // server is reachable.
+            let schema = PgSchema::create().await.unwrap();
+            (schema.url(), Place::Postgres { _schema: schema })
         }
     };
     let store = open(&url, &StoreOptions::default()).await.unwrap();
@@ -64,60 +67,6 @@ async fn fresh(backend: Backend) -> Fixture {
         store,
         url,
         _place: place,
-    }
-}
-
-fn test_database_url() -> String {
-    std::env::var("PORTCULLIS_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// A schema of its own in the test database, so tests run in parallel without seeing each
-/// other; dropped (with everything in it) when the test ends, pass or fail.
-struct PgSchema {
-    name: String,
-    /// The test database's URL with `search_path` set to this schema.
-    url: String,
-}
-
-impl PgSchema {
-    async fn create() -> Self {
-        use sqlx::Connection;
-        let base = test_database_url();
-        let name = format!("portcullis_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
-        sqlx::query(&format!("CREATE SCHEMA {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options[search_path]={name}");
-        Self { name, url }
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop cannot await; a thread with its own small runtime does the cleanup and is joined,
-        // so the schema is gone before the test is reported.
-        let cleanup = std::thread::spawn(move || {
-            use sqlx::Connection;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let mut admin = sqlx::PgConnection::connect(&test_database_url())
-                    .await
-                    .unwrap();
-                sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                    .execute(&mut admin)
-                    .await
-                    .unwrap();
-            });
-        });
-        let _ = cleanup.join();
     }
 }
 
@@ -150,6 +99,9 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
+                    if super::PgSchema::create().await.is_none() {
+                        return;
+                    }
                     super::$name(super::Backend::Postgres).await;
                 }
             )*
@@ -972,7 +924,10 @@ async fn an_unreachable_postgres_ends_in_a_clear_error_after_the_deadline() {
 
 #[tokio::test]
 async fn a_wrong_postgres_database_fails_at_once_without_the_password() {
-    let base = test_database_url();
+    if PgSchema::create().await.is_none() {
+        return;
+    }
+    let base = super::test_schema::test_database_url();
     let (scheme_and_auth, _) = base.rsplit_once('/').unwrap();
     let url = format!("{scheme_and_auth}/portcullis_no_such_database?password=hunter2");
     let e = open(&url, &StoreOptions::default()).await.err().unwrap();
@@ -984,9 +939,12 @@ async fn a_wrong_postgres_database_fails_at_once_without_the_password() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_migrating_at_once_share_one_schema() {
-    let schema = PgSchema::create().await;
+    let Some(schema) = PgSchema::create().await else {
+        return;
+    };
+    let url = schema.url();
     let options = StoreOptions::default();
-    let opens = (0..4).map(|_| open(&schema.url, &options));
+    let opens = (0..4).map(|_| open(&url, &options));
     let stores: Vec<_> = futures::future::join_all(opens)
         .await
         .into_iter()

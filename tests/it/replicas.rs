@@ -35,7 +35,9 @@ fn soon() -> Instant {
 
 #[tokio::test]
 async fn checks_through_either_replica_are_read_through_both() {
-    let schema = PgSchema::create().await;
+    let Some(schema) = PgSchema::create().await else {
+        return;
+    };
     let (a, b) = (replica(&schema).await, replica(&schema).await);
 
     let mut ids = Vec::new();
@@ -57,7 +59,9 @@ async fn checks_through_either_replica_are_read_through_both() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_same_key_through_both_replicas_is_one_decision() {
-    let schema = PgSchema::create().await;
+    let Some(schema) = PgSchema::create().await else {
+        return;
+    };
     let (a, b) = (replica(&schema).await, replica(&schema).await);
 
     // Clients alternating between the replicas, all at once, all retrying one deploy.
@@ -92,7 +96,9 @@ async fn the_same_key_through_both_replicas_is_one_decision() {
 
 #[tokio::test]
 async fn a_decision_changed_elsewhere_reaches_a_watcher_on_the_other_replica() {
-    let schema = PgSchema::create().await;
+    let Some(schema) = PgSchema::create().await else {
+        return;
+    };
     let (a, b) = (
         reviewing_replica(&schema).await,
         reviewing_replica(&schema).await,
@@ -135,7 +141,9 @@ async fn a_decision_changed_elsewhere_reaches_a_watcher_on_the_other_replica() {
 
 #[tokio::test]
 async fn when_one_replica_stops_the_other_keeps_answering() {
-    let schema = PgSchema::create().await;
+    let Some(schema) = PgSchema::create().await else {
+        return;
+    };
     let (a, b) = (replica(&schema).await, replica(&schema).await);
     let resp = a.post_check(&good_check("exec-before")).await;
     assert_eq!(resp.status(), 201);
@@ -153,7 +161,9 @@ async fn when_one_replica_stops_the_other_keeps_answering() {
 
 #[tokio::test]
 async fn two_replicas_resolving_the_same_review_agree_on_one_winner() {
-    let schema = PgSchema::create().await;
+    let Some(schema) = PgSchema::create().await else {
+        return;
+    };
     let (a, b) = (
         reviewing_replica(&schema).await,
         reviewing_replica(&schema).await,
@@ -192,7 +202,9 @@ async fn two_replicas_resolving_the_same_review_agree_on_one_winner() {
 
 #[tokio::test]
 async fn a_replica_killed_mid_review_leaves_the_other_to_finish_it() {
-    let schema = PgSchema::create().await;
+    let Some(schema) = PgSchema::create().await else {
+        return;
+    };
     let (a, b) = (
         reviewing_replica(&schema).await,
         reviewing_replica(&schema).await,

@@ -48,7 +48,9 @@ async fn ready(app: &TestApp) -> Option<()> {
 
 #[tokio::test]
 async fn a_cut_connection_fails_checks_closed_and_the_service_recovers() {
-    let schema = PgSchema::create().await;
+    let Some(schema) = PgSchema::create().await else {
+        return;
+    };
     let proxy = Proxy::start(&schema.server_addr(), Mode::Pass).await;
     let app = app_behind(&schema, &proxy).await;
     let resp = app.post_check(&good_check("exec-before-cut")).await;
@@ -76,7 +78,9 @@ async fn a_cut_connection_fails_checks_closed_and_the_service_recovers() {
 
 #[tokio::test]
 async fn a_stalled_database_fails_checks_closed_and_the_service_recovers() {
-    let schema = PgSchema::create().await;
+    let Some(schema) = PgSchema::create().await else {
+        return;
+    };
     let proxy = Proxy::start(&schema.server_addr(), Mode::Pass).await;
     let app = app_behind(&schema, &proxy).await;
     assert_eq!(app.post_check(&good_check("exec-1")).await.status(), 201);
@@ -105,7 +109,9 @@ async fn a_stalled_database_fails_checks_closed_and_the_service_recovers() {
 
 #[tokio::test]
 async fn startup_waits_for_a_database_that_comes_up_late() {
-    let schema = PgSchema::create().await;
+    let Some(schema) = PgSchema::create().await else {
+        return;
+    };
     let proxy = Proxy::start(&schema.server_addr(), Mode::Cut).await;
     let builder = TestApp::builder()
         .store_url(&schema.url_via(&proxy.addr().to_string()))

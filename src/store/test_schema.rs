@@ -1,0 +1,126 @@
+//! A PostgreSQL schema of its own per test, shared by the store suite (`store/tests.rs`) and the
+//! integration tests (`tests/it/support/db.rs` includes this very file), so tests run in parallel
+//! and leave nothing behind.
+//!
+//! The server is `PORTCULLIS_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`). Where none is reachable, [`PgSchema::create`] says
+//! so on stderr and returns `None`, and the test returns early: `scripts/test.sh` prints a banner
+//! naming the skip, so a machine with only Rust still runs the rest of the suite. CI sets
+//! `PORTCULLIS_REQUIRE_POSTGRES=1`, which turns the skip into a failure.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test support fails loudly"
+)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "shared by two crates; each includer uses a different part"
+)]
+
+use sqlx::Connection;
+
+/// Where the test server is.
+pub fn test_database_url() -> String {
+    std::env::var("PORTCULLIS_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Whether a missing server must fail the test instead of skipping it.
+fn postgres_required() -> bool {
+    std::env::var("PORTCULLIS_REQUIRE_POSTGRES").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// A fresh schema, dropped with everything in it when this value is.
+pub struct PgSchema {
+    pub name: String,
+}
+
+impl PgSchema {
+    /// A new schema, or `None` (after saying so) where no server is reachable and
+    /// `PORTCULLIS_REQUIRE_POSTGRES` is not set.
+    pub async fn create() -> Option<Self> {
+        let base = test_database_url();
+        let mut admin = match sqlx::PgConnection::connect(&base).await {
+            Ok(conn) => conn,
+            Err(err) if !postgres_required() => {
+                eprintln!(
+                    "SKIPPED: no PostgreSQL reachable at PORTCULLIS_TEST_DATABASE_URL ({err}); \
+                     this PostgreSQL-backed test did not run"
+                );
+                return None;
+            }
+            Err(err) => panic!(
+                "PORTCULLIS_REQUIRE_POSTGRES is set but PostgreSQL is not reachable at \
+                 PORTCULLIS_TEST_DATABASE_URL: {err}"
+            ),
+        };
+        let name = format!("portcullis_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        Some(Self { name })
+    }
+
+    /// The store URL for this schema, reaching PostgreSQL at `host_port` (the real server, or a
+    /// proxy in front of it).
+    pub fn url_via(&self, host_port: &str) -> String {
+        let base = test_database_url();
+        let (scheme, rest) = base.split_once("://").unwrap();
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let userinfo = authority
+            .rsplit_once('@')
+            .map(|(u, _)| format!("{u}@"))
+            .unwrap_or_default();
+        let sep = if path.contains('?') { '&' } else { '?' };
+        format!(
+            "{scheme}://{userinfo}{host_port}{path}{sep}options[search_path]={}",
+            self.name
+        )
+    }
+
+    /// The store URL for this schema on the real server.
+    pub fn url(&self) -> String {
+        self.url_via(&self.server_addr())
+    }
+
+    /// `host:port` of the test server, for a proxy to forward to.
+    pub fn server_addr(&self) -> String {
+        let base = test_database_url();
+        let rest = base.split_once("://").unwrap().1;
+        let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        if host_port.contains(':') {
+            host_port.to_string()
+        } else {
+            format!("{host_port}:5432")
+        }
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop cannot await: a thread with its own small runtime drops the schema and is joined,
+        // so the schema is gone before the test is reported.
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&test_database_url())
+                    .await
+                    .unwrap();
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
