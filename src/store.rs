@@ -15,9 +15,9 @@ mod postgres;
 mod row;
 mod sqlite;
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod test_schema;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
