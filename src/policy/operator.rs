@@ -304,6 +304,17 @@ impl Op {
                     return not_a_time(v);
                 };
                 let elapsed = now.signed_duration_since(t);
+                // Evidence dated after now cannot be aged: a clean report dated 2099 would
+                // otherwise be "newer than" every bound forever. Beyond a small allowance for
+                // clock skew between the tool and the gate it is unusable, never fresh.
+                if -elapsed > FUTURE_SKEW {
+                    return Check::Mismatch(format!(
+                        "a timestamp {} in the future (`{}`): evidence dated after now cannot be \
+                         aged; check the tool's clock",
+                        human(-elapsed),
+                        show_time(t)
+                    ));
+                }
                 let older = elapsed > age.value;
                 let ok = if matches!(self, Op::OlderThan(_)) {
                     older
@@ -428,6 +439,9 @@ fn mismatch(v: &Value, want: &Value) -> Check {
     ))
 }
 
+/// How far ahead of the gate's clock a timestamp may be before it is future-dated evidence.
+const FUTURE_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
 fn not_a_time(v: &Value) -> Check {
     Check::Mismatch(format!(
         "a {} where an RFC 3339 timestamp was expected",
@@ -513,6 +527,32 @@ mod tests {
         );
         assert_eq!(
             Op::Contains(json!("x")).test(&json!(["x", "y"]), now),
+            Check::Pass
+        );
+    }
+
+    #[test]
+    fn future_dated_timestamps_are_never_fresh_nor_old() {
+        let now = Utc::now();
+        let age = || Age {
+            text: "1d".into(),
+            value: chrono::Duration::days(1),
+        };
+        let at = |d: chrono::Duration| json!((now + d).to_rfc3339());
+        for op in [Op::NewerThan(age()), Op::OlderThan(age())] {
+            let far = op.test(&json!("2099-01-01T00:00:00Z"), now);
+            assert!(
+                matches!(&far, Check::Mismatch(m) if m.contains("in the future")),
+                "{far:?}"
+            );
+            assert!(matches!(
+                op.test(&at(chrono::Duration::hours(1)), now),
+                Check::Mismatch(_)
+            ));
+        }
+        // Within the skew allowance a timestamp is as good as now.
+        assert_eq!(
+            Op::NewerThan(age()).test(&at(chrono::Duration::minutes(2)), now),
             Check::Pass
         );
     }
