@@ -194,6 +194,85 @@ impl JiraAdapter {
         Ok(fact)
     }
 
+    /// Who last moved the issue into the status with id `status_id`, from its changelog (Cloud:
+    /// the paged `issue/{key}/changelog`; Data Center: `expand=changelog`), named as approvers
+    /// are: the author's `emailAddress`, else `name` (Data Center), else `accountId`. `None`
+    /// when the changelog has no such move or names nobody.
+    pub async fn status_changed_by(
+        &self,
+        key_or_id: &str,
+        status_id: &str,
+        deadline: Instant,
+    ) -> Result<Option<String>, AdapterError> {
+        let inner = &self.inner;
+        let deadline = instance::call_deadline(deadline, inner.timeout);
+        let key = encode_segment(key_or_id);
+        let histories: Vec<Value> = match inner.deployment {
+            Deployment::DataCenter => {
+                let r = inner
+                    .get(
+                        &format!("rest/api/2/issue/{key}"),
+                        &[("fields", "status"), ("expand", "changelog")],
+                        deadline,
+                    )
+                    .await?;
+                r.json["changelog"]["histories"]
+                    .as_array()
+                    .cloned()
+                    .ok_or_else(|| bad("`changelog.histories` is missing from the issue"))?
+            }
+            Deployment::Cloud => {
+                let mut out = Vec::new();
+                let mut announced: u64 = 0;
+                for _ in 0..inner.max_pages {
+                    let start = out.len().to_string();
+                    let r = inner
+                        .get(
+                            &format!("rest/api/3/issue/{key}/changelog"),
+                            &[("startAt", start.as_str()), ("maxResults", "100")],
+                            deadline,
+                        )
+                        .await?;
+                    let values = r.json["values"]
+                        .as_array()
+                        .ok_or_else(|| bad("`values` is missing from the changelog page"))?;
+                    announced = announced.max(r.json["total"].as_u64().unwrap_or(0));
+                    let empty = values.is_empty();
+                    out.extend(values.iter().cloned());
+                    let read = out.len() as u64;
+                    if r.json["isLast"] == true || read >= announced {
+                        if read < announced {
+                            return Err(bad(
+                                "the changelog ended before its `total`: pagination ended early",
+                            ));
+                        }
+                        break;
+                    }
+                    if empty {
+                        return Err(bad(
+                            "a changelog page came back empty before its `total`: pagination ended early",
+                        ));
+                    }
+                }
+                out
+            }
+        };
+        let moved_to = |h: &Value| {
+            h["items"].as_array().is_some_and(|items| {
+                items
+                    .iter()
+                    .any(|i| i["field"] == "status" && i["to"] == status_id)
+            })
+        };
+        Ok(histories.iter().rev().find(|h| moved_to(h)).and_then(|h| {
+            let a = &h["author"];
+            ["emailAddress", "name", "accountId"]
+                .iter()
+                .find_map(|k| a[*k].as_str().filter(|s| !s.trim().is_empty()))
+                .map(str::to_string)
+        }))
+    }
+
     /// Creates an issue (for manual reviews): ADF description on Cloud, plain text on DC.
     pub async fn create_issue(
         &self,

@@ -212,6 +212,18 @@ impl Gate {
             "review attempt refused: {}",
             attempt.reason
         );
+        self.push_attempt(id, attempt, false).await;
+    }
+
+    /// Appends `attempt` to a pending decision's `refused_attempts` by compare-and-set (best
+    /// effort, at most `MAX_REFUSALS`); with `dedupe`, the same reason twice in a row is kept once,
+    /// so a poller seeing the same refusal every round does not fill the list.
+    pub(super) async fn push_attempt(
+        &self,
+        id: &DecisionId,
+        attempt: RefusedAttempt,
+        dedupe: bool,
+    ) {
         for _ in 0..CAS_ATTEMPTS {
             let current = match self.store.get_decision(id).await {
                 Ok(Some(d)) => d,
@@ -224,8 +236,13 @@ impl Gate {
                     return;
                 }
             };
+            let repeated = dedupe
+                && current.refused_attempts.last().is_some_and(|last| {
+                    last.reason_code == attempt.reason_code && last.reason == attempt.reason
+                });
             if current.status != DecisionStatus::Pending
                 || current.refused_attempts.len() >= MAX_REFUSALS
+                || repeated
             {
                 return;
             }

@@ -9,11 +9,13 @@
 
 use std::sync::Arc;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{Gate, GateError, ReviewAnswer, require};
 use crate::auth::{Principal, Role};
-use crate::domain::{Decision, DecisionId, DecisionStatus, ResolutionOutcome, ReviewTicket};
+use crate::domain::{
+    Decision, DecisionId, DecisionStatus, RefusedAttempt, ResolutionOutcome, ReviewTicket,
+};
 use crate::store::{DecisionFilter, Lease, MAX_PAGE_SIZE, StoreError};
 
 /// How often a write re-reads and retries after losing a race to another writer.
@@ -142,6 +144,30 @@ impl Gate {
             id: id.clone(),
             message: "it kept changing while this resolution was being written".into(),
         })
+    }
+
+    /// Records on a pending decision that its outside channel decided but the decision cannot
+    /// be accepted yet (`reason_code` says why, e.g. `approver_unknown`), so the reason is
+    /// visible in `refused_attempts` while the review stays pending. Best effort.
+    pub async fn note_unaccepted_resolution(
+        &self,
+        id: &DecisionId,
+        channel: &str,
+        reason_code: &str,
+        reason: &str,
+    ) {
+        warn!(
+            check.id = id.as_str(),
+            channel, reason_code, "outside resolution not accepted: {reason}"
+        );
+        let attempt = RefusedAttempt {
+            by: channel.to_string(),
+            at: chrono::Utc::now(),
+            channel: channel.to_string(),
+            reason_code: reason_code.to_string(),
+            reason: reason.to_string(),
+        };
+        self.push_attempt(id, attempt, true).await;
     }
 
     /// Claims (or renews) the named background job for `holder`; `None` when another replica

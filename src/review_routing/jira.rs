@@ -6,8 +6,11 @@
 //!
 //! Status names are per workflow and editable, and an "Approved" status may sit in any category
 //! (contract §2.4), so only the statuses named here count, by name (case-insensitive) or id;
-//! the category alone never decides. Who moved the issue is not read, so the resolution is
-//! recorded as by `jira`, and separation of duties cannot be checked for it.
+//! the category alone never decides. Who moved the issue is read from its changelog and
+//! recorded as who resolved the review, so separation of duties applies to it: the deploy's
+//! trigger or commit author cannot approve by moving the issue. A move into an approved status
+//! whose author cannot be read does not approve (the review stays pending, with the reason in
+//! `refused_attempts`); a rejection stands whoever made it.
 //!
 //! ```yaml
 //! review:
@@ -267,7 +270,34 @@ impl JiraRouting {
             issue["key"].as_str().unwrap_or(ticket.number.as_str()),
             issue["status"]["name"].as_str().unwrap_or_default()
         );
-        gate.resolve_by_channel(principal, &d.id, answer, CHANNEL, &comment, CHANNEL)
+        let status_id = issue["status"]["id"].as_str().unwrap_or_default();
+        let mover = adapter
+            .status_changed_by(&ticket.id, status_id, deadline)
+            .await
+            .map_err(|e| format!("its changelog cannot be read ({e})"))
+            .and_then(|m| {
+                m.ok_or_else(|| "its changelog names nobody who moved it there".to_string())
+            });
+        let by = match (mover, answer) {
+            (Ok(by), _) => by,
+            (Err(why), ReviewAnswer::Approve) => {
+                let reason = format!(
+                    "Jira issue {} reached status `{}`, but {why}; the review stays pending until who approved can be read",
+                    issue["key"].as_str().unwrap_or(ticket.number.as_str()),
+                    issue["status"]["name"].as_str().unwrap_or_default()
+                );
+                gate.note_unaccepted_resolution(
+                    &d.id,
+                    CHANNEL,
+                    crate::review_routing::servicenow::APPROVER_UNKNOWN,
+                    &reason,
+                )
+                .await;
+                return Ok(false);
+            }
+            (Err(_), ReviewAnswer::Reject) => CHANNEL.to_string(),
+        };
+        gate.resolve_by_channel(principal, &d.id, answer, &by, &comment, CHANNEL)
             .await?;
         Ok(true)
     }

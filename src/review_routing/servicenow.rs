@@ -74,6 +74,9 @@ pub struct ServiceNowRoute {
     pub max_poll_interval: Duration,
 }
 
+/// `reason_code` of an approval whose approver cannot be read.
+pub const APPROVER_UNKNOWN: &str = "approver_unknown";
+
 fn default_adapter() -> String {
     "servicenow".into()
 }
@@ -296,20 +299,29 @@ impl ServiceNowRouting {
             "rejected" => ReviewAnswer::Reject,
             _ => return Ok(Followed::Waiting(status)),
         };
-        // Who decided, from the approval history; unknown is recorded as `servicenow`.
-        let (by, note) = match adapter
+        // Who decided, from the approval history. An approval whose approver cannot be read
+        // does not approve: separation of duties could not see who it was. A rejection stands
+        // whoever made it (recorded as `servicenow`).
+        let unknown = match adapter
             .approver(&ticket.id, &status.approval, deadline)
             .await
         {
-            Ok(Some((by, comment))) => (by, comment),
-            Ok(None) => (CHANNEL.to_string(), String::new()),
-            Err(e) => {
-                warn!(
-                    number = status.number.as_str(),
-                    "cannot read who decided the change: {e}"
+            Ok(Some(found)) => Ok(found),
+            Ok(None) => Err("its approval history names no approver".to_string()),
+            Err(e) => Err(format!("who approved it cannot be read ({e})")),
+        };
+        let (by, note) = match (unknown, answer) {
+            (Ok(found), _) => found,
+            (Err(why), ReviewAnswer::Approve) => {
+                let reason = format!(
+                    "ServiceNow change {} is approved, but {why}; the review stays pending until the approver can be read",
+                    status.number
                 );
-                (CHANNEL.to_string(), String::new())
+                gate.note_unaccepted_resolution(id, CHANNEL, APPROVER_UNKNOWN, &reason)
+                    .await;
+                return Ok(Followed::Waiting(status));
             }
+            (Err(_), ReviewAnswer::Reject) => (CHANNEL.to_string(), String::new()),
         };
         let mut comment = format!("ServiceNow change {} {}", status.number, status.approval);
         if !note.trim().is_empty() {

@@ -10,7 +10,10 @@
 //! moved (answers as `OPS-46`, Done), `REL-1` … `REL-7` (To Do, for paging).
 //!
 //! Scenarios: `cloud` (default), `data_center` (legacy search works). `POST
-//! /_sim/issues/{key}/status` moves an issue to another status (see `set_status`).
+//! /_sim/issues/{key}/status` moves an issue to another status (see `set_status`), recording
+//! who moved it in the issue's changelog, served as Jira does: `expand=changelog` on an issue
+//! read (`changelog.histories`, Cloud and Data Center) and the paged
+//! `GET /rest/api/{3,2}/issue/{key}/changelog` (`values`, `isLast`, `total`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -58,6 +61,13 @@ const DONE: Category = Category {
     color: "green",
 };
 
+/// One status move in an issue's changelog: (who, from (name, id), to (name, id)).
+type StatusMove = (
+    String,
+    (&'static str, &'static str),
+    (&'static str, &'static str),
+);
+
 #[derive(Debug, Clone)]
 struct Issue {
     id: u32,
@@ -66,6 +76,8 @@ struct Issue {
     status: (&'static str, &'static str, Category),
     resolution: Option<&'static str>,
     labels: Vec<String>,
+    /// Status moves, oldest first.
+    history: Vec<StatusMove>,
 }
 
 #[derive(Debug)]
@@ -90,6 +102,7 @@ fn seed() -> Data {
         status,
         resolution,
         labels: vec!["release".into()],
+        history: Vec::new(),
     };
     let mut issues = vec![
         issue(
@@ -153,6 +166,10 @@ pub fn router(control: Arc<Control>) -> Router {
     });
     let api = Router::new()
         .route("/rest/api/{version}/issue/{key}", get(get_issue))
+        .route(
+            "/rest/api/{version}/issue/{key}/changelog",
+            get(get_changelog),
+        )
         .route("/rest/api/{version}/issue", post(create_issue))
         .route("/rest/api/3/search/jql", get(search_jql))
         .route("/rest/api/{version}/search", get(legacy_search))
@@ -352,7 +369,25 @@ async fn get_issue(
     else {
         return not_found();
     };
-    Json(view(issue, &version, &requested_fields(&q, &ALL_FIELDS))).into_response()
+    let mut body =
+        match serde_json::to_value(view(issue, &version, &requested_fields(&q, &ALL_FIELDS))) {
+            Ok(v) => v,
+            Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        };
+    if q.get("expand")
+        .is_some_and(|e| e.split(',').any(|x| x.trim() == "changelog"))
+    {
+        let histories: Vec<_> = issue
+            .history
+            .iter()
+            .enumerate()
+            .map(|(n, h)| history_entry(n, h, data.data_center))
+            .collect();
+        body["changelog"] = serde_json::json!({
+            "startAt": 0, "maxResults": histories.len(), "total": histories.len(), "histories": histories,
+        });
+    }
+    Json(body).into_response()
 }
 
 /// A tiny JQL subset: `A AND B …` of `project = X`, `key in (A, B)`, `statusCategory = Done`,
@@ -599,6 +634,7 @@ async fn create_issue(
         summary: fields["summary"].as_str().unwrap_or_default().into(),
         status: ("To Do", "10000", TODO),
         resolution: None,
+        history: Vec::new(),
         labels: fields["labels"]
             .as_array()
             .map(|l| {
@@ -647,11 +683,82 @@ async fn set_status(
     let mut data = sim.data();
     match data.issues.iter_mut().find(|i| i.key == key) {
         Some(issue) => {
+            // Without `by` the move is not in the changelog (who moved it cannot be read).
+            if let Some(by) = body["by"].as_str() {
+                let from = (issue.status.0, issue.status.1);
+                issue
+                    .history
+                    .push((by.to_string(), from, (status.0, status.1)));
+            }
             issue.status = status;
             StatusCode::NO_CONTENT
         }
         None => StatusCode::NOT_FOUND,
     }
+}
+
+/// One changelog entry as Jira writes it; the author's shape differs between Cloud
+/// (`accountId`) and Data Center (`name`, `key`).
+fn history_entry(n: usize, (by, from, to): &StatusMove, data_center: bool) -> serde_json::Value {
+    let author = if data_center {
+        serde_json::json!({"name": by, "key": format!("JIRAUSER{}", 10_100 + n), "emailAddress": by, "displayName": by, "active": true})
+    } else {
+        serde_json::json!({"accountId": format!("5b10a2844c20165700ede{n:03}"), "emailAddress": by, "displayName": by, "active": true, "accountType": "atlassian"})
+    };
+    serde_json::json!({
+        "id": (20_000 + n).to_string(),
+        "author": author,
+        "created": "2026-03-12T16:04:11.482+0000",
+        "items": [{
+            "field": "status", "fieldtype": "jira", "fieldId": "status",
+            "from": from.1, "fromString": from.0, "to": to.1, "toString": to.0,
+        }],
+    })
+}
+
+/// `GET /rest/api/{version}/issue/{key}/changelog?startAt=&maxResults=`: the paged changelog.
+async fn get_changelog(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    Path((version, key)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    if let Some(r) = sim.refusal(&headers) {
+        return r;
+    }
+    if !valid_version(&version) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let data = sim.data();
+    let key = data.moved.get(&key).cloned().unwrap_or(key);
+    let Some(issue) = data
+        .issues
+        .iter()
+        .find(|i| i.key == key || i.id.to_string() == key)
+    else {
+        return not_found();
+    };
+    let start: usize = q.get("startAt").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let max: usize = q
+        .get("maxResults")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(100)
+        .clamp(1, 100);
+    let total = issue.history.len();
+    let values: Vec<_> = issue
+        .history
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(max)
+        .map(|(n, h)| history_entry(n, h, data.data_center))
+        .collect();
+    Json(serde_json::json!({
+        "self": format!("https://acme.atlassian.net/rest/api/{version}/issue/{}/changelog?startAt={start}&maxResults={max}", issue.key),
+        "maxResults": max, "startAt": start, "total": total,
+        "isLast": start + values.len() >= total, "values": values,
+    }))
+    .into_response()
 }
 
 async fn reset(State(sim): State<Arc<Sim>>) -> StatusCode {

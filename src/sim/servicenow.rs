@@ -180,6 +180,9 @@ fn seed() -> Data {
     }
 }
 
+/// Who approves a created change that moves on by itself (its `sysapproval_approver` record).
+pub const PROGRESSION_APPROVER: &str = "cab.sim";
+
 /// One step of a created change's life, applied when it is read.
 fn advance(data: &mut Data, id: &str) {
     if !data.progressing.iter().any(|p| p == id) {
@@ -201,6 +204,16 @@ fn advance(data: &mut Data, id: &str) {
     change.insert("approval", approval.into());
     if state == "-2" {
         data.progressing.retain(|p| p != id);
+        let n = u32::try_from(data.approvals.len()).unwrap_or(0);
+        data.approvals.push(Record::from([
+            ("sys_id", sys_id(0xb100 + n)),
+            ("state", "approved".to_string()),
+            ("approver", sys_id(0xd100 + n)),
+            ("sysapproval", id.to_string()),
+            ("comments", String::new()),
+            ("sys_updated_by", PROGRESSION_APPROVER.to_string()),
+            ("sys_updated_on", raw(Utc::now())),
+        ]));
     }
 }
 

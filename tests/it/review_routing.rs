@@ -136,8 +136,8 @@ async fn the_gate_opens_a_change_and_polling_follows_it_to_approval() {
     assert_eq!(d["verdict"], "continue", "{d}");
     assert_eq!(d["resolution"]["outcome"], "approved");
     assert_eq!(d["resolution"]["channel"], "servicenow");
-    // No approver in the history: recorded as `servicenow`.
-    assert_eq!(d["resolution"]["by"], "servicenow");
+    // The approver named in the approval history.
+    assert_eq!(d["resolution"]["by"], sim::servicenow::PROGRESSION_APPROVER);
     assert_eq!(d["review_ticket"]["opened_by_gate"], true);
     assert!(
         d["resolution"]["comment"]
@@ -451,4 +451,47 @@ async fn a_change_check_that_needs_the_cab_follows_that_same_change() {
     let d = final_decision(&app, id).await;
     assert_eq!(d["verdict"], "continue", "{d}");
     assert_eq!(d["review_ticket"]["opened_by_gate"], false);
+}
+
+#[tokio::test]
+async fn an_approval_whose_approver_cannot_be_read_does_not_approve() {
+    let sims = sim::start(0).await.unwrap();
+    // Polling is an hour away: the callbacks below are the only reads.
+    let app = app(&sims, "1h", true).await;
+    let mut body = good_check("route-unknown-approver");
+    body["change_refs"]["servicenow_changes"] = json!([]);
+    let id = pending(&app, &body).await;
+    let number = ticket(&app, &id).await;
+    // Approved in ServiceNow, but the approval history names nobody.
+    decide(&sims, &number, json!({"approval": "approved"})).await;
+    for _ in 0..2 {
+        let (status, p) = callback(&app, "pc_snow", &number).await;
+        assert_eq!(status, 409, "{p}");
+    }
+    let d = decision(&app, &id).await;
+    assert_eq!(d["status"], "pending", "{d}");
+    assert_eq!(d["verdict"], "manual_review", "{d}");
+    // The reason is on the decision, once however often the change is read.
+    let attempts = d["refused_attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{d}");
+    assert_eq!(attempts[0]["reason_code"], "approver_unknown", "{d}");
+    assert_eq!(attempts[0]["channel"], "servicenow", "{d}");
+    let why = attempts[0]["reason"].as_str().unwrap();
+    assert!(
+        why.contains(&number) && why.contains("names no approver"),
+        "{why}"
+    );
+
+    // Once the history names the approver, the same change approves.
+    decide(
+        &sims,
+        &number,
+        json!({"approval": "approved", "approver": "carol.cab"}),
+    )
+    .await;
+    let (status, a) = callback(&app, "pc_snow", &number).await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["by"], "carol.cab", "{a}");
+    let d = final_decision(&app, &id).await;
+    assert_eq!(d["resolution"]["outcome"], "approved", "{d}");
 }

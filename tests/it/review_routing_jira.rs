@@ -64,10 +64,16 @@ async fn issue_for(app: &TestApp, key: &str) -> (String, String) {
     (id, issue)
 }
 
+/// The release manager moves the issue (recorded in its changelog).
 async fn move_issue(sims: &Sims, key: &str, status: &str) {
+    move_issue_as(sims, key, status, json!("rita@acme.example")).await;
+}
+
+/// Moves the issue as `by` (`null`: the changelog names nobody).
+async fn move_issue_as(sims: &Sims, key: &str, status: &str, by: Value) {
     let resp = reqwest::Client::new()
         .post(format!("{}/_sim/issues/{key}/status", sims.jira.base_url))
-        .json(&json!({"status": status}))
+        .json(&json!({"status": status, "by": by}))
         .send()
         .await
         .unwrap();
@@ -175,4 +181,55 @@ async fn a_webhook_resolves_at_once_and_is_only_a_hint() {
 
     let (status, again) = hook(key).await;
     assert_eq!((status, again["resolved"].clone()), (200, json!(false)));
+}
+
+#[tokio::test]
+async fn who_moved_the_issue_approves_and_separation_of_duties_applies_to_them() {
+    let sims = sim::start(0).await.unwrap();
+    let app = app(&sims).await;
+
+    // The deploy's trigger (`alice` in the check) moves the issue to Approved: refused.
+    let (id, key) = issue_for(&app, "jira-route-sod").await;
+    move_issue_as(&sims, &key, "Approved", json!("alice")).await;
+    let d = eventually(Duration::from_secs(10), "the refusal", || async {
+        let d = decision(&app, &id).await;
+        d["refused_attempts"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+            .then_some(d)
+    })
+    .await;
+    assert_eq!(d["status"], "pending", "{d}");
+    assert_eq!(d["refused_attempts"][0]["by"], "alice", "{d}");
+    assert_eq!(d["refused_attempts"][0]["channel"], "jira", "{d}");
+
+    // Nobody in the changelog: not an approval either, and the reason says so.
+    let (id, key) = issue_for(&app, "jira-route-unknown").await;
+    move_issue_as(&sims, &key, "Approved", Value::Null).await;
+    let d = eventually(Duration::from_secs(10), "the note", || async {
+        let d = decision(&app, &id).await;
+        d["refused_attempts"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+            .then_some(d)
+    })
+    .await;
+    assert_eq!(d["status"], "pending", "{d}");
+    assert_eq!(
+        d["refused_attempts"][0]["reason_code"], "approver_unknown",
+        "{d}"
+    );
+    assert!(
+        d["refused_attempts"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("names nobody"),
+        "{d}"
+    );
+
+    // Someone else moves it: approved, by them.
+    move_issue(&sims, &key, "Approved").await;
+    let d = final_decision(&app, &id).await;
+    assert_eq!(d["resolution"]["outcome"], "approved", "{d}");
+    assert_eq!(d["resolution"]["by"], "rita@acme.example", "{d}");
 }
