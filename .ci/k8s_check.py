@@ -1,4 +1,4 @@
-"""Checks what users deploy: `helm lint` on the charts (default and HA values) through helm-sdkpy,
+"""Checks what users deploy: `helm lint` on the charts (default, HA and admission-webhook values) through helm-sdkpy,
 which embeds Helm's Go library, and the Kubernetes manifests in integrations/ against the
 Kubernetes schemas (kubernetes-validate). Exits non-zero on any error.
 
@@ -95,6 +95,7 @@ async def main() -> int:
     problems = []
     problems += await lint(chart, None)
     problems += await lint(chart, chart / "values-ha.yaml")
+    problems += await lint(chart, chart / "values-admission.yaml")
     problems += await lint(ROOT / "integrations" / "argocd" / "portcullis-gate", None)
     problems += validate_manifests()
     for p in problems:

@@ -40,6 +40,7 @@ pub mod http_jsonpath;
 pub mod instance;
 pub mod jira;
 pub mod redact;
+pub mod registry;
 pub mod servicenow;
 pub mod sonarqube;
 pub mod template;
@@ -51,6 +52,7 @@ mod conformance;
 pub use aqua::{AquaAdapter, AquaConfig};
 pub use http_jsonpath::{HttpAdapterConfig, HttpJsonPathAdapter};
 pub use jira::{JiraAdapter, JiraConfig};
+pub use registry::{RegistryAdapter, RegistryConfig};
 pub use servicenow::{ServiceNowAdapter, ServiceNowConfig};
 pub use sonarqube::{SonarQubeAdapter, SonarQubeConfig};
 pub use trivy::{IngestError, TrivyAdapter, TrivyConfig};
@@ -148,6 +150,7 @@ pub enum AdapterConfig {
     Servicenow(ServiceNowConfig),
     Aqua(AquaConfig),
     Trivy(TrivyConfig),
+    Registry(RegistryConfig),
 }
 
 impl AdapterConfig {
@@ -160,6 +163,7 @@ impl AdapterConfig {
             AdapterConfig::Servicenow(c) => &c.name,
             AdapterConfig::Aqua(c) => &c.name,
             AdapterConfig::Trivy(c) => &c.name,
+            AdapterConfig::Registry(c) => &c.name,
         }
     }
 }
@@ -193,6 +197,7 @@ pub fn build(configs: &[AdapterConfig]) -> Result<Vec<Arc<dyn Adapter>>, Adapter
             AdapterConfig::Servicenow(c) => Arc::new(ServiceNowAdapter::build(c)?),
             AdapterConfig::Aqua(c) => Arc::new(AquaAdapter::build(c)?),
             AdapterConfig::Trivy(c) => Arc::new(TrivyAdapter::build(c)?),
+            AdapterConfig::Registry(c) => Arc::new(RegistryAdapter::build(c)?),
         });
     }
     Ok(adapters)

@@ -35,6 +35,8 @@ pub struct Settings {
     /// Outbound review webhooks: `[{url, secret, events, expiring_within}]`.
     #[serde(default)]
     pub notifications: Vec<crate::notify::NotificationTarget>,
+    /// The Kubernetes admission webhook (`POST /v1/admission`).
+    pub admission: crate::admission::AdmissionSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

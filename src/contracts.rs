@@ -1,7 +1,9 @@
 //! Caller contracts: the exact request and response shapes external tools use (Argo Rollouts'
-//! `web` metric provider, Spinnaker's Webhook stage, ServiceNow's change approval, Jira webhooks), each translated onto the one
+//! `web` metric provider, Spinnaker's Webhook stage, ServiceNow's change approval, Jira webhooks,
+//! Kubernetes admission), each translated onto the one
 //! [`crate::gate::Gate`]. Like `api`, a contract never decides; it maps shapes and statuses.
 
+pub mod admission;
 pub mod jira;
 pub mod rollouts;
 pub mod servicenow;
@@ -26,4 +28,5 @@ pub fn routes() -> Router<HttpState> {
         )
         .route("/v1/servicenow/callback", post(servicenow::callback))
         .route("/v1/jira/webhook", post(jira::webhook))
+        .route("/v1/admission", post(admission::review))
 }

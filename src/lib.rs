@@ -15,6 +15,7 @@
 //! - `client`, `cli`: the command line, including the pipeline client `portcullis check`.
 
 pub mod adapters;
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod cli;

@@ -29,6 +29,11 @@ struct NotificationLabels {
     outcome: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -45,6 +50,7 @@ pub struct Metrics {
     adapter_duration: HistogramFamily<AdapterLabels>,
     adapter_failures: Family<AdapterFailureLabels, Counter>,
     notifications: Family<NotificationLabels, Counter>,
+    admission: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -87,14 +93,28 @@ impl Metrics {
             "Review notifications, by event and outcome (delivered, failed after retries)",
             notifications.clone(),
         );
+        let admission = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "admission_reviews",
+            "Kubernetes admission reviews answered, by outcome (allowed, denied, exempt, break_glass, error)",
+            admission.clone(),
+        );
         Self {
             registry,
+            admission,
             decisions,
             check_duration,
             adapter_duration,
             adapter_failures,
             notifications,
         }
+    }
+
+    /// One admission review answered (`allowed`, `denied`, `exempt`, `break_glass`, `error`).
+    pub fn admission(&self, outcome: &'static str) {
+        self.admission
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// One notification delivery ended (`delivered` or `failed`).

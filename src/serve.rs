@@ -41,6 +41,8 @@ pub enum ServeError {
     Routing(#[from] crate::review_routing::RoutingError),
     #[error("invalid notification configuration: {0}")]
     Notifications(#[from] crate::notify::NotifyError),
+    #[error("invalid admission configuration: {0}")]
+    Admission(#[from] crate::admission::AdmissionBuildError),
     #[error("cannot listen on `{addr}`: {message}")]
     Bind { addr: SocketAddr, message: String },
     #[error("the {server} server failed: {message}")]
@@ -56,6 +58,7 @@ pub struct App {
     gate: Arc<Gate>,
     servicenow: Option<Arc<crate::review_routing::ServiceNowRouting>>,
     jira: Option<Arc<crate::review_routing::JiraRouting>>,
+    admission: Option<Arc<crate::admission::Admission>>,
     auth: Arc<Authenticator>,
     policies: PolicyHandle,
     http: TcpListener,
@@ -97,6 +100,16 @@ impl App {
         .await?;
         let adapters = adapters::build(&settings.adapters)?;
         let metrics = Arc::new(Metrics::new());
+        let admission = if settings.admission.enabled {
+            Some(Arc::new(crate::admission::Admission::build(
+                &settings.admission,
+                Arc::clone(&store),
+                Arc::clone(&metrics),
+                settings.server.public_url.clone(),
+            )?))
+        } else {
+            None
+        };
         let notifier = crate::notify::Notifier::build(
             &settings.notifications,
             settings.server.public_url.clone(),
@@ -167,6 +180,7 @@ impl App {
             gate,
             servicenow,
             jira,
+            admission,
             auth,
             policies,
             http,
@@ -198,6 +212,7 @@ impl App {
             gate,
             servicenow,
             jira,
+            admission,
             auth,
             policies,
             http,
@@ -254,6 +269,7 @@ impl App {
         // (`None` when unset).
         .layer(axum::Extension(servicenow))
         .layer(axum::Extension(jira))
+        .layer(axum::Extension(admission))
         // Outermost, so every request (rejected ones too) gets a span.
         .layer(TraceLayer::new_for_http());
         let http_stop = stop.clone();

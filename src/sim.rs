@@ -1,4 +1,4 @@
-//! API-exact simulators of SonarQube, Jira, ServiceNow and Aqua for tests, `portcullis sim` and
+//! API-exact simulators of SonarQube, Jira, ServiceNow, Aqua and an OCI registry for tests, `portcullis sim` and
 //! the demo: real axum servers on 127.0.0.1, one port per tool, with seeded data and a control API
 //! for faults.
 //!
@@ -17,6 +17,7 @@
 pub mod aqua;
 pub mod faults;
 pub mod jira;
+pub mod registry;
 pub mod servicenow;
 pub mod sonarqube;
 
@@ -38,7 +39,7 @@ pub enum SimError {
 /// One running simulator.
 #[derive(Debug, Clone)]
 pub struct SimHandle {
-    /// `sonarqube`, `jira`, `servicenow` or `aqua`.
+    /// `sonarqube`, `jira`, `servicenow`, `aqua` or `registry`.
     pub tool: &'static str,
     /// `http://127.0.0.1:PORT`, the tool's base URL.
     pub base_url: String,
@@ -47,22 +48,29 @@ pub struct SimHandle {
     pub control: Arc<Control>,
 }
 
-/// The four simulators. The servers run on the current tokio runtime until it shuts down.
+/// The five simulators. The servers run on the current tokio runtime until it shuts down.
 #[derive(Debug, Clone)]
 pub struct Sims {
     pub sonarqube: SimHandle,
     pub jira: SimHandle,
     pub servicenow: SimHandle,
     pub aqua: SimHandle,
+    pub registry: SimHandle,
 }
 
 impl Sims {
-    pub fn all(&self) -> [&SimHandle; 4] {
-        [&self.sonarqube, &self.jira, &self.servicenow, &self.aqua]
+    pub fn all(&self) -> [&SimHandle; 5] {
+        [
+            &self.sonarqube,
+            &self.jira,
+            &self.servicenow,
+            &self.aqua,
+            &self.registry,
+        ]
     }
 }
 
-/// Starts all four, each on `127.0.0.1:port` (`first_port + i`, or any free port when
+/// Starts all five, each on `127.0.0.1:port` (`first_port + i`, or any free port when
 /// `first_port` is 0). Listeners are bound before this returns, so callers never wait.
 pub async fn start(first_port: u16) -> Result<Sims, SimError> {
     let port = |i: u16| {
@@ -77,6 +85,7 @@ pub async fn start(first_port: u16) -> Result<Sims, SimError> {
         jira: serve("jira", port(1), jira::router).await?,
         servicenow: serve("servicenow", port(2), servicenow::router).await?,
         aqua: serve("aqua", port(3), aqua::router).await?,
+        registry: serve("registry", port(4), registry::router).await?,
     })
 }
 

@@ -25,8 +25,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Application, CallerKind, Decision, DecisionId, DecisionStatus, Environment, IdempotencyKey,
-    Verdict,
+    Application, CallerKind, Decision, DecisionId, DecisionStatus, Digest, Environment,
+    IdempotencyKey, Verdict,
 };
 
 /// Outcome of inserting a decision that may carry an idempotency key.
@@ -41,6 +41,21 @@ pub enum Inserted {
         fingerprint: String,
     },
 }
+
+/// A decision that names an image digest, as `Store::decisions_for_image` returns it: the
+/// indexed columns only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageDecision {
+    pub id: DecisionId,
+    pub application: String,
+    pub verdict: Verdict,
+    pub status: DecisionStatus,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub decided_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Most decisions `decisions_for_image` returns: the newest ones decide.
+pub const MAX_IMAGE_DECISIONS: u32 = 20;
 
 /// Filters for listing decisions; `None` means any.
 #[derive(Debug, Clone, Default)]
@@ -175,6 +190,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Cheap round trip for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The decisions whose request names the image `digest` for `environment`, newest first, at
+    /// most `limit` (clamped to `MAX_IMAGE_DECISIONS`): one indexed lookup (`decision_images`,
+    /// filled by a trigger on insert), for the admission webhook.
+    async fn decisions_for_image(
+        &self,
+        digest: &Digest,
+        environment: &Environment,
+        limit: u32,
+    ) -> Result<Vec<ImageDecision>, StoreError>;
 
     /// Claims `job` for `holder` for `ttl`, decided by the database (one upsert, the database's
     /// clock): succeeds when nobody holds it, its lease has lapsed, or `holder` already holds it

@@ -74,6 +74,12 @@ pub struct HttpRequest {
     pub body_secrets: Vec<crate::secret::Secret>,
     /// An `application/x-www-form-urlencoded` body (OAuth token requests), when `body` is unset.
     pub form: Option<Vec<(String, String)>>,
+    /// The `Accept` header; `None` sends `application/json`. OCI registries decide by it what a
+    /// manifest request returns.
+    pub accept: Option<HeaderValue>,
+    /// Keep the body as bytes instead of parsing JSON (`HttpResponse::bytes`; `json` is null):
+    /// content-addressed APIs hash exactly what was received. An empty body is then an answer.
+    pub raw: bool,
 }
 
 impl std::fmt::Debug for HttpRequest {
@@ -98,6 +104,8 @@ impl HttpRequest {
             expect_status: None,
             body_secrets: Vec::new(),
             form: None,
+            accept: None,
+            raw: false,
         }
     }
 
@@ -118,6 +126,8 @@ pub struct HttpResponse {
     pub url: String,
     /// The response headers (paging links, totals); never copied into facts wholesale.
     pub headers: HeaderMap,
+    /// The body exactly as received, for `raw` requests (empty otherwise).
+    pub bytes: Vec<u8>,
 }
 
 /// A reqwest client plus the policies around it. Cheap to clone; clones share the limit.
@@ -250,7 +260,13 @@ impl HttpClient {
             .inner
             .request(request.method.clone(), request.url.clone())
             .headers(request.headers.clone())
-            .header(header::ACCEPT, HeaderValue::from_static("application/json"));
+            .header(
+                header::ACCEPT,
+                request
+                    .accept
+                    .clone()
+                    .unwrap_or_else(|| HeaderValue::from_static("application/json")),
+            );
         if let Some(body) = &request.body {
             builder = builder.json(body);
         } else if let Some(form) = &request.form {
@@ -279,7 +295,11 @@ impl HttpClient {
             retry,
         };
         if expected {
-            let outcome = self.read_json(response, code, redactor, shown_url).await;
+            let outcome = if request.raw {
+                self.read_raw(response, code, redactor, shown_url).await
+            } else {
+                self.read_json(response, code, redactor, shown_url).await
+            };
             return with_status(outcome, Retry::No);
         }
         let retry_after = retry_after(response.headers());
@@ -330,6 +350,26 @@ impl HttpClient {
         with_status(Err(error), retry)
     }
 
+    async fn read_raw(
+        &self,
+        response: reqwest::Response,
+        status: u16,
+        redactor: &Redactor,
+        shown_url: &str,
+    ) -> Result<HttpResponse, AdapterError> {
+        let headers = response.headers().clone();
+        let bytes = read_capped(response, self.settings.max_response_bytes, redactor).await?;
+        let text = redactor.scrub(&String::from_utf8_lossy(&bytes));
+        Ok(HttpResponse {
+            status,
+            json: serde_json::Value::Null,
+            excerpt: truncate_bytes(&text, EXCERPT_BYTES).to_string(),
+            url: shown_url.to_string(),
+            headers,
+            bytes,
+        })
+    }
+
     async fn read_json(
         &self,
         response: reqwest::Response,
@@ -366,6 +406,7 @@ impl HttpClient {
             excerpt,
             url: shown_url.to_string(),
             headers,
+            bytes: Vec::new(),
         })
     }
 

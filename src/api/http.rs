@@ -49,6 +49,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/servicenow/change-check"),
     ("post", "/v1/servicenow/callback"),
     ("post", "/v1/jira/webhook"),
+    ("post", "/v1/admission"),
 ];
 
 /// Longest a `GET /v1/decisions/{id}?wait=` may hold a request open.

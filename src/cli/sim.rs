@@ -1,6 +1,6 @@
-//! `portcullis sim`: serve the API-exact simulators of SonarQube, Jira, ServiceNow and Aqua on
-//! 127.0.0.1 and print their URLs and credentials until interrupted; `portcullis sim demo`: start
-//! the service against them and walk through three deploys (continue, manual review, terminate).
+//! `portcullis sim`: serve the API-exact simulators of SonarQube, Jira, ServiceNow, Aqua and an
+//! OCI registry on 127.0.0.1 and print their URLs and credentials until interrupted;
+//! `portcullis sim demo`: start the service against them and walk through three deploys (continue, manual review, terminate).
 
 use anyhow::Context;
 use serde_json::{Value, json};
@@ -13,7 +13,7 @@ use crate::sim::{self, Sims};
 /// Flags of `portcullis sim`.
 #[derive(Debug, clap::Args)]
 pub(super) struct SimArgs {
-    /// First port: SonarQube listens on it, Jira on the next, then ServiceNow, then Aqua. 0 picks
+    /// First port: SonarQube listens on it, Jira on the next, then ServiceNow, Aqua, the registry. 0 picks
     /// free ports.
     #[arg(long, default_value_t = 9100)]
     port: u16,
@@ -87,6 +87,14 @@ fn print_sims(sims: &Sims) {
         sims.aqua.base_url,
         sim::aqua::USER,
         sim::aqua::PASSWORD
+    );
+    println!(
+        "registry    {}   basic {} / {} (token service at /token)   image {}@{}",
+        sims.registry.base_url,
+        sim::registry::USER,
+        sim::registry::PASSWORD,
+        sim::registry::REPOSITORY,
+        sim::registry::seeded_digest()
     );
 }
 

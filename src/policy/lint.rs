@@ -14,13 +14,14 @@ use super::{PolicySet, PolicySource};
 use crate::domain::{Severity, Verdict};
 
 /// Evidence namespaces the gate knows without a declaration.
-pub const KNOWN_SOURCES: [&str; 6] = [
+pub const KNOWN_SOURCES: [&str; 7] = [
     "request",
     "sonarqube",
     "aqua",
     "trivy",
     "jira",
     "servicenow",
+    "registry",
 ];
 
 /// Everything lint found in a directory.

@@ -212,6 +212,30 @@ fn is_transient(e: &sqlx::Error) -> bool {
 
 #[async_trait]
 impl Store for PostgresStore {
+    async fn decisions_for_image(
+        &self,
+        digest: &crate::domain::Digest,
+        environment: &crate::domain::Environment,
+        limit: u32,
+    ) -> Result<Vec<super::ImageDecision>, StoreError> {
+        let rows: Vec<super::row::ImageDecisionRow> = self
+            .bounded(
+                sqlx::query_as(
+                    "SELECT d.id, d.application, d.verdict, d.status, d.created_at, d.decided_at \
+             FROM decision_images AS i JOIN decisions AS d ON d.id = i.decision_id \
+             WHERE i.digest = $1 AND i.environment = $2 \
+             ORDER BY i.decision_id DESC LIMIT $3",
+                )
+                .bind(digest.as_str())
+                .bind(environment.as_str())
+                .bind(i64::from(limit.clamp(1, super::MAX_IMAGE_DECISIONS)))
+                .fetch_all(&self.pool),
+            )
+            .await?;
+        rows.into_iter()
+            .map(super::row::ImageDecisionRow::into_summary)
+            .collect()
+    }
     async fn insert_decision(
         &self,
         decision: &Decision,

@@ -116,3 +116,35 @@ pub(crate) struct StoredWithFingerprint {
     pub(crate) stored: StoredDecision,
     pub(crate) request_fingerprint: String,
 }
+
+/// The columns of a decision that naming an image digest answers with (`Store::decisions_for_image`):
+/// no body, so the admission webhook's lookup decodes a few short strings, not evidence.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct ImageDecisionRow {
+    pub(crate) id: String,
+    pub(crate) application: String,
+    pub(crate) verdict: String,
+    pub(crate) status: String,
+    pub(crate) created_at: i64,
+    pub(crate) decided_at: Option<i64>,
+}
+
+impl ImageDecisionRow {
+    pub(crate) fn into_summary(self) -> Result<super::ImageDecision, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("decision `{}`: {what}", self.id));
+        let time = |ms: i64| {
+            DateTime::<Utc>::from_timestamp_millis(ms)
+                .ok_or_else(|| corrupt("a time is out of range"))
+        };
+        Ok(super::ImageDecision {
+            id: crate::domain::DecisionId::parse(&self.id).map_err(|_| corrupt("bad id"))?,
+            application: self.application.clone(),
+            verdict: crate::domain::Verdict::parse(&self.verdict)
+                .map_err(|_| corrupt("unknown verdict"))?,
+            status: crate::domain::DecisionStatus::parse(&self.status)
+                .map_err(|_| corrupt("unknown status"))?,
+            created_at: time(self.created_at)?,
+            decided_at: self.decided_at.map(time).transpose()?,
+        })
+    }
+}

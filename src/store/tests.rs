@@ -127,6 +127,7 @@ on_both_backends!(
     a_free_job_is_claimed_once,
     a_lapsed_lease_is_taken_over,
     concurrent_claims_have_one_winner,
+    decisions_are_found_by_image_digest_and_environment,
 );
 
 /// Builds a complete, valid `Decision` through the domain's own parse constructors.
@@ -989,4 +990,85 @@ fn redaction_keeps_what_helps_and_drops_what_may_be_secret() {
     );
     assert_eq!(redact_url("redis://h"), "redis://h");
     assert!(redact_url(&"x".repeat(10_000)).chars().count() <= 201);
+}
+
+async fn decisions_are_found_by_image_digest_and_environment(backend: Backend) {
+    let f = fresh(backend).await;
+    let digest = crate::domain::Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+    let prod = Environment::parse("prod").unwrap();
+    let first = decision().build();
+    let staging = decision().environment("staging").build();
+    let later = decision().verdict(Verdict::Terminate).build();
+    let pending = decision()
+        .verdict(Verdict::ManualReview)
+        .status(DecisionStatus::Pending)
+        .build();
+    for d in [&first, &staging, &later, &pending] {
+        f.store.insert_decision(d, "fp").await.unwrap();
+    }
+    let found = f
+        .store
+        .decisions_for_image(&digest, &prod, 20)
+        .await
+        .unwrap();
+    let mut want = vec![
+        first.id.as_str().to_string(),
+        later.id.as_str().to_string(),
+        pending.id.as_str().to_string(),
+    ];
+    want.sort();
+    want.reverse();
+    let ids: Vec<String> = found.iter().map(|d| d.id.as_str().to_string()).collect();
+    assert_eq!(ids, want, "newest first, prod only");
+    let by_id = |id: &DecisionId| found.iter().find(|d| &d.id == id).unwrap().clone();
+    assert_eq!(by_id(&later.id).verdict, Verdict::Terminate);
+    assert_eq!(by_id(&pending.id).status, DecisionStatus::Pending);
+    assert_eq!(by_id(&first.id).application, "payments-api");
+    assert_eq!(
+        by_id(&first.id).decided_at.map(|t| t.timestamp_millis()),
+        first.decided_at.map(|t| t.timestamp_millis())
+    );
+    let staged = f
+        .store
+        .decisions_for_image(&digest, &Environment::parse("staging").unwrap(), 20)
+        .await
+        .unwrap();
+    assert_eq!(staged.len(), 1);
+    assert_eq!(staged[0].id, staging.id);
+    let other = crate::domain::Digest::parse(&format!("sha256:{}", "cd".repeat(32))).unwrap();
+    assert!(
+        f.store
+            .decisions_for_image(&other, &prod, 20)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        f.store
+            .decisions_for_image(&digest, &prod, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A review that ends is seen at once: the lookup reads status and verdict from the decision.
+    let mut approved = pending.clone();
+    approved.status = DecisionStatus::Final;
+    approved.verdict = Verdict::Continue;
+    approved.decided_at = Some(Utc::now());
+    assert!(
+        f.store
+            .update_decision(&approved, DecisionStatus::Pending)
+            .await
+            .unwrap()
+    );
+    let found = f
+        .store
+        .decisions_for_image(&digest, &prod, 20)
+        .await
+        .unwrap();
+    let now = found.iter().find(|d| d.id == pending.id).unwrap();
+    assert_eq!(now.status, DecisionStatus::Final);
+    assert_eq!(now.verdict, Verdict::Continue);
 }

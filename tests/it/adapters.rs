@@ -310,6 +310,7 @@ conformance!(sonarqube, cases::SONARQUBE);
 conformance!(jira, cases::JIRA);
 conformance!(servicenow, cases::SERVICENOW);
 conformance!(aqua, cases::AQUA);
+conformance!(registry, cases::REGISTRY);
 
 /// The cases: each adapter aimed at its simulator with the simulator's public test credentials.
 mod cases {
@@ -406,5 +407,44 @@ mod cases {
             assert_eq!(f["vulnerabilities"]["medium"], 1);
         },
         secrets: &[sim::aqua::PASSWORD],
+    };
+
+    pub static REGISTRY: Case = Case {
+        sim: |s| &s.registry,
+        config: |base, ttl| {
+            format!(
+                "{{kind: registry, name: registry, cache_ttl: {ttl}, registries: [{{host: registry.sim, base_url: '{base}', auth: {{type: basic, username: {}, password: {{value: {}}}}}}}], keys: [{{id: sim, public_key: {{value: {}}}}}]}}",
+                sim::registry::USER,
+                sim::registry::PASSWORD,
+                serde_json::to_string(&sim::registry::public_key_pem()).unwrap()
+            )
+        },
+        request: || {
+            request(|d| {
+                d.images = vec![image(&format!(
+                    "registry.sim/{}:1.8.3@{}",
+                    sim::registry::REPOSITORY,
+                    sim::registry::seeded_digest()
+                ))];
+            })
+        },
+        unknown: || {
+            request(|d| {
+                d.images = vec![image(&format!(
+                    "registry.sim/acme/nothing@{}",
+                    sim::registry::seeded_digest()
+                ))];
+            })
+        },
+        facts: |f| {
+            let i = &f["images"][0];
+            assert_eq!(i["exists"], true, "{f}");
+            assert_eq!(i["tag_moved"], false);
+            assert_eq!(i["signed"], true, "{f}");
+            assert_eq!(i["signed_by"][0], "sim");
+            assert_eq!(i["provenance"]["builder_id"], sim::registry::SEEDED_BUILDER);
+            assert_eq!(i["provenance"]["commit_matches_request"], true, "{f}");
+        },
+        secrets: &[sim::registry::PASSWORD],
     };
 }

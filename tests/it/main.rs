@@ -14,6 +14,7 @@
 
 mod adapters;
 mod adapters_traps;
+mod admission;
 mod architecture;
 mod auth;
 mod bad_input;
@@ -39,4 +40,5 @@ mod review_routing_jira;
 mod servicenow_change_check;
 mod sim;
 mod store_outage;
+mod supply_chain;
 mod support;

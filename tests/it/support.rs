@@ -3,6 +3,7 @@
 pub mod app;
 pub mod db;
 pub mod fake_tool;
+pub mod oci;
 pub mod orca;
 pub mod poll;
 pub mod proxy;

@@ -37,6 +37,7 @@ pub struct TestAppBuilder {
     store_connect_timeout: Option<std::time::Duration>,
     environments: Option<Vec<portcullis::domain::EnvironmentDecl>>,
     no_rules_verdict: Option<portcullis::domain::Verdict>,
+    admission: Option<Value>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -136,6 +137,12 @@ impl TestAppBuilder {
                 .map(|(n, t)| (n.to_string(), t.to_string()))
                 .collect(),
         );
+        self
+    }
+
+    /// Enables the admission webhook with these settings (JSON, merged over the defaults).
+    pub fn admission(mut self, settings: Value) -> Self {
+        self.admission = Some(settings);
         self
     }
 
@@ -263,6 +270,25 @@ impl TestAppBuilder {
         }
         if let Some(v) = self.no_rules_verdict {
             s.gate.no_rules_verdict = v;
+        }
+        if let Some(a) = &self.admission {
+            s.admission.enabled = true;
+            for (key, value) in a.as_object().unwrap() {
+                match key.as_str() {
+                    "environments" => {
+                        s.admission.environments = serde_json::from_value(value.clone()).unwrap();
+                    }
+                    "max_age" => {
+                        s.admission.max_age =
+                            humantime::parse_duration(value.as_str().unwrap()).unwrap();
+                    }
+                    "break_glass_groups" => {
+                        s.admission.break_glass.groups =
+                            serde_json::from_value(value.clone()).unwrap();
+                    }
+                    other => panic!("unknown admission test setting `{other}`"),
+                }
+            }
         }
         if let Some(d) = self.review_timeout {
             s.review.timeout = d;

@@ -1,0 +1,420 @@
+//! The Kubernetes admission webhook over HTTP, with real `AdmissionReview` bodies (Pod,
+//! Deployment, CronJob with init containers): uid echoed, `allowed`, and on denial code 403
+//! with a message naming the image and what it lacks, from decisions the gate stored.
+
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+use crate::support::app::digest;
+
+/// Terminates the application `bad`, continues everything else.
+const POLICY: &str = r#"rules:
+  - id: not-the-bad-app
+    title: The bad app never deploys
+    category: test
+    severity: critical
+    description: A test rule.
+    remediation: None.
+    condition:
+      path: $.request.application
+      op: "!="
+      value: bad
+"#;
+
+async fn app() -> TestApp {
+    TestApp::builder()
+        .policies(&[("p.yaml", POLICY)])
+        .admission(json!({
+            "environments": {"payments-prod": "prod", "*-staging": "staging"},
+            "break_glass_groups": ["sre"],
+        }))
+        .spawn()
+        .await
+}
+
+async fn decide(app: &TestApp, application: &str, environment: &str, image: &str) -> Value {
+    let r = app
+        .post_check(
+            &json!({"application": application, "environment": environment, "images": [image]}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    r.json().await.unwrap()
+}
+
+fn review(
+    uid: &str,
+    kind: &str,
+    namespace: &str,
+    operation: &str,
+    object: Value,
+    old: Value,
+) -> Value {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": uid,
+        "kind": {"group": if kind == "Pod" { "" } else { "apps" }, "version": "v1", "kind": kind},
+        "resource": {"group": "", "version": "v1", "resource": format!("{}s", kind.to_lowercase())},
+        "requestKind": {"group": "", "version": "v1", "kind": kind},
+        "name": "web", "namespace": namespace, "operation": operation,
+        "userInfo": {"username": "alice@example.com", "uid": "u-1", "groups": ["developers", "system:authenticated"]},
+        "object": object, "oldObject": old, "dryRun": false,
+        "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}}})
+}
+
+fn pod_spec(init: &str, app: &str) -> Value {
+    json!({"initContainers": [{"name": "migrate", "image": init}],
+           "containers": [{"name": "app", "image": app, "ports": [{"containerPort": 8080}]}]})
+}
+
+fn pod(init: &str, app: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "payments-prod"},
+           "spec": pod_spec(init, app)})
+}
+
+async fn admit(app: &TestApp, body: &Value) -> Value {
+    let r = app
+        .http
+        .post(app.url("/v1/admission"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["apiVersion"], "admission.k8s.io/v1", "{v}");
+    assert_eq!(v["kind"], "AdmissionReview");
+    assert_eq!(v["response"]["uid"], body["request"]["uid"], "{v}");
+    v["response"].clone()
+}
+
+#[tokio::test]
+async fn pods_and_workloads_are_answered_from_stored_decisions() {
+    let app = app().await;
+    let good = format!("ghcr.io/acme/web@{}", digest('a'));
+    let init = format!("ghcr.io/acme/migrate:1.0@{}", digest('b'));
+    let banned = format!("ghcr.io/acme/bad@{}", digest('c'));
+    let d = decide(&app, "web", "prod", &good).await;
+    assert_eq!(d["verdict"], "continue");
+    decide(&app, "web", "prod", &init).await;
+    let t = decide(&app, "bad", "prod", &banned).await;
+    assert_eq!(t["verdict"], "terminate");
+
+    // A Pod whose every image has a continue decision for the namespace's environment.
+    let r = admit(
+        &app,
+        &review(
+            "uid-pod",
+            "Pod",
+            "payments-prod",
+            "CREATE",
+            pod(&init, &good),
+            Value::Null,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], true, "{r}");
+    assert!(
+        r["auditAnnotations"]["decisions"]
+            .as_str()
+            .unwrap()
+            .contains(d["id"].as_str().unwrap()),
+        "{r}"
+    );
+
+    // A Deployment whose init container is not pinned.
+    let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": pod_spec("ghcr.io/acme/migrate:1.0", &good)}}});
+    let r = admit(
+        &app,
+        &review(
+            "uid-deploy",
+            "Deployment",
+            "payments-prod",
+            "CREATE",
+            deploy,
+            Value::Null,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    assert_eq!(r["status"]["code"], 403);
+    let msg = r["status"]["message"].as_str().unwrap();
+    assert!(msg.contains("`ghcr.io/acme/migrate:1.0` (spec.template.spec.initContainers[0] (migrate)) is not pinned by digest"), "{msg}");
+
+    // A CronJob whose init container was terminated: the message links the decision.
+    let cron = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly"},
+        "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": pod_spec(&banned, &good)}}}}});
+    let r = admit(
+        &app,
+        &review(
+            "uid-cron",
+            "CronJob",
+            "payments-prod",
+            "CREATE",
+            cron,
+            Value::Null,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    let msg = r["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("the newest decision for `prod` is terminate"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("/v1/decisions/{}", t["id"].as_str().unwrap())),
+        "{msg}"
+    );
+
+    // No decision for the digest; and a decision for prod does not admit into staging.
+    let unknown = format!("ghcr.io/acme/web@{}", digest('d'));
+    let r = admit(
+        &app,
+        &review(
+            "uid-none",
+            "Pod",
+            "payments-prod",
+            "CREATE",
+            pod(&good, &unknown),
+            Value::Null,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], false);
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no decision for `prod`"),
+        "{r}"
+    );
+    let r = admit(
+        &app,
+        &review(
+            "uid-stg",
+            "Pod",
+            "web-staging",
+            "CREATE",
+            pod(&good, &good),
+            Value::Null,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], false);
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no decision for `staging`"),
+        "{r}"
+    );
+
+    // A namespace no environment covers.
+    let r = admit(
+        &app,
+        &review(
+            "uid-ns",
+            "Pod",
+            "scratch",
+            "CREATE",
+            pod(&good, &good),
+            Value::Null,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], false);
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("maps to no environment"),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn updates_check_only_new_images_and_deletes_pass() {
+    let app = app().await;
+    let good = format!("ghcr.io/acme/web@{}", digest('a'));
+    let unknown = format!("ghcr.io/acme/web@{}", digest('d'));
+    decide(&app, "web", "prod", &good).await;
+    // A label change on a pod whose image predates the webhook: nothing new to check.
+    let r = admit(
+        &app,
+        &review(
+            "u1",
+            "Pod",
+            "payments-prod",
+            "UPDATE",
+            pod(&unknown, &unknown),
+            pod(&unknown, &unknown),
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], true, "{r}");
+    // An in-place image swap to an image without a decision.
+    let r = admit(
+        &app,
+        &review(
+            "u2",
+            "Pod",
+            "payments-prod",
+            "UPDATE",
+            pod(&good, &unknown),
+            pod(&good, &good),
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    // `kubectl debug`: an ephemeral container arrives as a Pod UPDATE on the subresource.
+    let mut debugged = pod(&good, &good);
+    debugged["spec"]["ephemeralContainers"] =
+        json!([{"name": "debugger", "image": "busybox:latest"}]);
+    let mut req = review(
+        "u3",
+        "Pod",
+        "payments-prod",
+        "UPDATE",
+        debugged,
+        pod(&good, &good),
+    );
+    req["request"]["subResource"] = json!("ephemeralcontainers");
+    let r = admit(&app, &req).await;
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ephemeralContainers[0] (debugger)"),
+        "{r}"
+    );
+    let r = admit(
+        &app,
+        &review(
+            "u4",
+            "Pod",
+            "payments-prod",
+            "DELETE",
+            Value::Null,
+            pod(&unknown, &unknown),
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], true, "{r}");
+}
+
+#[tokio::test]
+async fn exempt_namespaces_and_break_glass_are_honoured_and_recorded() {
+    let app = app().await;
+    let unknown = format!("ghcr.io/acme/web@{}", digest('d'));
+    let r = admit(
+        &app,
+        &review(
+            "e1",
+            "Pod",
+            "kube-system",
+            "CREATE",
+            pod(&unknown, &unknown),
+            Value::Null,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], true, "{r}");
+    assert_eq!(r["auditAnnotations"]["exempt"], "kube-system");
+
+    let mut broken = pod(&unknown, &unknown);
+    broken["metadata"]["annotations"] =
+        json!({"portcullis.dev/break-glass": "INC-4711 payments down, hotfix"});
+    // alice is not in `sre`: refused, and the refusal is part of the message.
+    let r = admit(
+        &app,
+        &review(
+            "b1",
+            "Pod",
+            "payments-prod",
+            "CREATE",
+            broken.clone(),
+            Value::Null,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("break-glass annotation `portcullis.dev/break-glass` refused"),
+        "{r}"
+    );
+    let mut req = review("b2", "Pod", "payments-prod", "CREATE", broken, Value::Null);
+    req["request"]["userInfo"]["groups"] = json!(["sre"]);
+    let r = admit(&app, &req).await;
+    assert_eq!(r["allowed"], true, "{r}");
+    assert_eq!(
+        r["auditAnnotations"]["break-glass"],
+        "INC-4711 payments down, hotfix"
+    );
+    assert_eq!(r["auditAnnotations"]["break-glass-by"], "alice@example.com");
+    assert!(
+        r["warnings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("portcullis break-glass by alice@example.com"),
+        "{r}"
+    );
+
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("portcullis_admission_reviews_total{outcome=\"break_glass\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("portcullis_admission_reviews_total{outcome=\"exempt\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn what_is_not_an_admission_review_is_refused() {
+    let app = app().await;
+    let r = app
+        .http
+        .post(app.url("/v1/admission"))
+        .json(&json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {"uid": "x"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = admit(
+        &app,
+        &review(
+            "k1",
+            "ConfigMap",
+            "payments-prod",
+            "CREATE",
+            json!({"data": {}}),
+            Value::Null,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    // Disabled by default.
+    let plain = crate::support::spawn_app().await;
+    let r = plain
+        .http
+        .post(plain.url("/v1/admission"))
+        .json(&review(
+            "d1",
+            "Pod",
+            "payments-prod",
+            "CREATE",
+            pod("a", "b"),
+            Value::Null,
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
