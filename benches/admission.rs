@@ -82,6 +82,8 @@ async fn run() {
             review_timeout: Duration::from_secs(3600),
             review_timeouts: Default::default(),
             approvals: Default::default(),
+            environments: Default::default(),
+            no_rules_verdict: portcullis::domain::Verdict::ManualReview,
         },
     ));
     let mut settings: AdmissionSettings = serde_norway::from_str(
