@@ -90,12 +90,29 @@ def validate_manifests() -> list[str]:
     return problems
 
 
+async def refuses(chart: pathlib.Path, values: dict, why: str) -> list[str]:
+    """The chart must fail to render with `values` (a guard in templates/_helpers.tpl)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        overlay = pathlib.Path(tmp) / "overlay.yaml"
+        overlay.write_text(yaml.safe_dump(values))
+        found = await lint(chart, overlay)
+    if found:
+        print(f"helm lint refuses {why}: ok")
+        return []
+    return [f"{chart.relative_to(ROOT)} renders {why}, which it must refuse"]
+
+
 async def main() -> int:
     chart = ROOT / "helm" / "portcullis"
     problems = []
     problems += await lint(chart, None)
     problems += await lint(chart, chart / "values-ha.yaml")
     problems += await lint(chart, chart / "values-admission.yaml")
+    problems += await refuses(
+        chart,
+        {"persistence": {"enabled": False}},
+        "the SQLite store without persistence (decisions lost on restart)",
+    )
     problems += await lint(ROOT / "integrations" / "argocd" / "portcullis-gate", None)
     problems += validate_manifests()
     for p in problems:

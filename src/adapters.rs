@@ -99,6 +99,13 @@ pub enum AdapterError {
     Timeout { timeout_ms: u64 },
     #[error("could not connect: {detail}")]
     Unreachable { detail: String },
+    /// The TLS handshake failed for a named reason (`untrusted issuer`, `expired certificate`,
+    /// `hostname mismatch` …); see `tls::TlsProblem`.
+    #[error("tls handshake failed ({problem}): {help}")]
+    Tls {
+        problem: &'static str,
+        help: &'static str,
+    },
     #[error("the tool refused the credentials (HTTP {status})")]
     Auth { status: u16 },
     #[error("rate limited (HTTP 429){}", retry_after_s.map(|s| format!(", retry after {s} s")).unwrap_or_default())]
@@ -113,7 +120,9 @@ impl AdapterError {
     pub fn reason(&self) -> FailureReason {
         match self {
             AdapterError::Timeout { .. } => FailureReason::Timeout,
-            AdapterError::Unreachable { .. } => FailureReason::Unreachable,
+            AdapterError::Unreachable { .. } | AdapterError::Tls { .. } => {
+                FailureReason::Unreachable
+            }
             AdapterError::Auth { .. } => FailureReason::Auth,
             AdapterError::RateLimited { .. } => FailureReason::RateLimited,
             AdapterError::BadResponse { .. } => FailureReason::BadResponse,
@@ -126,6 +135,7 @@ impl AdapterError {
         match self {
             AdapterError::Timeout { .. } => "adapter.timeout",
             AdapterError::Unreachable { .. } => "adapter.unreachable",
+            AdapterError::Tls { .. } => "adapter.tls",
             AdapterError::Auth { .. } => "adapter.auth",
             AdapterError::RateLimited { .. } => "adapter.rate_limited",
             AdapterError::BadResponse { .. } => "adapter.bad_response",

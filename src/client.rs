@@ -2,11 +2,12 @@
 //! follow the decision until it is final, and classify failures so the caller can exit with a
 //! code that means something.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Request, Status};
 
 use crate::pb;
@@ -31,6 +32,9 @@ pub enum ClientError {
 
 impl ClientError {
     fn from_status(s: &Status) -> Self {
+        if let Some(problem) = crate::tls::classify(s) {
+            return ClientError::Unreachable(tls_message(problem));
+        }
         let msg = s.message().to_string();
         match s.code() {
             Code::InvalidArgument
@@ -45,6 +49,70 @@ impl ClientError {
     /// Whether trying again (with the same idempotency key or decision id) may help.
     pub fn is_transient(&self) -> bool {
         matches!(self, ClientError::Unreachable(_))
+    }
+}
+
+/// What to say about a failed handshake with the service, with the flag that fixes it.
+fn tls_message(problem: crate::tls::TlsProblem) -> String {
+    use crate::tls::TlsProblem;
+    let fix = match problem {
+        TlsProblem::UntrustedIssuer => {
+            ": the service's certificate is not signed by a trusted CA; pass its CA with --ca-cert"
+        }
+        TlsProblem::HostnameMismatch => {
+            ": the service's certificate does not name the host in --server; use a name it lists"
+        }
+        TlsProblem::Expired => {
+            ": the service's certificate has expired; its operator must renew it"
+        }
+        TlsProblem::ClientCertificateRefused => {
+            ": the service requires a client certificate it trusts; pass --client-cert and --client-key"
+        }
+        _ => "",
+    };
+    format!("tls handshake with the service failed ({problem}){fix}")
+}
+
+/// TLS towards the service (an `https://` server URL): the system's roots plus `ca_cert`, and
+/// a client certificate when the service requires one.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    /// PEM bundle of CAs trusted in addition to the system's roots.
+    pub ca_cert: Option<PathBuf>,
+    /// PEM client certificate chain.
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's PEM private key.
+    pub client_key: Option<PathBuf>,
+}
+
+impl TlsOptions {
+    fn is_empty(&self) -> bool {
+        self.ca_cert.is_none() && self.client_cert.is_none() && self.client_key.is_none()
+    }
+
+    fn tonic(&self) -> Result<ClientTlsConfig, ClientError> {
+        let read = |p: &PathBuf| {
+            std::fs::read(p).map_err(|e| {
+                ClientError::BadInput(format!("cannot read `{}`: {}", p.display(), e.kind()))
+            })
+        };
+        let mut config = ClientTlsConfig::new().with_native_roots();
+        if let Some(ca) = &self.ca_cert {
+            config = config.ca_certificate(Certificate::from_pem(read(ca)?));
+        }
+        match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => {
+                // The key's bytes go straight to rustls; they are never formatted.
+                config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(ClientError::BadInput(
+                    "--client-cert and --client-key go together".into(),
+                ));
+            }
+        }
+        Ok(config)
     }
 }
 
@@ -79,12 +147,31 @@ impl GateClient {
         token: Option<&str>,
         connect_timeout: Duration,
     ) -> Result<Self, ClientError> {
-        let endpoint = Endpoint::from_shared(server.to_string())
+        Self::with_tls(server, token, connect_timeout, &TlsOptions::default())
+    }
+
+    /// [`GateClient::new`] with TLS options for an `https://` server.
+    pub fn with_tls(
+        server: &str,
+        token: Option<&str>,
+        connect_timeout: Duration,
+        tls: &TlsOptions,
+    ) -> Result<Self, ClientError> {
+        let mut endpoint = Endpoint::from_shared(server.to_string())
             .map_err(|e| {
                 ClientError::BadInput(format!("`{server}` is not a valid server URL: {e}"))
             })?
             .connect_timeout(connect_timeout)
             .tcp_nodelay(true);
+        if server.starts_with("https://") {
+            endpoint = endpoint.tls_config(tls.tonic()?).map_err(|e| {
+                ClientError::BadInput(format!("cannot set up tls for `{server}`: {e}"))
+            })?;
+        } else if !tls.is_empty() {
+            return Err(ClientError::BadInput(format!(
+                "tls options are given but `{server}` is not an https:// URL: use https://"
+            )));
+        }
         let channel = endpoint.connect_lazy();
         let bearer = match token {
             Some(t) => Some(format!("Bearer {t}").parse().map_err(|_| {
@@ -104,6 +191,16 @@ impl GateClient {
         request: pb::CheckRequest,
         deadline: Instant,
     ) -> Result<pb::Decision, ClientError> {
+        self.check_reporting(request, deadline, |_| {}).await
+    }
+
+    /// [`GateClient::check`], telling `on_retry` about each transient failure it will retry.
+    pub async fn check_reporting(
+        &mut self,
+        request: pb::CheckRequest,
+        deadline: Instant,
+        mut on_retry: impl FnMut(&ClientError),
+    ) -> Result<pb::Decision, ClientError> {
         let retry = !request.idempotency_key.is_empty();
         let mut backoff = Duration::from_millis(200);
         loop {
@@ -120,6 +217,7 @@ impl GateClient {
                     if !(retry && e.is_transient()) || Instant::now() + backoff >= deadline {
                         return Err(e);
                     }
+                    on_retry(&e);
                 }
             }
             tokio::time::sleep(backoff).await;
@@ -142,11 +240,27 @@ impl GateClient {
         &mut self,
         id: &str,
         deadline: Instant,
+        on_update: impl FnMut(&pb::Decision),
+    ) -> Result<pb::Decision, ClientError> {
+        self.wait_final_reporting(id, deadline, None, on_update, |_| {})
+            .await
+    }
+
+    /// [`GateClient::wait_final`], telling `on_retry` about each transient failure, and giving
+    /// up with that failure once the service has been out of reach for `connect_window`.
+    pub async fn wait_final_reporting(
+        &mut self,
+        id: &str,
+        deadline: Instant,
+        connect_window: Option<Duration>,
         mut on_update: impl FnMut(&pb::Decision),
+        mut on_retry: impl FnMut(&ClientError),
     ) -> Result<pb::Decision, ClientError> {
         let mut last: Option<pb::Decision> = None;
+        let mut out_of_reach_since: Option<Instant> = None;
         let mut backoff = Duration::from_millis(200);
         loop {
+            let mut reached = false;
             let attempt = async {
                 let mut stream = self
                     .inner
@@ -154,6 +268,7 @@ impl GateClient {
                     .await
                     .map_err(|s| ClientError::from_status(&s))?
                     .into_inner();
+                reached = true;
                 loop {
                     match stream.message().await {
                         Ok(Some(d)) => {
@@ -169,11 +284,21 @@ impl GateClient {
                     }
                 }
             };
-            match tokio::time::timeout_at(deadline, attempt).await {
+            let outcome = tokio::time::timeout_at(deadline, attempt).await;
+            if reached {
+                out_of_reach_since = None;
+            }
+            match outcome {
                 Ok(Ok(true)) => return last.ok_or(ClientError::Deadline),
                 Ok(Ok(false)) => {}
                 Ok(Err(e)) if !e.is_transient() => return Err(e),
-                Ok(Err(_)) => {}
+                Ok(Err(e)) => {
+                    let since = *out_of_reach_since.get_or_insert_with(Instant::now);
+                    if connect_window.is_some_and(|w| since.elapsed() >= w) {
+                        return Err(e);
+                    }
+                    on_retry(&e);
+                }
                 Err(_) => return Err(ClientError::Deadline),
             }
             if Instant::now() + backoff >= deadline {

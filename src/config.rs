@@ -55,6 +55,10 @@ pub struct ServerSettings {
     /// absolute links such as Spinnaker's status URL. Unset: taken from each request's `Host`
     /// and `X-Forwarded-Proto` headers.
     pub public_url: Option<String>,
+    /// Serve HTTPS and gRPC over TLS: `{cert_file, key_file, client_ca_file, client_auth,
+    /// reload_interval}`. Unset: plain HTTP and gRPC (behind a TLS-terminating proxy or mesh).
+    #[serde(default)]
+    pub tls: Option<crate::tls::ServerTlsConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -327,6 +327,9 @@ impl Gate {
                     decision.summary
                 );
                 self.updates.publish(&decision);
+                self.observers
+                    .iter()
+                    .for_each(|o| o.check_decided(&decision));
                 if decision.status == DecisionStatus::Pending {
                     self.observers
                         .iter()

@@ -34,3 +34,4 @@ pub mod serve;
 pub mod sim;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

@@ -1,13 +1,15 @@
 //! Review notifications: a generic outbound webhook, HMAC signed, sent when a review opens, ends
-//! or is about to expire — enough to wire Slack, Teams or a paging tool.
+//! or is about to expire, and (opt-in) when a check is terminated — enough to wire Slack, Teams
+//! or a paging tool.
 //!
 //! Sending never blocks or fails the check or resolution that caused it: each delivery runs in
 //! its own task with a bounded number of attempts, and a failure is logged and counted
 //! (`portcullis_notifications_total{event,outcome}`), nothing more.
 //!
-//! The body is JSON (see [`Payload`]); `X-Portcullis-Signature: sha256=<hex>` is the
-//! HMAC-SHA256 of the exact body bytes under the target's secret, and `X-Portcullis-Event` names
-//! the event.
+//! The body is JSON (see [`Payload`]); `X-Portcullis-Signature: t=<unix seconds>,v1=<hex>` is
+//! the HMAC-SHA256 of `<t>.<exact body bytes>` under the target's secret (the Stripe scheme), so
+//! a receiver can refuse a replayed delivery by its age; `X-Portcullis-Event` names the event.
+//! Each target may trust its own CA bundle and present a client certificate (`tls`).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -24,9 +26,13 @@ use crate::gate::ReviewObserver;
 use crate::metrics::Metrics;
 use crate::secret::{Secret, SecretError, SecretSource};
 
-/// Header carrying `sha256=<hex HMAC-SHA256 of the body>`.
+/// Header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
 pub const SIGNATURE_HEADER: &str = "X-Portcullis-Signature";
-/// Header naming the event (`review_opened`, `review_resolved`, `review_expiring`).
+/// How far a receiver should let a signature's timestamp be from its own clock (documented;
+/// [`verify`] takes it as a parameter).
+pub const SIGNATURE_TOLERANCE: Duration = Duration::from_secs(5 * 60);
+/// Header naming the event (`review_opened`, `review_resolved`, `review_expiring`,
+/// `check_terminated`).
 pub const EVENT_HEADER: &str = "X-Portcullis-Event";
 
 /// Attempts per delivery (the first one included).
@@ -49,6 +55,9 @@ pub enum ReviewEvent {
     /// A pending review's deadline is within the target's `expiring_within`. Sent once per
     /// review by the replica holding the expiry lease.
     ReviewExpiring,
+    /// A check was answered `terminate` at once (a review ending in rejection is
+    /// `review_resolved`). Opt-in: sent only to targets that list it.
+    CheckTerminated,
 }
 
 impl ReviewEvent {
@@ -57,10 +66,13 @@ impl ReviewEvent {
             ReviewEvent::ReviewOpened => "review_opened",
             ReviewEvent::ReviewResolved => "review_resolved",
             ReviewEvent::ReviewExpiring => "review_expiring",
+            ReviewEvent::CheckTerminated => "check_terminated",
         }
     }
 
-    const ALL: [ReviewEvent; 3] = [
+    /// What a target without `events` gets: the review events. `check_terminated` is opt-in,
+    /// so adding it did not change what existing targets receive.
+    const DEFAULT: [ReviewEvent; 3] = [
         ReviewEvent::ReviewOpened,
         ReviewEvent::ReviewResolved,
         ReviewEvent::ReviewExpiring,
@@ -75,16 +87,19 @@ pub struct NotificationTarget {
     pub url: String,
     /// The HMAC key (`{env: …}` or `{file: …}`).
     pub secret: SecretSource,
-    /// The events sent to this target; all of them when omitted.
-    #[serde(default = "all_events")]
+    /// The events sent to this target; the three review events when omitted.
+    #[serde(default = "default_events")]
     pub events: Vec<ReviewEvent>,
     /// How long before a review's deadline `review_expiring` is sent (default 15m).
     #[serde(default, with = "humantime_serde")]
     pub expiring_within: Option<Duration>,
+    /// CAs trusted beyond the system roots, and a client certificate for mTLS.
+    #[serde(default)]
+    pub tls: Option<crate::tls::ClientTlsConfig>,
 }
 
-fn all_events() -> Vec<ReviewEvent> {
-    ReviewEvent::ALL.to_vec()
+fn default_events() -> Vec<ReviewEvent> {
+    ReviewEvent::DEFAULT.to_vec()
 }
 
 /// Why notifications could not be set up (at start-up).
@@ -98,6 +113,12 @@ pub enum NotifyError {
         #[source]
         source: SecretError,
     },
+    #[error("notifications[{index}].tls: {source}")]
+    Tls {
+        index: usize,
+        #[source]
+        source: crate::tls::TlsError,
+    },
     #[error("cannot build the notification HTTP client: {0}")]
     Client(String),
 }
@@ -107,6 +128,7 @@ impl NotifyError {
         match self {
             NotifyError::BadUrl { .. } => "notify.bad_url",
             NotifyError::Secret { .. } => "notify.secret",
+            NotifyError::Tls { .. } => "notify.tls",
             NotifyError::Client(_) => "notify.client",
         }
     }
@@ -167,7 +189,6 @@ pub struct Links {
 /// Sends review notifications to the configured targets.
 pub struct Notifier {
     targets: Vec<Target>,
-    client: reqwest::Client,
     public_url: Option<String>,
     metrics: Arc<Metrics>,
     /// Reviews already announced as expiring, by target index. Per replica: after a lease
@@ -177,6 +198,8 @@ pub struct Notifier {
 
 struct Target {
     url: String,
+    /// Its own client: each target may trust its own CA and present its own certificate.
+    client: reqwest::Client,
     secret: Secret,
     events: Vec<ReviewEvent>,
     expiring_within: Duration,
@@ -209,22 +232,25 @@ impl Notifier {
                 .secret
                 .resolve()
                 .map_err(|source| NotifyError::Secret { index, source })?;
+            let tls = crate::tls::client_config(&t.tls.clone().unwrap_or_default(), &[b"http/1.1"])
+                .map_err(|source| NotifyError::Tls { index, source })?;
+            let client = reqwest::Client::builder()
+                .use_preconfigured_tls(tls)
+                .timeout(ATTEMPT_TIMEOUT)
+                .connect_timeout(ATTEMPT_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| NotifyError::Client(e.to_string()))?;
             built.push(Target {
+                client,
                 url: t.url.clone(),
                 secret,
                 events: t.events.clone(),
                 expiring_within: t.expiring_within.unwrap_or(DEFAULT_EXPIRING_WITHIN),
             });
         }
-        let client = reqwest::Client::builder()
-            .timeout(ATTEMPT_TIMEOUT)
-            .connect_timeout(ATTEMPT_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| NotifyError::Client(e.to_string()))?;
         Ok(Self {
             targets: built,
-            client,
             public_url: public_url.map(|u| u.trim_end_matches('/').to_string()),
             metrics,
             expiring_sent: Mutex::new(HashSet::new()),
@@ -257,6 +283,10 @@ impl Notifier {
                     .map(|t| t.to_rfc3339())
                     .unwrap_or_default(),
                 d.summary
+            ),
+            (_, ReviewEvent::CheckTerminated) => format!(
+                "Portcullis: {} → {} terminated: {} ({decision_link})",
+                d.request.application, d.request.environment, d.summary
             ),
             _ => format!(
                 "Portcullis: {} → {} needs a review: {} ({decision_link})",
@@ -316,9 +346,9 @@ impl Notifier {
                 continue;
             }
             let delivery = Delivery {
-                client: self.client.clone(),
+                client: t.client.clone(),
                 url: t.url.clone(),
-                signature: sign(&t.secret, &body),
+                signature: sign(&t.secret, payload.sent_at.timestamp(), &body),
                 event,
                 body: body.clone(),
                 metrics: Arc::clone(&self.metrics),
@@ -329,22 +359,96 @@ impl Notifier {
     }
 }
 
-/// `sha256=<hex HMAC-SHA256 of body under secret>`, the value of [`SIGNATURE_HEADER`].
-pub fn sign(secret: &Secret, body: &[u8]) -> String {
+/// `t=<timestamp>,v1=<hex HMAC-SHA256 of "<timestamp>.<body>" under secret>`, the value of
+/// [`SIGNATURE_HEADER`]. The timestamp is signed with the body, so it cannot be swapped for a
+/// fresh one on a replayed delivery.
+pub fn sign(secret: &Secret, timestamp: i64, body: &[u8]) -> String {
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac(secret, timestamp, body))
+    )
+}
+
+fn mac(secret: &Secret, timestamp: i64, body: &[u8]) -> Vec<u8> {
     // HMAC accepts keys of any length, so `new_from_slice` cannot fail here; an empty MAC is
     // never produced because an empty secret is refused when it is resolved.
     match Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()) {
         Ok(mut mac) => {
+            mac.update(timestamp.to_string().as_bytes());
+            mac.update(b".");
             mac.update(body);
-            format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+            mac.finalize().into_bytes().to_vec()
         }
-        Err(_) => String::new(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Why a receiver refuses a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("the signature header is not `t=<unix seconds>,v1=<hex>`")]
+    Malformed,
+    #[error(
+        "the signature was made {age_s} s from now, beyond the tolerance: a replay, or a clock is wrong"
+    )]
+    Stale { age_s: i64 },
+    #[error("no `v1` signature matches the body under this secret")]
+    Mismatch,
+}
+
+/// Checks a delivery as a receiver should: the header parses, its timestamp is within
+/// `tolerance` of `now` (either side), and one `v1` value matches, compared in constant time.
+/// Receivers in Rust can call this; the README shows the same steps in Python.
+pub fn verify(
+    secret: &Secret,
+    header: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+    tolerance: Duration,
+) -> Result<(), SignatureError> {
+    let mut timestamp = None;
+    let mut candidates = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", t)) => {
+                timestamp = Some(t.parse::<i64>().map_err(|_| SignatureError::Malformed)?)
+            }
+            Some(("v1", v)) => {
+                candidates.push(hex::decode(v).map_err(|_| SignatureError::Malformed)?)
+            }
+            // Unknown schemes are skipped, so a future `v2` can be sent alongside.
+            Some(_) => {}
+            None => return Err(SignatureError::Malformed),
+        }
+    }
+    let (Some(timestamp), false) = (timestamp, candidates.is_empty()) else {
+        return Err(SignatureError::Malformed);
+    };
+    let age_s = now.timestamp().saturating_sub(timestamp);
+    let tolerance_s = i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX);
+    if age_s.saturating_abs() > tolerance_s {
+        return Err(SignatureError::Stale { age_s });
+    }
+    let expected = mac(secret, timestamp, body);
+    let matched = candidates.iter().fold(subtle::Choice::from(0), |acc, c| {
+        acc | subtle::ConstantTimeEq::ct_eq(c.as_slice(), expected.as_slice())
+    });
+    if bool::from(matched) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
     }
 }
 
 impl ReviewObserver for Notifier {
     fn review_opened(&self, d: &Decision) {
         self.send(ReviewEvent::ReviewOpened, d, None);
+    }
+
+    fn check_decided(&self, d: &Decision) {
+        if d.status == DecisionStatus::Final && d.verdict == crate::domain::Verdict::Terminate {
+            self.send(ReviewEvent::CheckTerminated, d, None);
+        }
     }
 
     fn review_resolved(&self, d: &Decision) {
@@ -439,6 +543,13 @@ impl Delivery {
             .send()
             .await
             .map_err(|e| {
+                if let Some(problem) = crate::tls::classify(&e) {
+                    // The next handshake would fail the same way.
+                    return Failure::Permanent(format!(
+                        "tls handshake failed ({problem}): {}",
+                        problem.help()
+                    ));
+                }
                 Failure::Transient(if e.is_timeout() {
                     "the target did not answer in time".to_string()
                 } else if e.is_connect() {
@@ -470,11 +581,49 @@ mod tests {
 
     #[test]
     fn signature_matches_a_known_hmac() {
-        // RFC 4231 test case 2.
-        let s = sign(&Secret::new("Jefe"), b"what do ya want for nothing?");
+        // RFC 4231 test case 2, with the message split as `<t>.<body>`.
+        let s = sign(&Secret::new("Jefe"), 0, b"what do ya want for nothing?");
+        assert!(s.starts_with("t=0,v1="), "{s}");
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap();
+        mac.update(b"0.what do ya want for nothing?");
         assert_eq!(
             s,
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+            format!("t=0,v1={}", hex::encode(mac.finalize().into_bytes()))
+        );
+    }
+
+    #[test]
+    fn verification_refuses_replays_tampering_and_garbage() {
+        let secret = Secret::new("k");
+        let now = DateTime::parse_from_rfc3339("2026-03-12T16:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let t = now.timestamp();
+        let header = sign(&secret, t, b"{}");
+        let tol = SIGNATURE_TOLERANCE;
+        assert_eq!(verify(&secret, &header, b"{}", now, tol), Ok(()));
+        let later = now + chrono::Duration::minutes(6);
+        assert!(matches!(
+            verify(&secret, &header, b"{}", later, tol),
+            Err(SignatureError::Stale { age_s: 360 })
+        ));
+        assert_eq!(
+            verify(&secret, &header, b"{ }", now, tol),
+            Err(SignatureError::Mismatch)
+        );
+        // The timestamp is signed: moving it forward breaks the signature.
+        let moved = header.replacen(&format!("t={t}"), &format!("t={}", t + 1), 1);
+        assert_eq!(
+            verify(&secret, &moved, b"{}", now, tol),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(&secret, "sha256=abc", b"{}", now, tol),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(&Secret::new("other"), &header, b"{}", now, tol),
+            Err(SignatureError::Mismatch)
         );
     }
 
@@ -484,6 +633,7 @@ mod tests {
             serde_norway::from_str("url: https://hooks.example.com/x\nsecret: {env: HOOK}\n")
                 .unwrap();
         assert_eq!(t.events.len(), 3);
+        assert!(!t.events.contains(&ReviewEvent::CheckTerminated));
         let t: NotificationTarget = serde_norway::from_str(
             "url: https://h\nsecret: {env: H}\nevents: [review_opened]\nexpiring_within: 5m\n",
         )

@@ -20,6 +20,8 @@ use crate::gate::{Gate, GateOptions};
 use crate::metrics::Metrics;
 use crate::policy::{PolicyErrors, PolicyHandle, PolicySet};
 use crate::store::{self, StoreError, StoreOptions};
+use crate::tls::ServerTls;
+use crate::tls::server::TlsListener;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -43,6 +45,8 @@ pub enum ServeError {
     Notifications(#[from] crate::notify::NotifyError),
     #[error("invalid admission configuration: {0}")]
     Admission(#[from] crate::admission::AdmissionBuildError),
+    #[error("invalid `server.tls`: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on `{addr}`: {message}")]
     Bind { addr: SocketAddr, message: String },
     #[error("the {server} server failed: {message}")]
@@ -63,6 +67,8 @@ pub struct App {
     policies: PolicyHandle,
     http: TcpListener,
     grpc: TcpListener,
+    /// The service's certificates (HTTP, gRPC), when `server.tls` is set.
+    tls: Option<(Arc<ServerTls>, Arc<ServerTls>)>,
 }
 
 impl App {
@@ -173,9 +179,19 @@ impl App {
             None => gate,
         };
         let gate = Arc::new(gate);
+        // Loaded before binding, so a missing or mismatched certificate stops start-up. One
+        // configuration per listener: ALPN differs (gRPC is HTTP/2 only).
+        let tls = match &settings.server.tls {
+            Some(config) => Some((
+                ServerTls::load(config, &[b"h2", b"http/1.1"])?,
+                ServerTls::load(config, &[b"h2"])?,
+            )),
+            None => None,
+        };
         let http = bind(settings.server.http_addr).await?;
         let grpc = bind(settings.server.grpc_addr).await?;
         Ok(App {
+            tls,
             settings,
             gate,
             servicenow,
@@ -217,9 +233,11 @@ impl App {
             policies,
             http,
             grpc,
+            tls,
         } = self;
         info!(http = %http.local_addr().map(|a| a.to_string()).unwrap_or_default(),
               grpc = %grpc.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+              tls = tls.is_some(),
               "portcullis serving");
 
         if let Some(dir) = settings.policy.dir.clone() {
@@ -273,40 +291,83 @@ impl App {
         // Outermost, so every request (rejected ones too) gets a span.
         .layer(TraceLayer::new_for_http());
         let http_stop = stop.clone();
-        let http_task = tokio::spawn(async move {
-            axum::serve(http, http_router)
-                .with_graceful_shutdown(async move { http_stop.cancelled().await })
-                .await
-        });
+        let http_task = match &tls {
+            Some((http_tls, _)) => {
+                tokio::spawn(Arc::clone(http_tls).watch("http", stop.clone()));
+                let listener = TlsListener::new(http, Arc::clone(http_tls), "http", stop.clone())
+                    .map_err(|e| ServeError::Server {
+                    server: "http",
+                    message: e.to_string(),
+                })?;
+                tokio::spawn(async move {
+                    axum::serve(listener, http_router)
+                        .with_graceful_shutdown(async move { http_stop.cancelled().await })
+                        .await
+                })
+            }
+            None => tokio::spawn(async move {
+                axum::serve(http, http_router)
+                    .with_graceful_shutdown(async move { http_stop.cancelled().await })
+                    .await
+            }),
+        };
 
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter
             .set_serving::<crate::pb::gate_server::GateServer<api::grpc::GrpcApi>>()
             .await;
+        // Reflection in both versions (grpcurl before 1.8 and grpcio speak only v1alpha), over
+        // the gate's own service and the health service.
+        let reflection_error = |e: tonic_reflection::server::Error| ServeError::Server {
+            server: "grpc",
+            message: e.to_string(),
+        };
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
-            .map_err(|e| ServeError::Server {
-                server: "grpc",
-                message: e.to_string(),
-            })?;
+            .map_err(reflection_error)?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .map_err(reflection_error)?;
         let grpc_service = api::grpc::service(
             Arc::clone(&gate),
             Arc::clone(&auth),
             settings.server.max_body_bytes,
         );
         let grpc_stop = stop.clone();
-        let grpc_task = tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(health)
-                .add_service(reflection)
-                .add_service(grpc_service)
-                .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::TcpListenerStream::new(grpc),
-                    async move { grpc_stop.cancelled().await },
-                )
-                .await
-        });
+        let grpc_router = tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(reflection_v1alpha)
+            .add_service(grpc_service);
+        let grpc_task = match &tls {
+            Some((_, grpc_tls)) => {
+                tokio::spawn(Arc::clone(grpc_tls).watch("grpc", stop.clone()));
+                let listener = TlsListener::new(grpc, Arc::clone(grpc_tls), "grpc", stop.clone())
+                    .map_err(|e| ServeError::Server {
+                    server: "grpc",
+                    message: e.to_string(),
+                })?;
+                tokio::spawn(async move {
+                    grpc_router
+                        .serve_with_incoming_shutdown(listener.into_stream(), async move {
+                            grpc_stop.cancelled().await
+                        })
+                        .await
+                })
+            }
+            None => tokio::spawn(async move {
+                grpc_router
+                    .serve_with_incoming_shutdown(
+                        tokio_stream::wrappers::TcpListenerStream::new(grpc),
+                        async move { grpc_stop.cancelled().await },
+                    )
+                    .await
+            }),
+        };
 
         let mut http_task = http_task;
         let mut grpc_task = grpc_task;

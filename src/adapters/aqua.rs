@@ -73,6 +73,9 @@ pub struct AquaConfig {
     pub max_concurrency: usize,
     #[serde(default = "instance::default_cache_ttl", with = "humantime_serde")]
     pub cache_ttl: Duration,
+    /// Trusted CAs beyond the system roots, and a client certificate for mTLS.
+    #[serde(default)]
+    pub tls: Option<crate::tls::ClientTlsConfig>,
 }
 
 fn default_page_size() -> u32 {
@@ -158,8 +161,13 @@ impl AquaAdapter {
                 "`page_size` must be 1 to 1000 and `max_pages` at least 1",
             ));
         }
-        let client =
-            instance::client(name, config.timeout, config.retries, config.max_concurrency)?;
+        let client = instance::client(
+            name,
+            config.timeout,
+            config.retries,
+            config.max_concurrency,
+            config.tls.as_ref(),
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 name: name.clone(),

@@ -41,6 +41,8 @@ pub struct ClientSettings {
     pub max_concurrency: usize,
     pub max_response_bytes: usize,
     pub connect_timeout: Duration,
+    /// What the client trusts (system roots plus `ca_file`) and presents (mTLS).
+    pub tls: crate::tls::ClientTlsConfig,
 }
 
 impl ClientSettings {
@@ -51,6 +53,7 @@ impl ClientSettings {
             max_concurrency: 16,
             max_response_bytes: MAX_RESPONSE_BYTES,
             connect_timeout: Duration::from_secs(3),
+            tls: crate::tls::ClientTlsConfig::default(),
         }
     }
 }
@@ -153,8 +156,15 @@ enum Retry {
 
 impl HttpClient {
     pub fn new(settings: ClientSettings) -> Result<Self, AdapterBuildError> {
+        // reqwest is built without HTTP/2 here, so ALPN offers HTTP/1.1 only.
+        let tls = crate::tls::client_config(&settings.tls, &[b"http/1.1"]).map_err(|e| {
+            AdapterBuildError::Invalid {
+                name: settings.adapter.clone(),
+                message: format!("`tls`: {e}"),
+            }
+        })?;
         let inner = reqwest::Client::builder()
-            .use_rustls_tls()
+            .use_preconfigured_tls(tls)
             .user_agent(USER_AGENT)
             .connect_timeout(settings.connect_timeout)
             // No redirects at all. An API that redirects is sending us to a login or SSO page,
@@ -275,6 +285,17 @@ impl HttpClient {
         let response = match builder.send().await {
             Ok(r) => r,
             Err(e) => {
+                // A certificate problem is named, not retried: the next handshake would fail
+                // the same way.
+                if let Some(problem) = crate::tls::classify(&e) {
+                    return fail(
+                        AdapterError::Tls {
+                            problem: problem.as_str(),
+                            help: problem.help(),
+                        },
+                        Retry::No,
+                    );
+                }
                 let connect = e.is_connect();
                 let detail = redactor.scrub(&error_chain(&e.without_url()));
                 // A connection that was never made carried no request, so retrying it is safe

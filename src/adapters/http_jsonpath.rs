@@ -73,6 +73,9 @@ pub struct HttpAdapterConfig {
     /// Whether a POST may be retried on 502/503/504 (a read-only search, say). GET always may.
     #[serde(default)]
     pub idempotent: Option<bool>,
+    /// Trusted CAs beyond the system roots, and a client certificate for mTLS.
+    #[serde(default)]
+    pub tls: Option<crate::tls::ClientTlsConfig>,
 }
 
 fn default_timeout() -> Duration {
@@ -265,6 +268,7 @@ impl HttpJsonPathAdapter {
         let client = HttpClient::new(ClientSettings {
             retries: config.retries,
             max_concurrency: config.max_concurrency,
+            tls: config.tls.clone().unwrap_or_default(),
             ..ClientSettings::new(config.name.clone())
         })?;
         Ok(Self {

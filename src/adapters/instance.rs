@@ -72,6 +72,7 @@ pub fn client(
     timeout: Duration,
     retries: u32,
     max_concurrency: usize,
+    tls: Option<&crate::tls::ClientTlsConfig>,
 ) -> Result<HttpClient, AdapterBuildError> {
     if timeout.is_zero() {
         return Err(invalid(name, "timeout", "must be longer than zero"));
@@ -82,6 +83,7 @@ pub fn client(
     let mut settings = ClientSettings::new(name);
     settings.retries = retries;
     settings.max_concurrency = max_concurrency;
+    settings.tls = tls.cloned().unwrap_or_default();
     HttpClient::new(settings)
 }
 

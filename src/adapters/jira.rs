@@ -77,6 +77,9 @@ pub struct JiraConfig {
     pub max_concurrency: usize,
     #[serde(default = "instance::default_cache_ttl", with = "humantime_serde")]
     pub cache_ttl: Duration,
+    /// Trusted CAs beyond the system roots, and a client certificate for mTLS.
+    #[serde(default)]
+    pub tls: Option<crate::tls::ClientTlsConfig>,
 }
 
 fn default_page_size() -> u32 {
@@ -157,8 +160,13 @@ impl JiraAdapter {
         if config.max_pages == 0 {
             return Err(invalid(name, "max_pages", "must be at least 1"));
         }
-        let client =
-            instance::client(name, config.timeout, config.retries, config.max_concurrency)?;
+        let client = instance::client(
+            name,
+            config.timeout,
+            config.retries,
+            config.max_concurrency,
+            config.tls.as_ref(),
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 name: name.clone(),

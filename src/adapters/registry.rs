@@ -181,8 +181,13 @@ impl RegistryAdapter {
                     ));
                 }
             };
-            let client =
-                instance::client(name, config.timeout, config.retries, config.max_concurrency)?;
+            let client = instance::client(
+                name,
+                config.timeout,
+                config.retries,
+                config.max_concurrency,
+                None,
+            )?;
             let registry = Registry::new(
                 r.host.clone(),
                 base,

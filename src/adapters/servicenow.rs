@@ -88,6 +88,9 @@ pub struct ServiceNowConfig {
     pub max_concurrency: usize,
     #[serde(default = "instance::default_cache_ttl", with = "humantime_serde")]
     pub cache_ttl: Duration,
+    /// Trusted CAs beyond the system roots, and a client certificate for mTLS.
+    #[serde(default)]
+    pub tls: Option<crate::tls::ClientTlsConfig>,
 }
 
 fn default_page_size() -> u32 {
@@ -191,8 +194,13 @@ impl ServiceNowAdapter {
                 "`page_size` and `max_pages` must be at least 1",
             ));
         }
-        let client =
-            instance::client(name, config.timeout, config.retries, config.max_concurrency)?;
+        let client = instance::client(
+            name,
+            config.timeout,
+            config.retries,
+            config.max_concurrency,
+            config.tls.as_ref(),
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 name: name.clone(),

@@ -11,7 +11,7 @@ use sha2::Digest as _;
 use tokio::time::Instant;
 
 use super::ExitCode;
-use crate::client::{ClientError, GateClient};
+use crate::client::{ClientError, GateClient, TlsOptions};
 use crate::pb;
 
 #[derive(Debug, Args)]
@@ -23,6 +23,15 @@ pub(crate) struct CheckArgs {
         default_value = "http://127.0.0.1:50051"
     )]
     server: String,
+    /// PEM bundle of CAs trusted for an `https://` server, besides the system's roots.
+    #[arg(long, env = "PORTCULLIS_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+    /// PEM client certificate, for a service that requires one (with --client-key).
+    #[arg(long, env = "PORTCULLIS_CLIENT_CERT", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert (a mounted Secret).
+    #[arg(long, env = "PORTCULLIS_CLIENT_KEY", requires = "client_cert")]
+    client_key: Option<PathBuf>,
     /// API token (prefer --token-file or the environment over a flag).
     #[arg(long, env = "PORTCULLIS_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -84,6 +93,14 @@ pub(crate) struct CheckArgs {
     /// How long to wait for a final decision (`10m`, `90s`).
     #[arg(long, env = "PORTCULLIS_DEADLINE", default_value = "10m", value_parser = humantime::parse_duration)]
     deadline: Duration,
+    /// How long to keep trying while the service cannot be reached (at the start, or while
+    /// waiting on a review) before giving up with exit code 5. Bounded separately from
+    /// --deadline, so an unreachable service fails the step in minutes, not at the deadline.
+    #[arg(long, env = "PORTCULLIS_CONNECT_WINDOW", default_value = "2m", value_parser = humantime::parse_duration)]
+    connect_window: Duration,
+    /// How often a waiting check says it is still waiting (or still cannot reach the service).
+    #[arg(long, env = "PORTCULLIS_HEARTBEAT", default_value = "30s", value_parser = humantime::parse_duration, hide = true)]
+    heartbeat: Duration,
     /// Where to write a one-line reason for Kubernetes (written only if its directory exists).
     #[arg(
         long,
@@ -96,8 +113,32 @@ pub(crate) struct CheckArgs {
     json: bool,
 }
 
-/// How often a waiting check says it is still alive.
-const HEARTBEAT: Duration = Duration::from_secs(30);
+/// Says that the service cannot be reached: at once, then at most once per heartbeat.
+struct OutOfReach {
+    server: String,
+    heartbeat: Duration,
+    window_ends: Instant,
+    last_said: Option<Instant>,
+}
+
+impl OutOfReach {
+    fn report(&mut self, e: &ClientError) {
+        let now = Instant::now();
+        if self
+            .last_said
+            .is_some_and(|t| now.duration_since(t) < self.heartbeat)
+        {
+            return;
+        }
+        let left = self.window_ends.saturating_duration_since(now);
+        eprintln!(
+            "cannot reach the service at `{}` ({e}); retrying for {}s more before giving up",
+            self.server,
+            left.as_secs()
+        );
+        self.last_said = Some(now);
+    }
+}
 
 /// Completes on SIGTERM or Ctrl-C.
 async fn interrupted() {
@@ -182,13 +223,33 @@ async fn check(args: CheckArgs) -> (ExitCode, String) {
             return (ExitCode::BadInput, msg);
         }
     };
-    let deadline = Instant::now() + args.deadline;
-    let mut client = match GateClient::new(&args.server, token.as_deref(), Duration::from_secs(5)) {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
+    let started = Instant::now();
+    let deadline = started + args.deadline;
+    let tls = TlsOptions {
+        ca_cert: args.ca_cert.clone(),
+        client_cert: args.client_cert.clone(),
+        client_key: args.client_key.clone(),
     };
+    // A connection attempt never outlasts the window.
+    let connect_timeout = args
+        .connect_window
+        .clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let mut client =
+        match GateClient::with_tls(&args.server, token.as_deref(), connect_timeout, &tls) {
+            Ok(c) => c,
+            Err(e) => return fail(&e),
+        };
     let request = build_request(&args);
-    let decision = match client.check(request, deadline).await {
+    let mut reach = OutOfReach {
+        server: args.server.clone(),
+        heartbeat: args.heartbeat,
+        window_ends: deadline.min(started + args.connect_window),
+        last_said: None,
+    };
+    let decision = match client
+        .check_reporting(request, reach.window_ends, |e| reach.report(e))
+        .await
+    {
         Ok(d) => d,
         Err(e) => return fail(&e),
     };
@@ -201,10 +262,28 @@ async fn check(args: CheckArgs) -> (ExitCode, String) {
         );
         let id = decision.id.clone();
         let mut watcher = client.clone();
-        let waiting = watcher.wait_final(&id, deadline, |_| {});
+        let window = args.connect_window;
+        let reach = std::cell::RefCell::new(OutOfReach {
+            last_said: None,
+            window_ends: deadline,
+            ..reach
+        });
+        let waiting = watcher.wait_final_reporting(
+            &id,
+            deadline,
+            Some(window),
+            |_| {},
+            |e| {
+                let mut r = reach.borrow_mut();
+                if r.last_said.is_none() {
+                    r.window_ends = deadline.min(Instant::now() + window);
+                }
+                r.report(e);
+            },
+        );
         tokio::pin!(waiting);
         // A heartbeat so the hook's log shows the gate is alive and how long is left.
-        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        let mut heartbeat = tokio::time::interval(args.heartbeat);
         heartbeat.tick().await;
         let outcome = loop {
             tokio::select! {

@@ -33,6 +33,9 @@ pub trait ReviewObserver: Send + Sync {
     fn review_resolved(&self, decision: &Decision);
     /// A pending review is still waiting; called on each expiry sweep by the lease holder.
     fn review_waiting(&self, _decision: &Decision) {}
+    /// A check stored a new decision (final or pending); called once, by the replica that
+    /// stored it, never for a replayed answer.
+    fn check_decided(&self, _decision: &Decision) {}
 }
 
 /// What an approver decided.

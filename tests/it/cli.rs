@@ -317,4 +317,91 @@ async fn a_revision_without_a_repository_is_kept() {
         stored["request"]["sources"][0]["repository"], "",
         "{stored}"
     );
+
+/// An unreachable service is reported at once and on every heartbeat, and the check gives up
+/// after the connect window (exit 5), not at the review deadline.
+#[tokio::test]
+async fn check_against_an_unreachable_service_says_so_and_gives_up_after_the_connect_window() {
+    let addr = refused_addr().await;
+    let out = portcullis(&[
+        "check",
+        "--server",
+        &format!("http://{addr}"),
+        "-a",
+        "payments",
+        "-e",
+        "prod",
+        "--attempt-id",
+        "hook-1",
+        "--deadline",
+        "15m",
+        "--connect-window",
+        "1s",
+        "--heartbeat",
+        "100ms",
+        "--termination-log",
+        "/nonexistent-dir/termination-log",
+    ])
+    .await;
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(5), "{all}");
+    let said = all.matches("cannot reach the service at").count();
+    assert!(said >= 1, "{all}");
+    assert!(all.contains(&addr.to_string()), "{all}");
+}
+
+#[tokio::test]
+async fn check_talks_to_a_tls_service_with_its_ca() {
+    use crate::support::tls::{Ca, write_ca};
+    let ca = Ca::new("Acme Private Root");
+    let files = tempfile::tempdir().unwrap();
+    let (cert_file, key_file) = ca.server().write(files.path(), "server");
+    let ca_file = write_ca(&ca, files.path(), "ca");
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let mut settings = crate::support::TestApp::builder().settings(dir.path());
+    settings.server.tls = Some(portcullis::tls::ServerTlsConfig {
+        cert_file,
+        key_file,
+        client_ca_file: None,
+        client_auth: None,
+        reload_interval: std::time::Duration::from_secs(60),
+    });
+    let app = crate::support::app::start(settings, dir, None).await;
+    let server = format!("https://localhost:{}", app.grpc_addr.port());
+    let image = format!("ghcr.io/acme/payments@{}", digest('e'));
+    let args = |ca: Option<&str>| {
+        let mut a = vec![
+            "check".to_string(),
+            "--server".into(),
+            server.clone(),
+            "-a".into(),
+            "payments".into(),
+            "-e".into(),
+            "staging".into(),
+            "--image".into(),
+            image.clone(),
+            "--deadline".into(),
+            "2s".into(),
+            "--connect-window".into(),
+            "1s".into(),
+            "--termination-log".into(),
+            "/nonexistent-dir/termination-log".into(),
+        ];
+        if let Some(ca) = ca {
+            a.push("--ca-cert".into());
+            a.push(ca.to_string());
+        }
+        a
+    };
+    let with_ca = args(Some(ca_file.to_str().unwrap()));
+    let out = portcullis(&with_ca.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let all = text(&out);
+    assert!(all.contains("verdict:"), "{all}");
+    assert!(all.contains("decision:"), "{all}");
+
+    let without = args(None);
+    let out = portcullis(&without.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(5), "{all}");
+    assert!(all.contains("untrusted issuer"), "{all}");
 }

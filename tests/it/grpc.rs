@@ -210,4 +210,55 @@ async fn server_reflection_lists_the_gate_service() {
         names.contains(&"portcullis.v1.Gate".to_string()),
         "{names:?}"
     );
+    assert!(
+        names.contains(&"grpc.health.v1.Health".to_string()),
+        "{names:?}"
+    );
+}
+
+/// grpcurl before 1.8 and Python's grpcio reflection speak only `v1alpha`.
+#[tokio::test]
+async fn server_reflection_v1alpha_lists_and_describes_the_services() {
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+
+    let app = spawn_app().await;
+    let channel = tonic::transport::Endpoint::from_shared(app.grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = ServerReflectionClient::new(channel);
+    let requests = vec![
+        ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        },
+        ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(
+                "grpc.health.v1.Health".into(),
+            )),
+        },
+    ];
+    let mut stream = client
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let resp = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else {
+        panic!("unexpected reflection answer: {resp:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for want in ["portcullis.v1.Gate", "grpc.health.v1.Health"] {
+        assert!(names.contains(&want.to_string()), "{want} in {names:?}");
+    }
+    let resp = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::FileDescriptorResponse(files)) = resp.message_response else {
+        panic!("unexpected reflection answer: {resp:?}");
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
 }

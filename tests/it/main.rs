@@ -42,3 +42,4 @@ mod sim;
 mod store_outage;
 mod supply_chain;
 mod support;
+mod tls;

@@ -34,14 +34,24 @@ async fn hook(State(r): State<Received>, headers: HeaderMap, body: Bytes) -> Sta
     if let Some(status) = r.fail_with {
         return status;
     }
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(&body);
-    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    // Verified as the README tells receivers to, written here without the crate's `verify`:
+    // `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, the timestamp within 5 minutes.
     let got = headers
         .get("x-portcullis-signature")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if got != expected {
+    let fields: std::collections::HashMap<&str, &str> =
+        got.split(',').filter_map(|p| p.split_once('=')).collect();
+    let t = fields.get("t").and_then(|t| t.parse::<i64>().ok());
+    let fresh = t.is_some_and(|t| (chrono::Utc::now().timestamp() - t).abs() <= 300);
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(format!("{}.", t.unwrap_or_default()).as_bytes());
+    mac.update(&body);
+    let signed = fields
+        .get("v1")
+        .and_then(|v| hex::decode(v).ok())
+        .is_some_and(|v| mac.verify_slice(&v).is_ok());
+    if !(fresh && signed) {
         *r.bad_signatures.lock().unwrap() += 1;
         return StatusCode::UNAUTHORIZED;
     }
@@ -226,4 +236,51 @@ async fn a_failing_receiver_never_blocks_a_check_and_is_counted() {
             .then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_terminated_check_notifies_targets_that_opt_in() {
+    const DENY: &str = "rules:\n  - id: never\n    title: Never\n    category: test\n    severity: critical\n    condition: { path: $.request.application, op: absent }\n";
+    let (url, received) = receiver(None).await;
+    let (quiet_url, quiet) = receiver(None).await;
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let builder = TestApp::builder().policies(&[("p.yaml", DENY)]).token(
+        "ci",
+        "pc_pipeline",
+        vec![Role::Pipeline],
+    );
+    let mut settings = builder.settings(dir.path());
+    settings.notifications = vec![
+        serde_json::from_value::<NotificationTarget>(
+            json!({"url": url, "secret": {"value": SECRET}, "events": ["check_terminated"]}),
+        )
+        .unwrap(),
+        // No `events`: the review events only, as before `check_terminated` existed.
+        serde_json::from_value::<NotificationTarget>(
+            json!({"url": quiet_url, "secret": {"value": SECRET}}),
+        )
+        .unwrap(),
+    ];
+    let app = crate::support::app::start(settings, dir, Some("pc_pipeline".into())).await;
+    let resp = app.post_check(&good_check("n-term")).await;
+    assert_eq!(resp.status(), 201);
+    let d: Value = resp.json().await.unwrap();
+    assert_eq!(d["verdict"], "terminate", "{d}");
+    let got = eventually(Duration::from_secs(5), "check_terminated", || {
+        let got = events(&received);
+        async move { got.into_iter().find(|(e, _)| e == "check_terminated") }
+    })
+    .await
+    .1;
+    assert_eq!(got["decision_id"], d["id"]);
+    assert_eq!(got["verdict"], "terminate");
+    assert_eq!(got["status"], "final");
+    assert_eq!(got["failing_rules"][0]["rule_id"], "never");
+    assert!(got["text"].as_str().unwrap().contains("terminated"));
+    assert_eq!(*received.bad_signatures.lock().unwrap(), 0);
+    // A replay of the same check is not a second decision and sends nothing more.
+    let again = app.post_check(&good_check("n-term")).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(events(&received).len(), 1);
+    assert!(events(&quiet).is_empty());
 }

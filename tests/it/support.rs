@@ -7,5 +7,6 @@ pub mod oci;
 pub mod orca;
 pub mod poll;
 pub mod proxy;
+pub mod tls;
 
 pub use app::{TestApp, spawn_app};

@@ -51,4 +51,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.store.urlSecret.name) (hasPrefix "sqlite" .Values.store.url) }}
 {{- fail "replicaCount > 1 needs a PostgreSQL store: set store.urlSecret (see values-ha.yaml)" }}
 {{- end }}
+{{- if and (include "portcullis.sqlite" .) (not .Values.persistence.enabled) (not .Values.persistence.ephemeral) }}
+{{- fail "the SQLite store without persistence loses every decision and pending review when the pod restarts: keep persistence.enabled=true (a PVC), use PostgreSQL (store.urlSecret), or set persistence.ephemeral=true for a demo" }}
+{{- end }}
+{{- end }}
+
+{{/* Non-empty when the store is the embedded SQLite file (no Secret URL, a sqlite: URL). */}}
+{{- define "portcullis.sqlite" -}}
+{{- if and (not .Values.store.urlSecret.name) (hasPrefix "sqlite" .Values.store.url) }}true{{- end }}
+{{- end }}
+
+{{/* The probes' scheme: HTTPS when the service serves TLS. */}}
+{{- define "portcullis.probeScheme" -}}
+{{- if .Values.tls.secretName }}HTTPS{{- else }}HTTP{{- end }}
 {{- end }}
