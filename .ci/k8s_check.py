@@ -102,6 +102,15 @@ async def refuses(chart: pathlib.Path, values: dict, why: str) -> list[str]:
     return [f"{chart.relative_to(ROOT)} renders {why}, which it must refuse"]
 
 
+async def renders(chart: pathlib.Path, values: dict, what: str) -> list[str]:
+    """The chart must lint clean with `values` (an optional feature switched on)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        overlay = pathlib.Path(tmp) / "overlay.yaml"
+        overlay.write_text(yaml.safe_dump(values))
+        found = await lint(chart, overlay)
+    return [f"{what}: {p}" for p in found]
+
+
 async def main() -> int:
     chart = ROOT / "helm" / "portcullis"
     problems = []
@@ -112,6 +121,16 @@ async def main() -> int:
         chart,
         {"persistence": {"enabled": False}},
         "the SQLite store without persistence (decisions lost on restart)",
+    )
+    problems += await renders(
+        chart,
+        {"persistence": {"enabled": False, "ephemeral": True}},
+        "an explicitly ephemeral SQLite store",
+    )
+    problems += await renders(
+        chart,
+        {"tls": {"secretName": "portcullis-tls", "clientCaSecretName": "pipelines-ca"}},
+        "TLS with required client certificates",
     )
     problems += await lint(ROOT / "integrations" / "argocd" / "portcullis-gate", None)
     problems += validate_manifests()
