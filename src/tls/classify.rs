@@ -106,7 +106,7 @@ pub fn classify(error: &(dyn Error + 'static)) -> Option<TlsProblem> {
 pub fn from_rustls(e: &rustls::Error) -> TlsProblem {
     match e {
         rustls::Error::InvalidCertificate(c) => from_certificate(c),
-        rustls::Error::AlertReceived(a) => match a {
+        rustls::Error::AlertReceived(
             AlertDescription::CertificateRequired
             | AlertDescription::BadCertificate
             | AlertDescription::UnknownCA
@@ -114,9 +114,8 @@ pub fn from_rustls(e: &rustls::Error) -> TlsProblem {
             | AlertDescription::CertificateExpired
             | AlertDescription::CertificateRevoked
             | AlertDescription::UnsupportedCertificate
-            | AlertDescription::AccessDenied => TlsProblem::ClientCertificateRefused,
-            _ => TlsProblem::Handshake,
-        },
+            | AlertDescription::AccessDenied,
+        ) => TlsProblem::ClientCertificateRefused,
         rustls::Error::NoCertificatesPresented => TlsProblem::ClientCertificateRefused,
         _ => TlsProblem::Handshake,
     }

@@ -84,8 +84,12 @@ async fn a_tool_behind_a_private_ca_is_trusted_through_its_bundle_and_only_then(
     assert_eq!(resp.status(), 201);
     let d: Value = resp.json().await.unwrap();
     assert_eq!(d["verdict"], "terminate", "{d}");
-    let reason = d["sources"][0]["reason"].as_str().unwrap();
-    assert!(reason.contains("untrusted issuer"), "{reason}");
+    assert_eq!(d["sources"][0]["status"], "unavailable", "{d}");
+    assert_eq!(d["sources"][0]["reason"], "unreachable", "{d}");
+    let message = d["sources"][0]["message"].as_str().unwrap();
+    assert!(message.contains("untrusted issuer"), "{message}");
+    let rule_reason = d["rule_results"][0]["reason"].as_str().unwrap();
+    assert!(rule_reason.contains("untrusted issuer"), "{rule_reason}");
 }
 
 #[tokio::test]
