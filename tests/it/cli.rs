@@ -317,6 +317,7 @@ async fn a_revision_without_a_repository_is_kept() {
         stored["request"]["sources"][0]["repository"], "",
         "{stored}"
     );
+}
 
 /// An unreachable service is reported at once and on every heartbeat, and the check gives up
 /// after the connect window (exit 5), not at the review deadline.
