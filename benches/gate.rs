@@ -115,6 +115,7 @@ async fn start(delay: Duration) -> Server {
             approvals: Default::default(),
             environments: Default::default(),
             no_rules_verdict: portcullis::domain::Verdict::ManualReview,
+            replay_window: std::time::Duration::from_secs(3600),
         },
     ));
     let app = router(

@@ -49,6 +49,7 @@ async fn serve(url: &str) -> String {
             approvals: Default::default(),
             environments: Default::default(),
             no_rules_verdict: portcullis::domain::Verdict::ManualReview,
+            replay_window: std::time::Duration::from_secs(3600),
         },
     ));
     let app = router(

@@ -57,6 +57,26 @@ pub use servicenow::{ServiceNowAdapter, ServiceNowConfig};
 pub use sonarqube::{SonarQubeAdapter, SonarQubeConfig};
 pub use trivy::{IngestError, TrivyAdapter, TrivyConfig};
 
+/// Who submits evidence, and the image repositories they may deploy — and so may vouch for.
+/// The gate builds it from the authenticated principal's scope; an adapter that accepts
+/// reports refuses one that binds its digest to no repository `may_deploy` admits.
+#[derive(Clone)]
+pub struct Submission {
+    /// The authenticated principal (token name), stored with the report.
+    pub submitted_by: String,
+    pub submitted_at: chrono::DateTime<chrono::Utc>,
+    pub may_deploy: std::sync::Arc<dyn Fn(&crate::domain::ImageRef) -> bool + Send + Sync>,
+}
+
+impl std::fmt::Debug for Submission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Submission")
+            .field("submitted_by", &self.submitted_by)
+            .field("submitted_at", &self.submitted_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Facts one adapter gathered for one check.
 #[derive(Debug, Clone)]
 pub struct Facts {
@@ -85,8 +105,13 @@ pub trait Adapter: Send + Sync + std::fmt::Debug {
     /// digest) and returns where it was stored. Sources that only read from a tool keep this
     /// default: `None`, they accept nothing. Blocking I/O is allowed: the gate calls it off the
     /// async runtime.
-    fn ingest(&self, digest: &Digest, report: &[u8]) -> Option<Result<String, IngestError>> {
-        let _ = (digest, report);
+    fn ingest(
+        &self,
+        digest: &Digest,
+        report: &[u8],
+        submission: &Submission,
+    ) -> Option<Result<String, IngestError>> {
+        let _ = (digest, report, submission);
         None
     }
 }

@@ -6,11 +6,16 @@
 //! randomness (`portcullis token generate`), so there is nothing to brute-force, and every request
 //! verifies one.
 
+mod scope;
+
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+pub use scope::{Scope, ScopeConfig, ScopeConfigError, ScopeDenial, default_callers};
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -50,6 +55,11 @@ pub struct TokenConfig {
     /// some groups may resolve.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// What the token may ask about and read (see [`ScopeConfig`]). Absent: any application,
+    /// environment and image, reads every decision, presents every caller kind but
+    /// `servicenow` — and the service warns at startup if the token can create checks.
+    #[serde(default)]
+    pub scopes: Option<ScopeConfig>,
 }
 
 impl fmt::Debug for TokenConfig {
@@ -59,6 +69,7 @@ impl fmt::Debug for TokenConfig {
             .field("sha256", &"[redacted]")
             .field("roles", &self.roles)
             .field("groups", &self.groups)
+            .field("scopes", &self.scopes)
             .finish()
     }
 }
@@ -69,24 +80,45 @@ pub struct Principal {
     pub name: String,
     roles: Vec<Role>,
     groups: Vec<String>,
+    scope: Arc<Scope>,
 }
 
 impl Principal {
-    /// The caller when no tokens are configured (loopback-only development mode).
+    /// The caller when no tokens are configured (loopback-only development mode): recorded as
+    /// `anonymous`, unrestricted.
     pub fn anonymous_admin() -> Self {
         Self {
             name: "anonymous".into(),
             roles: vec![Role::Admin],
             groups: Vec::new(),
+            scope: Arc::new(Scope::unrestricted()),
         }
     }
 
+    /// A principal with `roles` and no narrowing scope (the gate's own followers, tests).
     pub fn new(name: impl Into<String>, roles: Vec<Role>) -> Self {
         Self {
             name: name.into(),
             roles,
             groups: Vec::new(),
+            scope: Arc::new(Scope::unrestricted()),
         }
+    }
+
+    /// The same principal limited to `scope`.
+    pub fn with_scope(mut self, scope: Scope) -> Self {
+        self.scope = Arc::new(scope);
+        self
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// Whether the principal may read decisions it did not create: approvers, auditors and
+    /// admins always (they review and audit), others only with `scopes.read_others`.
+    pub fn may_read_others(&self) -> bool {
+        self.has_any(&[Role::Approver, Role::Auditor]) || self.scope.may_read_others()
     }
 
     /// The same principal as a member of `groups`.
@@ -124,6 +156,11 @@ pub enum AuthConfigError {
     NoRoles { name: String },
     #[error("token name `{name}` is used twice")]
     DuplicateName { name: String },
+    #[error("token `{name}`: scopes: {source}")]
+    BadScope {
+        name: String,
+        source: ScopeConfigError,
+    },
 }
 
 struct Entry {
@@ -131,6 +168,7 @@ struct Entry {
     hash: [u8; 32],
     roles: Vec<Role>,
     groups: Vec<String>,
+    scope: Arc<Scope>,
 }
 
 /// Verifies bearer tokens against the configured hashes.
@@ -166,14 +204,45 @@ impl Authenticator {
                     name: t.name.clone(),
                 });
             }
+            let scope = match &t.scopes {
+                Some(c) => Scope::compile(c).map_err(|source| AuthConfigError::BadScope {
+                    name: t.name.clone(),
+                    source,
+                })?,
+                None => Scope::unscoped(),
+            };
             entries.push(Entry {
                 name: t.name.clone(),
                 hash,
                 roles: t.roles.clone(),
                 groups: t.groups.clone(),
+                scope: Arc::new(scope),
             });
         }
         Ok(Self { entries })
+    }
+
+    /// One line per token configured without `scopes` that can create checks, so reaches every
+    /// environment, production included. `serve` logs them and `config check` prints them.
+    pub fn warnings(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|e| !e.scope.is_declared())
+            .filter(|e| {
+                e.roles
+                    .iter()
+                    .any(|r| matches!(r, Role::Pipeline | Role::Admin))
+            })
+            .map(|e| {
+                format!(
+                    "token `{}` has no `scopes`: it may request checks for any application in any \
+                     environment, production included, and read every decision (it may not \
+                     present caller kind `servicenow`); add `scopes` with the applications and \
+                     environments it deploys",
+                    e.name
+                )
+            })
+            .collect()
     }
 
     /// No tokens configured: every caller is an anonymous admin (allowed on loopback only).
@@ -201,7 +270,12 @@ impl Authenticator {
             }
         }
         found
-            .map(|e| Principal::new(e.name.clone(), e.roles.clone()).with_groups(e.groups.clone()))
+            .map(|e| Principal {
+                name: e.name.clone(),
+                roles: e.roles.clone(),
+                groups: e.groups.clone(),
+                scope: Arc::clone(&e.scope),
+            })
             .ok_or(AuthError::Invalid)
     }
 }
@@ -229,6 +303,7 @@ mod tests {
             sha256: hash_token(&token),
             roles: vec![Role::Pipeline],
             groups: vec![],
+            scopes: None,
         }])
         .unwrap();
         (a, token)
@@ -258,6 +333,7 @@ mod tests {
             sha256: "secret-looking".into(),
             roles: vec![Role::Admin],
             groups: vec![],
+            scopes: None,
         }])
         .err()
         .unwrap();
@@ -271,6 +347,7 @@ mod tests {
             sha256: "ab".repeat(32),
             roles: vec![Role::Admin],
             groups: vec![],
+            scopes: None,
         };
         assert!(!format!("{t:?}").contains("abab"));
     }

@@ -94,6 +94,10 @@ pub struct GateSettings {
     pub environments: Option<Vec<EnvironmentDecl>>,
     /// The answer to a check no policy rule applies to at all.
     pub no_rules_verdict: Verdict,
+    /// How long a final decision answers a repeat of its idempotency key; after that, or once
+    /// another policy version is in force, the repeat is evaluated anew and linked to it.
+    #[serde(with = "humantime_serde")]
+    pub replay_window: Duration,
 }
 
 impl GateSettings {

@@ -7,6 +7,7 @@
 //! Architecture invariant: the gate never turns a fault into `Continue`. Unavailable evidence is
 //! handed to policy as *missing*, and policy's default for missing is fail-closed.
 
+mod clock;
 mod evidence;
 mod ingest;
 mod review;
@@ -16,7 +17,6 @@ mod watch;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span};
 
@@ -30,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::policy::{EvalInput, PolicyHandle};
 use crate::store::{DecisionFilter, DecisionPage, Inserted, Store, StoreError};
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use ingest::IngestReceipt;
 pub use review::{ReviewAnswer, ReviewObserver};
 pub use watch::DecisionStream;
@@ -48,6 +49,9 @@ pub struct GateOptions {
     pub environments: Environments,
     /// The answer when no policy rule applies to a check.
     pub no_rules_verdict: Verdict,
+    /// How long a final decision stays the answer to a repeat of its idempotency key; after
+    /// that (or once another policy version is in force) the repeat is evaluated anew.
+    pub replay_window: Duration,
 }
 
 /// How many distinct approvers a review needs, and from which groups (empty: any approver).
@@ -89,6 +93,32 @@ pub enum GateError {
         principal: String,
         needed: &'static str,
     },
+    #[error(
+        "`{principal}` may not ask about {field} `{value}`: its token's scope allows {allowed}"
+    )]
+    OutOfScope {
+        principal: String,
+        field: String,
+        value: String,
+        allowed: String,
+    },
+    #[error(
+        "`{principal}` may not submit evidence for `{digest}`: the report binds it only to {repositories}, outside the token's `scopes.images`"
+    )]
+    EvidenceOutOfScope {
+        principal: String,
+        digest: String,
+        repositories: String,
+    },
+    #[error("`{principal}` may not {action} decision `{id}`: another principal requested it")]
+    NotOwner {
+        principal: String,
+        id: DecisionId,
+        /// `read`, `cancel`.
+        action: &'static str,
+    },
+    #[error("idempotency key `{key}` belongs to a check another principal requested")]
+    KeyOfAnotherPrincipal { key: String },
     #[error("no decision with id `{0}`")]
     NotFound(DecisionId),
     #[error(
@@ -126,6 +156,13 @@ impl GateError {
         match self {
             GateError::Invalid(_) => "request.invalid",
             GateError::Forbidden { .. } => "auth.forbidden",
+            GateError::OutOfScope { .. } | GateError::EvidenceOutOfScope { .. } => {
+                "auth.out_of_scope"
+            }
+            GateError::NotOwner { .. } => "auth.not_owner",
+            GateError::KeyOfAnotherPrincipal { .. } => {
+                "request.idempotency_key_of_another_principal"
+            }
             GateError::NotFound(_) => "decision.not_found",
             GateError::IdempotencyConflict { .. } => "request.idempotency_conflict",
             GateError::Unavailable(StoreError::InvalidPageToken) => "request.invalid_page_token",
@@ -158,6 +195,7 @@ pub struct Gate {
     updates: watch::Updates,
     /// Told when reviews open, wait and end (notifications, review routes).
     observers: Vec<Arc<dyn ReviewObserver>>,
+    clock: Arc<dyn Clock>,
     // Checks run as tracked tasks so a client hanging up does not abort a half-made decision,
     // and shutdown can wait for them.
     tasks: TaskTracker,
@@ -188,8 +226,15 @@ impl Gate {
             options,
             updates: watch::Updates::default(),
             observers: Vec::new(),
+            clock: Arc::new(SystemClock),
             tasks: TaskTracker::new(),
         }
+    }
+
+    /// Reads the time from `clock` instead of the system (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Adds an observer of review openings and endings.
@@ -223,6 +268,16 @@ impl Gate {
         // Before anything is read or stored: an undeclared environment would slip past every
         // rule written for the declared ones.
         let tier = self.options.environments.tier_of(&request.environment)?;
+        // Scope before anything is read or stored: a check outside it leaves no trace but the log.
+        principal
+            .scope()
+            .permits(&request)
+            .map_err(|d| GateError::OutOfScope {
+                principal: principal.name.clone(),
+                field: d.field,
+                value: d.value,
+                allowed: d.allowed,
+            })?;
         if self.tasks.is_closed() {
             return Err(GateError::ShuttingDown);
         }
@@ -237,9 +292,9 @@ impl Gate {
             check.id = tracing::field::Empty,
             verdict = tracing::field::Empty,
         );
-        let handle = self
-            .tasks
-            .spawn(async move { gate.check_inner(request, tier).await }.instrument(span));
+        let handle = self.tasks.spawn(
+            async move { gate.check_inner(&principal, request, tier).await }.instrument(span),
+        );
         match handle.await {
             Ok(result) => result,
             // A panic inside a check is a bug; it must still not become an answer.
@@ -251,18 +306,42 @@ impl Gate {
 
     async fn check_inner(
         &self,
+        principal: &Principal,
         request: CheckRequest,
         tier: Tier,
     ) -> Result<CheckOutcome, GateError> {
         let started = tokio::time::Instant::now();
         let fingerprint = request.fingerprint();
+        let policies = self.policies.current();
+        // A repeat of an idempotency key gets the stored answer while it is still sound;
+        // otherwise it is evaluated anew as the key's next generation, linked to the earlier one.
+        let mut generation = 0;
+        let mut replaces = None;
         if let Some(key) = &request.idempotency_key {
             if let Some((existing, existing_fp)) = self.store.find_by_idempotency_key(key).await? {
-                return replay(key.as_str(), existing, &existing_fp, &fingerprint);
+                let existing = replay_checks(
+                    principal,
+                    key.as_str(),
+                    existing,
+                    &existing_fp,
+                    &fingerprint,
+                )?;
+                if self.still_sound(&existing, policies.version()) {
+                    return Ok(CheckOutcome {
+                        decision: existing,
+                        created: false,
+                    });
+                }
+                info!(
+                    check.id = existing.id.as_str(),
+                    key = key.as_str(),
+                    "the stored answer for this idempotency key is no longer sound; evaluating anew"
+                );
+                generation = existing.key_generation.saturating_add(1);
+                replaces = Some(existing.id);
             }
         }
 
-        let policies = self.policies.current();
         let subject = request.subject(tier);
         let needed = policies.required_sources(subject);
         let deadline = started + self.options.evidence_deadline;
@@ -274,7 +353,7 @@ impl Gate {
             deadline,
         )
         .await;
-        let now = Utc::now();
+        let now = self.clock.now();
         let evaluation = policies.evaluate(&EvalInput {
             subject,
             document: &gathered.document,
@@ -306,6 +385,9 @@ impl Gate {
             approvals: Vec::new(),
             review_ticket: None,
             refused_attempts: Vec::new(),
+            principal: Some(principal.name.clone()),
+            replaces,
+            key_generation: generation,
             review_deadline: (status == DecisionStatus::Pending).then(|| {
                 let t = self.options.review_timeout_for(request_env.as_str());
                 now + chrono::Duration::from_std(t).unwrap_or(chrono::Duration::hours(4))
@@ -340,7 +422,8 @@ impl Gate {
                     created: true,
                 })
             }
-            // Another replica or a concurrent retry stored first: its decision is the answer.
+            // Another replica or a concurrent retry stored this generation first: its decision is
+            // the answer (one decision per generation, whoever wins).
             Inserted::Existing {
                 decision: existing,
                 fingerprint: existing_fp,
@@ -351,7 +434,12 @@ impl Gate {
                     .as_ref()
                     .map(|k| k.as_str().to_string())
                     .unwrap_or_default();
-                replay(&key, *existing, &existing_fp, &fingerprint)
+                let decision =
+                    replay_checks(principal, &key, *existing, &existing_fp, &fingerprint)?;
+                Ok(CheckOutcome {
+                    decision,
+                    created: false,
+                })
             }
         }
     }
@@ -364,6 +452,7 @@ impl Gate {
             .get_decision(id)
             .await?
             .ok_or_else(|| GateError::NotFound(id.clone()))?;
+        may_read(principal, &d)?;
         // A review past its deadline is answered as expired even before the sweeper gets to it.
         self.expire_if_due(d).await
     }
@@ -377,9 +466,15 @@ impl Gate {
         page_token: Option<&str>,
     ) -> Result<DecisionPage, GateError> {
         require(principal, READERS)?;
+        // A principal that may read only its own decisions lists only those (a filter in the
+        // store, so pages stay full and tokens stay valid).
+        let mut filter = filter.clone();
+        if !principal.may_read_others() {
+            filter.principal = Some(principal.name.clone());
+        }
         Ok(self
             .store
-            .list_decisions(filter, page_size, page_token)
+            .list_decisions(&filter, page_size, page_token)
             .await?)
     }
 
@@ -390,6 +485,15 @@ impl Gate {
         id: &DecisionId,
     ) -> Result<DecisionStream, GateError> {
         require(principal, READERS)?;
+        if !principal.may_read_others() {
+            // Refused before the stream starts, so a watch reveals no more than a get.
+            let d = self
+                .store
+                .get_decision(id)
+                .await?
+                .ok_or_else(|| GateError::NotFound(id.clone()))?;
+            may_read(principal, &d)?;
+        }
         watch::stream(Arc::clone(&self.store), &self.updates, id.clone()).await
     }
 
@@ -450,22 +554,55 @@ fn require(principal: &Principal, roles: &[Role]) -> Result<(), GateError> {
     }
 }
 
-fn replay(
+/// Whether `principal` may read `d`: it requested it, or it may read others' decisions.
+fn may_read(principal: &Principal, d: &Decision) -> Result<(), GateError> {
+    if principal.may_read_others() || d.principal.as_deref() == Some(principal.name.as_str()) {
+        Ok(())
+    } else {
+        Err(GateError::NotOwner {
+            principal: principal.name.clone(),
+            id: d.id.clone(),
+            action: "read",
+        })
+    }
+}
+
+/// What must hold before a stored decision can answer a repeat of its key: the same principal
+/// asked (or one that may read others' decisions), and for the same deploy.
+fn replay_checks(
+    principal: &Principal,
     key: &str,
     existing: Decision,
     existing_fp: &str,
     fingerprint: &str,
-) -> Result<CheckOutcome, GateError> {
+) -> Result<Decision, GateError> {
+    if !principal.may_read_others() && existing.principal.as_deref() != Some(&principal.name) {
+        return Err(GateError::KeyOfAnotherPrincipal {
+            key: key.to_string(),
+        });
+    }
     if existing_fp != fingerprint {
         return Err(GateError::IdempotencyConflict {
             key: key.to_string(),
             existing: existing.id,
         });
     }
-    Ok(CheckOutcome {
-        decision: existing,
-        created: false,
-    })
+    Ok(existing)
+}
+
+impl Gate {
+    /// Whether a stored decision is still a sound answer to a repeat of its check. A pending
+    /// review is: it is not an allow, and a repeat must find the review it waits on rather than
+    /// open a second one. A final decision is while the policy version that decided it is in
+    /// force and it is younger than `gate.replay_window` (its evidence was gathered then).
+    fn still_sound(&self, d: &Decision, policy_version: &str) -> bool {
+        if d.status == DecisionStatus::Pending {
+            return true;
+        }
+        let window =
+            chrono::Duration::from_std(self.options.replay_window).unwrap_or(chrono::Duration::MAX);
+        d.policy_version == policy_version && self.clock.now() - d.created_at < window
+    }
 }
 
 /// One line for people: the verdict and what drove it.

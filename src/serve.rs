@@ -73,8 +73,19 @@ pub struct App {
 
 impl App {
     pub async fn build(settings: Settings) -> Result<App, ServeError> {
+        Self::build_with_clock(settings, Arc::new(crate::gate::SystemClock)).await
+    }
+
+    /// [`App::build`] with the gate reading time from `clock` (tests set it instead of sleeping).
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn crate::gate::Clock>,
+    ) -> Result<App, ServeError> {
         settings.validate()?;
         let auth = Arc::new(Authenticator::new(&settings.auth.tokens)?);
+        for warning in auth.warnings() {
+            warn!("{warning}");
+        }
         if auth.is_open() {
             for addr in [settings.server.http_addr, settings.server.grpc_addr] {
                 if !addr.ip().is_loopback() {
@@ -151,8 +162,10 @@ impl App {
                     .collect(),
                 environments: settings.gate.declared_environments()?,
                 no_rules_verdict: settings.gate.no_rules_verdict,
+                replay_window: settings.gate.replay_window,
             },
-        );
+        )
+        .with_clock(clock);
         let gate = if notifier.is_empty() {
             gate
         } else {

@@ -65,6 +65,9 @@ pub struct DecisionFilter {
     pub verdict: Option<Verdict>,
     pub status: Option<DecisionStatus>,
     pub caller_kind: Option<CallerKind>,
+    /// Only decisions this principal requested (set by the gate for principals that may not
+    /// read others' decisions).
+    pub principal: Option<String>,
 }
 
 /// One page of decisions, newest first.
@@ -149,15 +152,17 @@ impl StoreError {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Stores a decision. With an idempotency key already present, stores nothing and returns
-    /// the existing decision (a unique constraint decides, not a read-then-write).
+    /// Stores a decision. With an idempotency key already present at the decision's
+    /// `key_generation`, stores nothing and returns the decision stored there (a unique
+    /// constraint on key and generation decides, not a read-then-write).
     async fn insert_decision(
         &self,
         decision: &Decision,
         fingerprint: &str,
     ) -> Result<Inserted, StoreError>;
     async fn get_decision(&self, id: &DecisionId) -> Result<Option<Decision>, StoreError>;
-    /// The decision stored under `key`, with the fingerprint of the request that created it.
+    /// The newest decision stored under `key` (the highest generation: re-evaluations of a key
+    /// are stored as its next generation), with the fingerprint of the request that created it.
     /// A fast path that lets a retried check skip evaluation; it decides nothing, since two
     /// callers can both find nothing here; `insert_decision` is what settles a race.
     async fn find_by_idempotency_key(

@@ -41,8 +41,8 @@ use tokio::time::Instant;
 use super::Clock;
 use super::cache::FactCache;
 use super::instance::{self, invalid};
-use super::{Adapter, AdapterBuildError, AdapterError, Facts};
-use crate::domain::{CheckRequest, Digest};
+use super::{Adapter, AdapterBuildError, AdapterError, Facts, Submission};
+use crate::domain::{CheckRequest, Digest, ImageRef};
 
 /// Largest report file read.
 const MAX_REPORT_BYTES: u64 = 64 * 1024 * 1024;
@@ -135,8 +135,19 @@ impl Adapter for TrivyAdapter {
         "trivy"
     }
 
-    fn ingest(&self, digest: &Digest, report: &[u8]) -> Option<Result<String, IngestError>> {
-        let stored = ingest_report(&self.inner.dir, digest.as_str(), report, (self.clock)());
+    fn ingest(
+        &self,
+        digest: &Digest,
+        report: &[u8],
+        submission: &Submission,
+    ) -> Option<Result<String, IngestError>> {
+        let stored = ingest_report(
+            &self.inner.dir,
+            digest.as_str(),
+            report,
+            (self.clock)(),
+            submission,
+        );
         if stored.is_ok() {
             // The next check of this digest must see the new report, not a cached answer.
             self.cache.invalidate(digest.as_str());
@@ -305,6 +316,13 @@ pub enum IngestError {
         "the report does not list `{0}` in `Metadata.RepoDigests`; scan the image by digest or push it before scanning"
     )]
     NotBound(String),
+    #[error(
+        "the report binds `{digest}` only to {repositories}, none of which the submitting token may deploy"
+    )]
+    OutOfScope {
+        digest: String,
+        repositories: String,
+    },
     #[error("the report is larger than {} MiB", MAX_REPORT_BYTES / 1024 / 1024)]
     TooLarge,
     #[error(
@@ -320,12 +338,16 @@ pub enum IngestError {
 /// atomic (a temporary file renamed into place). Returns the stored file's name.
 ///
 /// This is the storage half of evidence ingestion; an API that accepts reports from pipelines
-/// calls it with the body and the artifact digest.
+/// calls it with the body and the artifact digest. The report must bind the digest to a
+/// repository the submitter may deploy (`Metadata.RepoDigests`), and is stored with who
+/// submitted it and when (`Portcullis.SubmittedBy` / `SubmittedAt`, read back as the facts
+/// `submitted_by` / `submitted_at`).
 pub fn ingest_report(
     dir: &Path,
     digest: &str,
     body: &[u8],
     now: DateTime<Utc>,
+    submission: &Submission,
 ) -> Result<String, IngestError> {
     if body.len() as u64 > MAX_REPORT_BYTES {
         return Err(IngestError::TooLarge);
@@ -348,6 +370,26 @@ pub fn ingest_report(
         return Err(IngestError::NotBound(digest.to_string()));
     }
     created_at(&report, now).map_err(IngestError::CreatedAt)?;
+    let repositories = bound_repositories(&report, digest);
+    if !repositories.iter().any(|r| (submission.may_deploy)(r)) {
+        return Err(IngestError::OutOfScope {
+            digest: digest.to_string(),
+            repositories: repositories
+                .iter()
+                .map(|r| format!("`{}/{}`", r.registry, r.repository))
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    // Who submitted it travels with the report (replacing anything the body claimed).
+    let mut report = report;
+    report["Portcullis"] = json!({
+        "SubmittedBy": submission.submitted_by,
+        "SubmittedAt": submission
+            .submitted_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    });
+    let body = serde_json::to_vec(&report).map_err(|e| IngestError::NotJson(e.to_string()))?;
     let name = format!("sha256-{hex}-{}.json", uuid::Uuid::now_v7().simple());
     let tmp = dir.join(format!(".{name}.tmp"));
     std::fs::write(&tmp, body).map_err(|e| IngestError::Io(e.kind().to_string()))?;
@@ -401,6 +443,18 @@ fn binds_to(report: &Value, digest: &str) -> bool {
                 .filter_map(Value::as_str)
                 .any(|d| d.rsplit_once('@').is_some_and(|(_, x)| x == digest))
         })
+}
+
+/// The repositories whose `RepoDigests` entry names `digest` (parsed with Docker's defaults).
+fn bound_repositories(report: &Value, digest: &str) -> Vec<ImageRef> {
+    report["Metadata"]["RepoDigests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|d| d.rsplit_once('@').is_some_and(|(_, x)| x == digest))
+        .filter_map(|d| ImageRef::parse(d).ok())
+        .collect()
 }
 
 /// The normalised facts of one report for one digest.
@@ -470,6 +524,9 @@ pub fn facts(
         "has_results": results.is_some(),
         "vulnerabilities": vulnerabilities,
         "findings": listed,
+        // Set when the report came through the ingestion API; absent for files put in place.
+        "submitted_by": report["Portcullis"]["SubmittedBy"],
+        "submitted_at": report["Portcullis"]["SubmittedAt"],
     }))
 }
 
@@ -559,12 +616,58 @@ mod tests {
         assert!(e.to_string().contains("stale"), "{e}");
     }
 
+    fn anyone() -> Submission {
+        Submission {
+            submitted_by: "ci".into(),
+            submitted_at: Utc::now(),
+            may_deploy: std::sync::Arc::new(|_| true),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_report_for_a_repository_out_of_scope_is_refused_and_the_submitter_is_a_fact() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = report(&Utc::now().to_rfc3339(), Some("debian"), &[]).to_string();
+        let team_b = Submission {
+            may_deploy: std::sync::Arc::new(|i: &ImageRef| i.repository.starts_with("team-b/")),
+            ..anyone()
+        };
+        let e = ingest_report(
+            dir.path(),
+            DIGEST,
+            good.as_bytes(),
+            super::tests::now(),
+            &team_b,
+        )
+        .unwrap_err();
+        assert!(matches!(e, IngestError::OutOfScope { .. }), "{e}");
+        assert!(e.to_string().contains("ghcr.io/acme/payments"), "{e}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        ingest_report(
+            dir.path(),
+            DIGEST,
+            good.as_bytes(),
+            super::tests::now(),
+            &anyone(),
+        )
+        .unwrap();
+        let f = collect(&adapter(dir.path(), None)).await.unwrap();
+        assert_eq!(f["images"][0]["submitted_by"], "ci");
+    }
+
     #[tokio::test]
     async fn ingested_reports_are_validated_stored_and_found() {
         let dir = tempfile::tempdir().unwrap();
         let now = ago(chrono::Duration::minutes(5));
         let good = report(&now, Some("debian"), &["CRITICAL"]).to_string();
-        let name = ingest_report(dir.path(), DIGEST, good.as_bytes(), super::tests::now()).unwrap();
+        let name = ingest_report(
+            dir.path(),
+            DIGEST,
+            good.as_bytes(),
+            super::tests::now(),
+            &anyone(),
+        )
+        .unwrap();
         assert!(
             name.starts_with("sha256-aaaa") && name.ends_with(".json"),
             "{name}"
@@ -573,15 +676,27 @@ mod tests {
         assert_eq!(f["vulnerabilities"]["critical"], 1);
         let other = format!("sha256:{}", "b".repeat(64));
         assert_eq!(
-            ingest_report(dir.path(), &other, good.as_bytes(), super::tests::now()),
+            ingest_report(
+                dir.path(),
+                &other,
+                good.as_bytes(),
+                super::tests::now(),
+                &anyone()
+            ),
             Err(IngestError::NotBound(other.clone()))
         );
         assert!(matches!(
-            ingest_report(dir.path(), "latest", good.as_bytes(), super::tests::now()),
+            ingest_report(
+                dir.path(),
+                "latest",
+                good.as_bytes(),
+                super::tests::now(),
+                &anyone()
+            ),
             Err(IngestError::BadDigest(_))
         ));
         assert!(matches!(
-            ingest_report(dir.path(), DIGEST, b"[]", super::tests::now()),
+            ingest_report(dir.path(), DIGEST, b"[]", super::tests::now(), &anyone()),
             Err(IngestError::NotJson(_))
         ));
         let mut v1 = report(&now, Some("debian"), &[]);
@@ -591,7 +706,8 @@ mod tests {
                 dir.path(),
                 DIGEST,
                 v1.to_string().as_bytes(),
-                super::tests::now()
+                super::tests::now(),
+                &anyone()
             ),
             Err(IngestError::Schema(_))
         ));
@@ -629,7 +745,8 @@ mod tests {
     async fn a_report_from_the_future_is_refused_and_never_outranks_a_real_one() {
         let dir = tempfile::tempdir().unwrap();
         let clean_2099 = report("2099-01-01T00:00:00Z", Some("debian"), &[]).to_string();
-        let e = ingest_report(dir.path(), DIGEST, clean_2099.as_bytes(), now()).unwrap_err();
+        let e =
+            ingest_report(dir.path(), DIGEST, clean_2099.as_bytes(), now(), &anyone()).unwrap_err();
         assert!(
             matches!(&e, IngestError::CreatedAt(w) if w.contains("in the future")),
             "{e}"
@@ -658,7 +775,7 @@ mod tests {
         // Within the clock-skew allowance a report is accepted, with age zero.
         let ahead = (now() + chrono::Duration::minutes(2)).to_rfc3339();
         let slightly = report(&ahead, Some("debian"), &[]).to_string();
-        ingest_report(dir.path(), DIGEST, slightly.as_bytes(), now()).unwrap();
+        ingest_report(dir.path(), DIGEST, slightly.as_bytes(), now(), &anyone()).unwrap();
         let f = collect(&adapter(dir.path(), None)).await.unwrap();
         assert_eq!(f["age_seconds"], 0, "{f}");
     }
@@ -673,7 +790,14 @@ mod tests {
             (&missing, "no `CreatedAt`"),
             (&garbage, "not an RFC 3339 time"),
         ] {
-            let e = ingest_report(dir.path(), DIGEST, r.to_string().as_bytes(), now()).unwrap_err();
+            let e = ingest_report(
+                dir.path(),
+                DIGEST,
+                r.to_string().as_bytes(),
+                now(),
+                &anyone(),
+            )
+            .unwrap_err();
             assert!(
                 matches!(&e, IngestError::CreatedAt(w) if w.contains(why)),
                 "{e}"

@@ -55,7 +55,11 @@ fn principal<T>(req: &Request<T>) -> Result<Principal, Status> {
 pub fn status(e: GateError) -> Status {
     match &e {
         GateError::Invalid(v) => invalid(v),
-        GateError::Forbidden { .. } => Status::permission_denied(e.to_string()),
+        GateError::Forbidden { .. }
+        | GateError::OutOfScope { .. }
+        | GateError::EvidenceOutOfScope { .. }
+        | GateError::NotOwner { .. } => Status::permission_denied(e.to_string()),
+        GateError::KeyOfAnotherPrincipal { .. } => Status::already_exists(e.to_string()),
         GateError::NotFound(_) => Status::not_found(e.to_string()),
         GateError::IdempotencyConflict { .. } => Status::already_exists(e.to_string()),
         GateError::Unavailable(StoreError::InvalidPageToken) => {
@@ -143,6 +147,8 @@ impl pb::gate_server::Gate for GrpcApi {
             verdict: convert::verdict_from_pb(r.verdict()),
             status: convert::status_from_pb(r.status()),
             caller_kind: convert::caller_kind_from_pb(r.caller_kind()),
+            // The gate narrows lists for principals that may read only their own decisions.
+            principal: None,
         };
         let page = self
             .gate

@@ -231,6 +231,8 @@ async fn list_decisions(
             .map(CallerKind::parse)
             .transpose()
             .map_err(invalid)?,
+        // The gate narrows lists for principals that may read only their own decisions.
+        principal: None,
     };
     let page = s
         .gate

@@ -31,11 +31,18 @@ pub struct DecisionView {
     pub review_ticket: Option<ReviewTicketView>,
     /// Review attempts the gate refused, with who, when, why and the channel.
     pub refused_attempts: Vec<RefusedAttemptView>,
+    /// The authenticated principal (token name) that requested the check; unlike
+    /// `request.triggered_by`, not a claim. Null for decisions stored before it was recorded.
+    pub principal: Option<String>,
+    /// The earlier decision for the same idempotency key that this one re-evaluated.
+    pub replaces: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct RefusedAttemptView {
     pub by: String,
+    /// The authenticated principal that made (or relayed) the attempt.
+    pub principal: Option<String>,
     pub at: DateTime<Utc>,
     pub channel: String,
     pub reason_code: String,
@@ -54,6 +61,8 @@ pub struct ReviewTicketView {
 #[derive(Debug, Serialize)]
 pub struct ApprovalView {
     pub by: String,
+    /// The authenticated principal that recorded the approval.
+    pub principal: Option<String>,
     pub at: DateTime<Utc>,
     pub comment: String,
     pub channel: String,
@@ -63,6 +72,8 @@ pub struct ApprovalView {
 pub struct ResolutionView {
     pub outcome: &'static str,
     pub by: String,
+    /// The authenticated principal that caused the resolution (`by` is who the channel names).
+    pub principal: Option<String>,
     pub at: DateTime<Utc>,
     pub comment: String,
     pub channel: String,
@@ -224,6 +235,7 @@ impl From<&Decision> for DecisionView {
             resolution: d.resolution.as_ref().map(|r| ResolutionView {
                 outcome: r.outcome.as_str(),
                 by: r.by.clone(),
+                principal: r.principal.clone(),
                 at: r.at,
                 comment: r.comment.clone(),
                 channel: r.channel.clone(),
@@ -234,6 +246,7 @@ impl From<&Decision> for DecisionView {
                 .iter()
                 .map(|a| ApprovalView {
                     by: a.by.clone(),
+                    principal: a.principal.clone(),
                     at: a.at,
                     comment: a.comment.clone(),
                     channel: a.channel.clone(),
@@ -251,12 +264,15 @@ impl From<&Decision> for DecisionView {
                 .iter()
                 .map(|r| RefusedAttemptView {
                     by: r.by.clone(),
+                    principal: r.principal.clone(),
                     at: r.at,
                     channel: r.channel.clone(),
                     reason_code: r.reason_code.clone(),
                     reason: r.reason.clone(),
                 })
                 .collect(),
+            principal: d.principal.clone(),
+            replaces: d.replaces.as_ref().map(|id| id.to_string()),
         }
     }
 }

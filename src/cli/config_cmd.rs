@@ -57,6 +57,9 @@ pub(super) fn run(cmd: ConfigCommand) -> anyhow::Result<()> {
             .join(", ")
     );
     println!("  tokens: {}", settings.auth.tokens.len());
+    for warning in auth.warnings() {
+        println!("  warning: {warning}");
+    }
     Ok(())
 }
 

@@ -187,12 +187,35 @@ pub struct Decision {
     /// `review_ticket`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused_attempts: Vec<RefusedAttempt>,
+    /// The authenticated principal (token name; `anonymous` in loopback development mode) that
+    /// requested the check — unlike `request.triggered_by`, which is what the caller claims.
+    /// Absent only in decisions stored before principals were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    /// The earlier decision for the same idempotency key that this one re-evaluated, because
+    /// that answer was no longer sound (older than `gate.replay_window`, or another policy
+    /// version decided it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<DecisionId>,
+    /// How many re-evaluations of the same idempotency key came before this decision (0 for the
+    /// first); the store keys each generation separately, so replicas racing to re-evaluate
+    /// one key store exactly one decision per generation.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub key_generation: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One refused attempt to resolve a review.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefusedAttempt {
     pub by: String,
+    /// The authenticated principal that made the attempt (for an outside channel, the token or
+    /// follower that relayed it; `by` is then the person the system named).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
     pub at: DateTime<Utc>,
     pub channel: String,
     /// `review.separation_of_duties`, `review.not_in_approver_group`, `review.already_approved`.
@@ -220,6 +243,9 @@ pub struct ReviewTicket {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
     pub by: String,
+    /// The authenticated principal that recorded the approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
     pub at: DateTime<Utc>,
     pub comment: String,
     pub channel: String,
@@ -264,6 +290,11 @@ pub struct Resolution {
     pub outcome: ResolutionOutcome,
     /// The principal (token name) or system that resolved it.
     pub by: String,
+    /// The authenticated principal that caused the resolution (the token that approved or
+    /// canceled, the follower or token that relayed an outside system's word, `portcullis`
+    /// for an expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
     pub at: DateTime<Utc>,
     pub comment: String,
     /// `api`, `grpc`, `spinnaker`, `servicenow` …

@@ -1,11 +1,18 @@
 //! Evidence ingestion: pipelines submit evidence produced long before the deploy (a Trivy report
 //! written in CI) for an artifact digest. The named source validates and stores it; later checks
 //! of that digest read it, with its age as a fact, so stale evidence is a fault, not a pass.
+//!
+//! Scoped like checks: a report is accepted only when it binds the digest to an image
+//! repository the token may deploy (`scopes.images`). A digest is content, not a name — any
+//! check deploying it reads the report — so the report's own `Metadata.RepoDigests` is what
+//! ties it to a repository, and the submitting principal is stored with it (the fact
+//! `submitted_by`) so policy and auditors see who vouched for the image.
 
 use chrono::{DateTime, Utc};
 use tracing::info;
 
 use super::{Gate, GateError, require};
+use crate::adapters::{IngestError, Submission};
 use crate::auth::{Principal, Role};
 use crate::domain::{Digest, ValidationError};
 
@@ -43,7 +50,13 @@ impl Gate {
             })?;
         let d = digest.clone();
         let kind = adapter.kind();
-        let stored = tokio::task::spawn_blocking(move || adapter.ingest(&d, &report))
+        let scope = principal.clone();
+        let submission = Submission {
+            submitted_by: principal.name.clone(),
+            submitted_at: self.clock.now(),
+            may_deploy: std::sync::Arc::new(move |image| scope.scope().covers_image(image)),
+        };
+        let stored = tokio::task::spawn_blocking(move || adapter.ingest(&d, &report, &submission))
             .await
             .map_err(|e| {
                 GateError::Unavailable(crate::store::StoreError::Unavailable(format!(
@@ -61,6 +74,16 @@ impl Gate {
                 )
                 .into());
             }
+            Some(Err(IngestError::OutOfScope {
+                digest,
+                repositories,
+            })) => {
+                return Err(GateError::EvidenceOutOfScope {
+                    principal: principal.name.clone(),
+                    digest,
+                    repositories,
+                });
+            }
             Some(Err(e)) => {
                 return Err(ValidationError::new(
                     "report",
@@ -76,7 +99,7 @@ impl Gate {
             source: source.to_string(),
             digest,
             stored_as,
-            received_at: Utc::now(),
+            received_at: self.clock.now(),
         })
     }
 }

@@ -151,6 +151,32 @@ pub(super) fn conflict_of_duties(d: &Decision, who: &str) -> Option<&'static str
     }
 }
 
+/// Who ends a review: `by` is the person or system recorded as resolving it, `principal` the
+/// authenticated principal that caused it (the same for an API call; the relaying token or
+/// follower for an outside channel).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Actor<'a> {
+    pub(super) by: &'a str,
+    pub(super) principal: &'a str,
+}
+
+impl<'a> Actor<'a> {
+    pub(super) fn me(principal: &'a Principal) -> Self {
+        Self {
+            by: &principal.name,
+            principal: &principal.name,
+        }
+    }
+
+    /// The gate itself (expiry).
+    pub(super) fn me_gate() -> Self {
+        Self {
+            by: "portcullis",
+            principal: "portcullis",
+        }
+    }
+}
+
 /// The lease that makes one replica at a time sweep for expired reviews.
 const EXPIRY_JOB: &str = "review-expiry";
 
@@ -178,7 +204,8 @@ impl Gate {
             .resolve_review_once(principal, id, answer, comment, channel)
             .await;
         if let Err(e) = &result {
-            self.record_refusal(id, &principal.name, channel, e).await;
+            self.record_refusal(id, &principal.name, &principal.name, channel, e)
+                .await;
         }
         result
     }
@@ -189,6 +216,7 @@ impl Gate {
         &self,
         id: &DecisionId,
         by: &str,
+        principal: &str,
         channel: &str,
         error: &GateError,
     ) {
@@ -202,6 +230,7 @@ impl Gate {
         }
         let attempt = RefusedAttempt {
             by: by.to_string(),
+            principal: Some(principal.to_string()),
             at: Utc::now(),
             channel: channel.to_string(),
             reason_code: error.reason_code().to_string(),
@@ -308,7 +337,7 @@ impl Gate {
                     self.finish(
                         current.clone(),
                         ResolutionOutcome::Rejected,
-                        &principal.name,
+                        Actor::me(principal),
                         comment,
                         channel,
                     )
@@ -332,7 +361,7 @@ impl Gate {
                             .finish(
                                 latest,
                                 ResolutionOutcome::Rejected,
-                                &principal.name,
+                                Actor::me(principal),
                                 comment,
                                 channel,
                             )
@@ -364,7 +393,7 @@ impl Gate {
                 .finish(
                     current.clone(),
                     ResolutionOutcome::Approved,
-                    &principal.name,
+                    Actor::me(principal),
                     comment,
                     channel,
                 )
@@ -380,6 +409,7 @@ impl Gate {
         let mut next = current.clone();
         next.approvals.push(Approval {
             by: principal.name.clone(),
+            principal: Some(principal.name.clone()),
             at: Utc::now(),
             comment: comment.chars().take(MAX_COMMENT).collect(),
             channel: channel.to_string(),
@@ -391,7 +421,7 @@ impl Gate {
                     current,
                     next,
                     ResolutionOutcome::Approved,
-                    &principal.name,
+                    Actor::me(principal),
                     comment,
                     channel,
                 )
@@ -435,6 +465,16 @@ impl Gate {
         let Some((current, _)) = self.store.find_by_idempotency_key(key).await? else {
             return Ok(None);
         };
+        // Only who asked (or an approver, who could reject it anyway) may withdraw a check.
+        if current.principal.as_deref() != Some(principal.name.as_str())
+            && !principal.has_any(&[Role::Approver])
+        {
+            return Err(GateError::NotOwner {
+                principal: principal.name.clone(),
+                id: current.id,
+                action: "cancel",
+            });
+        }
         if current.status == DecisionStatus::Final {
             return Ok(Some(current));
         }
@@ -442,7 +482,7 @@ impl Gate {
             .finish(
                 current,
                 ResolutionOutcome::Canceled,
-                &principal.name,
+                Actor::me(principal),
                 reason,
                 channel,
             )
@@ -473,7 +513,7 @@ impl Gate {
             .finish(
                 d,
                 ResolutionOutcome::Expired,
-                "portcullis",
+                Actor::me_gate(),
                 "nobody resolved the review before its deadline",
                 "expiry",
             )
@@ -566,7 +606,7 @@ impl Gate {
         &self,
         current: Decision,
         outcome: ResolutionOutcome,
-        by: &str,
+        by: Actor<'_>,
         comment: &str,
         channel: &str,
     ) -> Result<Decision, GateError> {
@@ -582,10 +622,11 @@ impl Gate {
         current: &Decision,
         next: Decision,
         outcome: ResolutionOutcome,
-        by: &str,
+        actor: Actor<'_>,
         comment: &str,
         channel: &str,
     ) -> Result<Decision, GateError> {
+        let by = actor.by;
         if current.status != DecisionStatus::Pending {
             return Err(GateError::Conflict {
                 id: current.id.clone(),
@@ -609,6 +650,7 @@ impl Gate {
         next.resolution = Some(Resolution {
             outcome,
             by: by.to_string(),
+            principal: Some(actor.principal.to_string()),
             at: now,
             comment: comment.chars().take(MAX_COMMENT).collect(),
             channel: channel.to_string(),

@@ -132,10 +132,15 @@ impl Gate {
                     principal: by.to_string(),
                     why,
                 };
-                self.record_refusal(id, by, channel, &refused).await;
+                self.record_refusal(id, by, &principal.name, channel, &refused)
+                    .await;
                 return Err(refused);
             }
-            match self.finish(current, outcome, by, comment, channel).await {
+            let actor = super::review::Actor {
+                by,
+                principal: &principal.name,
+            };
+            match self.finish(current, outcome, actor, comment, channel).await {
                 Err(GateError::Conflict { .. }) => continue,
                 other => return other,
             }

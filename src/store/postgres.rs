@@ -70,7 +70,7 @@ impl PostgresStore {
                      schema_version = $10, body = $11 \
                      WHERE id = $12 AND status = $13 AND ($14::TEXT IS NULL OR body = $14)",
                 )
-                .bind(row.idempotency_key)
+                .bind(row.idempotency_key.as_deref())
                 .bind(row.application)
                 .bind(row.environment)
                 .bind(row.verdict)
@@ -179,14 +179,15 @@ impl PostgresStore {
         }
     }
 
-    async fn by_key(&self, key: &str) -> Result<Option<(Decision, String)>, StoreError> {
+    /// The decision in one idempotency slot (one generation of one key).
+    async fn by_slot(&self, slot: &str) -> Result<Option<(Decision, String)>, StoreError> {
         let existing: Option<StoredWithFingerprint> = self
             .bounded(
                 sqlx::query_as(
                     "SELECT id, schema_version, body, request_fingerprint \
                      FROM decisions WHERE idempotency_key = $1",
                 )
-                .bind(key)
+                .bind(slot)
                 .fetch_optional(&self.pool),
             )
             .await?;
@@ -249,12 +250,14 @@ impl Store for PostgresStore {
                 sqlx::query(
                     "INSERT INTO decisions (id, idempotency_key, request_fingerprint, application, \
                      environment, verdict, status, caller_kind, policy_version, created_at, \
-                     decided_at, schema_version, body) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                     decided_at, schema_version, body, principal, idempotency_base, \
+                     idempotency_generation) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                     $16) \
                      ON CONFLICT (idempotency_key) DO NOTHING",
                 )
                 .bind(row.id)
-                .bind(row.idempotency_key)
+                .bind(row.idempotency_key.as_deref())
                 .bind(row.request_fingerprint)
                 .bind(row.application)
                 .bind(row.environment)
@@ -266,16 +269,19 @@ impl Store for PostgresStore {
                 .bind(row.decided_at_ms)
                 .bind(row.schema_version)
                 .bind(&row.body)
+                .bind(row.principal)
+                .bind(row.idempotency_base)
+                .bind(row.idempotency_generation)
                 .execute(&self.pool),
             )
             .await?;
 
-        let key = match row.idempotency_key {
+        let key = match row.idempotency_key.as_deref() {
             Some(key) if result.rows_affected() == 0 => key,
             _ => return Ok(Inserted::Created),
         };
         // The winner has committed (ON CONFLICT waited for it), and rows are never deleted.
-        let (decision, fingerprint) = self.by_key(key).await?.ok_or_else(|| {
+        let (decision, fingerprint) = self.by_slot(key).await?.ok_or_else(|| {
             StoreError::Corrupt(format!(
                 "idempotency key `{key}` conflicted but no decision holds it"
             ))
@@ -301,7 +307,19 @@ impl Store for PostgresStore {
         &self,
         key: &IdempotencyKey,
     ) -> Result<Option<(Decision, String)>, StoreError> {
-        self.by_key(key.as_str()).await
+        let newest: Option<StoredWithFingerprint> = self
+            .bounded(
+                sqlx::query_as(
+                    "SELECT id, schema_version, body, request_fingerprint FROM decisions \
+                     WHERE idempotency_base = $1 ORDER BY idempotency_generation DESC LIMIT 1",
+                )
+                .bind(key.as_str())
+                .fetch_optional(&self.pool),
+            )
+            .await?;
+        newest
+            .map(|e| Ok((e.stored.into_decision()?, e.request_fingerprint)))
+            .transpose()
     }
 
     async fn list_decisions(
@@ -335,6 +353,11 @@ impl Store for PostgresStore {
             query
                 .push(" AND caller_kind = ")
                 .push_bind(caller_kind.as_str());
+        }
+        if let Some(principal) = &filter.principal {
+            query
+                .push(" AND principal = ")
+                .push_bind(principal.as_str());
         }
         if let Some(after) = &after {
             query.push(" AND id < ").push_bind(after.as_str());

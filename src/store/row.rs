@@ -25,7 +25,13 @@ pub(crate) const SCHEMA_VERSION: i64 = 1;
 #[derive(Debug)]
 pub(crate) struct DecisionRow<'a> {
     pub(crate) id: &'a str,
-    pub(crate) idempotency_key: Option<&'a str>,
+    /// The unique slot: the caller's key for generation 0, `<key> #<n>` for re-evaluation `n`
+    /// (a space never occurs in a caller's key, so slots cannot collide with keys).
+    pub(crate) idempotency_key: Option<String>,
+    /// The caller's key, shared by every generation.
+    pub(crate) idempotency_base: Option<&'a str>,
+    pub(crate) idempotency_generation: i64,
+    pub(crate) principal: Option<&'a str>,
     pub(crate) request_fingerprint: &'a str,
     pub(crate) application: &'a str,
     pub(crate) environment: &'a str,
@@ -52,7 +58,13 @@ impl<'a> DecisionRow<'a> {
         let request = &decision.request;
         Ok(Self {
             id: decision.id.as_str(),
-            idempotency_key: request.idempotency_key.as_ref().map(|k| k.as_str()),
+            idempotency_key: request
+                .idempotency_key
+                .as_ref()
+                .map(|k| slot(k.as_str(), decision.key_generation)),
+            idempotency_base: request.idempotency_key.as_ref().map(|k| k.as_str()),
+            idempotency_generation: i64::from(decision.key_generation),
+            principal: decision.principal.as_deref(),
             request_fingerprint: fingerprint,
             application: request.application.as_str(),
             environment: request.environment.as_str(),
@@ -65,6 +77,15 @@ impl<'a> DecisionRow<'a> {
             schema_version: SCHEMA_VERSION,
             body,
         })
+    }
+}
+
+/// The unique idempotency slot of generation `generation` of `key`.
+pub(crate) fn slot(key: &str, generation: u32) -> String {
+    if generation == 0 {
+        key.to_string()
+    } else {
+        format!("{key} #{generation}")
     }
 }
 

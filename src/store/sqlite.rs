@@ -83,12 +83,13 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
-    async fn by_key(&self, key: &str) -> Result<Option<(Decision, String)>, StoreError> {
+    /// The decision in one idempotency slot (one generation of one key).
+    async fn by_slot(&self, slot: &str) -> Result<Option<(Decision, String)>, StoreError> {
         let existing: Option<StoredWithFingerprint> = sqlx::query_as(
             "SELECT id, schema_version, body, request_fingerprint \
              FROM decisions WHERE idempotency_key = ?",
         )
-        .bind(key)
+        .bind(slot)
         .fetch_optional(&self.pool)
         .await
         .map_err(from_sqlx)?;
@@ -115,7 +116,7 @@ impl SqliteStore {
              decided_at = ?, schema_version = ?, body = ? \
              WHERE id = ? AND status = ? AND (? IS NULL OR body = ?)",
         )
-        .bind(row.idempotency_key)
+        .bind(row.idempotency_key.as_deref())
         .bind(row.application)
         .bind(row.environment)
         .bind(row.verdict)
@@ -173,12 +174,12 @@ impl Store for SqliteStore {
         let result = sqlx::query(
             "INSERT INTO decisions (id, idempotency_key, request_fingerprint, application, \
              environment, verdict, status, caller_kind, policy_version, created_at, decided_at, \
-             schema_version, body) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             schema_version, body, principal, idempotency_base, idempotency_generation) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(row.id)
-        .bind(row.idempotency_key)
+        .bind(row.idempotency_key.as_deref())
         .bind(row.request_fingerprint)
         .bind(row.application)
         .bind(row.environment)
@@ -190,17 +191,20 @@ impl Store for SqliteStore {
         .bind(row.decided_at_ms)
         .bind(row.schema_version)
         .bind(&row.body)
+        .bind(row.principal)
+        .bind(row.idempotency_base)
+        .bind(row.idempotency_generation)
         .execute(&self.pool)
         .await
         .map_err(from_sqlx)?;
 
-        let key = match row.idempotency_key {
+        let key = match row.idempotency_key.as_deref() {
             Some(key) if result.rows_affected() == 0 => key,
             _ => return Ok(Inserted::Created),
         };
         // The winner has committed (its row is what conflicted), and rows are never deleted,
         // so this read finds it.
-        let (decision, fingerprint) = self.by_key(key).await?.ok_or_else(|| {
+        let (decision, fingerprint) = self.by_slot(key).await?.ok_or_else(|| {
             StoreError::Corrupt(format!(
                 "idempotency key `{key}` conflicted but no decision holds it"
             ))
@@ -215,7 +219,17 @@ impl Store for SqliteStore {
         &self,
         key: &IdempotencyKey,
     ) -> Result<Option<(Decision, String)>, StoreError> {
-        self.by_key(key.as_str()).await
+        let newest: Option<StoredWithFingerprint> = sqlx::query_as(
+            "SELECT id, schema_version, body, request_fingerprint FROM decisions \
+             WHERE idempotency_base = ? ORDER BY idempotency_generation DESC LIMIT 1",
+        )
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        newest
+            .map(|e| Ok((e.stored.into_decision()?, e.request_fingerprint)))
+            .transpose()
     }
 
     async fn get_decision(&self, id: &DecisionId) -> Result<Option<Decision>, StoreError> {
@@ -261,6 +275,11 @@ impl Store for SqliteStore {
             query
                 .push(" AND caller_kind = ")
                 .push_bind(caller_kind.as_str());
+        }
+        if let Some(principal) = &filter.principal {
+            query
+                .push(" AND principal = ")
+                .push_bind(principal.as_str());
         }
         if let Some(after) = &after {
             query.push(" AND id < ").push_bind(after.as_str());

@@ -115,6 +115,8 @@ on_both_backends!(
     the_same_id_twice_is_a_conflict,
     a_repeated_idempotency_key_returns_the_first_decision,
     concurrent_inserts_with_one_key_store_one_decision,
+    a_key_generation_is_stored_once_and_the_newest_is_found,
+    lists_filter_on_the_principal,
     filters_select_matching_decisions_newest_first,
     pages_cover_every_decision_once,
     page_size_zero_means_the_default,
@@ -255,6 +257,9 @@ impl DecisionBuilder {
             approvals: Vec::new(),
             review_ticket: None,
             refused_attempts: Vec::new(),
+            principal: Some("ci".into()),
+            replaces: None,
+            key_generation: 0,
         }
     }
 }
@@ -388,6 +393,65 @@ async fn concurrent_inserts_with_one_key_store_one_decision(backend: Backend) {
     );
     let stored = all_ids(store.as_ref(), &DecisionFilter::default()).await;
     assert_eq!(stored, ids.into_iter().collect::<Vec<_>>());
+}
+
+async fn a_key_generation_is_stored_once_and_the_newest_is_found(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
+    let first = decision().idempotency_key("exec-gen").build();
+    insert(store.as_ref(), &first).await;
+    // Replicas that all found `first` stale race to store generation 1: exactly one does.
+    let calls = (0..10).map(|_| {
+        let store = Arc::clone(&store);
+        let replaces = first.id.clone();
+        tokio::spawn(async move {
+            let mut d = decision().idempotency_key("exec-gen").build();
+            d.key_generation = 1;
+            d.replaces = Some(replaces);
+            match store.insert_decision(&d, "fp").await.unwrap() {
+                Inserted::Created => (d.id, true),
+                Inserted::Existing { decision, .. } => (decision.id, false),
+            }
+        })
+    });
+    let results: Vec<_> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(results.iter().filter(|(_, created)| *created).count(), 1);
+    let ids: HashSet<_> = results.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "every racer must answer with the one new decision"
+    );
+    let second = ids.into_iter().next().unwrap();
+
+    let key = IdempotencyKey::parse("exec-gen").unwrap();
+    let (newest, _) = store.find_by_idempotency_key(&key).await.unwrap().unwrap();
+    assert_eq!(newest.id, second);
+    assert_eq!(newest.key_generation, 1);
+    assert_eq!(newest.replaces, Some(first.id.clone()));
+    // The first generation is still there, unchanged.
+    assert_eq!(store.get_decision(&first.id).await.unwrap(), Some(first));
+    // A caller's key that looks like a slot cannot be sent (no spaces in keys).
+    assert!(IdempotencyKey::parse("exec-gen #1").is_err());
+}
+
+async fn lists_filter_on_the_principal(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
+    let mine = decision().build();
+    let mut theirs = decision().build();
+    theirs.principal = Some("other".into());
+    insert(store.as_ref(), &mine).await;
+    insert(store.as_ref(), &theirs).await;
+    let filter = DecisionFilter {
+        principal: Some("ci".into()),
+        ..Default::default()
+    };
+    assert_eq!(all_ids(store.as_ref(), &filter).await, vec![mine.id]);
 }
 
 // === listing ===

@@ -37,6 +37,7 @@ mod review;
 mod review_refusals;
 mod review_routing;
 mod review_routing_jira;
+mod scopes;
 mod servicenow_change_check;
 mod sim;
 mod store_outage;

@@ -92,3 +92,45 @@ async fn the_served_document_is_the_embedded_one_with_the_declared_environments(
     without_environments(&mut embedded);
     assert_eq!(served, embedded);
 }
+
+/// The keys of a served decision, and of its approvals and resolution, are exactly the
+/// documented `Decision` properties: a field added to `api/view.rs` without the document (or the
+/// other way round) fails here.
+#[tokio::test]
+async fn a_served_decision_has_exactly_the_documented_fields() {
+    let review = "rules:\n  - id: r\n    title: Reviewed\n    category: c\n    severity: high\n    condition: { path: $.request.labels.reviewed, op: exists }\n";
+    let app = crate::support::TestApp::builder()
+        .policies(&[("p.yaml", review)])
+        .spawn()
+        .await;
+    let resp = app
+        .post_check(&crate::http::good_check("openapi-fields"))
+        .await;
+    assert_eq!(resp.status(), 201);
+    let id = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let resp = app
+        .http
+        .post(app.url(&format!("/v1/decisions/{id}/review")))
+        .json(&serde_json::json!({"resolution": "approve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let served: Value = resp.json().await.unwrap();
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+    let schema = &doc["components"]["schemas"]["Decision"]["properties"];
+    let keys = |v: &Value| -> BTreeSet<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(keys(&served), keys(schema));
+    assert_eq!(
+        keys(&served["resolution"]),
+        keys(&schema["resolution"]["properties"])
+    );
+    assert_eq!(
+        keys(&served["approvals"][0]),
+        keys(&schema["approvals"]["items"]["properties"])
+    );
+    assert_eq!(served["principal"], "anonymous");
+}

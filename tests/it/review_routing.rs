@@ -21,7 +21,12 @@ async fn app(sims: &Sims, poll: &str, attach: bool) -> TestApp {
     let builder = TestApp::builder()
         .policies(&[("p.yaml", REVIEW)])
         .token("ci", "pc_pipeline", vec![Role::Pipeline])
-        .token("snow", "pc_snow", vec![Role::Pipeline])
+        .token_scoped(
+            "snow",
+            "pc_snow",
+            vec![Role::Pipeline],
+            serde_json::json!({"callers": ["servicenow"], "read_others": true}),
+        )
         .token("auditor", "pc_auditor", vec![Role::Auditor])
         .adapter(json!({
             "kind": "servicenow", "name": "servicenow", "base_url": sims.servicenow.base_url,

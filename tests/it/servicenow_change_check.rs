@@ -27,7 +27,12 @@ const POLICY: &str = r#"rules:
 async fn app() -> TestApp {
     TestApp::builder()
         .policies(&[("p.yaml", POLICY)])
-        .token("servicenow", "pc_snow", vec![Role::Pipeline])
+        .token_scoped(
+            "servicenow",
+            "pc_snow",
+            vec![Role::Pipeline],
+            serde_json::json!({"callers": ["servicenow"]}),
+        )
         .token("bob", "pc_bob", vec![Role::Approver])
         .spawn()
         .await
@@ -142,7 +147,12 @@ async fn bad_input_and_wrong_roles_are_refused() {
 #[tokio::test]
 async fn the_built_in_pack_does_not_ask_a_change_for_its_own_approval() {
     let app = TestApp::builder()
-        .token("servicenow", "pc_snow", vec![Role::Pipeline])
+        .token_scoped(
+            "servicenow",
+            "pc_snow",
+            vec![Role::Pipeline],
+            serde_json::json!({"callers": ["servicenow"]}),
+        )
         .spawn()
         .await;
     let (status, a) = ask(&app, "pc_snow", &change("CHG0040007", "low")).await;

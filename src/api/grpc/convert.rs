@@ -216,6 +216,7 @@ pub(super) fn decision(d: &Decision) -> pb::Decision {
             at: Some(timestamp(r.at)),
             comment: r.comment.clone(),
             channel: r.channel.clone(),
+            principal: r.principal.clone().unwrap_or_default(),
         }),
         review_deadline: d.review_deadline.map(timestamp),
         approvals: d
@@ -226,6 +227,25 @@ pub(super) fn decision(d: &Decision) -> pb::Decision {
                 at: Some(timestamp(a.at)),
                 comment: a.comment.clone(),
                 channel: a.channel.clone(),
+                principal: a.principal.clone().unwrap_or_default(),
+            })
+            .collect(),
+        principal: d.principal.clone().unwrap_or_default(),
+        replaces: d
+            .replaces
+            .as_ref()
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        refused_attempts: d
+            .refused_attempts
+            .iter()
+            .map(|r| pb::RefusedAttempt {
+                by: r.by.clone(),
+                at: Some(timestamp(r.at)),
+                channel: r.channel.clone(),
+                reason_code: r.reason_code.clone(),
+                reason: r.reason.clone(),
+                principal: r.principal.clone().unwrap_or_default(),
             })
             .collect(),
     }

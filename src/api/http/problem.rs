@@ -85,6 +85,19 @@ impl From<GateError> for Problem {
             GateError::Invalid(v) => Problem::invalid(v),
             GateError::Forbidden { .. } => Problem::new(StatusCode::FORBIDDEN, code, e.to_string())
                 .with_help("use a token that holds the role, or ask an admin to grant it"),
+            GateError::OutOfScope { .. } | GateError::EvidenceOutOfScope { .. } => {
+                Problem::new(StatusCode::FORBIDDEN, code, e.to_string()).with_help(
+                    "use a token whose `scopes` cover this application, environment, image and caller kind, or ask an admin to widen them",
+                )
+            }
+            GateError::NotOwner { .. } => Problem::new(StatusCode::FORBIDDEN, code, e.to_string())
+                .with_help(
+                    "use the token that requested the check, or one with `scopes.read_others` (reading) or the approver role (canceling)",
+                ),
+            GateError::KeyOfAnotherPrincipal { .. } => {
+                Problem::new(StatusCode::CONFLICT, code, e.to_string())
+                    .with_help("use an idempotency key of your own for this deploy")
+            }
             GateError::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, code, e.to_string()),
             GateError::IdempotencyConflict { .. } => {
                 Problem::new(StatusCode::CONFLICT, code, e.to_string())

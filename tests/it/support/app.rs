@@ -30,6 +30,9 @@ pub struct TestAppBuilder {
     policies: Option<Vec<(String, String)>>,
     adapters: Vec<Value>,
     tokens: Vec<(String, String, Vec<Role>, Vec<String>)>,
+    /// `scopes` by token name, as JSON (the YAML shape).
+    scopes: std::collections::BTreeMap<String, Value>,
+    clock: Option<Arc<dyn portcullis::gate::Clock>>,
     approvals: Vec<(String, u32, Vec<String>)>,
     evidence_deadline: Option<std::time::Duration>,
     review_timeout: Option<std::time::Duration>,
@@ -172,6 +175,24 @@ impl TestAppBuilder {
         self
     }
 
+    /// A token limited by `scopes` (the `auth.tokens[].scopes` shape, as JSON).
+    pub fn token_scoped(
+        mut self,
+        name: &str,
+        token: &str,
+        roles: Vec<Role>,
+        scopes: Value,
+    ) -> Self {
+        self.scopes.insert(name.to_string(), scopes);
+        self.token(name, token, roles)
+    }
+
+    /// The gate reads time from `clock` (set it instead of sleeping).
+    pub fn clock(mut self, clock: Arc<dyn portcullis::gate::Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// Reviews in `environment` need `required` distinct approvers from `groups` (any when empty).
     pub fn approvals(mut self, environment: &str, required: u32, groups: &[&str]) -> Self {
         self.approvals.push((
@@ -251,6 +272,10 @@ impl TestAppBuilder {
                 sha256: hash_token(token),
                 roles: roles.clone(),
                 groups: groups.clone(),
+                scopes: self
+                    .scopes
+                    .get(name)
+                    .map(|v| serde_json::from_value(v.clone()).unwrap()),
             })
             .collect();
         for (env, required, groups) in &self.approvals {
@@ -301,8 +326,24 @@ impl TestAppBuilder {
         let dir = Arc::new(tempfile::tempdir().unwrap());
         let settings = self.settings(dir.path());
         let token = self.tokens.first().map(|(_, t, _, _)| t.clone());
-        start(settings, dir, token).await
+        match self.clock {
+            Some(clock) => start_with_clock(settings, dir, token, clock).await,
+            None => start(settings, dir, token).await,
+        }
     }
+}
+
+/// Starts an app whose gate reads time from `clock`.
+pub async fn start_with_clock(
+    settings: Settings,
+    dir: Arc<tempfile::TempDir>,
+    token: Option<String>,
+    clock: Arc<dyn portcullis::gate::Clock>,
+) -> TestApp {
+    let app = App::build_with_clock(settings.clone(), clock)
+        .await
+        .unwrap();
+    launch(app, settings, dir, token)
 }
 
 /// Starts an app from explicit settings (used to restart on the same store).
@@ -312,6 +353,15 @@ pub async fn start(
     token: Option<String>,
 ) -> TestApp {
     let app = App::build(settings.clone()).await.unwrap();
+    launch(app, settings, dir, token)
+}
+
+fn launch(
+    app: App,
+    settings: Settings,
+    dir: Arc<tempfile::TempDir>,
+    token: Option<String>,
+) -> TestApp {
     let http_addr = app.http_addr();
     let grpc_addr = app.grpc_addr();
     let (tx, rx) = oneshot::channel::<()>();
