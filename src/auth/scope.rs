@@ -66,7 +66,8 @@ impl Globs {
     ) -> Result<Self, ScopeConfigError> {
         let mut b = GlobSetBuilder::new();
         for p in patterns {
-            let glob = GlobBuilder::new(p)
+            // A lone `*` means "any", even where `*` otherwise stops at `/`.
+            let glob = GlobBuilder::new(if p == "*" { "**" } else { p })
                 .literal_separator(literal_separator)
                 .build()
                 .map_err(|e| ScopeConfigError {
@@ -291,6 +292,7 @@ mod tests {
         // `nginx` as configured is not normalised; the scope names the full repository.
         assert!(!s.covers_image(&img("nginx:1")));
         assert!(scope("images: ['docker.io/library/*']").covers_image(&img("nginx:1")));
+        assert!(scope("{}").covers_image(&img("ghcr.io/acme/team/payments:1")));
     }
 
     #[test]

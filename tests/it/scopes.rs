@@ -92,7 +92,7 @@ async fn a_check_outside_the_token_scope_is_refused_on_every_path_and_nothing_is
         "images": format!("ghcr.io/acme/payments@{}", digest('a'))});
     let (status, p) = post(&app, "pc_team_b", "/v1/spinnaker/gates", &spinnaker).await;
     assert_eq!(status, 403, "{p}");
-    assert_eq!(p["reason_code"], "auth.out_of_scope");
+    assert_eq!(p["error"], "auth.out_of_scope");
 
     let rollouts = json!({"app": "payments", "environment": "prod", "namespace": "p",
         "rollout": "p", "podTemplateHash": "abc",
@@ -293,7 +293,7 @@ async fn only_the_requester_or_an_approver_cancels_a_pending_review() {
     let cancel = json!({"requestId": "exec-a-1", "reason": "not mine"});
     let (status, p) = post(&app, "pc_team_b", "/v1/spinnaker/gates/cancel", &cancel).await;
     assert_eq!(status, 403, "{p}");
-    assert_eq!(p["reason_code"], "auth.not_owner");
+    assert_eq!(p["error"], "auth.not_owner");
     let (status, d) = get(&app, "pc_team_a", &format!("/v1/decisions/{id}")).await;
     assert_eq!(status, 200, "{d}");
     assert_eq!(d["status"], "pending");
@@ -383,6 +383,7 @@ async fn evidence_for_an_image_out_of_scope_is_refused_and_the_submitter_is_reco
 async fn a_repeated_key_replays_only_within_the_window_then_is_evaluated_anew() {
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
     let app = TestApp::builder()
+        .policies(&[("p.yaml", REVIEW_PROD)])
         .token("ci", "pc_ci", vec![Role::Pipeline])
         .clock(clock.clone())
         .spawn()
