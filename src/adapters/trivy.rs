@@ -627,7 +627,7 @@ mod tests {
     #[tokio::test]
     async fn a_report_for_a_repository_out_of_scope_is_refused_and_the_submitter_is_a_fact() {
         let dir = tempfile::tempdir().unwrap();
-        let good = report(&Utc::now().to_rfc3339(), Some("debian"), &[]).to_string();
+        let good = report(&now().to_rfc3339(), Some("debian"), &[]).to_string();
         let team_b = Submission {
             may_deploy: std::sync::Arc::new(|i: &ImageRef| i.repository.starts_with("team-b/")),
             ..anyone()
