@@ -167,6 +167,8 @@ impl Gate {
         );
         let attempt = RefusedAttempt {
             by: channel.to_string(),
+            // The channel's follower noticed it; no caller's principal is involved.
+            principal: None,
             at: chrono::Utc::now(),
             channel: channel.to_string(),
             reason_code: reason_code.to_string(),
