@@ -84,6 +84,7 @@ async fn run() {
             approvals: Default::default(),
             environments: Default::default(),
             no_rules_verdict: portcullis::domain::Verdict::ManualReview,
+            replay_window: std::time::Duration::from_secs(3600),
         },
     ));
     let mut settings: AdmissionSettings = serde_norway::from_str(

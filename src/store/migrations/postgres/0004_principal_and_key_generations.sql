@@ -1,5 +1,5 @@
 -- Who requested each decision, and generations of an idempotency key. The PostgreSQL twin of
--- `migrations/sqlite/0003_principal_and_key_generations.sql`.
+-- `migrations/sqlite/0004_principal_and_key_generations.sql`.
 --
 -- `principal` is the authenticated token name that requested the check (NULL for decisions
 -- stored before it was recorded); lists of principals that may read only their own decisions
