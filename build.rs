@@ -15,6 +15,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The encoded descriptor set feeds gRPC server reflection.
     std::fs::write(out.join("portcullis_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
+        // Decode failures are INVALID_ARGUMENT, not prost's INTERNAL (src/api/grpc/codec.rs).
+        .codec_path("crate::api::grpc::codec::Codec")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

@@ -46,8 +46,11 @@ pub struct ServerSettings {
     pub http_addr: SocketAddr,
     /// gRPC API.
     pub grpc_addr: SocketAddr,
-    /// Largest request body accepted, in bytes.
+    /// Largest request body accepted, in bytes (checks, reviews, contract calls; gRPC messages).
     pub max_body_bytes: usize,
+    /// Largest evidence report accepted by `POST /v1/evidence/…` and gRPC `SubmitEvidence`
+    /// alike, in bytes of the report.
+    pub max_evidence_bytes: usize,
     /// How long shutdown waits for in-flight checks.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,

@@ -466,6 +466,18 @@ impl Gate {
         page_token: Option<&str>,
     ) -> Result<DecisionPage, GateError> {
         require(principal, READERS)?;
+        // Clamping would hand back fewer decisions than asked for without saying so.
+        if page_size > crate::store::MAX_PAGE_SIZE {
+            return Err(ValidationError::new(
+                "page_size",
+                format!(
+                    "`{page_size}` is more than the largest page, {}",
+                    crate::store::MAX_PAGE_SIZE
+                ),
+                "ask for at most 500 decisions a page and follow `next_page_token`",
+            )
+            .into());
+        }
         // A principal that may read only its own decisions lists only those (a filter in the
         // store, so pages stay full and tokens stay valid).
         let mut filter = filter.clone();

@@ -295,6 +295,7 @@ impl App {
                 public_url: settings.server.public_url.clone(),
             },
             settings.server.max_body_bytes,
+            settings.server.max_evidence_bytes,
         )
         // The ServiceNow callback and the Jira webhook reach their routing through extensions
         // (`None` when unset).
@@ -348,7 +349,10 @@ impl App {
         let grpc_service = api::grpc::service(
             Arc::clone(&gate),
             Arc::clone(&auth),
-            settings.server.max_body_bytes,
+            crate::api::grpc::Limits {
+                max_body_bytes: settings.server.max_body_bytes,
+                max_evidence_bytes: settings.server.max_evidence_bytes,
+            },
         );
         let grpc_stop = stop.clone();
         let grpc_router = tonic::transport::Server::builder()

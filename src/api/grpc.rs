@@ -1,6 +1,7 @@
 //! The gRPC API (`portcullis.v1.Gate`): decode → [`Gate`] → encode. Authentication is an
 //! interceptor; `status()` is the one place gate errors become gRPC codes.
 
+pub mod codec;
 mod convert;
 
 use std::pin::Pin;
@@ -20,18 +21,37 @@ use crate::store::{DecisionFilter, StoreError};
 #[derive(Debug, Clone)]
 pub struct GrpcApi {
     gate: Arc<Gate>,
+    limits: Limits,
 }
+
+/// Message limits, the same values the HTTP API applies (`server.max_body_bytes`,
+/// `server.max_evidence_bytes`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    /// The largest evidence report, counted like the HTTP body: the report's own bytes.
+    pub max_evidence_bytes: usize,
+}
+
+/// Room for `SubmitEvidence`'s other fields (source, digest) around a report of the largest
+/// accepted size.
+const ENVELOPE_BYTES: usize = 4096;
 
 /// The service wrapped with its authentication interceptor, ready to add to a tonic router.
 pub fn service(
     gate: Arc<Gate>,
     auth: Arc<Authenticator>,
-    max_message_bytes: usize,
+    limits: Limits,
 ) -> tonic::service::interceptor::InterceptedService<
     GateServer<GrpcApi>,
     impl tonic::service::Interceptor + Clone,
 > {
-    let server = GateServer::new(GrpcApi { gate }).max_decoding_message_size(max_message_bytes);
+    // tonic has one decoding limit per service: the largest message any method takes. Each
+    // method then holds its own message to its own limit, as the HTTP routes do.
+    let decode_limit = limits
+        .max_body_bytes
+        .max(limits.max_evidence_bytes.saturating_add(ENVELOPE_BYTES));
+    let server = GateServer::new(GrpcApi { gate, limits }).max_decoding_message_size(decode_limit);
     tonic::service::interceptor::InterceptedService::new(server, move |mut req: Request<()>| {
         let header = req
             .metadata()
@@ -85,6 +105,16 @@ fn invalid(v: &ValidationError) -> Status {
     ))
 }
 
+/// `RESOURCE_EXHAUSTED` when a message is over its limit (HTTP answers 413).
+fn too_large(len: usize, max: usize, what: &str, key: &str) -> Result<(), Status> {
+    if len > max {
+        return Err(Status::resource_exhausted(format!(
+            "{what} is {len} bytes, more than the limit of {max} (how to fix: send less, or raise `{key}`)"
+        )));
+    }
+    Ok(())
+}
+
 fn parse_id(s: &str) -> Result<DecisionId, Status> {
     DecisionId::parse(s).map_err(|e| invalid(&e))
 }
@@ -98,6 +128,12 @@ impl pb::gate_server::Gate for GrpcApi {
         req: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
         let who = principal(&req)?;
+        too_large(
+            prost::Message::encoded_len(req.get_ref()),
+            self.limits.max_body_bytes,
+            "the check",
+            "server.max_body_bytes",
+        )?;
         let request = convert::draft(req.into_inner())
             .parse(CallerKind::Api)
             .map_err(|e| invalid(&e))?;
@@ -172,6 +208,12 @@ impl pb::gate_server::Gate for GrpcApi {
     ) -> Result<Response<pb::SubmitEvidenceResponse>, Status> {
         let who = principal(&req)?;
         let r = req.into_inner();
+        too_large(
+            r.report.len(),
+            self.limits.max_evidence_bytes,
+            "the report",
+            "server.max_evidence_bytes",
+        )?;
         let digest = Digest::parse(&r.digest).map_err(|e| invalid(&e))?;
         let receipt = self
             .gate

@@ -70,7 +70,7 @@ impl FromRef<HttpState> for Arc<Authenticator> {
 }
 
 /// The routes, with the body limit applied. Tracing and timeouts are layered in `serve`.
-pub fn router(state: HttpState, max_body_bytes: usize) -> Router {
+pub fn router(state: HttpState, max_body_bytes: usize, max_evidence_bytes: usize) -> Router {
     Router::new()
         .route("/v1/checks", post(create_check))
         .route("/v1/decisions", get(list_decisions))
@@ -83,7 +83,7 @@ pub fn router(state: HttpState, max_body_bytes: usize) -> Router {
         .merge(crate::contracts::routes())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         // Added after the general limit so evidence reports keep their own, larger one.
-        .merge(evidence::routes())
+        .merge(evidence::routes(max_evidence_bytes))
         .fallback(not_found)
         .with_state(state)
 }

@@ -356,6 +356,7 @@ fn build_request(args: &CheckArgs) -> pb::CheckRequest {
         "argocd" => pb::CallerKind::Argocd,
         "servicenow" => pb::CallerKind::Servicenow,
         "api" => pb::CallerKind::Api,
+        "rollouts" => pb::CallerKind::Rollouts,
         _ => pb::CallerKind::Cli,
     };
     // The revision is kept without a repository: dropping it would hide the deployed commit

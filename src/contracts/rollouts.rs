@@ -6,8 +6,15 @@
 //! Rollout.
 //!
 //! The fail-open trap (shared/contracts/argocd.md §3.2): a polling metric whose measurements are
-//! all Inconclusive ends *Successful* when `count` is reached unless `consecutiveSuccessLimit: 1`
-//! is set. `integrations/rollouts/analysis-template.yaml` sets it; the README says why.
+//! all Inconclusive ends *Successful* when `count` is reached, unless `inconclusiveLimit` is
+//! below `count` (every version) or `consecutiveSuccessLimit` is set (1.8+ only; older
+//! controllers ignore it). `integrations/rollouts/analysis-template.yaml` does both; the README
+//! says why, and `tests/it/rollouts_analysis_model.rs` runs it through both counting rules.
+//!
+//! One decision per rollout *attempt*: the key includes the Rollout's revision (the
+//! `rollout.argoproj.io/revision` annotation, which Rollouts raises for every new pod
+//! template, a rollback included) as well as the pod-template hash, so rolling back to an
+//! earlier hash is a new check, never the old hash's stored `continue`.
 //!
 //! Rollouts records a non-2xx answer as a measurement Error (five in a row abort the rollout),
 //! so 4xx is used only for malformed requests and 5xx only when no decision can be made:
@@ -47,8 +54,13 @@ struct AnalysisRequest {
     /// The image being rolled out, ideally `repo@sha256:…`.
     #[serde(default)]
     image: String,
-    /// `podTemplateHashValue: Latest`; with the rollout it identifies one rollout attempt.
+    /// `podTemplateHashValue: Latest`.
     pod_template_hash: String,
+    /// The Rollout's `rollout.argoproj.io/revision` annotation: new for every rollout attempt,
+    /// a rollback to an earlier pod template included. Required: without it a rollback would
+    /// find the earlier attempt's decision.
+    #[serde(default)]
+    rollout_revision: String,
     #[serde(default)]
     revision: String,
     #[serde(default)]
@@ -83,8 +95,20 @@ pub(crate) async fn analysis(
             "send the jsonBody of integrations/rollouts/analysis-template.yaml (app, environment, namespace, rollout, podTemplateHash, image)",
         ))
     })?;
+    let revision = req.rollout_revision.trim();
+    if revision.is_empty() || !revision.bytes().all(|b| b.is_ascii_digit()) || revision.len() > 18
+    {
+        return Err(Problem::invalid(&ValidationError::new(
+            "rolloutRevision",
+            format!(
+                "`{}` is not a Rollout revision",
+                revision.chars().take(40).collect::<String>()
+            ),
+            "pass the Rollout's `metadata.annotations['rollout.argoproj.io/revision']` as the `rollout-revision` arg, as integrations/rollouts/rollout.yaml does",
+        )));
+    }
     let request = draft(&req)
-        .parse(CallerKind::Argocd)
+        .parse(CallerKind::Rollouts)
         .map_err(|e| Problem::invalid(&e))?;
     let gate = s.gate.clone();
     let check = tokio::time::timeout(ANSWER_WITHIN, gate.check(&principal, request)).await;
@@ -117,6 +141,10 @@ fn draft(r: &AnalysisRequest) -> CheckRequestDraft {
     ids.insert("namespace".to_string(), r.namespace.clone());
     ids.insert("rollout".to_string(), r.rollout.clone());
     ids.insert("pod_template_hash".to_string(), r.pod_template_hash.clone());
+    ids.insert(
+        "rollout_revision".to_string(),
+        r.rollout_revision.trim().to_string(),
+    );
     let (jira_keys, servicenow_changes): (Vec<String>, Vec<String>) =
         r.change_refs.iter().cloned().partition(|c| c.contains('-'));
     CheckRequestDraft {
@@ -141,10 +169,14 @@ fn draft(r: &AnalysisRequest) -> CheckRequestDraft {
         } else {
             BTreeMap::from([("revision".to_string(), r.revision.clone())])
         },
-        // One decision per rollout attempt: every measurement of it reads the same decision.
+        // One decision per rollout attempt: every measurement of it reads the same decision,
+        // and a rollback (a new revision, perhaps an old hash) is a new attempt.
         idempotency_key: format!(
-            "rollouts:{}/{}/{}",
-            r.namespace, r.rollout, r.pod_template_hash
+            "rollouts:{}/{}/{}/{}",
+            r.namespace,
+            r.rollout,
+            r.rollout_revision.trim(),
+            r.pod_template_hash
         ),
     }
 }

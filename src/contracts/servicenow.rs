@@ -390,13 +390,30 @@ mod tests {
 
     #[test]
     fn attempts_default_to_one_and_accept_numbers() {
-        let b: ChangeCheck = serde_json::from_str(r#"{"number":"CHG1"}"#).unwrap_or_default();
-        assert_eq!(b.attempt.as_string(), "1");
-        let b: ChangeCheck =
-            serde_json::from_str(r#"{"number":"CHG1","attempt":3}"#).unwrap_or_default();
-        assert_eq!(b.attempt.as_string(), "3");
-        let b: ChangeCheck =
-            serde_json::from_str(r#"{"number":"CHG1","artifacts":"a, b\nc"}"#).unwrap_or_default();
-        assert_eq!(b.artifacts.items(), vec!["a", "b", "c"]);
+        // Parse failures must fail the test, not fall back to a default that equals the
+        // expected value.
+        let parse = |json: &str| -> ChangeCheck {
+            serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"))
+        };
+        assert_eq!(parse(r#"{"number":"CHG1"}"#).attempt.as_string(), "1");
+        assert_eq!(
+            parse(r#"{"number":"CHG1","attempt":" "}"#).attempt.as_string(),
+            "1"
+        );
+        assert_eq!(
+            parse(r#"{"number":"CHG1","attempt":3}"#).attempt.as_string(),
+            "3"
+        );
+        assert_eq!(
+            parse(r#"{"number":"CHG1","attempt":"2"}"#).attempt.as_string(),
+            "2"
+        );
+        assert_eq!(
+            parse(r#"{"number":"CHG1","artifacts":"a, b\nc"}"#)
+                .artifacts
+                .items(),
+            vec!["a", "b", "c"]
+        );
+        assert!(serde_json::from_str::<ChangeCheck>(r#"{"number":"CHG1","bogus":1}"#).is_err());
     }
 }

@@ -277,11 +277,25 @@ pub(crate) async fn cancel(
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, SpinnakerError> {
     let Authed(principal) = auth?;
-    let body: CancelBody = serde_json::from_slice(&body).unwrap_or_default();
-    let Ok(key) = IdempotencyKey::parse(&idempotency_key(&body.request_id)) else {
-        // Unknown or unusable ids are fine: the response is ignored anyway.
-        return Ok(Json(serde_json::json!({ "status": "UNKNOWN" })));
-    };
+    // Orca ignores the answer, but a malformed cancel must not look like one that found
+    // nothing: say what is wrong, as create does.
+    let body: CancelBody = serde_json::from_slice(&body).map_err(|e| {
+        Problem::invalid(&ValidationError::new(
+            "",
+            format!("the cancel payload is not valid JSON: {e}"),
+            "send `{\"requestId\": \"${execution.id}-<gate>\"}` as the stage's cancelPayload",
+        ))
+    })?;
+    let key = IdempotencyKey::parse(&idempotency_key(&body.request_id))
+        .ok()
+        .filter(|_| !body.request_id.trim().is_empty())
+        .ok_or_else(|| {
+            Problem::invalid(&ValidationError::new(
+                "requestId",
+                "is required and must be printable ASCII without spaces",
+                "send the `requestId` the create call used, e.g. `${execution.id}-<gate>`",
+            ))
+        })?;
     let reason = if body.reason.is_empty() {
         "canceled by Spinnaker"
     } else {

@@ -167,15 +167,19 @@ pub enum CallerKind {
     Servicenow,
     Api,
     Cli,
+    /// Argo Rollouts' `web` metric (`POST /v1/analysis`): its own kind, so rules and the
+    /// decision list tell a step analysis from an Argo CD sync.
+    Rollouts,
 }
 
 impl CallerKind {
-    pub const ALL: [CallerKind; 5] = [
+    pub const ALL: [CallerKind; 6] = [
         CallerKind::Spinnaker,
         CallerKind::Argocd,
         CallerKind::Servicenow,
         CallerKind::Api,
         CallerKind::Cli,
+        CallerKind::Rollouts,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -185,6 +189,7 @@ impl CallerKind {
             CallerKind::Servicenow => "servicenow",
             CallerKind::Api => "api",
             CallerKind::Cli => "cli",
+            CallerKind::Rollouts => "rollouts",
         }
     }
 
@@ -196,7 +201,7 @@ impl CallerKind {
                 ValidationError::new(
                     "caller.kind",
                     format!("unknown caller kind `{}`", truncate(s, 40)),
-                    "use one of spinnaker, argocd, servicenow, api, cli",
+                    "use one of spinnaker, argocd, servicenow, api, cli, rollouts",
                 )
             })
     }

@@ -284,6 +284,23 @@ async fn an_unknown_status_id_is_404_and_statuses_are_json() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "UNKNOWN", "{body}");
+    // A cancel that names no gate is not one that found nothing: it is refused.
+    for bad in [&b"\x00"[..], b"not json", b"{}", br#"{"requestId": "  "}"#] {
+        let resp = app
+            .http
+            .post(app.url("/v1/spinnaker/gates/cancel"))
+            .bearer_auth("pc_spinnaker")
+            .header("content-type", "application/json")
+            .body(bad.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{bad:?}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "request.invalid", "{body}");
+    }
 }
 
 #[tokio::test]

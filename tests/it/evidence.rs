@@ -3,6 +3,7 @@
 
 use portcullis::auth::Role;
 use portcullis::pb;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::TestApp;
@@ -10,7 +11,7 @@ use crate::support::app::digest;
 
 const NO_CRITICALS: &str = "rules:\n  - id: no-critical-vulnerabilities\n    title: No critical vulnerabilities\n    category: vulnerabilities\n    severity: critical\n    condition: { path: $.trivy.vulnerabilities.critical, op: \"==\", value: 0 }\n";
 
-fn report(digest: &str, critical: bool) -> Value {
+pub fn report(digest: &str, critical: bool) -> Value {
     let vulns = if critical {
         json!([{"VulnerabilityID": "CVE-2021-44228", "PkgName": "log4j-core", "InstalledVersion": "2.14.1",
                 "FixedVersion": "2.15.0", "Severity": "CRITICAL", "Status": "fixed"}])
@@ -61,15 +62,13 @@ async fn submit(
 }
 
 async fn check(app: &TestApp, digest: &str, key: &str) -> Value {
-    app.post_check(&json!({
+    app.check(&json!({
         "application": "orders", "environment": "prod",
         "images": [format!("ghcr.io/acme/orders:2.0.0@{digest}")],
         "idempotency_key": key,
     }))
     .await
-    .json()
-    .await
-    .unwrap()
+    .json_with(StatusCode::CREATED)
 }
 
 #[tokio::test]
@@ -80,7 +79,8 @@ async fn a_report_submitted_in_ci_decides_a_later_check() {
 
     // Nothing submitted yet: the evidence is missing, never a pass.
     let before = check(&app, &d, "ev-0").await;
-    assert_ne!(before["verdict"], "continue", "{before}");
+    assert_eq!(before["verdict"], "terminate", "{before}");
+    assert_eq!(before["rule_results"][0]["outcome"], "missing", "{before}");
 
     let (status, receipt) = submit(&app, "pc_ci", "trivy", &d, report(&d, true).to_string()).await;
     assert_eq!(status, 201, "{receipt}");

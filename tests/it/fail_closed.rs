@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::http::good_check;
@@ -42,9 +43,9 @@ async fn verdict_with(adapter_url: Option<String>) -> Value {
         b = b.adapter(freeze_adapter(&url));
     }
     let app = b.spawn().await;
-    let resp = app.post_check(&good_check("fc")).await;
-    assert_eq!(resp.status(), 201);
-    resp.json().await.unwrap()
+    app.check(&good_check("fc"))
+        .await
+        .json_with(StatusCode::CREATED)
 }
 
 fn source_reason(d: &Value) -> String {
@@ -91,7 +92,8 @@ async fn every_fault_is_classified_and_never_continues() {
     ];
     for (url, reason) in cases {
         let d = verdict_with(Some(url.clone())).await;
-        assert_ne!(d["verdict"], "continue", "{url}: {d}");
+        // The rule is critical: missing evidence takes its failure verdict.
+        assert_eq!(d["verdict"], "terminate", "{url}: {d}");
         assert_eq!(d["rule_results"][0]["outcome"], "missing", "{url}: {d}");
         assert_eq!(source_reason(&d), reason, "{url}: {d}");
         let why = d["rule_results"][0]["reason"].as_str().unwrap();

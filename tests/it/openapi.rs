@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use portcullis::api::http::{OPENAPI, ROUTES};
+use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::support::spawn_app;
@@ -133,4 +134,53 @@ async fn a_served_decision_has_exactly_the_documented_fields() {
         keys(&schema["approvals"]["items"]["properties"])
     );
     assert_eq!(served["principal"], "anonymous");
+}
+
+#[tokio::test]
+async fn page_size_is_held_to_the_documented_maximum() {
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+    let max = doc["paths"]["/v1/decisions"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "page_size")
+        .unwrap()["schema"]["maximum"]
+        .as_u64()
+        .unwrap();
+    let app = spawn_app().await;
+    let at = app
+        .get_as(None, &format!("/v1/decisions?page_size={max}"))
+        .await;
+    at.expect(StatusCode::OK);
+    let over = app
+        .get_as(None, &format!("/v1/decisions?page_size={}", max + 1))
+        .await
+        .json_with(StatusCode::BAD_REQUEST);
+    assert_eq!(over["field"], "page_size", "{over}");
+}
+
+#[tokio::test]
+async fn every_secured_operation_documents_401_and_the_server_sends_it() {
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+    let app = crate::support::TestApp::builder()
+        .token("ci", "pc_ci", vec![portcullis::auth::Role::Pipeline])
+        .spawn()
+        .await;
+    for (method, path) in documented() {
+        let op = &doc["paths"][&path][&method];
+        if op["security"] == serde_json::json!([]) {
+            continue;
+        }
+        assert!(
+            op["responses"]["401"].is_object(),
+            "{method} {path} does not document 401"
+        );
+        let url = app.url(&path.replace("{id}", "0190f5c2-0000-7000-8000-000000000000"));
+        let req = match method.as_str() {
+            "get" => app.http.get(url),
+            _ => app.http.post(url).json(&serde_json::json!({})),
+        };
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 401, "{method} {path} without a token");
+    }
 }

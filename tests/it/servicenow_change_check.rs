@@ -3,9 +3,10 @@
 //! built-in pack not asking a change for its own approval.
 
 use portcullis::auth::Role;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::TestApp;
+use crate::support::{Answer, TestApp};
 use crate::support::app::digest;
 
 /// Low risk passes; anything else needs the CAB; an unpinned image is refused.
@@ -38,18 +39,6 @@ async fn app() -> TestApp {
         .await
 }
 
-async fn ask(app: &TestApp, token: &str, body: &Value) -> (u16, Value) {
-    let resp = app
-        .http
-        .post(app.url("/v1/servicenow/change-check"))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
-}
-
 fn change(number: &str, risk: &str) -> Value {
     json!({
         "number": number,
@@ -65,8 +54,7 @@ fn change(number: &str, risk: &str) -> Value {
 #[tokio::test]
 async fn a_low_risk_change_is_recommended_for_approval_once_per_attempt() {
     let app = app().await;
-    let (status, a) = ask(&app, "pc_snow", &change("CHG0040001", "low")).await;
-    assert_eq!(status, 200, "{a}");
+    let a = app.change_check("pc_snow", &change("CHG0040001", "low")).await.json_with(StatusCode::OK);
     assert_eq!(a["recommendation"], "approve");
     assert_eq!(a["verdict"], "continue");
     assert_eq!(a["changeNumber"], "CHG0040001");
@@ -76,25 +64,21 @@ async fn a_low_risk_change_is_recommended_for_approval_once_per_attempt() {
     assert!(a["decisionUrl"].as_str().unwrap().ends_with(&id));
 
     // ServiceNow retries: same number, same attempt, same decision.
-    let (_, again) = ask(&app, "pc_snow", &change("CHG0040001", "low")).await;
+    let again = app.change_check("pc_snow", &change("CHG0040001", "low")).await.json_with(StatusCode::OK);
     assert_eq!(again["decisionId"], id.as_str());
     // A re-submitted change is a new attempt and a new check.
     let mut body = change("CHG0040001", "low");
     body["attempt"] = json!(2);
-    let (_, second) = ask(&app, "pc_snow", &body).await;
-    assert_ne!(second["decisionId"], id.as_str());
+    let second = app.change_check("pc_snow", &body).await.json_with(StatusCode::OK);
+    assert_eq!(second["attempt"], "2", "{second}");
+    let second_id = second["decisionId"].as_str().unwrap();
+    assert_ne!(second_id, id, "a new attempt is a new decision");
 
     // The stored decision says who asked and about which change.
-    let d: Value = app
-        .http
-        .get(app.url(&format!("/v1/decisions/{id}")))
-        .bearer_auth("pc_snow")
-        .send()
+    let d = app
+        .get_as(Some("pc_snow"), &format!("/v1/decisions/{id}"))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_with(StatusCode::OK);
     assert_eq!(d["request"]["caller"]["kind"], "servicenow", "{d}");
     assert_eq!(d["request"]["caller"]["ids"]["change_number"], "CHG0040001");
     assert_eq!(d["request"]["triggered_by"], "alice");
@@ -103,8 +87,7 @@ async fn a_low_risk_change_is_recommended_for_approval_once_per_attempt() {
 #[tokio::test]
 async fn risky_changes_need_the_cab_and_unpinned_images_are_rejected() {
     let app = app().await;
-    let (status, a) = ask(&app, "pc_snow", &change("CHG0040002", "high")).await;
-    assert_eq!(status, 200, "{a}");
+    let a = app.change_check("pc_snow", &change("CHG0040002", "high")).await.json_with(StatusCode::OK);
     assert_eq!(a["recommendation"], "needs_cab");
     assert_eq!(a["status"], "pending");
     assert_eq!(a["reasons"][0]["ruleId"], "low-risk");
@@ -115,8 +98,7 @@ async fn risky_changes_need_the_cab_and_unpinned_images_are_rejected() {
 
     let mut body = change("CHG0040003", "low");
     body["artifacts"] = json!("ghcr.io/acme/payments:latest");
-    let (status, a) = ask(&app, "pc_snow", &body).await;
-    assert_eq!(status, 200, "{a}");
+    let a = app.change_check("pc_snow", &body).await.json_with(StatusCode::OK);
     assert_eq!(a["recommendation"], "reject");
     assert_eq!(a["reasons"][0]["ruleId"], "pinned");
 }
@@ -124,24 +106,23 @@ async fn risky_changes_need_the_cab_and_unpinned_images_are_rejected() {
 #[tokio::test]
 async fn bad_input_and_wrong_roles_are_refused() {
     let app = app().await;
-    let (status, p) = ask(&app, "pc_snow", &change("not-a-change", "low")).await;
-    assert_eq!(status, 400, "{p}");
+    let p = app.change_check("pc_snow", &change("not-a-change", "low")).await.json_with(StatusCode::BAD_REQUEST);
     assert_eq!(p["field"], "number");
     let mut body = change("CHG0040004", "low");
     body["environment"] = json!("");
-    let (status, p) = ask(&app, "pc_snow", &body).await;
-    assert_eq!(status, 400, "{p}");
+    let p = app.change_check("pc_snow", &body).await.json_with(StatusCode::BAD_REQUEST);
     assert_eq!(p["field"], "environment");
-    let (status, _) = ask(&app, "pc_bob", &change("CHG0040005", "low")).await;
-    assert_eq!(status, 403);
-    let resp = app
+    app.change_check("pc_bob", &change("CHG0040005", "low")).await.expect(StatusCode::FORBIDDEN);
+    let anonymous = app
         .http
         .post(app.url("/v1/servicenow/change-check"))
         .json(&change("CHG0040006", "low"))
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 401);
+    Answer::read("POST /v1/servicenow/change-check", anonymous)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -155,8 +136,7 @@ async fn the_built_in_pack_does_not_ask_a_change_for_its_own_approval() {
         )
         .spawn()
         .await;
-    let (status, a) = ask(&app, "pc_snow", &change("CHG0040007", "low")).await;
-    assert_eq!(status, 200, "{a}");
+    let a = app.change_check("pc_snow", &change("CHG0040007", "low")).await.json_with(StatusCode::OK);
     let ids: Vec<&str> = a["reasons"]
         .as_array()
         .unwrap()
@@ -196,7 +176,6 @@ async fn the_shipped_rest_message_body_works_against_the_service() {
     }
     assert!(!body.contains("${"), "{body}");
     let body: Value = serde_json::from_str(&body).unwrap();
-    let (status, a) = ask(&app, "pc_snow", &body).await;
-    assert_eq!(status, 200, "{a}");
+    let a = app.change_check("pc_snow", &body).await.json_with(StatusCode::OK);
     assert_eq!(a["recommendation"], "approve", "{a}");
 }

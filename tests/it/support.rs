@@ -1,5 +1,6 @@
 //! Test harness: `spawn_app()` and friends.
 
+pub mod answer;
 pub mod app;
 pub mod db;
 pub mod fake_tool;
@@ -9,4 +10,5 @@ pub mod poll;
 pub mod proxy;
 pub mod tls;
 
+pub use answer::Answer;
 pub use app::{TestApp, spawn_app};

@@ -58,6 +58,7 @@ pub(super) fn caller_kind_from_pb(k: pb::CallerKind) -> Option<CallerKind> {
         pb::CallerKind::Servicenow => Some(CallerKind::Servicenow),
         pb::CallerKind::Api => Some(CallerKind::Api),
         pb::CallerKind::Cli => Some(CallerKind::Cli),
+        pb::CallerKind::Rollouts => Some(CallerKind::Rollouts),
     }
 }
 
@@ -68,6 +69,7 @@ fn caller_kind_to_pb(k: CallerKind) -> pb::CallerKind {
         CallerKind::Servicenow => pb::CallerKind::Servicenow,
         CallerKind::Api => pb::CallerKind::Api,
         CallerKind::Cli => pb::CallerKind::Cli,
+        CallerKind::Rollouts => pb::CallerKind::Rollouts,
     }
 }
 

@@ -14,9 +14,6 @@ use super::problem::Problem;
 use super::{Authed, HttpState};
 use crate::domain::Digest;
 
-/// Largest report accepted over HTTP; Trivy reports of big images run to tens of megabytes.
-pub(crate) const MAX_EVIDENCE_BYTES: usize = 64 * 1024 * 1024;
-
 #[derive(Debug, Serialize)]
 struct Receipt {
     source: String,
@@ -25,10 +22,12 @@ struct Receipt {
     received_at: chrono::DateTime<chrono::Utc>,
 }
 
-pub(super) fn routes() -> Router<HttpState> {
+/// The route, with `server.max_evidence_bytes` as its body limit (gRPC `SubmitEvidence` takes
+/// the same).
+pub(super) fn routes(max_evidence_bytes: usize) -> Router<HttpState> {
     Router::new()
         .route("/v1/evidence/{source}/{digest}", post(submit))
-        .layer(DefaultBodyLimit::max(MAX_EVIDENCE_BYTES))
+        .layer(DefaultBodyLimit::max(max_evidence_bytes))
 }
 
 async fn submit(
@@ -43,7 +42,7 @@ async fn submit(
             "request.too_large",
             format!("the report could not be read: {}", e.body_text()),
         )
-        .with_help("reports up to 64 MiB are accepted")
+        .with_help("send a smaller report, or raise `server.max_evidence_bytes`")
     })?;
     let digest = Digest::parse(&digest).map_err(|e| Problem::invalid(&e))?;
     let r = s

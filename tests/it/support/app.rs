@@ -10,6 +10,8 @@ use portcullis::client::GateClient;
 use portcullis::config::{self, Settings};
 use portcullis::serve::App;
 use serde_json::Value;
+
+use super::Answer;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -41,6 +43,7 @@ pub struct TestAppBuilder {
     environments: Option<Vec<portcullis::domain::EnvironmentDecl>>,
     no_rules_verdict: Option<portcullis::domain::Verdict>,
     admission: Option<Value>,
+    max_evidence_bytes: Option<usize>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -100,6 +103,48 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// `POST /v1/checks` with the app's token; assert the status with `.json_with(…)`.
+    pub async fn check(&self, body: &Value) -> Answer {
+        Answer::read("POST /v1/checks", self.post_check(body).await).await
+    }
+
+    /// `GET /v1/decisions/{id}` with the app's token.
+    pub async fn decision(&self, id: &str) -> Answer {
+        let path = format!("/v1/decisions/{id}");
+        Answer::read(format!("GET {path}"), self.get(&path).await).await
+    }
+
+    /// `POST path` with a JSON body and the given bearer token (the app's when `None`).
+    pub async fn post_as(&self, token: Option<&str>, path: &str, body: &Value) -> Answer {
+        let rb = self.http.post(self.url(path)).json(body);
+        let rb = match token {
+            Some(t) => rb.bearer_auth(t),
+            None => self.authed(rb),
+        };
+        Answer::read(format!("POST {path}"), rb.send().await.unwrap()).await
+    }
+
+    /// `GET path` with the given bearer token (the app's when `None`).
+    pub async fn get_as(&self, token: Option<&str>, path: &str) -> Answer {
+        let rb = self.http.get(self.url(path));
+        let rb = match token {
+            Some(t) => rb.bearer_auth(t),
+            None => self.authed(rb),
+        };
+        Answer::read(format!("GET {path}"), rb.send().await.unwrap()).await
+    }
+
+    /// `POST /v1/analysis` (the Argo Rollouts `web` metric) with the app's token.
+    pub async fn analysis(&self, body: &Value) -> Answer {
+        self.post_as(None, "/v1/analysis", body).await
+    }
+
+    /// `POST /v1/servicenow/change-check` as `token`.
+    pub async fn change_check(&self, token: &str, body: &Value) -> Answer {
+        self.post_as(Some(token), "/v1/servicenow/change-check", body)
+            .await
     }
 
     /// Kills the service without a graceful shutdown: its tasks are aborted and its listeners
@@ -200,6 +245,12 @@ impl TestAppBuilder {
             required,
             groups.iter().map(|g| g.to_string()).collect(),
         ));
+        self
+    }
+
+    /// `server.max_evidence_bytes`.
+    pub fn max_evidence_bytes(mut self, n: usize) -> Self {
+        self.max_evidence_bytes = Some(n);
         self
     }
 
@@ -314,6 +365,9 @@ impl TestAppBuilder {
                     other => panic!("unknown admission test setting `{other}`"),
                 }
             }
+        }
+        if let Some(n) = self.max_evidence_bytes {
+            s.server.max_evidence_bytes = n;
         }
         if let Some(d) = self.review_timeout {
             s.review.timeout = d;
