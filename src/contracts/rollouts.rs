@@ -96,8 +96,7 @@ pub(crate) async fn analysis(
         ))
     })?;
     let revision = req.rollout_revision.trim();
-    if revision.is_empty() || !revision.bytes().all(|b| b.is_ascii_digit()) || revision.len() > 18
-    {
+    if revision.is_empty() || !revision.bytes().all(|b| b.is_ascii_digit()) || revision.len() > 18 {
         return Err(Problem::invalid(&ValidationError::new(
             "rolloutRevision",
             format!(

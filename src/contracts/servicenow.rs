@@ -375,6 +375,7 @@ fn base_url(s: &HttpState, headers: &HeaderMap) -> String {
 }
 
 #[cfg(test)]
+#[expect(clippy::panic, reason = "tests")]
 mod tests {
     use super::*;
 
@@ -397,15 +398,21 @@ mod tests {
         };
         assert_eq!(parse(r#"{"number":"CHG1"}"#).attempt.as_string(), "1");
         assert_eq!(
-            parse(r#"{"number":"CHG1","attempt":" "}"#).attempt.as_string(),
+            parse(r#"{"number":"CHG1","attempt":" "}"#)
+                .attempt
+                .as_string(),
             "1"
         );
         assert_eq!(
-            parse(r#"{"number":"CHG1","attempt":3}"#).attempt.as_string(),
+            parse(r#"{"number":"CHG1","attempt":3}"#)
+                .attempt
+                .as_string(),
             "3"
         );
         assert_eq!(
-            parse(r#"{"number":"CHG1","attempt":"2"}"#).attempt.as_string(),
+            parse(r#"{"number":"CHG1","attempt":"2"}"#)
+                .attempt
+                .as_string(),
             "2"
         );
         assert_eq!(

@@ -114,7 +114,10 @@ async fn checks_are_recorded_as_caller_kind_rollouts() {
     let id = m["decisionId"].as_str().unwrap();
     let d = app.decision(id).await.json_with(StatusCode::OK);
     assert_eq!(d["request"]["caller"]["kind"], "rollouts", "{d}");
-    assert_eq!(d["request"]["caller"]["ids"]["rollout_revision"], "7", "{d}");
+    assert_eq!(
+        d["request"]["caller"]["ids"]["rollout_revision"], "7",
+        "{d}"
+    );
     let page = app
         .get_as(None, "/v1/decisions?caller_kind=rollouts")
         .await
@@ -134,7 +137,12 @@ async fn a_measurement_without_the_rollout_revision_is_refused() {
         .spawn()
         .await;
     let image = format!("ghcr.io/acme/payments@{}", digest('6'));
-    for revision in [None, Some(""), Some("abc"), Some("{{ args.rollout-revision }}")] {
+    for revision in [
+        None,
+        Some(""),
+        Some("abc"),
+        Some("{{ args.rollout-revision }}"),
+    ] {
         let mut body = attempt(&image, "ddd444", "1");
         match revision {
             None => {
@@ -142,10 +150,7 @@ async fn a_measurement_without_the_rollout_revision_is_refused() {
             }
             Some(r) => body["rolloutRevision"] = json!(r),
         }
-        let p = app
-            .analysis(&body)
-            .await
-            .json_with(StatusCode::BAD_REQUEST);
+        let p = app.analysis(&body).await.json_with(StatusCode::BAD_REQUEST);
         assert_eq!(p["field"], "rolloutRevision", "{p}");
     }
 }

@@ -70,13 +70,9 @@ async fn raw_call(app: &TestApp, method: &'static str, body: Vec<u8>) -> tonic::
         .parse()
         .unwrap();
     req.metadata_mut().insert("authorization", token);
-    grpc.unary(
-        req,
-        http::uri::PathAndQuery::from_static(method),
-        RawCodec,
-    )
-    .await
-    .expect_err("the call must be refused")
+    grpc.unary(req, http::uri::PathAndQuery::from_static(method), RawCodec)
+        .await
+        .expect_err("the call must be refused")
 }
 
 #[tokio::test]
@@ -86,11 +82,21 @@ async fn a_string_that_is_not_utf8_is_invalid_argument_not_internal() {
         .spawn()
         .await;
     // CheckRequest.application (field 1, length-delimited) = 0xff 0xfe, which is not UTF-8.
-    let status = raw_call(&app, "/portcullis.v1.Gate/Check", vec![0x0a, 0x02, 0xff, 0xfe]).await;
+    let status = raw_call(
+        &app,
+        "/portcullis.v1.Gate/Check",
+        vec![0x0a, 0x02, 0xff, 0xfe],
+    )
+    .await;
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("UTF-8"), "{status:?}");
     // A truncated field is the same mistake.
-    let status = raw_call(&app, "/portcullis.v1.Gate/GetDecision", vec![0x0a, 0x20, b'x']).await;
+    let status = raw_call(
+        &app,
+        "/portcullis.v1.Gate/GetDecision",
+        vec![0x0a, 0x20, b'x'],
+    )
+    .await;
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
 }
 
@@ -99,7 +105,11 @@ const LIMIT: usize = 8 * 1024;
 /// A valid report of exactly `len` bytes (JSON allows trailing whitespace).
 fn report_of(d: &str, len: usize) -> Vec<u8> {
     let mut body = report(d, false).to_string().into_bytes();
-    assert!(body.len() <= len, "the report is already {} bytes", body.len());
+    assert!(
+        body.len() <= len,
+        "the report is already {} bytes",
+        body.len()
+    );
     body.resize(len, b' ');
     body
 }
@@ -127,12 +137,20 @@ async fn http_takes_a_report_of_exactly_the_limit_and_refuses_one_byte_more() {
             .send()
     };
     let at = post(report_of(&d, LIMIT)).await.unwrap();
-    assert_eq!(at.status(), StatusCode::CREATED, "{}", at.text().await.unwrap());
+    assert_eq!(
+        at.status(),
+        StatusCode::CREATED,
+        "{}",
+        at.text().await.unwrap()
+    );
     let over = post(report_of(&d, LIMIT + 1)).await.unwrap();
     assert_eq!(over.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let p: serde_json::Value = over.json().await.unwrap();
     assert!(
-        p["help"].as_str().unwrap().contains("server.max_evidence_bytes"),
+        p["help"]
+            .as_str()
+            .unwrap()
+            .contains("server.max_evidence_bytes"),
         "{p}"
     );
 }
@@ -165,7 +183,10 @@ async fn grpc_takes_a_report_of_exactly_the_limit_and_refuses_one_byte_more() {
         .await
         .unwrap_err();
     assert_eq!(over.code(), tonic::Code::ResourceExhausted, "{over:?}");
-    assert!(over.message().contains("server.max_evidence_bytes"), "{over:?}");
+    assert!(
+        over.message().contains("server.max_evidence_bytes"),
+        "{over:?}"
+    );
 }
 
 /// The old gRPC cap was the 1 MiB body limit: a 2 MiB report under the default 64 MiB limit
@@ -185,15 +206,13 @@ async fn the_default_limit_is_the_same_on_both_transports() {
         .connect()
         .await
         .unwrap();
-    let mut client = pb::gate_client::GateClient::with_interceptor(
-        channel,
-        |mut r: tonic::Request<()>| {
+    let mut client =
+        pb::gate_client::GateClient::with_interceptor(channel, |mut r: tonic::Request<()>| {
             r.metadata_mut()
                 .insert("authorization", "Bearer pc_ci".parse().unwrap());
             Ok(r)
-        },
-    )
-    .max_encoding_message_size(8 * 1024 * 1024);
+        })
+        .max_encoding_message_size(8 * 1024 * 1024);
     let resp = client
         .submit_evidence(pb::SubmitEvidenceRequest {
             source: "trivy".into(),

@@ -197,7 +197,10 @@ fn render(text: &str, args: &BTreeMap<&str, String>) -> String {
         out = out.replace(&format!("{{{{ args.{k} }}}}"), v);
         out = out.replace(&format!("{{{{args.{k}}}}}"), v);
     }
-    assert!(!out.contains("{{"), "unresolved template argument in `{out}`");
+    assert!(
+        !out.contains("{{"),
+        "unresolved template argument in `{out}`"
+    );
     out
 }
 
@@ -215,14 +218,20 @@ fn render_json(v: &Value, args: &BTreeMap<&str, String>) -> Value {
 }
 
 /// One measurement: the web provider's call and §3.1's reading of the answer.
-async fn measure(http: &reqwest::Client, m: &Metric, args: &BTreeMap<&str, String>) -> (Phase, Value) {
+async fn measure(
+    http: &reqwest::Client,
+    m: &Metric,
+    args: &BTreeMap<&str, String>,
+) -> (Phase, Value) {
     let web = &m.web;
     assert_eq!(web["method"], "POST");
     assert_eq!(web["jsonPath"], "{$}", "the model applies `{{$}}` only");
     let url = render(web["url"].as_str().unwrap(), args);
     let mut req = http
         .post(url)
-        .timeout(Duration::from_secs(web["timeoutSeconds"].as_u64().unwrap_or(10)))
+        .timeout(Duration::from_secs(
+            web["timeoutSeconds"].as_u64().unwrap_or(10),
+        ))
         .json(&render_json(&web["jsonBody"], args));
     for h in web["headers"].as_array().into_iter().flatten() {
         req = req.header(
@@ -255,7 +264,13 @@ struct Run {
     last_result: Value,
 }
 
-async fn run(app: &TestApp, m: &Metric, v: Version, args: &BTreeMap<&str, String>, reviewer: &Reviewer) -> Run {
+async fn run(
+    app: &TestApp,
+    m: &Metric,
+    v: Version,
+    args: &BTreeMap<&str, String>,
+    reviewer: &Reviewer,
+) -> Run {
     let mut c = Counters::default();
     let mut measurements = Vec::new();
     let mut last = Value::Null;
@@ -336,7 +351,11 @@ async fn only_continue_ends_the_shipped_template_successful_on_every_version() {
         for (i, v) in VERSIONS.into_iter().enumerate() {
             let a = args(&app, token, image, &format!("{}", i + 1));
             let r = run(&app, &m, v, &a, &Reviewer::Nobody).await;
-            assert_eq!(r.phase, want, "{v:?}: {:?} {}", r.measurements, r.last_result);
+            assert_eq!(
+                r.phase, want,
+                "{v:?}: {:?} {}",
+                r.measurements, r.last_result
+            );
             if r.phase == Phase::Successful {
                 assert_eq!(r.last_result["verdict"], "continue", "{v:?}");
             }
@@ -348,13 +367,22 @@ async fn only_continue_ends_the_shipped_template_successful_on_every_version() {
 async fn forty_manual_review_answers_never_end_successful() {
     let m = shipped_metric();
     assert!(
-        m.count.is_some_and(|c| m.inconclusive_limit >= 0 && m.inconclusive_limit < i64::try_from(c).unwrap()),
+        m.count.is_some_and(
+            |c| m.inconclusive_limit >= 0 && m.inconclusive_limit < i64::try_from(c).unwrap()
+        ),
         "inconclusiveLimit must stay below count: before 1.8 nothing else stops Count Reached"
     );
     let app = gate(REVIEW).await;
     let image = format!("ghcr.io/acme/payments@{}", digest('2'));
     for (i, v) in VERSIONS.into_iter().enumerate() {
-        let r = run(&app, &m, v, &args(&app, "pc_rollouts", &image, &format!("{}", i + 1)), &Reviewer::Nobody).await;
+        let r = run(
+            &app,
+            &m,
+            v,
+            &args(&app, "pc_rollouts", &image, &format!("{}", i + 1)),
+            &Reviewer::Nobody,
+        )
+        .await;
         assert_eq!(r.phase, Phase::Inconclusive, "{v:?}: {:?}", r.measurements);
         assert!(r.measurements.iter().all(|p| *p == Phase::Inconclusive));
         assert_eq!(r.last_result["verdict"], "manual-review");
@@ -392,9 +420,23 @@ async fn the_model_reproduces_the_fail_open_trap_of_the_old_template() {
     old.consecutive_success_limit = 1;
     let app = gate(REVIEW).await;
     let image = format!("ghcr.io/acme/payments@{}", digest('4'));
-    let before = run(&app, &old, Version::Before1_8, &args(&app, "pc_rollouts", &image, "1"), &Reviewer::Nobody).await;
+    let before = run(
+        &app,
+        &old,
+        Version::Before1_8,
+        &args(&app, "pc_rollouts", &image, "1"),
+        &Reviewer::Nobody,
+    )
+    .await;
     assert_eq!(before.phase, Phase::Successful, "{:?}", before.measurements);
     assert_eq!(before.last_result["verdict"], "manual-review");
-    let after = run(&app, &old, Version::From1_8, &args(&app, "pc_rollouts", &image, "2"), &Reviewer::Nobody).await;
+    let after = run(
+        &app,
+        &old,
+        Version::From1_8,
+        &args(&app, "pc_rollouts", &image, "2"),
+        &Reviewer::Nobody,
+    )
+    .await;
     assert_eq!(after.phase, Phase::Inconclusive);
 }

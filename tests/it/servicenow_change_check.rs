@@ -6,8 +6,8 @@ use portcullis::auth::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{Answer, TestApp};
 use crate::support::app::digest;
+use crate::support::{Answer, TestApp};
 
 /// Low risk passes; anything else needs the CAB; an unpinned image is refused.
 const POLICY: &str = r#"rules:
@@ -54,7 +54,10 @@ fn change(number: &str, risk: &str) -> Value {
 #[tokio::test]
 async fn a_low_risk_change_is_recommended_for_approval_once_per_attempt() {
     let app = app().await;
-    let a = app.change_check("pc_snow", &change("CHG0040001", "low")).await.json_with(StatusCode::OK);
+    let a = app
+        .change_check("pc_snow", &change("CHG0040001", "low"))
+        .await
+        .json_with(StatusCode::OK);
     assert_eq!(a["recommendation"], "approve");
     assert_eq!(a["verdict"], "continue");
     assert_eq!(a["changeNumber"], "CHG0040001");
@@ -64,12 +67,18 @@ async fn a_low_risk_change_is_recommended_for_approval_once_per_attempt() {
     assert!(a["decisionUrl"].as_str().unwrap().ends_with(&id));
 
     // ServiceNow retries: same number, same attempt, same decision.
-    let again = app.change_check("pc_snow", &change("CHG0040001", "low")).await.json_with(StatusCode::OK);
+    let again = app
+        .change_check("pc_snow", &change("CHG0040001", "low"))
+        .await
+        .json_with(StatusCode::OK);
     assert_eq!(again["decisionId"], id.as_str());
     // A re-submitted change is a new attempt and a new check.
     let mut body = change("CHG0040001", "low");
     body["attempt"] = json!(2);
-    let second = app.change_check("pc_snow", &body).await.json_with(StatusCode::OK);
+    let second = app
+        .change_check("pc_snow", &body)
+        .await
+        .json_with(StatusCode::OK);
     assert_eq!(second["attempt"], "2", "{second}");
     let second_id = second["decisionId"].as_str().unwrap();
     assert_ne!(second_id, id, "a new attempt is a new decision");
@@ -87,7 +96,10 @@ async fn a_low_risk_change_is_recommended_for_approval_once_per_attempt() {
 #[tokio::test]
 async fn risky_changes_need_the_cab_and_unpinned_images_are_rejected() {
     let app = app().await;
-    let a = app.change_check("pc_snow", &change("CHG0040002", "high")).await.json_with(StatusCode::OK);
+    let a = app
+        .change_check("pc_snow", &change("CHG0040002", "high"))
+        .await
+        .json_with(StatusCode::OK);
     assert_eq!(a["recommendation"], "needs_cab");
     assert_eq!(a["status"], "pending");
     assert_eq!(a["reasons"][0]["ruleId"], "low-risk");
@@ -98,7 +110,10 @@ async fn risky_changes_need_the_cab_and_unpinned_images_are_rejected() {
 
     let mut body = change("CHG0040003", "low");
     body["artifacts"] = json!("ghcr.io/acme/payments:latest");
-    let a = app.change_check("pc_snow", &body).await.json_with(StatusCode::OK);
+    let a = app
+        .change_check("pc_snow", &body)
+        .await
+        .json_with(StatusCode::OK);
     assert_eq!(a["recommendation"], "reject");
     assert_eq!(a["reasons"][0]["ruleId"], "pinned");
 }
@@ -106,13 +121,21 @@ async fn risky_changes_need_the_cab_and_unpinned_images_are_rejected() {
 #[tokio::test]
 async fn bad_input_and_wrong_roles_are_refused() {
     let app = app().await;
-    let p = app.change_check("pc_snow", &change("not-a-change", "low")).await.json_with(StatusCode::BAD_REQUEST);
+    let p = app
+        .change_check("pc_snow", &change("not-a-change", "low"))
+        .await
+        .json_with(StatusCode::BAD_REQUEST);
     assert_eq!(p["field"], "number");
     let mut body = change("CHG0040004", "low");
     body["environment"] = json!("");
-    let p = app.change_check("pc_snow", &body).await.json_with(StatusCode::BAD_REQUEST);
+    let p = app
+        .change_check("pc_snow", &body)
+        .await
+        .json_with(StatusCode::BAD_REQUEST);
     assert_eq!(p["field"], "environment");
-    app.change_check("pc_bob", &change("CHG0040005", "low")).await.expect(StatusCode::FORBIDDEN);
+    app.change_check("pc_bob", &change("CHG0040005", "low"))
+        .await
+        .expect(StatusCode::FORBIDDEN);
     let anonymous = app
         .http
         .post(app.url("/v1/servicenow/change-check"))
@@ -136,7 +159,10 @@ async fn the_built_in_pack_does_not_ask_a_change_for_its_own_approval() {
         )
         .spawn()
         .await;
-    let a = app.change_check("pc_snow", &change("CHG0040007", "low")).await.json_with(StatusCode::OK);
+    let a = app
+        .change_check("pc_snow", &change("CHG0040007", "low"))
+        .await
+        .json_with(StatusCode::OK);
     let ids: Vec<&str> = a["reasons"]
         .as_array()
         .unwrap()
@@ -176,6 +202,9 @@ async fn the_shipped_rest_message_body_works_against_the_service() {
     }
     assert!(!body.contains("${"), "{body}");
     let body: Value = serde_json::from_str(&body).unwrap();
-    let a = app.change_check("pc_snow", &body).await.json_with(StatusCode::OK);
+    let a = app
+        .change_check("pc_snow", &body)
+        .await
+        .json_with(StatusCode::OK);
     assert_eq!(a["recommendation"], "approve", "{a}");
 }
