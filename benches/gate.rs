@@ -125,6 +125,7 @@ async fn start(delay: Duration) -> Server {
             public_url: None,
         },
         1 << 20,
+        64 << 20,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1/checks", listener.local_addr().unwrap());
