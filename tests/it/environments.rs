@@ -109,7 +109,7 @@ async fn undeclared_environments_are_refused_by_the_caller_contracts() {
     let rollouts = json!({
         "source": "argo-rollouts", "app": "payments", "environment": "live",
         "namespace": "payments", "rollout": "payments-api", "image": image,
-        "podTemplateHash": "5d4f8c7b9",
+        "podTemplateHash": "5d4f8c7b9", "rolloutRevision": "3",
     });
     refused_with_the_list(post("/v1/analysis", rollouts).await.unwrap(), "live").await;
     let servicenow = json!({
