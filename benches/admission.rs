@@ -101,6 +101,7 @@ async fn run() {
             public_url: None,
         },
         1 << 20,
+        64 << 20,
     )
     .layer(Extension(Some(admission)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
