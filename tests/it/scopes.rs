@@ -95,7 +95,7 @@ async fn a_check_outside_the_token_scope_is_refused_on_every_path_and_nothing_is
     assert_eq!(p["error"], "auth.out_of_scope");
 
     let rollouts = json!({"app": "payments", "environment": "prod", "namespace": "p",
-        "rollout": "p", "podTemplateHash": "abc",
+        "rollout": "p", "podTemplateHash": "abc", "rolloutRevision": "1",
         "image": format!("ghcr.io/acme/payments@{}", digest('a'))});
     let (status, p) = post(&app, "pc_team_b", "/v1/analysis", &rollouts).await;
     assert_eq!(status, 403, "{p}");
