@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 st=${1:?usage: .ci/openapi_fuzz.sh <schemathesis> [<portcullis>]}
 bin=${2:-target/debug/portcullis}
 max_examples=${OPENAPI_FUZZ_EXAMPLES:-15}
-time_limit=${OPENAPI_FUZZ_SECONDS:-180}
+time_limit=${OPENAPI_FUZZ_SECONDS:-300}
 seed=${OPENAPI_FUZZ_SEED:-20261130}
 
 if [ ! -x "$bin" ]; then
@@ -82,7 +82,7 @@ timeout --kill-after=10 "$time_limit" "$st" run "$url/openapi.json" \
   --seed "$seed" \
   --generation-database none \
   --workers 2 \
-  --request-timeout 10 \
+  --request-timeout 65 \
   --no-color \
   --output-sanitize true || status=$?
 
