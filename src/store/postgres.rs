@@ -243,8 +243,11 @@ impl Store for PostgresStore {
         fingerprint: &str,
     ) -> Result<Inserted, StoreError> {
         let row = DecisionRow::new(decision, fingerprint)?;
-        // The UNIQUE constraint on idempotency_key decides who wins: a concurrent insert with the
-        // same key waits for the first to commit and then does nothing. Replicas race here.
+        // The unique slot decides who wins: a concurrent insert with the same key waits for the
+        // first to commit and then does nothing. Replicas race here. No conflict target: the slot
+        // (`idempotency_key`) and `(idempotency_base, idempotency_generation)` are two unique
+        // indexes over one fact, and PostgreSQL raises a violation of an index that is not the
+        // arbiter when the racing row commits between the two checks.
         let result = self
             .bounded(
                 sqlx::query(
@@ -254,7 +257,7 @@ impl Store for PostgresStore {
                      idempotency_generation) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
                      $16) \
-                     ON CONFLICT (idempotency_key) DO NOTHING",
+                     ON CONFLICT DO NOTHING",
                 )
                 .bind(row.id)
                 .bind(row.idempotency_key.as_deref())
@@ -277,8 +280,14 @@ impl Store for PostgresStore {
             .await?;
 
         let key = match row.idempotency_key.as_deref() {
-            Some(key) if result.rows_affected() == 0 => key,
-            _ => return Ok(Inserted::Created),
+            _ if result.rows_affected() > 0 => return Ok(Inserted::Created),
+            Some(key) => key,
+            None => {
+                return Err(StoreError::Conflict(format!(
+                    "decision `{}` is already stored",
+                    decision.id
+                )));
+            }
         };
         // The winner has committed (ON CONFLICT waited for it), and rows are never deleted.
         let (decision, fingerprint) = self.by_slot(key).await?.ok_or_else(|| {
