@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::domain::{CheckRequest, Digest, FailureReason};
+use crate::domain::{CheckRequest, CommitSha, Digest, FailureReason};
 
 /// Where an adapter reads the time: the system clock in service, a fixed time in tests.
 pub type Clock = Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>;
@@ -41,10 +41,13 @@ pub mod instance;
 pub mod jira;
 pub mod redact;
 pub mod registry;
+pub mod sarif;
+pub mod sbom;
 pub mod servicenow;
 pub mod sonarqube;
 pub mod template;
 pub mod trivy;
+pub mod vex;
 
 #[cfg(test)]
 mod conformance;
@@ -53,6 +56,8 @@ pub use aqua::{AquaAdapter, AquaConfig};
 pub use http_jsonpath::{HttpAdapterConfig, HttpJsonPathAdapter};
 pub use jira::{JiraAdapter, JiraConfig};
 pub use registry::{RegistryAdapter, RegistryConfig};
+pub use sarif::{SarifAdapter, SarifConfig};
+pub use sbom::{SbomAdapter, SbomConfig};
 pub use servicenow::{ServiceNowAdapter, ServiceNowConfig};
 pub use sonarqube::{SonarQubeAdapter, SonarQubeConfig};
 pub use trivy::{IngestError, TrivyAdapter, TrivyConfig};
@@ -112,6 +117,16 @@ pub trait Adapter: Send + Sync + std::fmt::Debug {
         submission: &Submission,
     ) -> Option<Result<String, IngestError>> {
         let _ = (digest, report, submission);
+        None
+    }
+
+    /// Like [`Adapter::ingest`], for evidence about a commit (a SARIF log of a code scan).
+    fn ingest_commit(
+        &self,
+        commit: &CommitSha,
+        report: &[u8],
+    ) -> Option<Result<String, IngestError>> {
+        let _ = (commit, report);
         None
     }
 }
@@ -186,6 +201,8 @@ pub enum AdapterConfig {
     Aqua(AquaConfig),
     Trivy(TrivyConfig),
     Registry(RegistryConfig),
+    Sbom(SbomConfig),
+    Sarif(SarifConfig),
 }
 
 impl AdapterConfig {
@@ -199,6 +216,8 @@ impl AdapterConfig {
             AdapterConfig::Aqua(c) => &c.name,
             AdapterConfig::Trivy(c) => &c.name,
             AdapterConfig::Registry(c) => &c.name,
+            AdapterConfig::Sbom(c) => &c.name,
+            AdapterConfig::Sarif(c) => &c.name,
         }
     }
 }
@@ -233,6 +252,8 @@ pub fn build(configs: &[AdapterConfig]) -> Result<Vec<Arc<dyn Adapter>>, Adapter
             AdapterConfig::Aqua(c) => Arc::new(AquaAdapter::build(c)?),
             AdapterConfig::Trivy(c) => Arc::new(TrivyAdapter::build(c)?),
             AdapterConfig::Registry(c) => Arc::new(RegistryAdapter::build(c)?),
+            AdapterConfig::Sbom(c) => Arc::new(SbomAdapter::build(c)?),
+            AdapterConfig::Sarif(c) => Arc::new(SarifAdapter::build(c)?),
         });
     }
     Ok(adapters)

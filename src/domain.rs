@@ -9,6 +9,7 @@ mod decision;
 mod draft;
 mod environments;
 mod evidence;
+pub mod finding;
 mod ids;
 mod request;
 
@@ -21,6 +22,9 @@ pub use environments::{
     DEFAULT_ENVIRONMENTS, EnvironmentDecl, Environments, EnvironmentsError, Tier,
 };
 pub use evidence::{Evidence, FailureReason, SourceReport, SourceStatus};
+pub use finding::{
+    Finding, FindingKind, FindingSeverity, FindingStatus, Location, Package, Suppression,
+};
 pub use ids::{
     Application, ChangeNumber, CommitSha, DecisionId, Digest, Environment, IdempotencyKey, JiraKey,
 };

@@ -31,7 +31,7 @@ use crate::policy::{EvalInput, PolicyHandle};
 use crate::store::{DecisionFilter, DecisionPage, Inserted, Store, StoreError};
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use ingest::IngestReceipt;
+pub use ingest::{CommitIngestReceipt, IngestReceipt};
 pub use review::{ReviewAnswer, ReviewObserver};
 pub use watch::DecisionStream;
 

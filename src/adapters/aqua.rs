@@ -47,7 +47,10 @@ use super::credentials::{AuthConfig, Credentials, sensitive};
 use super::http_client::{HttpClient, HttpRequest, HttpResponse};
 use super::instance::{self, invalid};
 use super::{Adapter, AdapterBuildError, AdapterError, Facts};
-use crate::domain::{CheckRequest, ImageRef};
+use crate::domain::finding::summary;
+use crate::domain::{
+    CheckRequest, Finding, FindingKind, FindingSeverity, ImageRef, Location, Package,
+};
 use crate::secret::Secret;
 
 /// Configuration of one `kind: aqua` instance.
@@ -215,7 +218,15 @@ impl Adapter for AquaAdapter {
             }
         });
         let images = try_join_all(lookups).await?;
-        let facts: Vec<Value> = images.iter().map(|f| f.document.clone()).collect();
+        let mut facts: Vec<Value> = images.iter().map(|f| f.document.clone()).collect();
+        let lists: Vec<Option<Vec<Finding>>> = facts
+            .iter_mut()
+            .map(|f| {
+                f.as_object_mut()
+                    .and_then(|o| o.remove(FINDING_LIST))
+                    .and_then(|l| serde_json::from_value(l).ok())
+            })
+            .collect();
         let mut document = json!({
             "images": facts,
             "all_passed": !facts.is_empty() && facts.iter().all(|f| f["passed"] == true),
@@ -234,12 +245,74 @@ impl Adapter for AquaAdapter {
             }
             document["vulnerabilities"] = total;
         }
+        // Findings only when every image's listing was read in full.
+        if !lists.is_empty() && lists.iter().all(Option::is_some) {
+            let all: Vec<Finding> = lists.into_iter().flatten().flatten().collect();
+            document["findings_summary"] = summary(&all);
+            document["findings"] = serde_json::to_value(all).unwrap_or(Value::Null);
+        }
         Ok(Facts {
             document,
             url: images.last().and_then(|f| f.url.clone()),
             excerpt: images.last().and_then(|f| f.excerpt.clone()),
         })
     }
+}
+
+/// The per-image key holding the image's findings until `collect` gathers them.
+const FINDING_LIST: &str = "finding_list";
+
+/// A purl for the package formats whose purl needs no namespace Aqua does not give.
+fn purl(format: &str, name: &str, version: &str) -> Option<String> {
+    let ty = match format {
+        "npm" => "npm",
+        "python" | "pypi" => "pypi",
+        "gem" | "gemspec" => "gem",
+        "go" | "gobinary" | "gomod" => "golang",
+        "cargo" | "rust" => "cargo",
+        "nuget" => "nuget",
+        _ => return None,
+    };
+    (!name.is_empty() && !version.is_empty()).then(|| format!("pkg:{ty}/{name}@{version}"))
+}
+
+/// One `/api/v2/risks/vulnerabilities` row in the common finding shape (contract §9).
+fn finding(row: &Value, digest: &str) -> Finding {
+    let label = row["aqua_severity"].as_str().unwrap_or("unknown");
+    let mut f = Finding::new(
+        FindingKind::Vulnerability,
+        row["name"].as_str().unwrap_or_default(),
+        "aqua",
+        FindingSeverity::from_label(label),
+    );
+    f.tool_severity = Some(label.to_string());
+    f.subject = Some(digest.to_string());
+    let r = &row["resource"];
+    f.package = r["name"].as_str().map(|name| {
+        let version = r["version"].as_str().filter(|v| !v.is_empty());
+        Package {
+            name: name.to_string(),
+            version: version.map(str::to_string),
+            purl: purl(
+                r["format"].as_str().unwrap_or_default(),
+                name,
+                version.unwrap_or_default(),
+            ),
+        }
+    });
+    f.location = r["path"]
+        .as_str()
+        .filter(|p| !p.is_empty())
+        .map(|p| Location {
+            uri: Some(p.to_string()),
+            ..Location::default()
+        });
+    f.fixed_version = row["fix_version"]
+        .as_str()
+        .filter(|v| !v.is_empty())
+        .map(str::to_string);
+    f.fix_available = f.fixed_version.is_some();
+    f
 }
 
 impl Inner {
@@ -360,8 +433,13 @@ impl Inner {
         // not pass whatever it lists.
         let list = if finished && matches && !partial {
             Some(
-                self.vulnerability_list(registry, &format!("{}:{tag}", image.repository), deadline)
-                    .await?,
+                self.vulnerability_list(
+                    registry,
+                    &format!("{}:{tag}", image.repository),
+                    deployed.as_deref().unwrap_or_default(),
+                    deadline,
+                )
+                .await?,
             )
         } else {
             None
@@ -389,6 +467,11 @@ impl Inner {
             && !disallowed
             && !flag("pending_disallowed")
             && vulnerabilities.is_object();
+        // The findings behind the counts, only for a complete scan of the deployed digest.
+        let findings = match (vulnerabilities.is_object(), &list) {
+            (true, Some(l)) => serde_json::to_value(&l.findings).unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
         Ok(Facts {
             document: json!({
                 "reference": image.to_string(),
@@ -413,6 +496,7 @@ impl Inner {
                     "items": l.rows,
                 })),
                 "passed": passed,
+                FINDING_LIST: findings,
             }),
             url: Some(response.url),
             excerpt: Some(response.excerpt),
@@ -425,10 +509,12 @@ impl Inner {
         &self,
         registry: &str,
         image_name: &str,
+        digest: &str,
         deadline: Instant,
     ) -> Result<VulnerabilityList, AdapterError> {
         let size = self.page_size.to_string();
         let mut rows = Vec::new();
+        let mut findings = Vec::new();
         let mut announced: u64 = 0;
         let mut trusted = true;
         for page in 1..=self.max_pages {
@@ -458,6 +544,10 @@ impl Inner {
             announced = announced.max(count);
             trusted &= j["is_partial_data"] != true && j["is_estimated_count"] != true;
             for r in result {
+                // A row of another digest than the deployed one is not this image's finding.
+                if r["image_digest"].as_str().is_none_or(|d| d == digest) {
+                    findings.push(finding(r, digest));
+                }
                 rows.push(json!({
                     "id": r["name"],
                     "severity": r["aqua_severity"],
@@ -468,7 +558,11 @@ impl Inner {
             }
             let read = rows.len() as u64;
             if read >= announced {
-                return Ok(VulnerabilityList { rows, trusted });
+                return Ok(VulnerabilityList {
+                    rows,
+                    trusted,
+                    findings,
+                });
             }
             if result.is_empty() {
                 return Err(AdapterError::BadResponse {
@@ -492,4 +586,6 @@ impl Inner {
 struct VulnerabilityList {
     rows: Vec<Value>,
     trusted: bool,
+    /// The same rows in the common finding shape.
+    findings: Vec<Finding>,
 }

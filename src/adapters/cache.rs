@@ -96,6 +96,14 @@ impl<V: Clone + Send + Sync + 'static> FactCache<V> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(key);
     }
+
+    /// Drops every cached answer (new evidence may change answers under several keys).
+    pub fn invalidate_all(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
 }
 
 #[cfg(test)]

@@ -41,19 +41,25 @@ use tokio::time::Instant;
 use super::Clock;
 use super::cache::FactCache;
 use super::instance::{self, invalid};
+use super::vex::{self, VexReport};
 use super::{Adapter, AdapterBuildError, AdapterError, Facts, Submission};
-use crate::domain::{CheckRequest, Digest, ImageRef};
+use crate::domain::finding::summary;
+use crate::domain::{
+    CheckRequest, Digest, Finding, FindingKind, FindingSeverity, ImageRef, Location, Package,
+};
 
 /// Largest report file read.
 const MAX_REPORT_BYTES: u64 = 64 * 1024 * 1024;
 /// Severities in Trivy's order, as fact keys.
 const SEVERITIES: [&str; 5] = ["critical", "high", "medium", "low", "unknown"];
-/// Findings listed by id per image (critical and high only).
+/// Findings listed by id per image (critical and high only; the legacy `images[*].findings`).
 const LISTED_FINDINGS: usize = 20;
 /// How far in the future a `CreatedAt` may lie (clocks of CI runners drift).
 pub const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 /// `max_age` when the configuration gives none.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+/// The per-image key holding every finding until `collect` moves them to `findings`.
+const FINDING_LIST: &str = "finding_list";
 
 /// Configuration of one `kind: trivy` instance.
 #[derive(Debug, Clone, Deserialize)]
@@ -65,6 +71,9 @@ pub struct TrivyConfig {
     pub max_age: Duration,
     #[serde(default)]
     pub library_only: bool,
+    /// Where VEX documents for a digest are kept (a `kind: sbom` source's `documents_dir`).
+    #[serde(default)]
+    pub vex_dir: Option<PathBuf>,
     #[serde(default = "instance::default_cache_ttl", with = "humantime_serde")]
     pub cache_ttl: Duration,
 }
@@ -79,6 +88,7 @@ struct Inner {
     dir: PathBuf,
     max_age: Duration,
     library_only: bool,
+    vex_dir: Option<PathBuf>,
 }
 
 /// A built `kind: trivy` adapter.
@@ -105,12 +115,20 @@ impl TrivyAdapter {
                 format!("`{}` is not a directory", config.reports_dir.display()),
             ));
         }
+        if let Some(v) = config.vex_dir.as_ref().filter(|v| !v.is_dir()) {
+            return Err(invalid(
+                &config.name,
+                "vex_dir",
+                format!("`{}` is not a directory", v.display()),
+            ));
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 name: config.name.clone(),
                 dir: config.reports_dir.clone(),
                 max_age: config.max_age,
                 library_only: config.library_only,
+                vex_dir: config.vex_dir.clone(),
             }),
             cache: FactCache::new(config.cache_ttl),
             clock: super::system_clock(),
@@ -214,7 +232,37 @@ impl Adapter for TrivyAdapter {
                 });
             }
         }
+        // Every finding of every image, in the common shape; only when every image's report
+        // proves its findings (as for the counts), so an unproven report is never "no findings".
+        let lists: Vec<Value> = images
+            .iter_mut()
+            .filter_map(|f| f.as_object_mut().and_then(|o| o.remove(FINDING_LIST)))
+            .collect();
         let mut document = json!({ "images": images });
+        if !images_empty_or_unproven(&lists, document["images"].as_array().map_or(0, Vec::len)) {
+            let mut all: Vec<Finding> = Vec::new();
+            let mut report = VexReport::default();
+            for list in lists {
+                let Ok(mut list) = serde_json::from_value::<Vec<Finding>>(list) else {
+                    continue;
+                };
+                // VEX submitted for the digest (to a `kind: sbom` source) marks these findings.
+                if let (Some(dir), Some(digest)) = (
+                    &self.inner.vex_dir,
+                    list.first().and_then(|f| f.subject.clone()),
+                ) {
+                    let (statements, documents) = vex::stored_statements(dir, &digest);
+                    report.documents.extend(documents);
+                    vex::apply(&mut list, &statements, &digest, true, &mut report);
+                }
+                all.extend(list);
+            }
+            if self.inner.vex_dir.is_some() {
+                document["vex"] = serde_json::to_value(report).unwrap_or(Value::Null);
+            }
+            document["findings_summary"] = summary(&all);
+            document["findings"] = serde_json::to_value(all).unwrap_or(Value::Null);
+        }
         let oldest = images
             .iter()
             .filter_map(|f| f["scanned_at"].as_str())
@@ -250,6 +298,11 @@ impl Adapter for TrivyAdapter {
             document,
         })
     }
+}
+
+/// No images, or some image's findings are not proven (no OS detected): no `findings` fact.
+fn images_empty_or_unproven(lists: &[Value], images: usize) -> bool {
+    images == 0 || lists.len() != images || lists.iter().any(|l| !l.is_array())
 }
 
 impl Inner {
@@ -331,6 +384,9 @@ pub enum IngestError {
     CreatedAt(String),
     #[error("cannot store the report: {0}")]
     Io(String),
+    /// A document of another format (SBOM, VEX, SARIF) that its source refused.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Validates a submitted Trivy JSON report for `digest` and stores it in `dir`, where a
@@ -482,11 +538,15 @@ pub fn facts(
     let results = report["Results"].as_array();
     let mut counts = [0u64; 5];
     let mut listed = Vec::new();
-    for v in results
-        .into_iter()
-        .flatten()
-        .flat_map(|r| r["Vulnerabilities"].as_array().into_iter().flatten())
-    {
+    let mut all = Vec::new();
+    for (target, v) in results.into_iter().flatten().flat_map(|r| {
+        r["Vulnerabilities"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(move |v| (r["Target"].as_str(), v))
+    }) {
+        all.push(finding(v, target, digest));
         let severity = v["Severity"].as_str().unwrap_or("UNKNOWN").to_lowercase();
         let i = SEVERITIES
             .iter()
@@ -527,7 +587,47 @@ pub fn facts(
         // Set when the report came through the ingestion API; absent for files put in place.
         "submitted_by": report["Portcullis"]["SubmittedBy"],
         "submitted_at": report["Portcullis"]["SubmittedAt"],
+        // Taken out by `collect` into the source-wide `findings` list.
+        FINDING_LIST: if proven { serde_json::to_value(all).unwrap_or(Value::Null) } else { Value::Null },
     }))
+}
+
+/// One `Results[].Vulnerabilities[]` entry in the common finding shape (contract §9).
+fn finding(v: &Value, target: Option<&str>, digest: &str) -> Finding {
+    let id = v["VulnerabilityID"].as_str().unwrap_or_default();
+    let label = v["Severity"].as_str().unwrap_or("UNKNOWN");
+    let mut f = Finding::new(
+        FindingKind::Vulnerability,
+        id,
+        "trivy",
+        FindingSeverity::from_label(label),
+    );
+    f.tool_severity = Some(label.to_string());
+    f.aliases.extend(
+        v["VendorIDs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string),
+    );
+    f.subject = Some(digest.to_string());
+    f.package = v["PkgName"].as_str().map(|name| Package {
+        name: name.to_string(),
+        version: v["InstalledVersion"].as_str().map(str::to_string),
+        purl: v["PkgIdentifier"]["PURL"].as_str().map(str::to_string),
+    });
+    f.location = target.map(|t| Location {
+        uri: Some(t.to_string()),
+        ..Location::default()
+    });
+    // `FixedVersion` is a comma list or absent; Trivy's `Status: fixed` means "a fix exists".
+    f.fixed_version = v["FixedVersion"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    f.fix_available = f.fixed_version.is_some() || v["Status"] == "fixed";
+    f
 }
 
 #[cfg(test)]
@@ -609,6 +709,19 @@ mod tests {
             "{f}"
         );
         assert_eq!(f["images"][0]["report"], "new.json");
+        // Every finding, in the common shape, next to the counts.
+        assert_eq!(f["findings_summary"]["total"], 4, "{f}");
+        assert_eq!(f["findings_summary"]["open"]["high"], 2);
+        let first = &f["findings"][0];
+        assert_eq!(first["id"], "CVE-2026-0");
+        assert_eq!(first["severity"], "high");
+        assert_eq!(first["tool_severity"], "HIGH");
+        assert_eq!(first["tool"], "trivy");
+        assert_eq!(first["subject"], DIGEST);
+        assert_eq!(first["package"]["name"], "openssl");
+        assert_eq!(first["location"]["uri"], "debian");
+        assert_eq!(first["fix_available"], false);
+        assert!(f["images"][0].get(FINDING_LIST).is_none(), "{f}");
         assert_eq!(f["images"][0]["trivy_version"], "0.69.3");
         assert_eq!(f["age_seconds"], 7200);
         // Stale evidence is a fault.
@@ -653,6 +766,36 @@ mod tests {
         .unwrap();
         let f = collect(&adapter(dir.path(), None)).await.unwrap();
         assert_eq!(f["images"][0]["submitted_by"], "ci");
+    }
+
+    #[tokio::test]
+    async fn all_findings_are_read_with_purls_aliases_and_fixes() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = ago(chrono::Duration::hours(1));
+        let mut r = report(&now, Some("alpine"), &["CRITICAL"; 45]);
+        r["Results"][1]["Vulnerabilities"] = json!([{
+            "VulnerabilityID": "GHSA-jfh8-c2jp-5v3q", "VendorIDs": ["CVE-2021-44228"],
+            "PkgName": "org.apache.logging.log4j:log4j-core", "InstalledVersion": "2.14.1",
+            "FixedVersion": "2.15.0, 2.12.2", "Status": "fixed", "Severity": "CRITICAL",
+            "PkgIdentifier": {"PURL": "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1"},
+        }]);
+        std::fs::write(dir.path().join("r.json"), r.to_string()).unwrap();
+        let f = collect(&adapter(dir.path(), None)).await.unwrap();
+        assert_eq!(f["vulnerabilities"]["critical"], 46);
+        assert_eq!(f["findings"].as_array().unwrap().len(), 46);
+        assert_eq!(f["images"][0]["findings"].as_array().unwrap().len(), 20);
+        let log4j = &f["findings"][45];
+        assert_eq!(
+            log4j["aliases"],
+            json!(["CVE-2021-44228", "GHSA-jfh8-c2jp-5v3q"])
+        );
+        assert_eq!(
+            log4j["package"]["purl"],
+            "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1"
+        );
+        assert_eq!(log4j["fixed_version"], "2.15.0, 2.12.2");
+        assert_eq!(log4j["fix_available"], true);
+        assert_eq!(log4j["location"]["uri"], "app.jar");
     }
 
     #[tokio::test]
@@ -726,6 +869,7 @@ mod tests {
         let f = collect(&adapter(dir.path(), None)).await.unwrap();
         assert_eq!(f["images"][0]["vulnerabilities"], Value::Null);
         assert!(f.get("vulnerabilities").is_none(), "{f}");
+        assert!(f.get("findings").is_none(), "unproven findings: {f}");
 
         let mut v1 = report(&now, Some("alpine"), &[]);
         v1["SchemaVersion"] = 1.into();

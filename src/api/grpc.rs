@@ -11,7 +11,9 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::auth::{Authenticator, Principal};
-use crate::domain::{Application, CallerKind, DecisionId, Digest, Environment, ValidationError};
+use crate::domain::{
+    Application, CallerKind, CommitSha, DecisionId, Digest, Environment, ValidationError,
+};
 use crate::gate::{Gate, GateError, ReviewAnswer};
 use crate::pb;
 use crate::pb::gate_server::GateServer;
@@ -214,6 +216,25 @@ impl pb::gate_server::Gate for GrpcApi {
             "the report",
             "server.max_evidence_bytes",
         )?;
+        let ts = |t: chrono::DateTime<chrono::Utc>| prost_types::Timestamp {
+            seconds: t.timestamp(),
+            nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+        };
+        if !r.commit.is_empty() {
+            let commit = CommitSha::parse(&r.commit).map_err(|e| invalid(&e))?;
+            let receipt = self
+                .gate
+                .ingest_commit_evidence(&who, &r.source, commit, r.report.into())
+                .await
+                .map_err(status)?;
+            return Ok(Response::new(pb::SubmitEvidenceResponse {
+                source: receipt.source,
+                digest: String::new(),
+                commit: receipt.commit.to_string(),
+                stored_as: receipt.stored_as,
+                received_at: Some(ts(receipt.received_at)),
+            }));
+        }
         let digest = Digest::parse(&r.digest).map_err(|e| invalid(&e))?;
         let receipt = self
             .gate
@@ -224,10 +245,8 @@ impl pb::gate_server::Gate for GrpcApi {
             source: receipt.source,
             digest: receipt.digest.to_string(),
             stored_as: receipt.stored_as,
-            received_at: Some(prost_types::Timestamp {
-                seconds: receipt.received_at.timestamp(),
-                nanos: i32::try_from(receipt.received_at.timestamp_subsec_nanos()).unwrap_or(0),
-            }),
+            received_at: Some(ts(receipt.received_at)),
+            commit: String::new(),
         }))
     }
 

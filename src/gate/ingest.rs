@@ -14,7 +14,7 @@ use tracing::info;
 use super::{Gate, GateError, require};
 use crate::adapters::{IngestError, Submission};
 use crate::auth::{Principal, Role};
-use crate::domain::{Digest, ValidationError};
+use crate::domain::{CommitSha, Digest, ValidationError};
 
 /// What was stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +45,7 @@ impl Gate {
                 ValidationError::new(
                     "source",
                     format!("no evidence source named `{source}` is configured"),
-                    "use the `name` of a configured adapter that accepts reports (kind `trivy`)",
+                    "use the `name` of a configured adapter that accepts reports (kind `trivy` or `sbom`)",
                 )
             })?;
         let d = digest.clone();
@@ -70,7 +70,7 @@ impl Gate {
                     format!(
                         "the `{source}` source (kind `{kind}`) does not accept submitted reports"
                     ),
-                    "submit to a source of kind `trivy`",
+                    "submit to a source of kind `trivy` or `sbom`",
                 )
                 .into());
             }
@@ -88,7 +88,10 @@ impl Gate {
                 return Err(ValidationError::new(
                     "report",
                     e.to_string(),
-                    "send the JSON that `trivy image --format json` writes for this digest",
+                    match kind {
+                        "sbom" => "send a CycloneDX 1.4–1.6 or SPDX 2.3 JSON SBOM, or an OpenVEX or CycloneDX VEX document, made for this digest",
+                        _ => "send the JSON that `trivy image --format json` writes for this digest",
+                    },
                 )
                 .into());
             }
@@ -100,6 +103,77 @@ impl Gate {
             digest,
             stored_as,
             received_at: self.clock.now(),
+        })
+    }
+}
+
+/// What was stored for a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitIngestReceipt {
+    pub source: String,
+    pub commit: CommitSha,
+    pub stored_as: String,
+    pub received_at: DateTime<Utc>,
+}
+
+impl Gate {
+    /// Hands `report` about `commit` (a SARIF log) to the evidence source named `source`.
+    pub async fn ingest_commit_evidence(
+        &self,
+        principal: &Principal,
+        source: &str,
+        commit: CommitSha,
+        report: bytes::Bytes,
+    ) -> Result<CommitIngestReceipt, GateError> {
+        require(principal, &[Role::Pipeline])?;
+        let adapter = self
+            .adapters
+            .iter()
+            .find(|a| a.name() == source)
+            .cloned()
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "source",
+                    format!("no evidence source named `{source}` is configured"),
+                    "use the `name` of a configured adapter that accepts logs for a commit (kind `sarif`)",
+                )
+            })?;
+        let c = commit.clone();
+        let kind = adapter.kind();
+        let stored = tokio::task::spawn_blocking(move || adapter.ingest_commit(&c, &report))
+            .await
+            .map_err(|e| {
+                GateError::Unavailable(crate::store::StoreError::Unavailable(format!(
+                    "storing the log failed: {e}"
+                )))
+            })?;
+        let stored_as = match stored {
+            None => {
+                return Err(ValidationError::new(
+                    "source",
+                    format!(
+                        "the `{source}` source (kind `{kind}`) does not accept evidence for a commit"
+                    ),
+                    "submit SARIF logs to a source of kind `sarif`, image evidence for a digest",
+                )
+                .into());
+            }
+            Some(Err(e)) => {
+                return Err(ValidationError::new(
+                    "report",
+                    e.to_string(),
+                    "send the SARIF 2.1.0 log the scanner wrote for this commit",
+                )
+                .into());
+            }
+            Some(Ok(name)) => name,
+        };
+        info!(source, commit = commit.as_str(), principal = %principal.name, stored_as, "evidence ingested");
+        Ok(CommitIngestReceipt {
+            source: source.to_string(),
+            commit,
+            stored_as,
+            received_at: Utc::now(),
         })
     }
 }

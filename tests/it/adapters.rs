@@ -405,6 +405,12 @@ mod cases {
             assert_eq!(f["images"][0]["digest_matches"], true);
             assert_eq!(f["vulnerabilities"]["critical"], 0);
             assert_eq!(f["vulnerabilities"]["medium"], 1);
+            // The listing behind the counts, in the common finding shape.
+            assert_eq!(f["findings_summary"]["open"]["medium"], 1, "{f}");
+            assert_eq!(f["findings"][0]["id"], "CVE-2024-0001");
+            assert_eq!(f["findings"][0]["tool"], "aqua");
+            assert_eq!(f["findings"][0]["package"]["name"], "libexpat");
+            assert_eq!(f["findings"][0]["fixed_version"], "2.5.0-2");
         },
         secrets: &[sim::aqua::PASSWORD],
     };

@@ -113,6 +113,7 @@ async fn a_report_submitted_in_ci_decides_a_later_check() {
             source: "trivy".into(),
             digest: fixed.clone(),
             report: report(&fixed, false).to_string().into_bytes(),
+            commit: String::new(),
         })
         .await
         .unwrap()

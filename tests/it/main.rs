@@ -25,6 +25,7 @@ mod environments;
 mod evidence;
 mod fail_closed;
 mod fault_matrix;
+mod findings;
 mod grpc;
 mod grpc_limits;
 mod http;

@@ -1,5 +1,6 @@
-//! `POST /v1/evidence/{source}/{digest}`: a pipeline submits evidence (a Trivy JSON report) for
-//! an image digest, long before the deploy. Reports are large, so this route has its own body
+//! `POST /v1/evidence/{source}/{digest}`: a pipeline submits evidence (a Trivy JSON report, an
+//! SBOM or VEX document) for an image digest, or a SARIF log for a full commit id, long before
+//! the deploy. Reports are large, so this route has its own body
 //! limit; the source validates the report and keeps it for later checks of that digest.
 
 use axum::Json;
@@ -12,12 +13,15 @@ use serde::Serialize;
 
 use super::problem::Problem;
 use super::{Authed, HttpState};
-use crate::domain::Digest;
+use crate::domain::{CommitSha, Digest};
 
 #[derive(Debug, Serialize)]
 struct Receipt {
     source: String,
-    digest: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commit: Option<String>,
     stored_as: String,
     received_at: chrono::DateTime<chrono::Utc>,
 }
@@ -44,6 +48,28 @@ async fn submit(
         )
         .with_help("send a smaller report, or raise `server.max_evidence_bytes`")
     })?;
+    // A full commit id (40 or 64 hex digits) names a commit (SARIF logs); anything else must be
+    // an image digest.
+    if !digest.starts_with("sha256:")
+        && matches!(digest.len(), 40 | 64)
+        && digest.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        let commit = CommitSha::parse(&digest).map_err(|e| Problem::invalid(&e))?;
+        let r = s
+            .gate
+            .ingest_commit_evidence(&principal, &source, commit, body)
+            .await?;
+        return Ok((
+            StatusCode::CREATED,
+            Json(Receipt {
+                source: r.source,
+                digest: None,
+                commit: Some(r.commit.to_string()),
+                stored_as: r.stored_as,
+                received_at: r.received_at,
+            }),
+        ));
+    }
     let digest = Digest::parse(&digest).map_err(|e| Problem::invalid(&e))?;
     let r = s
         .gate
@@ -53,7 +79,8 @@ async fn submit(
         StatusCode::CREATED,
         Json(Receipt {
             source: r.source,
-            digest: r.digest.to_string(),
+            digest: Some(r.digest.to_string()),
+            commit: None,
             stored_as: r.stored_as,
             received_at: r.received_at,
         }),
