@@ -185,8 +185,9 @@ fn facts(dir: &Path, commits: &[String]) -> Result<Value, AdapterError> {
         })
         .collect();
     stored.sort_by_key(|(_, s)| s.received_at);
-    let mut latest: BTreeMap<(String, String, String), (String, DateTime<Utc>, RunSummary)> =
-        BTreeMap::new();
+    // (commit, tool, category) → (stored file, received, run)
+    type Latest = BTreeMap<(String, String, String), (String, DateTime<Utc>, RunSummary)>;
+    let mut latest = Latest::new();
     for commit in commits {
         let mut any = false;
         for (file, s) in stored
