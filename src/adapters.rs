@@ -71,6 +71,9 @@ pub struct Submission {
     pub submitted_by: String,
     pub submitted_at: chrono::DateTime<chrono::Utc>,
     pub may_deploy: std::sync::Arc<dyn Fn(&crate::domain::ImageRef) -> bool + Send + Sync>,
+    /// Whether the token's image scope is not narrowed: only then is evidence whose subject
+    /// names no image repository accepted.
+    pub any_image: bool,
 }
 
 impl std::fmt::Debug for Submission {
@@ -78,6 +81,7 @@ impl std::fmt::Debug for Submission {
         f.debug_struct("Submission")
             .field("submitted_by", &self.submitted_by)
             .field("submitted_at", &self.submitted_at)
+            .field("any_image", &self.any_image)
             .finish_non_exhaustive()
     }
 }
@@ -125,8 +129,9 @@ pub trait Adapter: Send + Sync + std::fmt::Debug {
         &self,
         commit: &CommitSha,
         report: &[u8],
+        submission: &Submission,
     ) -> Option<Result<String, IngestError>> {
-        let _ = (commit, report);
+        let _ = (commit, report, submission);
         None
     }
 }

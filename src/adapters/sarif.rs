@@ -37,7 +37,7 @@ use tokio::time::Instant;
 use super::cache::FactCache;
 use super::instance::{self, invalid};
 use super::trivy::IngestError;
-use super::{Adapter, AdapterBuildError, AdapterError, Facts};
+use super::{Adapter, AdapterBuildError, AdapterError, Facts, Submission};
 use crate::domain::finding::summary;
 use crate::domain::{CheckRequest, CommitSha, Finding, FindingStatus};
 use log::{RunSummary, level_counts};
@@ -116,13 +116,14 @@ impl Adapter for SarifAdapter {
         &self,
         commit: &CommitSha,
         report: &[u8],
+        submission: &Submission,
     ) -> Option<Result<String, IngestError>> {
         let stored = ingest_log(
             &self.inner.dir,
             commit.as_str(),
             report,
             self.inner.allow_author_suppressions,
-            Utc::now(),
+            submission.submitted_at,
         );
         if stored.is_ok() {
             self.cache.invalidate_all();

@@ -38,9 +38,9 @@ use super::cache::FactCache;
 use super::instance::{self, invalid};
 use super::trivy::IngestError;
 use super::vex::{self, Statement, VexReport};
-use super::{Adapter, AdapterBuildError, AdapterError, Facts};
+use super::{Adapter, AdapterBuildError, AdapterError, Clock, Facts, Submission};
 use crate::domain::finding::summary;
-use crate::domain::{CheckRequest, Digest, Finding};
+use crate::domain::{CheckRequest, Digest, Finding, ImageRef};
 
 /// Largest document accepted or read.
 const MAX_DOCUMENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -100,6 +100,9 @@ pub(crate) struct Parsed {
     /// `Some` when the SBOM carries a `vulnerabilities` section.
     pub findings: Option<Vec<Finding>>,
     pub statements: Vec<Statement>,
+    /// The identities of the subject that names the digest (purls, names, references): what
+    /// ties the document to an image repository for the submitter's scope.
+    pub subject_ids: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -111,10 +114,18 @@ struct Inner {
 }
 
 /// A built `kind: sbom` adapter.
-#[derive(Debug)]
 pub struct SbomAdapter {
     inner: Arc<Inner>,
     cache: FactCache<Value>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for SbomAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SbomAdapter")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SbomAdapter {
@@ -134,7 +145,14 @@ impl SbomAdapter {
                 require_justification: config.require_justification,
             }),
             cache: FactCache::new(config.cache_ttl),
+            clock: super::system_clock(),
         })
+    }
+
+    /// The same adapter reading time from `clock` (tests set the time this way).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 }
 
@@ -148,8 +166,19 @@ impl Adapter for SbomAdapter {
         "sbom"
     }
 
-    fn ingest(&self, digest: &Digest, report: &[u8]) -> Option<Result<String, IngestError>> {
-        let stored = ingest_document(&self.inner.dir, digest.as_str(), report, Utc::now());
+    fn ingest(
+        &self,
+        digest: &Digest,
+        report: &[u8],
+        submission: &Submission,
+    ) -> Option<Result<String, IngestError>> {
+        let stored = ingest_document(
+            &self.inner.dir,
+            digest.as_str(),
+            report,
+            (self.clock)(),
+            submission,
+        );
         if stored.is_ok() {
             self.cache.invalidate(digest.as_str());
         }
@@ -166,7 +195,7 @@ impl Adapter for SbomAdapter {
                 detail: "the check names no image, so no SBOM can be bound to it".into(),
             });
         }
-        let now = Utc::now();
+        let now = (self.clock)();
         let mut images = Vec::new();
         for image in &request.images {
             let digest = image
@@ -417,6 +446,12 @@ fn parse(
                 .collect(),
             components: None,
             findings: None,
+            subject_ids: statements
+                .iter()
+                .flat_map(|s| &s.products)
+                .filter(|p| vex::names_digest(p, digest))
+                .cloned()
+                .collect(),
             statements,
         })
     } else {
@@ -434,11 +469,18 @@ fn vex_time(doc: &Value) -> Result<DateTime<Utc>, String> {
 
 /// Validates a submitted document for `digest` and stores it in `dir` (atomically, as
 /// `sha256-<hex>-<uuid>.json`). Returns the stored file's name.
+///
+/// Scope: a digest is content, not a name, so what ties the document to an image repository is
+/// its own subject — an image reference (`ghcr.io/acme/payments@sha256:…`), a `pkg:oci` purl's
+/// `repository_url` or a `pkg:docker` purl. The submitter's token must cover one of those
+/// repositories; a document whose subject names no repository is accepted only from a token
+/// whose image scope is not narrowed.
 pub fn ingest_document(
     dir: &Path,
     digest: &str,
     body: &[u8],
     now: DateTime<Utc>,
+    submission: &Submission,
 ) -> Result<String, IngestError> {
     if body.len() as u64 > MAX_DOCUMENT_BYTES {
         return Err(IngestError::TooLarge);
@@ -459,6 +501,30 @@ pub fn ingest_document(
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         )));
     }
+    let repositories: Vec<ImageRef> = parsed
+        .subject_ids
+        .iter()
+        .filter_map(|id| subject_image(id))
+        .collect();
+    let in_scope = if repositories.is_empty() {
+        submission.any_image
+    } else {
+        repositories.iter().any(|r| (submission.may_deploy)(r))
+    };
+    if !in_scope {
+        return Err(IngestError::OutOfScope {
+            digest: digest.to_string(),
+            repositories: if repositories.is_empty() {
+                "no image repository (its subject names none)".to_string()
+            } else {
+                repositories
+                    .iter()
+                    .map(|r| format!("`{}/{}`", r.registry, r.repository))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        });
+    }
     let name = format!("sha256-{hex}-{}.json", uuid::Uuid::now_v7().simple());
     let tmp = dir.join(format!(".{name}.tmp"));
     std::fs::write(&tmp, body).map_err(|e| IngestError::Io(e.kind().to_string()))?;
@@ -467,6 +533,36 @@ pub fn ingest_document(
         IngestError::Io(e.kind().to_string())
     })?;
     Ok(name)
+}
+
+/// The image repository one identity of a document's subject names, if any: an image reference
+/// with a registry path, a `pkg:oci` purl with `repository_url`, or a `pkg:docker` purl
+/// (`repository_url` or Docker Hub).
+fn subject_image(id: &str) -> Option<ImageRef> {
+    if id.starts_with("pkg:") {
+        let (path, _, qualifiers) = vex::purl_parts(id)?;
+        let repository_url =
+            qualifiers
+                .iter()
+                .find(|(k, _)| k == "repository_url")
+                .map(|(_, v)| {
+                    percent_encoding::percent_decode_str(v)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                });
+        let reference = match (path.split_once('/')?, repository_url) {
+            (("oci", _), Some(url)) => url,
+            (("docker", name), Some(registry)) => format!("{registry}/{name}"),
+            (("docker", name), None) => format!("docker.io/{name}"),
+            _ => return None,
+        };
+        return ImageRef::parse(&reference).ok();
+    }
+    // A bare name (`payments`) is not a repository anyone can scope.
+    if !id.contains('/') || id.contains(char::is_whitespace) {
+        return None;
+    }
+    ImageRef::parse(id).ok()
 }
 
 #[cfg(test)]

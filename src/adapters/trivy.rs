@@ -734,6 +734,7 @@ mod tests {
             submitted_by: "ci".into(),
             submitted_at: Utc::now(),
             may_deploy: std::sync::Arc::new(|_| true),
+            any_image: true,
         }
     }
 

@@ -242,11 +242,11 @@ pub fn names_digest(identity: &str, digest: &str) -> bool {
 }
 
 /// `type/namespace/name`, version, sorted qualifiers.
-type PurlParts = (String, Option<String>, Vec<(String, String)>);
+pub(crate) type PurlParts = (String, Option<String>, Vec<(String, String)>);
 
 /// A purl split into the parts that matter for matching: `type/namespace/name`, version,
 /// qualifiers. Percent-encoded `@` in npm scopes is decoded; the type is case-insensitive.
-fn purl_parts(purl: &str) -> Option<PurlParts> {
+pub(crate) fn purl_parts(purl: &str) -> Option<PurlParts> {
     let rest = purl.strip_prefix("pkg:")?.trim_start_matches('/');
     let rest = rest.split('#').next().unwrap_or(rest);
     let (path, qualifiers) = rest.split_once('?').unwrap_or((rest, ""));

@@ -210,6 +210,11 @@ impl Scope {
         self.applications.is_any() && self.environments.is_any() && self.images.is_any()
     }
 
+    /// Whether no glob narrows the images the scope may deploy.
+    pub fn covers_every_image(&self) -> bool {
+        self.images.is_any()
+    }
+
     /// Whether an image repository (`registry/repository`) is inside the scope.
     pub fn covers_image(&self, image: &ImageRef) -> bool {
         self.images

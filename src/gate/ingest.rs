@@ -54,6 +54,7 @@ impl Gate {
         let submission = Submission {
             submitted_by: principal.name.clone(),
             submitted_at: self.clock.now(),
+            any_image: principal.scope().covers_every_image(),
             may_deploy: std::sync::Arc::new(move |image| scope.scope().covers_image(image)),
         };
         let stored = tokio::task::spawn_blocking(move || adapter.ingest(&d, &report, &submission))
@@ -140,13 +141,21 @@ impl Gate {
             })?;
         let c = commit.clone();
         let kind = adapter.kind();
-        let stored = tokio::task::spawn_blocking(move || adapter.ingest_commit(&c, &report))
-            .await
-            .map_err(|e| {
-                GateError::Unavailable(crate::store::StoreError::Unavailable(format!(
-                    "storing the log failed: {e}"
-                )))
-            })?;
+        let submission = Submission {
+            submitted_by: principal.name.clone(),
+            submitted_at: self.clock.now(),
+            // A log is about a commit, not an image: image scopes do not apply to it.
+            any_image: true,
+            may_deploy: std::sync::Arc::new(|_| true),
+        };
+        let stored =
+            tokio::task::spawn_blocking(move || adapter.ingest_commit(&c, &report, &submission))
+                .await
+                .map_err(|e| {
+                    GateError::Unavailable(crate::store::StoreError::Unavailable(format!(
+                        "storing the log failed: {e}"
+                    )))
+                })?;
         let stored_as = match stored {
             None => {
                 return Err(ValidationError::new(
@@ -173,7 +182,7 @@ impl Gate {
             source: source.to_string(),
             commit,
             stored_as,
-            received_at: Utc::now(),
+            received_at: self.clock.now(),
         })
     }
 }

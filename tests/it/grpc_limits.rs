@@ -175,6 +175,7 @@ async fn grpc_takes_a_report_of_exactly_the_limit_and_refuses_one_byte_more() {
         source: "trivy".into(),
         digest: d.clone(),
         report,
+        commit: String::new(),
     };
     let at = client.submit_evidence(submit(report_of(&d, LIMIT))).await;
     assert_eq!(at.unwrap().into_inner().digest, d);
@@ -218,6 +219,7 @@ async fn the_default_limit_is_the_same_on_both_transports() {
             source: "trivy".into(),
             digest: d.clone(),
             report: report_of(&d, 2 * 1024 * 1024),
+            commit: String::new(),
         })
         .await;
     assert_eq!(resp.unwrap().into_inner().digest, d);

@@ -286,5 +286,6 @@ pub(crate) fn parse(
         components,
         findings,
         statements,
+        subject_ids: subject,
     })
 }

@@ -59,14 +59,14 @@ pub(crate) fn parse(doc: &Value, file: &str, digest: &str) -> Result<Parsed, Str
             })
             .filter_map(|r| r["relatedSpdxElement"].as_str()),
     );
-    let names_digest = packages
+    let subject_ids = packages
         .iter()
         .filter(|p| {
             p["SPDXID"]
                 .as_str()
                 .is_some_and(|id| described.contains(&id))
         })
-        .any(|p| {
+        .map(|p| {
             let mut ids: Vec<String> = ["name", "versionInfo"]
                 .iter()
                 .filter_map(|k| p[*k].as_str())
@@ -89,13 +89,14 @@ pub(crate) fn parse(doc: &Value, file: &str, digest: &str) -> Result<Parsed, Str
                     .filter_map(|c| c["checksumValue"].as_str())
                     .map(|v| format!("sha256:{v}")),
             );
-            ids.iter().any(|i| vex::names_digest(i, digest))
-        });
-    if !names_digest {
+            ids
+        })
+        .find(|ids| ids.iter().any(|i| vex::names_digest(i, digest)));
+    let Some(subject_ids) = subject_ids else {
         return Err(format!(
             "no package the SPDX document describes names `{digest}`; generate the SBOM from the image by digest"
         ));
-    }
+    };
     let components = packages
         .iter()
         .map(|p| {
@@ -137,5 +138,6 @@ pub(crate) fn parse(doc: &Value, file: &str, digest: &str) -> Result<Parsed, Str
         components: Some(components),
         findings: None,
         statements: Vec::new(),
+        subject_ids,
     })
 }

@@ -34,7 +34,7 @@ fn facts(dir: &Path, at: DateTime<Utc>) -> Result<Value, AdapterError> {
 }
 
 fn ingest(dir: &Path, name: &str) -> Result<String, IngestError> {
-    ingest_document(dir, DIGEST, &fixture(name), now())
+    ingest_document(dir, DIGEST, &fixture(name), now(), &anyone())
 }
 
 #[test]
@@ -175,25 +175,60 @@ fn documents_for_another_digest_future_dated_or_of_other_versions_are_refused() 
         "syft-payments.spdx.json",
         "openvex-payments.json",
     ] {
-        let e = ingest_document(dir.path(), &other, &fixture(name), now()).unwrap_err();
+        let e = ingest_document(dir.path(), &other, &fixture(name), now(), &anyone()).unwrap_err();
         assert!(e.to_string().contains(&other), "{name}: {e}");
     }
     let mut cdx: Value = serde_json::from_slice(&fixture("syft-payments.cdx.json")).unwrap();
     cdx["specVersion"] = "1.3".into();
-    let e = ingest_document(dir.path(), DIGEST, cdx.to_string().as_bytes(), now()).unwrap_err();
+    let e = ingest_document(
+        dir.path(),
+        DIGEST,
+        cdx.to_string().as_bytes(),
+        now(),
+        &anyone(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("1.3"), "{e}");
     cdx["specVersion"] = "1.6".into();
     cdx["metadata"]["timestamp"] = "2099-01-01T00:00:00Z".into();
-    let e = ingest_document(dir.path(), DIGEST, cdx.to_string().as_bytes(), now()).unwrap_err();
+    let e = ingest_document(
+        dir.path(),
+        DIGEST,
+        cdx.to_string().as_bytes(),
+        now(),
+        &anyone(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("future"), "{e}");
     cdx["metadata"].as_object_mut().unwrap().remove("timestamp");
-    let e = ingest_document(dir.path(), DIGEST, cdx.to_string().as_bytes(), now()).unwrap_err();
+    let e = ingest_document(
+        dir.path(),
+        DIGEST,
+        cdx.to_string().as_bytes(),
+        now(),
+        &anyone(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("timestamp"), "{e}");
     let mut spdx: Value = serde_json::from_slice(&fixture("syft-payments.spdx.json")).unwrap();
     spdx["spdxVersion"] = "SPDX-2.2".into();
-    let e = ingest_document(dir.path(), DIGEST, spdx.to_string().as_bytes(), now()).unwrap_err();
+    let e = ingest_document(
+        dir.path(),
+        DIGEST,
+        spdx.to_string().as_bytes(),
+        now(),
+        &anyone(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("SPDX-2.2"), "{e}");
-    let e = ingest_document(dir.path(), DIGEST, br#"{"SchemaVersion": 2}"#, now()).unwrap_err();
+    let e = ingest_document(
+        dir.path(),
+        DIGEST,
+        br#"{"SchemaVersion": 2}"#,
+        now(),
+        &anyone(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("not CycloneDX"), "{e}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
@@ -228,7 +263,14 @@ fn cyclonedx_vex_applies_only_to_its_affects() {
              "affects": [{"ref": "urn:cdx:ffffffff-0000-0000-0000-000000000000/1#busybox"}]}
         ]
     });
-    ingest_document(dir.path(), DIGEST, vex.to_string().as_bytes(), now()).unwrap();
+    ingest_document(
+        dir.path(),
+        DIGEST,
+        vex.to_string().as_bytes(),
+        now(),
+        &anyone(),
+    )
+    .unwrap();
     let f = facts(dir.path(), now()).unwrap();
     let list = f["findings"].as_array().unwrap();
     let by_id = |id: &str| list.iter().find(|x| x["id"] == id).unwrap();
@@ -243,4 +285,88 @@ fn cyclonedx_vex_applies_only_to_its_affects() {
     );
     // A BOM-Link into a BOM that is not stored is dangling: nothing is suppressed.
     assert_eq!(by_id("CVE-2023-42365")["status"], "open");
+}
+
+fn anyone() -> Submission {
+    Submission {
+        submitted_by: "ci".into(),
+        submitted_at: now(),
+        may_deploy: Arc::new(|_| true),
+        any_image: true,
+    }
+}
+
+fn only(prefix: &'static str) -> Submission {
+    Submission {
+        may_deploy: Arc::new(move |i: &ImageRef| {
+            format!("{}/{}", i.registry, i.repository).starts_with(prefix)
+        }),
+        any_image: false,
+        ..anyone()
+    }
+}
+
+#[test]
+fn a_document_is_accepted_only_for_an_image_repository_the_token_may_deploy() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "syft-payments.cdx.json",
+        "trivy-payments.cdx.json",
+        "syft-payments.spdx.json",
+        "openvex-payments.json",
+    ] {
+        let body = fixture(name);
+        let e = ingest_document(dir.path(), DIGEST, &body, now(), &only("ghcr.io/team-b/"))
+            .unwrap_err();
+        assert!(matches!(e, IngestError::OutOfScope { .. }), "{name}: {e}");
+        assert!(
+            e.to_string().contains("ghcr.io/acme/payments"),
+            "{name}: {e}"
+        );
+        ingest_document(dir.path(), DIGEST, &body, now(), &only("ghcr.io/acme/")).unwrap();
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
+}
+
+#[test]
+fn a_document_naming_no_repository_needs_a_token_whose_images_are_not_narrowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cdx: Value = serde_json::from_slice(&fixture("syft-payments.cdx.json")).unwrap();
+    cdx["metadata"]["component"]["name"] = json!("payments");
+    let body = cdx.to_string();
+    let e = ingest_document(
+        dir.path(),
+        DIGEST,
+        body.as_bytes(),
+        now(),
+        &only("ghcr.io/acme/"),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("names none"), "{e}");
+    ingest_document(dir.path(), DIGEST, body.as_bytes(), now(), &anyone()).unwrap();
+}
+
+#[test]
+fn subject_identities_name_repositories_by_reference_and_purl() {
+    let repo = |id: &str| subject_image(id).map(|i| format!("{}/{}", i.registry, i.repository));
+    assert_eq!(
+        repo("pkg:oci/payments@sha256%3Aab?repository_url=ghcr.io%2Facme%2Fpayments").as_deref(),
+        Some("ghcr.io/acme/payments")
+    );
+    assert_eq!(
+        repo("pkg:docker/acme/payments@sha256%3Aab").as_deref(),
+        Some("docker.io/acme/payments")
+    );
+    assert_eq!(
+        repo("pkg:docker/acme/payments@1.2?repository_url=registry.acme.internal:5000").as_deref(),
+        Some("registry.acme.internal:5000/acme/payments")
+    );
+    assert_eq!(
+        repo("ghcr.io/acme/payments:1.2").as_deref(),
+        Some("ghcr.io/acme/payments")
+    );
+    // No repository: a bare pkg:oci name, a bare image name, a maven purl.
+    assert_eq!(repo("pkg:oci/payments@sha256%3Aab"), None);
+    assert_eq!(repo("payments"), None);
+    assert_eq!(repo("pkg:maven/org.apache/log4j@2.14.1"), None);
 }
