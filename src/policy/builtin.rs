@@ -4,11 +4,12 @@
 use super::PolicySource;
 
 /// Each built-in policy file's name and text.
-const FILES: [(&str, &str); 5] = [
+const FILES: [(&str, &str); 6] = [
     (
         "change-management.yaml",
         include_str!("builtin/change-management.yaml"),
     ),
+    ("findings.yaml", include_str!("builtin/findings.yaml")),
     ("freeze.yaml", include_str!("builtin/freeze.yaml")),
     ("quality.yaml", include_str!("builtin/quality.yaml")),
     (

@@ -43,6 +43,9 @@ pub(crate) struct Eval {
     /// A failure that only shows the evidence is unusable (see the module docs); `not` of it is
     /// missing, not a pass.
     pub(crate) inconclusive: bool,
+    /// Missing only because a source the condition reads is not configured at all (as opposed
+    /// to configured and failing): the rule's `on_not_configured` applies.
+    pub(crate) not_configured: bool,
 }
 
 pub(crate) fn evaluate_rule(rule: &Rule, ctx: &Ctx<'_>) -> RuleResult {
@@ -56,6 +59,7 @@ pub(crate) fn evaluate_rule(rule: &Rule, ctx: &Ctx<'_>) -> RuleResult {
             };
             (rule.on_fail, reason)
         }
+        RuleOutcome::Missing if e.not_configured => (rule.on_not_configured, e.reason),
         RuleOutcome::Missing => (rule.on_missing, e.reason),
     };
     RuleResult {
@@ -82,6 +86,7 @@ fn eval(c: &Condition, ctx: &Ctx<'_>) -> Eval {
                     reason: format!("expected the opposite of: {}", e.reason),
                     facts: e.facts,
                     inconclusive: false,
+                    not_configured: false,
                 },
                 RuleOutcome::Fail if e.inconclusive => missing(format!(
                     "cannot negate a condition over unusable evidence: {}",
@@ -119,13 +124,18 @@ fn eval(c: &Condition, ctx: &Ctx<'_>) -> Eval {
         Condition::Any(cs) => {
             let mut others = Vec::with_capacity(cs.len());
             let mut any_missing = false;
+            // Every missing alternative is missing only for want of configuration.
+            let mut not_configured = true;
             let mut inconclusive = false;
             let mut facts = None;
             for c in cs {
                 let e = eval(c, ctx);
                 match e.outcome {
                     RuleOutcome::Pass => return e,
-                    RuleOutcome::Missing => any_missing = true,
+                    RuleOutcome::Missing => {
+                        any_missing = true;
+                        not_configured &= e.not_configured;
+                    }
                     RuleOutcome::Fail => {
                         inconclusive |= e.inconclusive;
                         if facts.is_none() {
@@ -150,6 +160,7 @@ fn eval(c: &Condition, ctx: &Ctx<'_>) -> Eval {
                 reason,
                 facts,
                 inconclusive,
+                not_configured: any_missing && not_configured,
             }
         }
     }
@@ -161,6 +172,7 @@ fn pass(reason: String) -> Eval {
         reason,
         facts: None,
         inconclusive: false,
+        not_configured: false,
     }
 }
 
@@ -170,6 +182,7 @@ fn missing(reason: String) -> Eval {
         reason,
         facts: None,
         inconclusive: false,
+        not_configured: false,
     }
 }
 
@@ -179,6 +192,7 @@ fn fail(reason: String, facts: Facts) -> Eval {
         reason,
         facts: Some(facts),
         inconclusive: false,
+        not_configured: false,
     }
 }
 
@@ -213,14 +227,17 @@ fn eval_leaf(l: &Leaf, ctx: &Ctx<'_>) -> Eval {
     };
     let source = path.source();
     if let Some((why, message)) = ctx.unavailable.get(source) {
-        return missing(if message.is_empty() {
-            format!("evidence unavailable: `{source}`: {}", why.as_str())
-        } else {
-            format!(
-                "evidence unavailable: `{source}`: {}: {message}",
-                why.as_str()
-            )
-        });
+        return Eval {
+            not_configured: *why == FailureReason::NotConfigured,
+            ..missing(if message.is_empty() {
+                format!("evidence unavailable: `{source}`: {}", why.as_str())
+            } else {
+                format!(
+                    "evidence unavailable: `{source}`: {}: {message}",
+                    why.as_str()
+                )
+            })
+        };
     }
     if ctx.document.get(source).is_none() {
         return missing(format!("no evidence source named `{source}` answered"));

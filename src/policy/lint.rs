@@ -13,8 +13,9 @@ use super::rule::{Patterns, Rule};
 use super::{PolicySet, PolicySource};
 use crate::domain::{Severity, Verdict};
 
-/// Evidence namespaces the gate knows without a declaration.
-pub const KNOWN_SOURCES: [&str; 7] = [
+/// Evidence namespaces the gate knows without a declaration: the adapter kinds, and `sast`, the
+/// name the built-in pack gives a `kind: sarif` source.
+pub const KNOWN_SOURCES: [&str; 11] = [
     "request",
     "sonarqube",
     "aqua",
@@ -22,6 +23,10 @@ pub const KNOWN_SOURCES: [&str; 7] = [
     "jira",
     "servicenow",
     "registry",
+    "sbom",
+    "sast",
+    "github",
+    "gitlab",
 ];
 
 /// Everything lint found in a directory.

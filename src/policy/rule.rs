@@ -25,6 +25,7 @@ const RULE_FIELDS: &[&str] = &[
     "message",
     "on_fail",
     "on_missing",
+    "on_not_configured",
     "allow_absent",
 ];
 const SCOPE_FIELDS: &[&str] = &["tiers", "environments", "applications", "callers"];
@@ -45,6 +46,9 @@ pub(crate) struct Rule {
     pub(crate) on_missing: Verdict,
     /// Where `on_missing` was written, if it was (a written `continue` is a choice).
     pub(crate) on_missing_pos: Option<Pos>,
+    /// The verdict when a source the rule reads is not configured at all (default:
+    /// `on_missing`). A configured source that fails is still `on_missing`.
+    pub(crate) on_not_configured: Verdict,
     pub(crate) file: String,
     pub(crate) pos: Pos,
     pub(crate) id_pos: Pos,
@@ -184,6 +188,9 @@ fn parse_rule(node: &Node, d: &mut Diagnostics) -> Option<Rule> {
     let on_missing = map
         .optional_str("on_missing", d)
         .map(|t| parse_verdict(&t, d));
+    let on_not_configured = map
+        .optional_str("on_not_configured", d)
+        .map(|t| parse_verdict(&t, d));
     let allow_absent = map.optional_bool("allow_absent", d);
     if d.errors.len() != before {
         return None;
@@ -198,6 +205,7 @@ fn parse_rule(node: &Node, d: &mut Diagnostics) -> Option<Rule> {
     let on_missing = on_missing
         .flatten()
         .unwrap_or_else(|| on_fail.max(Verdict::ManualReview));
+    let on_not_configured = on_not_configured.flatten().unwrap_or(on_missing);
     refuse_unmeant_absent(&condition, allow_absent, d);
     if d.errors.len() != before {
         return None;
@@ -217,6 +225,7 @@ fn parse_rule(node: &Node, d: &mut Diagnostics) -> Option<Rule> {
         on_fail,
         on_missing,
         on_missing_pos,
+        on_not_configured,
         file: d.file().to_string(),
         pos: map.pos,
         id_pos: id.pos,
