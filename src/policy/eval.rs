@@ -22,6 +22,7 @@ use super::operator::{Check, Op};
 use super::path::{Hit, Path};
 use super::reason::{Facts, name_of, show};
 use super::rule::Rule;
+use super::window::parse_timestamp;
 use crate::domain::{FailureReason, RuleOutcome, RuleResult, Verdict};
 
 /// Most values one path may yield; past it the leaf fails instead of doing unbounded work.
@@ -225,23 +226,29 @@ fn eval_leaf(l: &Leaf, ctx: &Ctx<'_>) -> Eval {
             Check::Mismatch(what) => missing(format!("cannot test the time: {what}")),
         };
     };
-    let source = path.source();
-    if let Some((why, message)) = ctx.unavailable.get(source) {
-        return Eval {
-            not_configured: *why == FailureReason::NotConfigured,
-            ..missing(if message.is_empty() {
-                format!("evidence unavailable: `{source}`: {}", why.as_str())
-            } else {
-                format!(
-                    "evidence unavailable: `{source}`: {}: {message}",
-                    why.as_str()
-                )
-            })
-        };
+    if let Some(e) = unreadable(path, ctx) {
+        return e;
     }
-    if ctx.document.get(source).is_none() {
-        return missing(format!("no evidence source named `{source}` answered"));
-    }
+    // The operand and the anchor of a leaf that compares two facts are read first: if either
+    // is missing, so is the answer.
+    let resolved;
+    let op = match &l.value_from {
+        None => &l.op,
+        Some(from) => match operand(&l.op, from, ctx) {
+            Ok(op) => {
+                resolved = op;
+                &resolved
+            }
+            Err(e) => return e,
+        },
+    };
+    let anchor = match &l.relative_to {
+        None => None,
+        Some(to) => match anchor(to, ctx) {
+            Ok(t) => Some((t, to.text())),
+            Err(e) => return e,
+        },
+    };
     let Ok(hits) = path.select(ctx.document, MAX_VALUES) else {
         let reason = format!(
             "`{}` yields more than {MAX_VALUES} values, more than one rule may examine",
@@ -252,25 +259,31 @@ fn eval_leaf(l: &Leaf, ctx: &Ctx<'_>) -> Eval {
             Facts {
                 path: path.text().into(),
                 found: format!("more than {MAX_VALUES} values"),
-                expected: l.op.expected(),
+                expected: expected_of(l, op),
             },
         ));
     };
     if hits.is_empty() {
-        return match l.op {
+        return match op {
             Op::Exists => unusable(fail(
                 format!("no value at `{}`, expected a value", path.text()),
                 Facts {
                     path: path.text().into(),
                     found: "nothing".into(),
-                    expected: l.op.expected(),
+                    expected: expected_of(l, op),
                 },
             )),
             Op::Absent => pass(format!("no value at `{}`, as expected", path.text())),
             _ => missing(format!("no value at `{}`", path.text())),
         };
     }
-    let checks: Vec<Check> = hits.iter().map(|h| l.op.test(h.value, ctx.now)).collect();
+    let checks: Vec<Check> = hits
+        .iter()
+        .map(|h| match anchor {
+            Some((t, name)) => op.test_relative(h.value, t, Some(name)),
+            None => op.test(h.value, ctx.now),
+        })
+        .collect();
     let passed = checks.iter().filter(|c| **c == Check::Pass).count();
     let ok = match l.quantifier {
         Quantifier::All => passed == hits.len(),
@@ -282,7 +295,7 @@ fn eval_leaf(l: &Leaf, ctx: &Ctx<'_>) -> Eval {
             .iter()
             .position(|c| *c == Check::Pass)
             .and_then(|i| hits.get(i));
-        if matches!(l.op, Op::Exists) {
+        if matches!(op, Op::Exists) {
             let values = if n == 1 { "1 value" } else { "values" };
             return pass(format!(
                 "`{}` has {}",
@@ -299,24 +312,24 @@ fn eval_leaf(l: &Leaf, ctx: &Ctx<'_>) -> Eval {
                 "`{}` is `{}`, meeting {}",
                 path.text(),
                 show(h.value),
-                l.op.expected()
+                expected_of(l, op)
             ),
             _ if l.quantifier == Quantifier::All => format!(
                 "all {n} values of `{}` meet {}",
                 path.text(),
-                l.op.expected()
+                expected_of(l, op)
             ),
             _ => format!(
                 "{passed} of {n} values of `{}` meet {}",
                 path.text(),
-                l.op.expected()
+                expected_of(l, op)
             ),
         });
     }
     // Conclusive only when a value of the right type fails: for `all`, one such value decides;
     // for `any`, every value must be of the right type and fail.
     // `exists` fails only on nulls: no value, which is never a conclusive answer.
-    let conclusive = !matches!(l.op, Op::Exists)
+    let conclusive = !matches!(op, Op::Exists)
         && match l.quantifier {
             Quantifier::All => checks.iter().any(|c| matches!(c, Check::Fail(_))),
             Quantifier::Any => !checks.iter().any(|c| matches!(c, Check::Mismatch(_))),
@@ -324,12 +337,103 @@ fn eval_leaf(l: &Leaf, ctx: &Ctx<'_>) -> Eval {
     let Some((hit, check)) = hits.iter().zip(&checks).find(|(_, c)| **c != Check::Pass) else {
         return missing(format!("no value at `{}`", path.text()));
     };
-    let e = fail_reason(l, path, hit, check, n - passed, n);
+    let e = fail_reason(l, op, path, hit, check, n - passed, n);
     if conclusive { e } else { unusable(e) }
+}
+
+/// What the leaf expects, naming the facts it compared with.
+fn expected_of(l: &Leaf, op: &Op) -> String {
+    let base = op.expected();
+    match (&l.value_from, &l.relative_to) {
+        (Some(from), _) => format!("{base} (`{}`)", from.text()),
+        (_, Some(to)) if matches!(op, Op::Before | Op::After) => {
+            base.replace("now", &format!("`{}`", to.text()))
+        }
+        (_, Some(to)) => format!("{base} before `{}`", to.text()),
+        (None, None) => base,
+    }
+}
+
+/// Missing when the source `path` reads did not answer (with whether it is configured at all),
+/// or answered nothing under that name.
+fn unreadable(path: &Path, ctx: &Ctx<'_>) -> Option<Eval> {
+    let source = path.source();
+    if let Some((why, message)) = ctx.unavailable.get(source) {
+        return Some(Eval {
+            not_configured: *why == FailureReason::NotConfigured,
+            ..missing(if message.is_empty() {
+                format!("evidence unavailable: `{source}`: {}", why.as_str())
+            } else {
+                format!(
+                    "evidence unavailable: `{source}`: {}: {message}",
+                    why.as_str()
+                )
+            })
+        });
+    }
+    if ctx.document.get(source).is_none() {
+        return Some(missing(format!(
+            "no evidence source named `{source}` answered"
+        )));
+    }
+    None
+}
+
+/// The values `path` yields, or missing when there are none (a fact to compare with that is
+/// not there is never a pass).
+fn values<'a>(path: &Path, ctx: &Ctx<'a>) -> Result<Vec<&'a Value>, Eval> {
+    if let Some(e) = unreadable(path, ctx) {
+        return Err(e);
+    }
+    let hits = path.select(ctx.document, MAX_VALUES).map_err(|_| {
+        missing(format!(
+            "`{}` yields more than {MAX_VALUES} values, more than one rule may examine",
+            path.text()
+        ))
+    })?;
+    let values: Vec<&Value> = hits
+        .iter()
+        .map(|h| h.value)
+        .filter(|v| !v.is_null())
+        .collect();
+    if values.is_empty() {
+        return Err(missing(format!("no value at `{}`", path.text())));
+    }
+    Ok(values)
+}
+
+/// `op` with its operand read from the fact `from` names.
+fn operand(op: &Op, from: &Path, ctx: &Ctx<'_>) -> Result<Op, Eval> {
+    let values = values(from, ctx)?;
+    op.with_operand(&values).map_err(|what| {
+        missing(format!(
+            "cannot compare with `{}`: it is {what}",
+            from.text()
+        ))
+    })
+}
+
+/// The time the fact `to` names, for `relative_to`.
+fn anchor(to: &Path, ctx: &Ctx<'_>) -> Result<DateTime<Utc>, Eval> {
+    match values(to, ctx)?.as_slice() {
+        [v] => v.as_str().and_then(parse_timestamp).ok_or_else(|| {
+            missing(format!(
+                "cannot measure from `{}`: `{}` is not a timestamp",
+                to.text(),
+                show(v)
+            ))
+        }),
+        many => Err(missing(format!(
+            "cannot measure from `{}`: it yields {} values, not one time",
+            to.text(),
+            many.len()
+        ))),
+    }
 }
 
 fn fail_reason(
     l: &Leaf,
+    op: &Op,
     path: &Path,
     hit: &Hit<'_>,
     check: &Check,
@@ -354,7 +458,7 @@ fn fail_reason(
             Quantifier::Any => format!(" (none of {n} values match)"),
         });
     }
-    let expected = l.op.expected();
+    let expected = expected_of(l, op);
     let reason = match check {
         Check::Fail(Some(note)) => format!("{subject} ({note}), expected {expected}"),
         Check::Mismatch(what) => format!("{subject}, expected {expected} but found {what}"),

@@ -236,8 +236,12 @@ fn lint_rule(rule: &Rule, declared: &[&str], out: &mut Vec<LintDiagnostic>) {
     }
     let mut known: Vec<&str> = KNOWN_SOURCES.to_vec();
     known.extend_from_slice(declared);
-    for leaf in rule.condition.leaves() {
-        let Some(path) = &leaf.path else { continue };
+    for (leaf, path) in rule
+        .condition
+        .leaves()
+        .into_iter()
+        .flat_map(|l| l.paths().map(move |p| (l, p)))
+    {
         let source = path.source();
         if !known.contains(&source) {
             let hint = closest(source, &known)

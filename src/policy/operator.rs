@@ -26,6 +26,8 @@ pub(crate) const OPERATORS: &[&str] = &[
     "contains",
     "older_than",
     "newer_than",
+    "before",
+    "after",
     "within_window",
     "within_windows",
     "outside_windows",
@@ -44,7 +46,14 @@ pub(crate) enum Op {
     Contains(Value),
     OlderThan(Age),
     NewerThan(Age),
-    WithinWindow { start: String, end: String },
+    /// The time is at or before now (or the `relative_to` fact).
+    Before,
+    /// The time is at or after now (or the `relative_to` fact).
+    After,
+    WithinWindow {
+        start: String,
+        end: String,
+    },
     WithinWindows(Vec<Window>),
     OutsideWindows(Vec<Window>),
 }
@@ -91,14 +100,14 @@ impl Op {
             d.error(op.pos, format!("unknown operator `{}`", clip(name)), help);
             return None;
         }
-        let takes_no_value = matches!(name, "exists" | "absent");
+        let takes_no_value = matches!(name, "exists" | "absent" | "before" | "after");
         let optional_value = name == "within_window";
         let value = match (value, takes_no_value, optional_value) {
             (Some(v), true, _) => {
                 d.error(
                     Pos::of(v),
                     format!("`{name}` takes no `value`"),
-                    "remove `value`; `exists` and `absent` only look at the path",
+                    "remove `value`; `exists` and `absent` only look at the path, `before` and `after` compare it with now or the `relative_to` fact",
                 );
                 return None;
             }
@@ -116,6 +125,8 @@ impl Op {
             return Some(match name {
                 "exists" => Op::Exists,
                 "absent" => Op::Absent,
+                "before" => Op::Before,
+                "after" => Op::After,
                 _ => Op::WithinWindow {
                     start: "start".into(),
                     end: "end".into(),
@@ -249,6 +260,8 @@ impl Op {
             Op::Contains(v) => format!("to contain `{}`", show(v)),
             Op::OlderThan(a) => format!("older than `{}`", a.text),
             Op::NewerThan(a) => format!("newer than `{}`", a.text),
+            Op::Before => "a time at or before now".into(),
+            Op::After => "a time at or after now".into(),
             Op::WithinWindow { start, end } => format!("now between `{start}` and `{end}`"),
             Op::WithinWindows(ws) => format!("a time inside {}", names(ws)),
             Op::OutsideWindows(ws) => format!("a time outside {}", names(ws)),
@@ -299,33 +312,8 @@ impl Op {
                     type_name(other)
                 )),
             },
-            Op::OlderThan(age) | Op::NewerThan(age) => {
-                let Some(t) = v.as_str().and_then(parse_timestamp) else {
-                    return not_a_time(v);
-                };
-                let elapsed = now.signed_duration_since(t);
-                // Evidence dated after now cannot be aged: a clean report dated 2099 would
-                // otherwise be "newer than" every bound forever. Beyond a small allowance for
-                // clock skew between the tool and the gate it is unusable, never fresh.
-                if -elapsed > FUTURE_SKEW {
-                    return Check::Mismatch(format!(
-                        "a timestamp {} in the future (`{}`): evidence dated after now cannot be \
-                         aged; check the tool's clock",
-                        human(-elapsed),
-                        show_time(t)
-                    ));
-                }
-                let older = elapsed > age.value;
-                let ok = if matches!(self, Op::OlderThan(_)) {
-                    older
-                } else {
-                    !older
-                };
-                if ok {
-                    Check::Pass
-                } else {
-                    Check::Fail(Some(format!("it is {} old", human(elapsed))))
-                }
+            Op::OlderThan(_) | Op::NewerThan(_) | Op::Before | Op::After => {
+                self.test_relative(v, now, None)
             }
             Op::WithinWindow { start, end } => {
                 let field = |k: &str| v.get(k).and_then(Value::as_str).and_then(parse_timestamp);
@@ -360,6 +348,127 @@ impl Op {
                 self.test_time(t, ws)
             }
         }
+    }
+
+    /// `older_than` / `newer_than`: the time between `v` and `anchor` — now, or the fact a leaf's
+    /// `relative_to` names (`anchor_name`) — against the bound.
+    pub(crate) fn test_relative(
+        &self,
+        v: &Value,
+        anchor: DateTime<Utc>,
+        anchor_name: Option<&str>,
+    ) -> Check {
+        let Some(t) = v.as_str().and_then(parse_timestamp) else {
+            return not_a_time(v);
+        };
+        let than = anchor_name.map_or_else(|| "now".to_string(), |n| format!("`{n}`"));
+        match self {
+            Op::Before if t <= anchor => return Check::Pass,
+            Op::After if t >= anchor => return Check::Pass,
+            Op::Before => {
+                return Check::Fail(Some(format!(
+                    "{} after {than}, {}",
+                    human(t.signed_duration_since(anchor)),
+                    show_time(anchor)
+                )));
+            }
+            Op::After => {
+                return Check::Fail(Some(format!(
+                    "{} before {than}, {}",
+                    human(anchor.signed_duration_since(t)),
+                    show_time(anchor)
+                )));
+            }
+            _ => {}
+        }
+        let (Op::OlderThan(age) | Op::NewerThan(age)) = self else {
+            return Check::Mismatch("an operator that does not compare times".into());
+        };
+        let elapsed = anchor.signed_duration_since(t);
+        // Evidence dated after now cannot be aged: a clean report dated 2099 would otherwise be
+        // "newer than" every bound forever. Beyond a small allowance for clock skew between the
+        // tool and the gate it is unusable, never fresh. Against another fact, a time after it
+        // (a window that ends before it starts) is as unusable.
+        if -elapsed > FUTURE_SKEW {
+            return Check::Mismatch(match anchor_name {
+                None => format!(
+                    "a timestamp {} in the future (`{}`): evidence dated after now cannot be \
+                     aged; check the tool's clock",
+                    human(-elapsed),
+                    show_time(t)
+                ),
+                Some(name) => format!(
+                    "a timestamp {} after `{name}` (`{}`)",
+                    human(-elapsed),
+                    show_time(anchor)
+                ),
+            });
+        }
+        let older = elapsed > age.value;
+        let ok = if matches!(self, Op::OlderThan(_)) {
+            older
+        } else {
+            !older
+        };
+        match (ok, anchor_name) {
+            (true, _) => Check::Pass,
+            (false, None) => Check::Fail(Some(format!("it is {} old", human(elapsed)))),
+            (false, Some(name)) => {
+                Check::Fail(Some(format!("it is {} before `{name}`", human(elapsed))))
+            }
+        }
+    }
+
+    /// The operator of a leaf whose operand is another fact (`value_from`), before that fact is
+    /// read: `None` for operators that cannot take one.
+    pub(crate) fn for_operand(name: &str) -> Option<Op> {
+        Some(match name {
+            "==" => Op::Eq(Value::Null),
+            "!=" => Op::Ne(Value::Null),
+            "<" => Op::Order(Ordering::Lt, Value::Null),
+            "<=" => Op::Order(Ordering::Le, Value::Null),
+            ">" => Op::Order(Ordering::Gt, Value::Null),
+            ">=" => Op::Order(Ordering::Ge, Value::Null),
+            "in" => Op::In(Vec::new()),
+            "not_in" => Op::NotIn(Vec::new()),
+            "contains" => Op::Contains(Value::Null),
+            _ => return None,
+        })
+    }
+
+    /// The same operator with the operand read from the evidence: the values a `value_from`
+    /// path yielded (for `in` / `not_in`, the list — one array value is taken as the list).
+    /// `Err` says in words why the values cannot be an operand.
+    pub(crate) fn with_operand(&self, values: &[&Value]) -> Result<Op, String> {
+        let one = || match values {
+            [v] if is_scalar(v) => Ok((*v).clone()),
+            [v] => Err(format!(
+                "a {} where a single value was expected",
+                type_name(v)
+            )),
+            _ => Err(format!("{} values where one was expected", values.len())),
+        };
+        Ok(match self {
+            Op::Eq(_) => Op::Eq(one()?),
+            Op::Ne(_) => Op::Ne(one()?),
+            Op::Order(o, _) => Op::Order(*o, one()?),
+            Op::Contains(_) => Op::Contains(one()?),
+            Op::In(_) | Op::NotIn(_) => {
+                let list: Vec<Value> = match values {
+                    [Value::Array(items)] => items.clone(),
+                    _ => values.iter().map(|v| (*v).clone()).collect(),
+                };
+                if list.is_empty() || !list.iter().all(is_scalar) {
+                    return Err("not a non-empty list of single values".into());
+                }
+                if matches!(self, Op::In(_)) {
+                    Op::In(list)
+                } else {
+                    Op::NotIn(list)
+                }
+            }
+            _ => return Err("an operator that takes no fact as its value".into()),
+        })
     }
 
     /// Tests a time against windows (`now` when the leaf has no path).

@@ -539,3 +539,59 @@ fn load_dir_reads_policy_files_only() {
             .contains("no policy files")
     );
 }
+
+#[test]
+fn comparing_two_facts_is_checked_at_load() {
+    let misuse = [
+        (
+            "{path: $.a.x, op: matches, value_from: $.b.y}",
+            "`matches` cannot take `value_from`",
+        ),
+        (
+            "{path: $.a.x, op: \"==\", value: 1, value_from: $.b.y}",
+            "both `value` and `value_from`",
+        ),
+        (
+            "{path: $.a.x, op: \"==\", value: 1, relative_to: $.b.y}",
+            "`relative_to` only applies to",
+        ),
+        (
+            "{path: $.a.x, op: in, value_from: '$.b[?'}",
+            "invalid JSONPath `$.b[?` in `value_from`",
+        ),
+        (
+            "{path: $.a.x, op: before, value: 1h}",
+            "`before` takes no `value`",
+        ),
+    ];
+    for (condition, want) in misuse {
+        let errs = errors(&rule(condition));
+        assert!(
+            errs.iter().any(|e| e.contains(want)),
+            "{condition}: {errs:?}"
+        );
+    }
+    // The facts compared with are sources the rule needs, so the gate asks for them.
+    let app = Application::parse("a").unwrap();
+    let env = Environment::parse("prod-eu").unwrap();
+    let needs = |condition: &str| {
+        load(&rule(condition))
+            .unwrap()
+            .required_sources(Subject {
+                application: &app,
+                environment: &env,
+                tier: tier_of(&env),
+                caller: CallerKind::Argocd,
+            })
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        needs("{path: $.a.x, op: newer_than, value: 1h, relative_to: $.c.end}"),
+        ["a", "c"]
+    );
+    assert_eq!(
+        needs("{path: $.a.x, op: in, value_from: $.b.list}"),
+        ["a", "b"]
+    );
+}

@@ -32,6 +32,7 @@ mod http;
 mod integrations;
 mod notify;
 mod openapi;
+mod peer_policy;
 mod persistence;
 mod policy_reload;
 mod replicas;
