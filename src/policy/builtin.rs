@@ -4,7 +4,7 @@
 use super::PolicySource;
 
 /// Each built-in policy file's name and text.
-const FILES: [(&str, &str); 6] = [
+const FILES: [(&str, &str); 7] = [
     (
         "change-management.yaml",
         include_str!("builtin/change-management.yaml"),
@@ -12,6 +12,10 @@ const FILES: [(&str, &str); 6] = [
     ("findings.yaml", include_str!("builtin/findings.yaml")),
     ("freeze.yaml", include_str!("builtin/freeze.yaml")),
     ("quality.yaml", include_str!("builtin/quality.yaml")),
+    (
+        "source-control.yaml",
+        include_str!("builtin/source-control.yaml"),
+    ),
     (
         "supply-chain.yaml",
         include_str!("builtin/supply-chain.yaml"),

@@ -2,7 +2,9 @@
 //! missing) and words the outcome. Pure and bounded: no I/O, no clock, no panics.
 //!
 //! `all` fails if any part fails, else is missing if any part is missing, else passes. `any`
-//! passes if any part passes, else is missing if any part is missing, else fails. `not` swaps pass
+//! passes if any part passes, else is missing if any part is missing, else fails — except that
+//! parts missing only because their source is not configured at all cannot hold, so beside a
+//! failing part they leave `any` failed (one rule can cover GitHub and GitLab). `not` swaps pass
 //! and fail and keeps missing. So a missing branch never decides alone when the others already
 //! do, and never counts as a pass.
 //!
@@ -127,6 +129,7 @@ fn eval(c: &Condition, ctx: &Ctx<'_>) -> Eval {
             let mut any_missing = false;
             // Every missing alternative is missing only for want of configuration.
             let mut not_configured = true;
+            let mut missing_count = 0;
             let mut inconclusive = false;
             let mut facts = None;
             for c in cs {
@@ -135,6 +138,7 @@ fn eval(c: &Condition, ctx: &Ctx<'_>) -> Eval {
                     RuleOutcome::Pass => return e,
                     RuleOutcome::Missing => {
                         any_missing = true;
+                        missing_count += 1;
                         not_configured &= e.not_configured;
                     }
                     RuleOutcome::Fail => {
@@ -146,7 +150,11 @@ fn eval(c: &Condition, ctx: &Ctx<'_>) -> Eval {
                 }
                 others.push(e.reason);
             }
-            let outcome = if any_missing {
+            // An alternative whose source nobody configured can never hold: when the others
+            // failed conclusively it does not turn their failure into missing (a GitHub
+            // repository that is unprotected fails even where no GitLab source exists).
+            let vacuous = any_missing && not_configured && others.len() > missing_count;
+            let outcome = if any_missing && !vacuous {
                 RuleOutcome::Missing
             } else {
                 RuleOutcome::Fail
@@ -161,7 +169,7 @@ fn eval(c: &Condition, ctx: &Ctx<'_>) -> Eval {
                 reason,
                 facts,
                 inconclusive,
-                not_configured: any_missing && not_configured,
+                not_configured: any_missing && not_configured && !vacuous,
             }
         }
     }
