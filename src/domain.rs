@@ -27,6 +27,7 @@ pub use finding::{
 };
 pub use ids::{
     Application, ChangeNumber, CommitSha, DecisionId, Digest, Environment, IdempotencyKey, JiraKey,
+    split_change_refs,
 };
 pub use request::{
     Caller, CallerKind, ChangeRefs, CheckRequest, ImageRef, SourceRevision, Subject,

@@ -144,8 +144,8 @@ fn draft(r: &AnalysisRequest) -> CheckRequestDraft {
         "rollout_revision".to_string(),
         r.rollout_revision.trim().to_string(),
     );
-    let (jira_keys, servicenow_changes): (Vec<String>, Vec<String>) =
-        r.change_refs.iter().cloned().partition(|c| c.contains('-'));
+    let (jira_keys, servicenow_changes) =
+        crate::domain::split_change_refs(r.change_refs.iter().cloned());
     CheckRequestDraft {
         application: r.app.clone(),
         environment: r.environment.clone(),

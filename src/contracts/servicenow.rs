@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::http::problem::Problem;
 use crate::api::http::{Authed, HttpState};
 use crate::domain::{
-    CallerKind, CheckRequestDraft, Decision, DecisionStatus, ImageDraft, SourceDraft,
+    CallerKind, ChangeNumber, CheckRequestDraft, Decision, DecisionStatus, ImageDraft, SourceDraft,
     ValidationError, Verdict,
 };
 
@@ -151,14 +151,7 @@ pub(crate) async fn change_check(
             "send {number, application, environment, artifacts} as in integrations/servicenow/README.md",
         ))
     })?;
-    let number = body.number.trim().to_string();
-    if !is_change_number(&number) {
-        return Err(Problem::invalid(&ValidationError::new(
-            "number",
-            format!("`{number}` is not a change number"),
-            "send the change request's `number`, e.g. `CHG0031337`",
-        )));
-    }
+    let number = change_number(&body.number)?;
     let attempt = body.attempt.as_string();
     let request = draft(&body, &number, &attempt)
         .parse(CallerKind::Servicenow)
@@ -212,14 +205,7 @@ pub(crate) async fn callback(
             "send {number, sys_id, approval} as integrations/servicenow/business-rule-callback.js does",
         ))
     })?;
-    let number = body.number.trim().to_string();
-    if !is_change_number(&number) {
-        return Err(Problem::invalid(&ValidationError::new(
-            "number",
-            format!("`{number}` is not a change number"),
-            "send the change request's `number`, e.g. `CHG0031337`",
-        )));
-    }
+    let number = change_number(&body.number)?;
     let Some(routing) = routing else {
         return Err(Problem::new(
             StatusCode::NOT_FOUND,
@@ -307,12 +293,18 @@ fn answer(d: &Decision, number: &str, attempt: &str, base: &str) -> ChangeCheckA
     }
 }
 
-/// `CHG` followed by digits, as ServiceNow numbers change requests (prefixes are configurable,
-/// so any letters followed by digits are accepted).
-fn is_change_number(s: &str) -> bool {
-    let letters = s.chars().take_while(char::is_ascii_alphabetic).count();
-    let rest = &s[letters..];
-    letters > 0 && !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit())
+/// The change number a ServiceNow body names, by the domain's one rule.
+fn change_number(raw: &str) -> Result<String, Problem> {
+    let number = raw.trim();
+    ChangeNumber::parse(number)
+        .map(|n| n.as_str().to_string())
+        .map_err(|_| {
+            Problem::invalid(&ValidationError::new(
+                "number",
+                format!("`{number}` is not a change number"),
+                "send the change request's `number`, e.g. `CHG0031337`",
+            ))
+        })
 }
 
 fn draft(b: &ChangeCheck, number: &str, attempt: &str) -> CheckRequestDraft {
@@ -381,12 +373,14 @@ mod tests {
 
     #[test]
     fn change_numbers_are_letters_then_digits() {
-        assert!(is_change_number("CHG0031337"));
-        assert!(is_change_number("RFC12"));
-        assert!(!is_change_number(""));
-        assert!(!is_change_number("CHG"));
-        assert!(!is_change_number("0031337"));
-        assert!(!is_change_number("CHG-1"));
+        let ok = |s: &str| change_number(s).is_ok();
+        assert!(ok("CHG0031337"));
+        assert!(ok(" RFC12 "));
+        assert!(!ok(""));
+        assert!(!ok("CHG"));
+        assert!(!ok("0031337"));
+        assert!(!ok("CHG-1"));
+        assert!(!ok("CHG12A3"));
     }
 
     #[test]

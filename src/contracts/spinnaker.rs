@@ -334,11 +334,7 @@ fn draft(b: &CreateBody) -> CheckRequestDraft {
                 ..Default::default()
             }),
     );
-    let (jira_keys, servicenow_changes): (Vec<String>, Vec<String>) = b
-        .change_refs
-        .items()
-        .into_iter()
-        .partition(|c| c.contains('-'));
+    let (jira_keys, servicenow_changes) = crate::domain::split_change_refs(b.change_refs.items());
     let mut ids = BTreeMap::new();
     for (k, v) in [
         ("request_id", &b.request_id),

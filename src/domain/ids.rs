@@ -249,6 +249,9 @@ string_newtype!(
 );
 
 impl ChangeNumber {
+    /// An upper-case prefix and digits, as ServiceNow numbers records (`CHG0030001`; prefixes
+    /// are configurable per instance, so any prefix is accepted). The one rule for every path
+    /// that takes a change number: check requests, the change-check contract, its callback.
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
         check_chars(
             "servicenow_changes",
@@ -258,15 +261,27 @@ impl ChangeNumber {
             |c| c.is_ascii_uppercase() || c.is_ascii_digit(),
             "use a change number such as `CHG0030001` (upper-case prefix and digits)",
         )?;
-        if !s.bytes().any(|b| b.is_ascii_digit()) {
+        let prefix = s.bytes().take_while(u8::is_ascii_uppercase).count();
+        let number = &s[prefix..];
+        if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ValidationError::new(
                 "servicenow_changes",
-                format!("`{}` has no number part", truncate(s, 80)),
+                format!(
+                    "`{}` is not a change number: its prefix must be followed by digits only",
+                    truncate(s, 80)
+                ),
                 "use a change number such as `CHG0030001`",
             ));
         }
         Ok(Self(s.to_string()))
     }
+}
+
+/// Splits change references a caller sent in one list into Jira issue keys and ServiceNow
+/// change numbers: a key has a `-` between project and number (`OPS-123`), a change number
+/// never has (`CHG0030001`). Each is validated later, where the draft is parsed.
+pub fn split_change_refs(refs: impl IntoIterator<Item = String>) -> (Vec<String>, Vec<String>) {
+    refs.into_iter().partition(|r| r.contains('-'))
 }
 
 string_newtype!(
@@ -320,6 +335,14 @@ mod tests {
         assert!(JiraKey::parse("OPS-").is_err());
         assert!(ChangeNumber::parse("CHG0030001").is_ok());
         assert!(ChangeNumber::parse("CHG").is_err());
+        assert!(ChangeNumber::parse("CHG12A3").is_err());
+        assert!(ChangeNumber::parse("chg1").is_err());
+        assert!(ChangeNumber::parse("RFC12").is_ok());
+        let (jira, changes) = split_change_refs(["OPS-1".into(), "CHG0030001".into()]);
+        assert_eq!(
+            (jira, changes),
+            (vec!["OPS-1".to_string()], vec!["CHG0030001".to_string()])
+        );
         assert!(CommitSha::parse("ABCDEF1").unwrap().as_str() == "abcdef1");
     }
 }
