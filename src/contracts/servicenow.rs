@@ -151,7 +151,7 @@ pub(crate) async fn change_check(
             "send {number, application, environment, artifacts} as in integrations/servicenow/README.md",
         ))
     })?;
-    let number = change_number(&body.number)?;
+    let number = change_number(&body.number).map_err(|e| Problem::invalid(&e))?;
     let attempt = body.attempt.as_string();
     let request = draft(&body, &number, &attempt)
         .parse(CallerKind::Servicenow)
@@ -205,7 +205,7 @@ pub(crate) async fn callback(
             "send {number, sys_id, approval} as integrations/servicenow/business-rule-callback.js does",
         ))
     })?;
-    let number = change_number(&body.number)?;
+    let number = change_number(&body.number).map_err(|e| Problem::invalid(&e))?;
     let Some(routing) = routing else {
         return Err(Problem::new(
             StatusCode::NOT_FOUND,
@@ -294,16 +294,16 @@ fn answer(d: &Decision, number: &str, attempt: &str, base: &str) -> ChangeCheckA
 }
 
 /// The change number a ServiceNow body names, by the domain's one rule.
-fn change_number(raw: &str) -> Result<String, Problem> {
+fn change_number(raw: &str) -> Result<String, ValidationError> {
     let number = raw.trim();
     ChangeNumber::parse(number)
         .map(|n| n.as_str().to_string())
         .map_err(|_| {
-            Problem::invalid(&ValidationError::new(
+            ValidationError::new(
                 "number",
                 format!("`{number}` is not a change number"),
                 "send the change request's `number`, e.g. `CHG0031337`",
-            ))
+            )
         })
 }
 
