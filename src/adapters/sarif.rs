@@ -64,6 +64,10 @@ pub struct SarifConfig {
 struct Stored {
     commit: String,
     received_at: DateTime<Utc>,
+    /// The authenticated principal that submitted the log (absent in logs stored before it was
+    /// recorded).
+    #[serde(default)]
+    submitted_by: Option<String>,
     log_sha256: String,
     runs: Vec<RunSummary>,
 }
@@ -123,7 +127,7 @@ impl Adapter for SarifAdapter {
             commit.as_str(),
             report,
             self.inner.allow_author_suppressions,
-            submission.submitted_at,
+            submission,
         );
         if stored.is_ok() {
             self.cache.invalidate_all();
@@ -187,7 +191,8 @@ fn facts(dir: &Path, commits: &[String]) -> Result<Value, AdapterError> {
         .collect();
     stored.sort_by_key(|(_, s)| s.received_at);
     // (commit, tool, category) → (stored file, received, run)
-    type Latest = BTreeMap<(String, String, String), (String, DateTime<Utc>, RunSummary)>;
+    type Latest =
+        BTreeMap<(String, String, String), (String, DateTime<Utc>, Option<String>, RunSummary)>;
     let mut latest = Latest::new();
     for commit in commits {
         let mut any = false;
@@ -203,7 +208,15 @@ fn facts(dir: &Path, commits: &[String]) -> Result<Value, AdapterError> {
                     run.category.clone().unwrap_or_default(),
                 );
                 // Sorted by arrival: a later log of the same category replaces the earlier.
-                latest.insert(key, (file.clone(), s.received_at, run.clone()));
+                latest.insert(
+                    key,
+                    (
+                        file.clone(),
+                        s.received_at,
+                        s.submitted_by.clone(),
+                        run.clone(),
+                    ),
+                );
             }
         }
         if !any {
@@ -215,7 +228,7 @@ fn facts(dir: &Path, commits: &[String]) -> Result<Value, AdapterError> {
     let mut tools = Vec::new();
     let mut all: Vec<Finding> = Vec::new();
     let mut needs_review = 0;
-    for ((commit, _, _), (file, received, run)) in latest {
+    for ((commit, _, _), (file, received, submitted_by, run)) in latest {
         let counts = level_counts(run.findings.iter());
         let with_baseline = run.findings.iter().any(|f| f.baseline_state.is_some());
         let new = with_baseline.then(|| {
@@ -237,6 +250,7 @@ fn facts(dir: &Path, commits: &[String]) -> Result<Value, AdapterError> {
             "commit": commit, "complete": run.complete, "counts": counts, "new": new,
             "rule_ids": rule_ids, "needs_review": run.needs_review, "log": file,
             "received_at": received.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "submitted_by": submitted_by,
         }));
         all.extend(run.findings);
     }
@@ -279,7 +293,7 @@ pub fn ingest_log(
     commit: &str,
     body: &[u8],
     allow_author_suppressions: bool,
-    now: DateTime<Utc>,
+    submission: &Submission,
 ) -> Result<String, IngestError> {
     if body.len() > MAX_LOG_BYTES {
         return Err(IngestError::TooLarge);
@@ -314,7 +328,8 @@ pub fn ingest_log(
     }
     let stored = Stored {
         commit: commit.to_string(),
-        received_at: now,
+        received_at: submission.submitted_at,
+        submitted_by: Some(submission.submitted_by.clone()),
         log_sha256: format!("sha256:{}", hex::encode(Sha256::digest(body))),
         runs: runs
             .into_iter()

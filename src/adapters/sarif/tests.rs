@@ -26,13 +26,17 @@ fn semgrep_levels_resolve_through_rules_and_author_suppressions_stay_open_by_def
         COMMIT,
         &fixture("semgrep.sarif"),
         false,
-        at("2026-11-30T10:00:00Z"),
+        &submitted_at("2026-11-30T10:00:00Z"),
     )
     .unwrap();
     let f = facts(dir.path(), &[COMMIT.into()]).unwrap();
     let t = &f["tools"][0];
     assert_eq!(t["name"], "Semgrep OSS", "{f}");
     assert_eq!(t["version"], "1.78.0");
+    assert_eq!(
+        t["submitted_by"], "ci",
+        "the submitting principal is a fact"
+    );
     assert_eq!(t["complete"], true);
     // No result has a level: the rules' defaults say error, warning; `nosemgrep` is not a review.
     assert_eq!(
@@ -64,7 +68,7 @@ fn semgrep_levels_resolve_through_rules_and_author_suppressions_stay_open_by_def
         COMMIT,
         &fixture("semgrep.sarif"),
         true,
-        at("2026-11-30T10:00:00Z"),
+        &submitted_at("2026-11-30T10:00:00Z"),
     )
     .unwrap();
     let f = facts(dir.path(), &[COMMIT.into()]).unwrap();
@@ -87,7 +91,7 @@ fn codeql_with_provenance_and_baseline_counts_new_and_skips_absent() {
         COMMIT,
         &fixture("codeql.sarif"),
         false,
-        at("2026-11-30T10:00:00Z"),
+        &submitted_at("2026-11-30T10:00:00Z"),
     )
     .unwrap();
     // The check may name the commit by a short id.
@@ -119,7 +123,7 @@ fn a_log_for_another_commit_or_version_is_refused_and_no_log_is_missing_evidence
         other,
         &fixture("codeql.sarif"),
         false,
-        Utc::now(),
+        &submitted_at("2026-11-30T10:00:00Z"),
     )
     .unwrap_err();
     assert!(
@@ -133,7 +137,7 @@ fn a_log_for_another_commit_or_version_is_refused_and_no_log_is_missing_evidence
         COMMIT,
         v.to_string().as_bytes(),
         false,
-        Utc::now(),
+        &submitted_at("2026-11-30T10:00:00Z"),
     )
     .unwrap_err();
     assert!(e.to_string().contains("2.1.0"), "{e}");
@@ -142,7 +146,7 @@ fn a_log_for_another_commit_or_version_is_refused_and_no_log_is_missing_evidence
         COMMIT,
         br#"{"version": "2.1.0", "runs": []}"#,
         false,
-        Utc::now(),
+        &submitted_at("2026-11-30T10:00:00Z"),
     )
     .unwrap_err();
     assert!(e.to_string().contains("runs"), "{e}");
@@ -153,7 +157,7 @@ fn a_log_for_another_commit_or_version_is_refused_and_no_log_is_missing_evidence
         COMMIT,
         &fixture("semgrep.sarif"),
         false,
-        Utc::now(),
+        &submitted_at("2026-11-30T10:00:00Z"),
     )
     .unwrap();
     let e = facts(dir.path(), &[other.into()]).unwrap_err();
@@ -168,7 +172,7 @@ fn a_newer_log_of_the_same_tool_and_category_replaces_the_older_and_incomplete_r
         COMMIT,
         &fixture("semgrep.sarif"),
         false,
-        at("2026-11-30T10:00:00Z"),
+        &submitted_at("2026-11-30T10:00:00Z"),
     )
     .unwrap();
     let mut fixed: Value = serde_json::from_slice(&fixture("semgrep.sarif")).unwrap();
@@ -179,7 +183,7 @@ fn a_newer_log_of_the_same_tool_and_category_replaces_the_older_and_incomplete_r
         COMMIT,
         fixed.to_string().as_bytes(),
         false,
-        at("2026-11-30T11:00:00Z"),
+        &submitted_at("2026-11-30T11:00:00Z"),
     )
     .unwrap();
     let f = facts(dir.path(), &[COMMIT.into()]).unwrap();
@@ -213,7 +217,7 @@ fn kinds_levels_and_suppression_statuses_follow_the_specification() {
         COMMIT,
         log.to_string().as_bytes(),
         false,
-        Utc::now(),
+        &submitted_at("2026-11-30T10:00:00Z"),
     )
     .unwrap();
     let f = facts(dir.path(), &[COMMIT.into()]).unwrap();
@@ -269,11 +273,27 @@ fn a_large_log_is_summarised() {
     body.push_str("]}]}");
     assert!(body.len() > 30 * 1024 * 1024, "{}", body.len());
     let dir = tempfile::tempdir().unwrap();
-    ingest_log(dir.path(), COMMIT, body.as_bytes(), false, Utc::now()).unwrap();
+    ingest_log(
+        dir.path(),
+        COMMIT,
+        body.as_bytes(),
+        false,
+        &submitted_at("2026-11-30T10:00:00Z"),
+    )
+    .unwrap();
     let f = facts(dir.path(), &[COMMIT.into()]).unwrap();
     assert_eq!(f["counts"]["error"], 20_000);
     assert_eq!(f["counts"]["note"], 40_000);
     assert_eq!(f["findings_summary"]["total"], 60_000);
     assert_eq!(f["findings"].as_array().unwrap().len(), MAX_LISTED);
     assert_eq!(f["findings_truncated"], true);
+}
+
+fn submitted_at(t: &str) -> Submission {
+    Submission {
+        submitted_by: "ci".into(),
+        submitted_at: at(t),
+        may_deploy: std::sync::Arc::new(|_| true),
+        any_image: true,
+    }
 }
