@@ -35,6 +35,7 @@ pub fn system_clock() -> Clock {
 pub mod aqua;
 pub mod cache;
 pub mod credentials;
+pub mod github;
 pub mod http_client;
 pub mod http_jsonpath;
 pub mod instance;
@@ -50,6 +51,7 @@ pub mod trivy;
 mod conformance;
 
 pub use aqua::{AquaAdapter, AquaConfig};
+pub use github::{GitHubAdapter, GitHubConfig};
 pub use http_jsonpath::{HttpAdapterConfig, HttpJsonPathAdapter};
 pub use jira::{JiraAdapter, JiraConfig};
 pub use registry::{RegistryAdapter, RegistryConfig};
@@ -186,6 +188,7 @@ pub enum AdapterConfig {
     Aqua(AquaConfig),
     Trivy(TrivyConfig),
     Registry(RegistryConfig),
+    Github(GitHubConfig),
 }
 
 impl AdapterConfig {
@@ -199,6 +202,7 @@ impl AdapterConfig {
             AdapterConfig::Aqua(c) => &c.name,
             AdapterConfig::Trivy(c) => &c.name,
             AdapterConfig::Registry(c) => &c.name,
+            AdapterConfig::Github(c) => &c.name,
         }
     }
 }
@@ -233,6 +237,7 @@ pub fn build(configs: &[AdapterConfig]) -> Result<Vec<Arc<dyn Adapter>>, Adapter
             AdapterConfig::Aqua(c) => Arc::new(AquaAdapter::build(c)?),
             AdapterConfig::Trivy(c) => Arc::new(TrivyAdapter::build(c)?),
             AdapterConfig::Registry(c) => Arc::new(RegistryAdapter::build(c)?),
+            AdapterConfig::Github(c) => Arc::new(GitHubAdapter::build(c)?),
         });
     }
     Ok(adapters)

@@ -13,7 +13,7 @@ use crate::sim::{self, Sims};
 /// Flags of `portcullis sim`.
 #[derive(Debug, clap::Args)]
 pub(super) struct SimArgs {
-    /// First port: SonarQube listens on it, Jira on the next, then ServiceNow, Aqua, the registry. 0 picks
+    /// First port: SonarQube listens on it, Jira on the next, then ServiceNow, Aqua, the registry, GitHub. 0 picks
     /// free ports.
     #[arg(long, default_value_t = 9100)]
     port: u16,
@@ -95,6 +95,15 @@ fn print_sims(sims: &Sims) {
         sim::registry::PASSWORD,
         sim::registry::REPOSITORY,
         sim::registry::seeded_digest()
+    );
+    println!(
+        "github      {}   token {}   app {} (installation {})   repo {}@{}",
+        sims.github.base_url,
+        sim::github::TOKEN,
+        sim::github::APP_ID,
+        sim::github::INSTALLATION_ID,
+        sim::github::REPOSITORY,
+        sim::github::SEEDED_COMMIT
     );
 }
 
