@@ -36,6 +36,7 @@ pub mod aqua;
 pub mod cache;
 pub mod credentials;
 pub mod github;
+pub mod gitlab;
 pub mod http_client;
 pub mod http_jsonpath;
 pub mod instance;
@@ -52,6 +53,7 @@ mod conformance;
 
 pub use aqua::{AquaAdapter, AquaConfig};
 pub use github::{GitHubAdapter, GitHubConfig};
+pub use gitlab::{GitLabAdapter, GitLabConfig};
 pub use http_jsonpath::{HttpAdapterConfig, HttpJsonPathAdapter};
 pub use jira::{JiraAdapter, JiraConfig};
 pub use registry::{RegistryAdapter, RegistryConfig};
@@ -189,6 +191,7 @@ pub enum AdapterConfig {
     Trivy(TrivyConfig),
     Registry(RegistryConfig),
     Github(GitHubConfig),
+    Gitlab(GitLabConfig),
 }
 
 impl AdapterConfig {
@@ -203,6 +206,7 @@ impl AdapterConfig {
             AdapterConfig::Trivy(c) => &c.name,
             AdapterConfig::Registry(c) => &c.name,
             AdapterConfig::Github(c) => &c.name,
+            AdapterConfig::Gitlab(c) => &c.name,
         }
     }
 }
@@ -238,6 +242,7 @@ pub fn build(configs: &[AdapterConfig]) -> Result<Vec<Arc<dyn Adapter>>, Adapter
             AdapterConfig::Trivy(c) => Arc::new(TrivyAdapter::build(c)?),
             AdapterConfig::Registry(c) => Arc::new(RegistryAdapter::build(c)?),
             AdapterConfig::Github(c) => Arc::new(GitHubAdapter::build(c)?),
+            AdapterConfig::Gitlab(c) => Arc::new(GitLabAdapter::build(c)?),
         });
     }
     Ok(adapters)

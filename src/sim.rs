@@ -1,4 +1,4 @@
-//! API-exact simulators of SonarQube, Jira, ServiceNow, Aqua, an OCI registry and GitHub for tests, `portcullis sim` and
+//! API-exact simulators of SonarQube, Jira, ServiceNow, Aqua, an OCI registry, GitHub and GitLab for tests, `portcullis sim` and
 //! the demo: real axum servers on 127.0.0.1, one port per tool, with seeded data and a control API
 //! for faults.
 //!
@@ -17,6 +17,7 @@
 pub mod aqua;
 pub mod faults;
 pub mod github;
+pub mod gitlab;
 pub mod jira;
 pub mod registry;
 pub mod servicenow;
@@ -40,7 +41,7 @@ pub enum SimError {
 /// One running simulator.
 #[derive(Debug, Clone)]
 pub struct SimHandle {
-    /// `sonarqube`, `jira`, `servicenow`, `aqua`, `registry` or `github`.
+    /// `sonarqube`, `jira`, `servicenow`, `aqua`, `registry`, `github` or `gitlab`.
     pub tool: &'static str,
     /// `http://127.0.0.1:PORT`, the tool's base URL.
     pub base_url: String,
@@ -58,10 +59,11 @@ pub struct Sims {
     pub aqua: SimHandle,
     pub registry: SimHandle,
     pub github: SimHandle,
+    pub gitlab: SimHandle,
 }
 
 impl Sims {
-    pub fn all(&self) -> [&SimHandle; 6] {
+    pub fn all(&self) -> [&SimHandle; 7] {
         [
             &self.sonarqube,
             &self.jira,
@@ -69,6 +71,7 @@ impl Sims {
             &self.aqua,
             &self.registry,
             &self.github,
+            &self.gitlab,
         ]
     }
 }
@@ -90,6 +93,7 @@ pub async fn start(first_port: u16) -> Result<Sims, SimError> {
         aqua: serve("aqua", port(3), aqua::router).await?,
         registry: serve("registry", port(4), registry::router).await?,
         github: serve("github", port(5), github::router).await?,
+        gitlab: serve("gitlab", port(6), gitlab::router).await?,
     })
 }
 

@@ -13,7 +13,7 @@ use crate::sim::{self, Sims};
 /// Flags of `portcullis sim`.
 #[derive(Debug, clap::Args)]
 pub(super) struct SimArgs {
-    /// First port: SonarQube listens on it, Jira on the next, then ServiceNow, Aqua, the registry, GitHub. 0 picks
+    /// First port: SonarQube listens on it, Jira on the next, then ServiceNow, Aqua, the registry, GitHub, GitLab. 0 picks
     /// free ports.
     #[arg(long, default_value_t = 9100)]
     port: u16,
@@ -104,6 +104,13 @@ fn print_sims(sims: &Sims) {
         sim::github::INSTALLATION_ID,
         sim::github::REPOSITORY,
         sim::github::SEEDED_COMMIT
+    );
+    println!(
+        "gitlab      {}   private-token {}   project {}@{}",
+        sims.gitlab.base_url,
+        sim::gitlab::TOKEN,
+        sim::gitlab::PROJECT,
+        sim::gitlab::SEEDED_COMMIT
     );
 }
 
