@@ -13,6 +13,11 @@
 //! signature. Control: `PUT /_sim/gitlab/projects/{url-encoded path}` seeds a project (a
 //! `ProjectState` document), `POST /_sim/reset` restores the seed.
 
+#![expect(
+    clippy::result_large_err,
+    reason = "handlers return the vendor's error response as the error; one per request"
+)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 

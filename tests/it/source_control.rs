@@ -168,6 +168,26 @@ impl World {
     }
 }
 
+/// A seeded repository, the one rule its weakness must fail, and the fact that shows it with
+/// its expected value.
+type Weakness<'a> = (&'a str, &'static str, fn(&Value) -> Value, Value);
+
+impl World {
+    /// Each weakness stops the deploy by its rule alone, and shows in the facts.
+    async fn expect_stopped(&self, commit: &str, cases: &[Weakness<'_>]) {
+        let namespace = match self.scm {
+            Scm::GitHub => "github",
+            Scm::GitLab => "gitlab",
+        };
+        for (repo, rule, fact, want) in cases {
+            let d = self.check(repo, commit).await;
+            assert_ne!(d["verdict"], "continue", "{repo}: {d}");
+            assert_eq!(failed(&d), [*rule], "{repo}: {d}");
+            assert_eq!(&fact(&d["evidence"][namespace]), want, "{repo}: {d}");
+        }
+    }
+}
+
 /// The rules that did not pass, by id.
 fn failed(d: &Value) -> Vec<String> {
     d["rule_results"]
@@ -229,7 +249,7 @@ async fn each_weakness_shows_in_the_facts_and_stops_the_deploy() {
             ]);
         })
         .await;
-    let cases: [(&str, &str, fn(&Value) -> Value, Value); 6] = [
+    let cases: [Weakness; 6] = [
         (
             &unprotected,
             "branch-protected",
@@ -267,12 +287,7 @@ async fn each_weakness_shows_in_the_facts_and_stops_the_deploy() {
             json!(true),
         ),
     ];
-    for (repo, rule, fact, want) in cases {
-        let d = w.check(repo, COMMIT).await;
-        assert_ne!(d["verdict"], "continue", "{repo}: {d}");
-        assert_eq!(failed(&d), [rule], "{repo}: {d}");
-        assert_eq!(fact(&d["evidence"]["github"]), want, "{repo}: {d}");
-    }
+    w.expect_stopped(COMMIT, &cases).await;
 }
 
 #[tokio::test]
@@ -375,7 +390,7 @@ async fn gitlab_weaknesses_stop_the_deploy_and_a_protected_project_continues() {
         d["verdict"], "continue",
         "a wildcard entry protects `main`: {d}"
     );
-    let cases: [(&str, &str, fn(&Value) -> Value, Value); 4] = [
+    let cases: [Weakness; 4] = [
         (
             &force_push,
             "branch-protected",
@@ -401,10 +416,5 @@ async fn gitlab_weaknesses_stop_the_deploy_and_a_protected_project_continues() {
             json!("failed"),
         ),
     ];
-    for (repo, rule, fact, want) in cases {
-        let d = w.check(repo, COMMIT).await;
-        assert_ne!(d["verdict"], "continue", "{repo}: {d}");
-        assert_eq!(failed(&d), [rule], "{repo}: {d}");
-        assert_eq!(fact(&d["evidence"]["gitlab"]), want, "{repo}: {d}");
-    }
+    w.expect_stopped(COMMIT, &cases).await;
 }

@@ -41,7 +41,7 @@ pub enum GitHubAuth {
 /// Resolved credentials.
 pub enum Auth {
     Token(HeaderValue),
-    App(App),
+    App(Box<App>),
 }
 
 pub struct App {
@@ -80,12 +80,12 @@ impl Auth {
                         "`private_key` is not an RSA private key in PEM (PKCS#1 or PKCS#8)"
                             .to_string()
                     })?;
-                Ok(Auth::App(App {
+                Ok(Auth::App(Box::new(App {
                     app_id: *app_id,
                     key: rsa::pkcs1v15::SigningKey::new(key),
                     installation_id: *installation_id,
                     token: Mutex::new(None),
-                }))
+                })))
             }
         }
     }
