@@ -1,5 +1,5 @@
-//! `portcullis sim`: serve the API-exact simulators of SonarQube, Jira, ServiceNow, Aqua and an
-//! OCI registry on 127.0.0.1 and print their URLs and credentials until interrupted;
+//! `portcullis sim`: serve the API-exact simulators of SonarQube, Jira, ServiceNow, Aqua, an
+//! OCI registry, GitHub and GitLab on 127.0.0.1 and print their URLs and credentials until interrupted;
 //! `portcullis sim demo`: start the service against them and walk through three deploys (continue, manual review, terminate).
 
 use anyhow::Context;

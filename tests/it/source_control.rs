@@ -418,3 +418,57 @@ async fn gitlab_weaknesses_stop_the_deploy_and_a_protected_project_continues() {
     ];
     w.expect_stopped(COMMIT, &cases).await;
 }
+
+/// The App's installation token is minted once, reused, renewed five minutes before the expiry
+/// GitHub stated (by the adapter's clock, never the wall clock), and minted again once when
+/// GitHub refuses it.
+#[tokio::test]
+async fn the_app_installation_token_is_reused_renewed_and_reminted_once_when_refused() {
+    use portcullis::adapters::{Adapter, GitHubAdapter, GitHubConfig};
+    let sims = sim::start(0).await.unwrap();
+    let start = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+    let at = std::sync::Arc::new(std::sync::Mutex::new(start));
+    let clock: portcullis::adapters::Clock = {
+        let at = at.clone();
+        std::sync::Arc::new(move || *at.lock().unwrap())
+    };
+    let config: GitHubConfig = serde_json::from_value(json!({"name": "github",
+        "base_url": sims.github.base_url, "cache_ttl": "0s",
+        "auth": {"type": "app", "app_id": sim::github::APP_ID,
+            "private_key": {"value": sim::github::APP_PRIVATE_KEY}}}))
+    .unwrap();
+    let adapter = GitHubAdapter::build(&config).unwrap().with_clock(clock);
+    let req = crate::adapters::request(|d| {
+        d.sources[0].repository = format!("github.com/{SEEDED}");
+        d.sources[0].commit = COMMIT.into();
+        d.sources[0].branch = "main".into();
+    });
+    // API requests one collection makes (the simulator counts every request).
+    let calls = async || {
+        let before = sims.github.control.requests();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        let facts = adapter.collect(&req, deadline).await.unwrap();
+        assert_eq!(facts.document["commit"]["via_pull_request"], true);
+        sims.github.control.requests() - before
+    };
+    let minted = calls().await;
+    let reused = calls().await;
+    assert_eq!(minted, reused + 2, "installation lookup and token, once");
+    *at.lock().unwrap() = start + chrono::Duration::minutes(50);
+    assert_eq!(
+        calls().await,
+        reused,
+        "still valid for more than five minutes"
+    );
+    *at.lock().unwrap() = start + chrono::Duration::minutes(56);
+    assert_eq!(calls().await, reused + 2, "renewed before it expires");
+    sims.github.control.apply(&FaultSettings {
+        tokens_expired: Some(true),
+        ..Default::default()
+    });
+    assert_eq!(
+        calls().await,
+        reused + 3,
+        "one 401, a new token, the same read again"
+    );
+}

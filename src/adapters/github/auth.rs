@@ -4,6 +4,8 @@
 //! access token, kept until five minutes before the expiry GitHub states, by the adapters'
 //! injected clock. Keys and tokens are `Secret`s and sensitive header values.
 
+use std::collections::HashMap;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::HeaderValue;
@@ -38,6 +40,9 @@ pub enum GitHubAuth {
     },
 }
 
+/// An installation, its token and when GitHub said the token expires.
+type Installation = (u64, Secret, chrono::DateTime<chrono::Utc>);
+
 /// Resolved credentials.
 pub enum Auth {
     Token(HeaderValue),
@@ -48,8 +53,10 @@ pub struct App {
     app_id: u64,
     key: rsa::pkcs1v15::SigningKey<sha2::Sha256>,
     installation_id: Option<u64>,
-    /// The installation token and when it expires, per installation.
-    token: Mutex<Option<(u64, Secret, chrono::DateTime<chrono::Utc>)>>,
+    /// Per account (the repository's owner; one entry when `installation_id` is configured):
+    /// its installation, the installation token and when it expires. An App installed in
+    /// several organisations has one installation, and so one token, per organisation.
+    tokens: Mutex<HashMap<String, Installation>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -84,7 +91,7 @@ impl Auth {
                     app_id: *app_id,
                     key: rsa::pkcs1v15::SigningKey::new(key),
                     installation_id: *installation_id,
-                    token: Mutex::new(None),
+                    tokens: Mutex::new(HashMap::new()),
                 })))
             }
         }
@@ -111,7 +118,7 @@ impl Auth {
     /// Forgets a cached installation token (GitHub answered 401 with it).
     pub async fn forget(&self) {
         if let Auth::App(app) = self {
-            *app.token.lock().await = None;
+            app.tokens.lock().await.clear();
         }
     }
 
@@ -149,11 +156,18 @@ impl App {
         clock: &Clock,
         deadline: Instant,
     ) -> Result<HeaderValue, AdapterError> {
-        let mut cached = self.token.lock().await;
+        let account = match self.installation_id {
+            Some(_) => String::new(),
+            None => repo
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
+        };
+        let mut cached = self.tokens.lock().await;
         let now = clock();
-        if let Some((installation, token, expires)) = cached.as_ref()
+        if let Some((_, token, expires)) = cached.get(&account)
             && now + RENEW_BEFORE < *expires
-            && self.installation_id.is_none_or(|i| i == *installation)
         {
             return bearer(token.expose()).map_err(bad);
         }
@@ -203,7 +217,7 @@ impl App {
             })?;
         let secret = Secret::new(token);
         let header = bearer(secret.expose()).map_err(bad)?;
-        *cached = Some((installation, secret, expires));
+        cached.insert(account, (installation, secret, expires));
         Ok(header)
     }
 }
@@ -234,7 +248,7 @@ mod tests {
             app_id: 42,
             key: rsa::pkcs1v15::SigningKey::new(key),
             installation_id: None,
-            token: Mutex::new(None),
+            tokens: Mutex::new(HashMap::new()),
         };
         let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let jwt = app.jwt(now).unwrap();
