@@ -243,6 +243,12 @@ async fn protection(
     headers: HeaderMap,
 ) -> Response {
     answer(sim.with_repo(&headers, &owner, &repo, |r| {
+        if r.protection_forbidden {
+            return Err(message(
+                StatusCode::FORBIDDEN,
+                "Resource not accessible by integration",
+            ));
+        }
         Ok(match r.protection.get(&branch) {
             Some(p) => Json(p.clone()).into_response(),
             None => message(StatusCode::NOT_FOUND, "Branch not protected"),

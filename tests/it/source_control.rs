@@ -291,6 +291,18 @@ async fn each_weakness_shows_in_the_facts_and_stops_the_deploy() {
 }
 
 #[tokio::test]
+async fn protection_the_credentials_may_not_read_is_missing_not_unprotected() {
+    let w = world(Scm::GitHub).await;
+    let hidden = w
+        .repo("hidden", |s| s["protection_forbidden"] = json!(true))
+        .await;
+    let d = w.check(&hidden, COMMIT).await;
+    assert_eq!(d["verdict"], "terminate", "{d}");
+    assert!(d["evidence"]["github"].is_null(), "{d}");
+    assert!(d.to_string().contains("HTTP 403"), "{d}");
+}
+
+#[tokio::test]
 async fn a_rate_limit_that_lifts_is_waited_for_and_one_that_does_not_is_missing_evidence() {
     let w = world(Scm::GitHub).await;
     let r = w

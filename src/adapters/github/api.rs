@@ -199,6 +199,12 @@ pub(super) fn refusal(r: &HttpResponse) -> AdapterError {
                 r.url
             ),
         }
+    } else if message.contains("secondary rate limit") {
+        // A secondary limit without `Retry-After` (those are retried by the client): GitHub asks
+        // for at least a minute, longer than any check waits.
+        AdapterError::RateLimited {
+            retry_after_s: Some(60),
+        }
     } else {
         tracing::debug!(url = %r.url, message, "github refused a read");
         AdapterError::Auth { status: r.status }
@@ -225,7 +231,7 @@ mod tests {
     use http::HeaderValue;
 
     #[test]
-    fn next_links_are_found_among_others() {
+    fn links_and_refusals_are_read() {
         let mut h = http::HeaderMap::new();
         h.insert(
             http::header::LINK,
@@ -234,6 +240,29 @@ mod tests {
             ),
         );
         assert_eq!(next_link(&h).unwrap(), "https://api.github.com/x?page=3");
+        let answer = |status: u16, message: &str| HttpResponse {
+            status,
+            json: serde_json::json!({ "message": message }),
+            excerpt: String::new(),
+            url: "u".into(),
+            headers: http::HeaderMap::new(),
+            bytes: Vec::new(),
+        };
+        assert!(matches!(
+            refusal(&answer(
+                403,
+                "You have exceeded a secondary rate limit. Please wait"
+            )),
+            AdapterError::RateLimited { .. }
+        ));
+        assert!(matches!(
+            refusal(&answer(403, "Resource not accessible by integration")),
+            AdapterError::Auth { status: 403 }
+        ));
+        assert!(matches!(
+            refusal(&answer(404, "Not Found")),
+            AdapterError::NotFound { .. }
+        ));
         assert_eq!(super::super::segment("release/1.2"), "release%2F1.2");
     }
 }

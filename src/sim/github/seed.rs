@@ -27,6 +27,10 @@ pub struct RepoState {
     /// `Branch not protected`.
     #[serde(default)]
     pub protection: BTreeMap<String, Value>,
+    /// The credentials lack Administration read: `…/protection` answers 403 `Resource not
+    /// accessible by integration` (never "not protected").
+    #[serde(default)]
+    pub protection_forbidden: bool,
     /// Branch → the active rules of `GET …/rules/branches/{b}`.
     #[serde(default)]
     pub rules: BTreeMap<String, Vec<Value>>,
