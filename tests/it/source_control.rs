@@ -484,3 +484,38 @@ async fn the_app_installation_token_is_reused_renewed_and_reminted_once_when_ref
         "one 401, a new token, the same read again"
     );
 }
+
+#[tokio::test]
+async fn gitlab_listings_are_read_to_the_end_and_one_cut_short_is_missing_evidence() {
+    let w = world(Scm::GitLab).await;
+    // Five protected-branch entries, two a page: the one covering `main` is on the last page.
+    let many = w
+        .repo("many", |s| {
+            let main = s["protected_branches"][0].clone();
+            let mut entries: Vec<Value> = (1..=4)
+                .map(|i| {
+                    let mut e = main.clone();
+                    e["name"] = json!(format!("release/{i}.x"));
+                    e
+                })
+                .collect();
+            entries.push(main);
+            s["protected_branches"] = json!(entries);
+        })
+        .await;
+    let d = w.check(&many, sim::gitlab::SEEDED_COMMIT).await;
+    assert_eq!(d["verdict"], "continue", "{d}");
+    assert_eq!(
+        d["evidence"]["gitlab"]["protection"]["entries"],
+        json!(["main"]),
+        "{d}"
+    );
+
+    w.sims.gitlab.control.apply(&FaultSettings {
+        truncate_pagination: Some(true),
+        ..Default::default()
+    });
+    let d = w.check(&many, sim::gitlab::SEEDED_COMMIT).await;
+    assert_eq!(d["verdict"], "terminate", "{d}");
+    assert!(d.to_string().contains("short read"), "{d}");
+}
