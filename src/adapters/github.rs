@@ -430,16 +430,25 @@ impl Inner {
         commit: Option<&str>,
         deadline: Instant,
     ) -> Result<Value, AdapterError> {
-        let settings = self
-            .get(
+        // Advisory (contract §11.1): credentials without Actions/Administration read leave the
+        // default unknown (its facts missing), not the whole source.
+        let settings = match self
+            .read(
                 &format!("repos/{repo}/actions/permissions/workflow"),
+                &[403, 404],
                 deadline,
             )
             .await?
-            .json;
+        {
+            Answer::Ok(r) => Some(r.json),
+            Answer::Missing(r) => match refusal(&r) {
+                e @ AdapterError::RateLimited { .. } => return Err(e),
+                _ => None,
+            },
+        };
         let Some(commit) = commit else {
             return Ok(posture::workflows(
-                &settings,
+                settings.as_ref(),
                 &[],
                 &["the check names no commit".into()],
             ));
@@ -497,7 +506,7 @@ impl Inner {
                 Err(e) => problems.push(e),
             }
         }
-        Ok(posture::workflows(&settings, &files, &problems))
+        Ok(posture::workflows(settings.as_ref(), &files, &problems))
     }
 }
 

@@ -294,9 +294,16 @@ pub fn workflow(path: &str, text: &str) -> Result<Value, String> {
     }))
 }
 
-/// The workflow facts of a repository from its settings and its parsed files.
-pub fn workflows(settings: &Value, files: &[Value], problems: &[String]) -> Value {
-    let default = settings["default_workflow_permissions"].as_str();
+/// The workflow facts of a repository from its settings (`None`: not readable with these
+/// credentials) and its parsed files; `problems` names the files that could not be read.
+///
+/// A fact that an unread file or the unread default could change is `null` (missing evidence),
+/// never "no write permissions"; a `write-all` or write scope that was read is a fact whatever
+/// else could not be.
+pub fn workflows(settings: Option<&Value>, files: &[Value], problems: &[String]) -> Value {
+    let empty = Value::Null;
+    let s = settings.unwrap_or(&empty);
+    let default = s["default_workflow_permissions"].as_str();
     let list = |key: &str| -> Vec<Value> {
         files
             .iter()
@@ -305,27 +312,48 @@ pub fn workflows(settings: &Value, files: &[Value], problems: &[String]) -> Valu
     };
     let write_all = list("write_all");
     let write_scopes = list("write_scopes");
-    let inherits_write = default == Some("write")
-        && files.iter().any(|f| {
-            f["permissions"].is_null()
-                && f["jobs_without_permissions"]
-                    .as_array()
-                    .is_some_and(|a| !a.is_empty())
-        });
+    let inherits = files.iter().any(|f| {
+        f["permissions"].is_null()
+            && f["jobs_without_permissions"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+    });
     let complete = problems.is_empty();
-    // A file that could not be read or parsed may ask for anything: the summary facts are then
-    // unknown (null), which rules read as missing evidence, never as "no write permissions".
-    let known = |v: Value| if complete { v } else { Value::Null };
+    // `true` once seen; `false` only when every file was read.
+    let seen = |found: bool| {
+        if found {
+            json!(true)
+        } else if complete {
+            json!(false)
+        } else {
+            Value::Null
+        }
+    };
+    let broad_write = if !write_all.is_empty() || !write_scopes.is_empty() {
+        json!(true)
+    } else if !complete {
+        Value::Null
+    } else if inherits {
+        default.map_or(Value::Null, |d| json!(d == "write"))
+    } else {
+        json!(false)
+    };
+    let mut all_problems: Vec<String> = problems.to_vec();
+    if settings.is_none() {
+        all_problems.push(
+            "the repository's workflow settings (`actions/permissions/workflow`) are not readable with these credentials".into(),
+        );
+    }
     json!({
         "default_workflow_permissions": default,
-        "can_approve_pull_request_reviews": settings["can_approve_pull_request_reviews"],
+        "can_approve_pull_request_reviews": s["can_approve_pull_request_reviews"],
         "files": files,
-        "write_all": known(json!(!write_all.is_empty())),
+        "write_all": seen(!write_all.is_empty()),
         "write_all_in": write_all,
         "write_scopes": write_scopes,
-        "broad_write": known(json!(!write_all.is_empty() || !write_scopes.is_empty() || inherits_write)),
-        "pull_request_target": known(json!(files.iter().any(|f| f["pull_request_target"] == true))),
-        "problems": problems,
+        "broad_write": broad_write,
+        "pull_request_target": seen(files.iter().any(|f| f["pull_request_target"] == true)),
+        "problems": all_problems,
     })
 }
 
@@ -417,10 +445,22 @@ mod tests {
         let w = workflow("b.yml", "on:\n  pull_request_target: {}\njobs:\n  x: {}\n").unwrap();
         assert_eq!(w["pull_request_target"], true);
         assert_eq!(w["jobs_without_permissions"], json!(["x"]));
-        let all = workflows(&json!({"default_workflow_permissions": "write"}), &[w], &[]);
+        let settings = json!({"default_workflow_permissions": "write"});
+        let all = workflows(Some(&settings), std::slice::from_ref(&w), &[]);
         assert_eq!(all["broad_write"], true, "inherits a write default");
+        let unread = workflows(None, std::slice::from_ref(&w), &[]);
+        assert!(
+            unread["broad_write"].is_null(),
+            "the default decides: {unread}"
+        );
+        assert_eq!(unread["write_all"], false);
         assert!(workflow("c.yml", "jobs: [").is_err());
-        let unknown = workflows(&json!({}), &[], &["`c.yml`: bad".into()]);
+        let unknown = workflows(Some(&settings), &[], &["`c.yml`: bad".into()]);
         assert!(unknown["write_all"].is_null());
+        assert!(unknown["broad_write"].is_null());
+        let seen = workflow("d.yml", "on: push\npermissions: write-all\njobs: {}\n").unwrap();
+        let known = workflows(None, &[seen], &["`c.yml`: bad".into()]);
+        assert_eq!(known["write_all"], true, "a write-all read is a fact");
+        assert_eq!(known["broad_write"], true);
     }
 }
