@@ -35,6 +35,8 @@ pub fn system_clock() -> Clock {
 pub mod aqua;
 pub mod cache;
 pub mod credentials;
+pub mod github;
+pub mod gitlab;
 pub mod http_client;
 pub mod http_jsonpath;
 pub mod instance;
@@ -53,6 +55,8 @@ pub mod vex;
 mod conformance;
 
 pub use aqua::{AquaAdapter, AquaConfig};
+pub use github::{GitHubAdapter, GitHubConfig};
+pub use gitlab::{GitLabAdapter, GitLabConfig};
 pub use http_jsonpath::{HttpAdapterConfig, HttpJsonPathAdapter};
 pub use jira::{JiraAdapter, JiraConfig};
 pub use registry::{RegistryAdapter, RegistryConfig};
@@ -208,6 +212,8 @@ pub enum AdapterConfig {
     Registry(RegistryConfig),
     Sbom(SbomConfig),
     Sarif(SarifConfig),
+    Github(GitHubConfig),
+    Gitlab(GitLabConfig),
 }
 
 impl AdapterConfig {
@@ -223,6 +229,8 @@ impl AdapterConfig {
             AdapterConfig::Registry(c) => &c.name,
             AdapterConfig::Sbom(c) => &c.name,
             AdapterConfig::Sarif(c) => &c.name,
+            AdapterConfig::Github(c) => &c.name,
+            AdapterConfig::Gitlab(c) => &c.name,
         }
     }
 }
@@ -259,6 +267,8 @@ pub fn build(configs: &[AdapterConfig]) -> Result<Vec<Arc<dyn Adapter>>, Adapter
             AdapterConfig::Registry(c) => Arc::new(RegistryAdapter::build(c)?),
             AdapterConfig::Sbom(c) => Arc::new(SbomAdapter::build(c)?),
             AdapterConfig::Sarif(c) => Arc::new(SarifAdapter::build(c)?),
+            AdapterConfig::Github(c) => Arc::new(GitHubAdapter::build(c)?),
+            AdapterConfig::Gitlab(c) => Arc::new(GitLabAdapter::build(c)?),
         });
     }
     Ok(adapters)

@@ -1,4 +1,4 @@
-//! API-exact simulators of SonarQube, Jira, ServiceNow, Aqua and an OCI registry for tests, `portcullis sim` and
+//! API-exact simulators of SonarQube, Jira, ServiceNow, Aqua, an OCI registry, GitHub and GitLab for tests, `portcullis sim` and
 //! the demo: real axum servers on 127.0.0.1, one port per tool, with seeded data and a control API
 //! for faults.
 //!
@@ -16,6 +16,8 @@
 
 pub mod aqua;
 pub mod faults;
+pub mod github;
+pub mod gitlab;
 pub mod jira;
 pub mod registry;
 pub mod servicenow;
@@ -39,7 +41,7 @@ pub enum SimError {
 /// One running simulator.
 #[derive(Debug, Clone)]
 pub struct SimHandle {
-    /// `sonarqube`, `jira`, `servicenow`, `aqua` or `registry`.
+    /// `sonarqube`, `jira`, `servicenow`, `aqua`, `registry`, `github` or `gitlab`.
     pub tool: &'static str,
     /// `http://127.0.0.1:PORT`, the tool's base URL.
     pub base_url: String,
@@ -48,7 +50,7 @@ pub struct SimHandle {
     pub control: Arc<Control>,
 }
 
-/// The five simulators. The servers run on the current tokio runtime until it shuts down.
+/// The simulators. The servers run on the current tokio runtime until it shuts down.
 #[derive(Debug, Clone)]
 pub struct Sims {
     pub sonarqube: SimHandle,
@@ -56,21 +58,25 @@ pub struct Sims {
     pub servicenow: SimHandle,
     pub aqua: SimHandle,
     pub registry: SimHandle,
+    pub github: SimHandle,
+    pub gitlab: SimHandle,
 }
 
 impl Sims {
-    pub fn all(&self) -> [&SimHandle; 5] {
+    pub fn all(&self) -> [&SimHandle; 7] {
         [
             &self.sonarqube,
             &self.jira,
             &self.servicenow,
             &self.aqua,
             &self.registry,
+            &self.github,
+            &self.gitlab,
         ]
     }
 }
 
-/// Starts all five, each on `127.0.0.1:port` (`first_port + i`, or any free port when
+/// Starts them all, each on `127.0.0.1:port` (`first_port + i`, or any free port when
 /// `first_port` is 0). Listeners are bound before this returns, so callers never wait.
 pub async fn start(first_port: u16) -> Result<Sims, SimError> {
     let port = |i: u16| {
@@ -86,6 +92,8 @@ pub async fn start(first_port: u16) -> Result<Sims, SimError> {
         servicenow: serve("servicenow", port(2), servicenow::router).await?,
         aqua: serve("aqua", port(3), aqua::router).await?,
         registry: serve("registry", port(4), registry::router).await?,
+        github: serve("github", port(5), github::router).await?,
+        gitlab: serve("gitlab", port(6), gitlab::router).await?,
     })
 }
 

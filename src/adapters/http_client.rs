@@ -315,6 +315,17 @@ impl HttpClient {
             outcome,
             retry,
         };
+        // A rate limit (GitHub answers its primary limit with 403 or 429, `x-ratelimit-remaining:
+        // 0` and the reset time; its secondary limit and GitLab with `Retry-After`) is retryable
+        // whatever the expected statuses; a plain 403 is a refusal.
+        if matches!(code, 403 | 429)
+            && let Some(hint) = rate_limit_wait(response.headers())
+        {
+            let error = AdapterError::RateLimited {
+                retry_after_s: hint.map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
+            };
+            return with_status(Err(error), Retry::Yes(hint));
+        }
         if expected {
             let outcome = if request.raw {
                 self.read_raw(response, code, redactor, shown_url).await
@@ -500,6 +511,41 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(delta.to_std().unwrap_or(Duration::ZERO))
 }
 
+/// Whether a 403/429 is a rate limit, and how long it asks to wait: `Retry-After`, else (with
+/// `x-ratelimit-remaining: 0` or GitLab's `RateLimit-Remaining: 0`) the reset time, an epoch in
+/// seconds, taken relative to the response's own `Date` so no local clock is read (`None` wait
+/// when the server sends no `Date`). `None` when the answer is not a rate limit.
+pub fn rate_limit_wait(headers: &HeaderMap) -> Option<Option<Duration>> {
+    if let Some(d) = retry_after(headers) {
+        return Some(Some(d));
+    }
+    let number = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<i64>().ok())
+    };
+    let exhausted = ["x-ratelimit-remaining", "ratelimit-remaining"]
+        .iter()
+        .any(|h| number(h) == Some(0));
+    if !exhausted {
+        return None;
+    }
+    let reset = number("x-ratelimit-reset").or_else(|| number("ratelimit-reset"));
+    let date = headers
+        .get(header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v.trim()).ok())
+        .map(|d| d.timestamp());
+    let wait = match (reset, date) {
+        (Some(reset), Some(now)) => Some(Duration::from_secs(
+            u64::try_from(reset.saturating_sub(now)).unwrap_or(0),
+        )),
+        _ => None,
+    };
+    Some(wait)
+}
+
 /// Full-jitter exponential backoff: uniform in `[0, min(max, base·2^(attempt-1))]`. Jitter keeps
 /// many gates that failed together from retrying together.
 fn backoff(attempt: u32) -> Duration {
@@ -584,6 +630,24 @@ mod tests {
 
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn rate_limits_are_told_from_refusals() {
+        let mut h = HeaderMap::new();
+        assert_eq!(rate_limit_wait(&h), None, "a plain 403 is a refusal");
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("12"));
+        assert_eq!(rate_limit_wait(&h), None);
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        assert_eq!(rate_limit_wait(&h), Some(None), "no Date: no wait known");
+        h.insert("x-ratelimit-reset", HeaderValue::from_static("1445412482"));
+        h.insert(
+            header::DATE,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(rate_limit_wait(&h), Some(Some(Duration::from_secs(2))));
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        assert_eq!(rate_limit_wait(&h), Some(Some(Duration::from_secs(60))));
     }
 
     #[test]

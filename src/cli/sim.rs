@@ -1,5 +1,5 @@
-//! `portcullis sim`: serve the API-exact simulators of SonarQube, Jira, ServiceNow, Aqua and an
-//! OCI registry on 127.0.0.1 and print their URLs and credentials until interrupted;
+//! `portcullis sim`: serve the API-exact simulators of SonarQube, Jira, ServiceNow, Aqua, an
+//! OCI registry, GitHub and GitLab on 127.0.0.1 and print their URLs and credentials until interrupted;
 //! `portcullis sim demo`: start the service against them and walk through three deploys (continue, manual review, terminate).
 
 use anyhow::Context;
@@ -13,7 +13,7 @@ use crate::sim::{self, Sims};
 /// Flags of `portcullis sim`.
 #[derive(Debug, clap::Args)]
 pub(super) struct SimArgs {
-    /// First port: SonarQube listens on it, Jira on the next, then ServiceNow, Aqua, the registry. 0 picks
+    /// First port: SonarQube listens on it, Jira on the next, then ServiceNow, Aqua, the registry, GitHub, GitLab. 0 picks
     /// free ports.
     #[arg(long, default_value_t = 9100)]
     port: u16,
@@ -95,6 +95,22 @@ fn print_sims(sims: &Sims) {
         sim::registry::PASSWORD,
         sim::registry::REPOSITORY,
         sim::registry::seeded_digest()
+    );
+    println!(
+        "github      {}   token {}   app {} (installation {})   repo {}@{}",
+        sims.github.base_url,
+        sim::github::TOKEN,
+        sim::github::APP_ID,
+        sim::github::INSTALLATION_ID,
+        sim::github::REPOSITORY,
+        sim::github::SEEDED_COMMIT
+    );
+    println!(
+        "gitlab      {}   private-token {}   project {}@{}",
+        sims.gitlab.base_url,
+        sim::gitlab::TOKEN,
+        sim::gitlab::PROJECT,
+        sim::gitlab::SEEDED_COMMIT
     );
 }
 

@@ -311,6 +311,9 @@ conformance!(jira, cases::JIRA);
 conformance!(servicenow, cases::SERVICENOW);
 conformance!(aqua, cases::AQUA);
 conformance!(registry, cases::REGISTRY);
+conformance!(github, cases::GITHUB);
+conformance!(github_app, cases::GITHUB_APP);
+conformance!(gitlab, cases::GITLAB);
 
 /// The cases: each adapter aimed at its simulator with the simulator's public test credentials.
 mod cases {
@@ -452,5 +455,101 @@ mod cases {
             assert_eq!(i["provenance"]["commit_matches_request"], true, "{f}");
         },
         secrets: &[sim::registry::PASSWORD],
+    };
+
+    fn github_request() -> CheckRequest {
+        request(|d| {
+            d.sources[0].repository = format!("https://github.com/{}.git", sim::github::REPOSITORY);
+            d.sources[0].commit = sim::github::SEEDED_COMMIT[..12].into();
+            d.sources[0].branch = "main".into();
+        })
+    }
+
+    fn github_facts(f: &Value) {
+        assert_eq!(f["repository"], sim::github::REPOSITORY, "{f}");
+        assert_eq!(f["protection"]["protected"], true, "{f}");
+        assert_eq!(f["protection"]["required_approving_review_count"], 1);
+        assert_eq!(f["commit"]["sha"], sim::github::SEEDED_COMMIT);
+        assert_eq!(f["commit"]["via_pull_request"], true, "{f}");
+        assert_eq!(f["commit"]["approvers"], serde_json::json!(["bob"]), "{f}");
+        assert_eq!(f["commit"]["required_checks_passed"], true, "{f}");
+        assert_eq!(f["commit"]["signature_verified"], true);
+        assert_eq!(f["workflows"]["write_all"], false, "{f}");
+        assert_eq!(f["workflows"]["default_workflow_permissions"], "read");
+    }
+
+    fn github_unknown() -> CheckRequest {
+        request(|d| {
+            d.sources[0].repository = "github.com/acme/no-such-repo".into();
+            d.sources[0].commit = sim::github::SEEDED_COMMIT[..12].into();
+        })
+    }
+
+    pub static GITHUB: Case = Case {
+        sim: |s| &s.github,
+        config: |base, ttl| {
+            format!(
+                "{{kind: github, name: github, base_url: '{base}', cache_ttl: {ttl}, auth: {{type: bearer, token: {{value: {}}}}}}}",
+                sim::github::TOKEN
+            )
+        },
+        request: github_request,
+        unknown: github_unknown,
+        facts: github_facts,
+        secrets: &[sim::github::TOKEN],
+    };
+
+    /// The same, authenticating as a GitHub App (JWT → installation token); the installation
+    /// tokens the simulator issues start with `ghs_sim` and must not come back out either.
+    pub static GITHUB_APP: Case = Case {
+        sim: |s| &s.github,
+        config: |base, ttl| {
+            format!(
+                "{{kind: github, name: github, base_url: '{base}', cache_ttl: {ttl}, auth: {{type: app, app_id: {}, private_key: {{value: {}}}}}}}",
+                sim::github::APP_ID,
+                serde_json::to_string(sim::github::APP_PRIVATE_KEY).unwrap()
+            )
+        },
+        request: github_request,
+        unknown: github_unknown,
+        facts: github_facts,
+        secrets: &["ghs_sim", "MIIE"],
+    };
+
+    pub static GITLAB: Case = Case {
+        sim: |s| &s.gitlab,
+        config: |base, ttl| {
+            format!(
+                "{{kind: gitlab, name: gitlab, base_url: '{base}', cache_ttl: {ttl}, auth: {{type: private_token, token: {{value: {}}}}}}}",
+                sim::gitlab::TOKEN
+            )
+        },
+        request: || {
+            request(|d| {
+                d.sources[0].repository =
+                    format!("https://gitlab.example.com/{}.git", sim::gitlab::PROJECT);
+                d.sources[0].commit = sim::gitlab::SEEDED_COMMIT[..12].into();
+                d.sources[0].branch = "main".into();
+            })
+        },
+        unknown: || {
+            request(|d| {
+                d.sources[0].repository = "gitlab.example.com/acme/no-such-project".into();
+            })
+        },
+        facts: |f| {
+            assert_eq!(f["project"], sim::gitlab::PROJECT, "{f}");
+            assert_eq!(f["protection"]["protected"], true, "{f}");
+            assert_eq!(f["protection"]["push_access_level"], 40);
+            assert_eq!(f["protection"]["allow_force_push"], false);
+            assert_eq!(f["protection"]["required_approvals"], 1);
+            assert_eq!(f["protection"]["author_can_approve"], false);
+            assert_eq!(f["commit"]["sha"], sim::gitlab::SEEDED_COMMIT);
+            assert_eq!(f["commit"]["via_merge_request"], true, "{f}");
+            assert_eq!(f["commit"]["approvers"], serde_json::json!(["bob"]));
+            assert_eq!(f["commit"]["required_checks_passed"], true, "{f}");
+            assert_eq!(f["commit"]["signature_verified"], true);
+        },
+        secrets: &[sim::gitlab::TOKEN],
     };
 }

@@ -44,6 +44,7 @@ mod rollouts_analysis_model;
 mod scopes;
 mod servicenow_change_check;
 mod sim;
+mod source_control;
 mod store_outage;
 mod supply_chain;
 mod support;

@@ -300,8 +300,17 @@ async fn fault_knobs_fail_delay_rate_limit_and_garble() {
 fn simulators_never_use_the_adapters_types() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = vec![root.join("sim.rs")];
-    for e in std::fs::read_dir(root.join("sim")).unwrap() {
-        files.push(e.unwrap().path());
+    // Every file under `sim/`, sub-directories (`sim/github/`) included.
+    let mut dirs = vec![root.join("sim")];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
     }
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
