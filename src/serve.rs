@@ -204,6 +204,17 @@ impl App {
             )),
             None => None,
         };
+        if let Some(listener) = &settings.admission.listener {
+            if admission.is_none() {
+                warn!(
+                    "`admission.listener` is set but `admission.enabled` is false: not listening"
+                );
+            } else if listener.tls.client_ca_file.is_none() && auth.is_open() {
+                warn!(
+                    "`admission.listener` has no client CA and no tokens are configured: every admission review will be refused (401); set `admission.listener.tls.client_ca_file` or an `admission` token"
+                );
+            }
+        }
         let admission_listener = match (&admission, &settings.admission.listener) {
             (Some(_), Some(listener)) => Some((
                 bind(listener.addr).await?,

@@ -83,14 +83,14 @@ pub fn decode(body: &[u8]) -> Result<AdmissionRequest, Box<Problem>> {
 /// Who the caller is, or the refusal. `peer` is present only on `admission.listener`.
 pub fn authenticate(
     state: &HttpState,
-    admission: &Admission,
+    admission: Option<&Admission>,
     peer: Option<&TlsPeer>,
     headers: &HeaderMap,
 ) -> Result<AdmissionCaller, Box<Problem>> {
     if let Some(peer) = peer
         && peer.client_certificate.is_some()
     {
-        let names = admission.client_names();
+        let names = admission.map_or(&[][..], Admission::client_names);
         if names.is_empty() || peer.certificate_names_any(names) {
             return Ok(AdmissionCaller::Certificate);
         }
@@ -146,6 +146,15 @@ pub(crate) async fn review(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, Problem> {
+    // Who is asking comes first, so an unauthenticated caller learns not even whether
+    // admission is enabled.
+    let caller = authenticate(
+        &state,
+        admission.as_deref(),
+        peer.as_ref().map(|Extension(ConnectInfo(p))| p),
+        &headers,
+    )
+    .map_err(|p| *p)?;
     let Some(admission) = admission else {
         return Err(Problem::new(
             StatusCode::NOT_FOUND,
@@ -154,13 +163,6 @@ pub(crate) async fn review(
         )
         .with_help("set `admission.enabled: true` and map namespaces to environments"));
     };
-    let caller = authenticate(
-        &state,
-        &admission,
-        peer.as_ref().map(|Extension(ConnectInfo(p))| p),
-        &headers,
-    )
-    .map_err(|p| *p)?;
     let request = decode(&body).map_err(|p| *p)?;
     tracing::debug!(uid = %request.uid, caller = ?caller, "admission review");
     let mut response = json!({"uid": request.uid});
