@@ -1,5 +1,9 @@
 """Checks what users deploy: `helm lint` on the charts (default, HA and admission-webhook values) through helm-sdkpy,
-which embeds Helm's Go library, and the Kubernetes manifests in integrations/ against the
+which embeds Helm's Go library; the chart rendered offline (helm-python-sdk, also Helm's Go
+library) with the default values and with values-admission.yaml in both certificate modes, every
+rendered object validated against the Kubernetes schemas and the webhook checked wired end to end
+(webhook -> Service port -> container port -> the TLS listener in the rendered config, serving the
+Secret whose CA is the caBundle); and the Kubernetes manifests in integrations/ against the
 Kubernetes schemas (kubernetes-validate). Exits non-zero on any error.
 
 helm-sdkpy's lint results carry a severity and a path but empty error texts, so failures are
@@ -13,6 +17,7 @@ import shutil
 import sys
 import tempfile
 
+import helm_python
 import helm_sdkpy
 import kubernetes_validate
 import yaml
@@ -25,7 +30,12 @@ CRD_KINDS = {
     ("argoproj.io/v1alpha1", "Application"),
     ("argoproj.io/v1alpha1", "AnalysisTemplate"),
     ("argoproj.io/v1alpha1", "Rollout"),
+    ("cert-manager.io/v1", "Certificate"),
+    ("cert-manager.io/v1", "Issuer"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
 }
+RELEASE = "portcullis"
+NAMESPACE = "portcullis"
 
 
 def merge(base, overlay):
@@ -56,6 +66,126 @@ async def lint(chart: pathlib.Path, overlay: pathlib.Path | None) -> list[str]:
                 problems.append(f"{label}: {SEVERITY.get(sev, sev)} in {m.get('Path')}")
         print(f"helm lint {label}: {len(problems)} problem(s)")
     return problems
+
+
+def validate_doc(label: str, doc: dict) -> list[str]:
+    """One Kubernetes object against its schema (custom resources: shape only)."""
+    kind = (doc.get("apiVersion"), doc.get("kind"))
+    if kind in CRD_KINDS:
+        if not doc.get("metadata", {}).get("name") or "spec" not in doc:
+            return [f"{label}: {kind[1]} needs metadata.name and spec"]
+        return []
+    try:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as e:
+        path_s = ".".join(str(p) for p in e.path)
+        return [f"{label}: {kind[1]} at `{path_s}`: {e.message}"]
+    except kubernetes_validate.SchemaNotFoundError:
+        return [f"{label}: no Kubernetes schema for {kind}"]
+    return []
+
+
+def render(chart: pathlib.Path, overlays: list[dict]) -> list[dict]:
+    """The chart rendered offline (as `helm template`) with the chart's values and `overlays`."""
+    values = yaml.safe_load((chart / "values.yaml").read_text()) or {}
+    for overlay in overlays:
+        values = merge(values, overlay)
+    manifests = helm_python.Chart.load(str(chart)).render(
+        values=values, name=RELEASE, namespace=NAMESPACE, is_install=True
+    )
+    docs = []
+    for path, text in sorted(manifests.items()):
+        if not path.endswith((".yaml", ".yml")):
+            continue
+        docs += [d for d in yaml.safe_load_all(text) if d]
+    return docs
+
+
+def find(docs: list[dict], kind: str, name: str | None = None) -> dict | None:
+    for d in docs:
+        if d.get("kind") == kind and (name is None or d["metadata"]["name"] == name):
+            return d
+    return None
+
+
+def webhook_wiring(label: str, docs: list[dict], mode: str) -> list[str]:
+    """The webhook reaches a port the pods serve over TLS with the certificate its caBundle trusts."""
+    problems = []
+    vwc = find(docs, "ValidatingWebhookConfiguration")
+    if vwc is None:
+        return [f"{label}: no ValidatingWebhookConfiguration rendered"]
+    (hook,) = vwc["webhooks"]
+    if hook.get("failurePolicy") != "Fail" or not 1 <= hook.get("timeoutSeconds", 0) <= 30:
+        problems.append(f"{label}: failurePolicy must be Fail with timeoutSeconds 1-30")
+    excluded = next(
+        (e["values"] for e in hook["namespaceSelector"]["matchExpressions"]
+         if e["key"] == "kubernetes.io/metadata.name" and e["operator"] == "NotIn"),
+        [],
+    )
+    if not {"kube-system", NAMESPACE} <= set(excluded):
+        problems.append(f"{label}: kube-system and the release namespace must be excluded, got {excluded}")
+    svc_ref = hook["clientConfig"]["service"]
+    svc = find(docs, "Service", svc_ref["name"])
+    port = next((p for p in (svc or {}).get("spec", {}).get("ports", []) if p["port"] == svc_ref["port"]), None)
+    if port is None:
+        return problems + [f"{label}: the webhook calls Service port {svc_ref['port']}, which the Service lacks"]
+    deploy = find(docs, "Deployment")
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    cport = next((p for p in container["ports"] if p["name"] == port["targetPort"]), None)
+    if cport is None:
+        return problems + [f"{label}: Service port targets `{port['targetPort']}`, which the container lacks"]
+    config = yaml.safe_load(find(docs, "ConfigMap", RELEASE)["data"]["config.yaml"])
+    listener = (config.get("admission") or {}).get("listener") or {}
+    if not config["admission"].get("enabled"):
+        problems.append(f"{label}: the rendered config does not enable admission")
+    if listener.get("addr", "").rsplit(":", 1)[-1] != str(cport["containerPort"]):
+        problems.append(f"{label}: container port {cport['containerPort']} is not admission.listener ({listener.get('addr')})")
+    cert_file = (listener.get("tls") or {}).get("cert_file", "")
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    mount = next((n for path, n in mounts.items() if cert_file.startswith(path + "/")), None)
+    volumes = {v["name"]: v for v in deploy["spec"]["template"]["spec"]["volumes"]}
+    secret_name = volumes.get(mount, {}).get("secret", {}).get("secretName")
+    if secret_name is None:
+        return problems + [f"{label}: admission.listener's certificate `{cert_file}` is not a mounted Secret"]
+    if mode == "helm":
+        secret = find(docs, "Secret", secret_name)
+        if secret is None or not hook["clientConfig"].get("caBundle"):
+            problems.append(f"{label}: helm mode needs the Secret `{secret_name}` and a caBundle")
+        elif secret["data"]["ca.crt"] != hook["clientConfig"]["caBundle"]:
+            problems.append(f"{label}: the caBundle is not the CA of Secret `{secret_name}`")
+    else:
+        cert = next((d for d in docs if d.get("kind") == "Certificate" and d["spec"]["secretName"] == secret_name), None)
+        inject = vwc["metadata"].get("annotations", {}).get("cert-manager.io/inject-ca-from")
+        if cert is None or inject != f"{NAMESPACE}/{cert['metadata']['name']}":
+            problems.append(f"{label}: cert-manager mode needs a Certificate into `{secret_name}` named by inject-ca-from")
+        elif f"{svc_ref['name']}.{NAMESPACE}.svc" not in cert["spec"]["dnsNames"]:
+            problems.append(f"{label}: the Certificate does not name the Service")
+    return problems
+
+
+def validate_rendered(chart: pathlib.Path, label: str, overlays: list[dict], mode: str | None) -> list[str]:
+    try:
+        docs = render(chart, overlays)
+    except Exception as e:  # noqa: BLE001 - any render failure is a finding
+        return [f"{label}: does not render: {e}"]
+    problems = []
+    for doc in docs:
+        problems += validate_doc(f"{label} {doc.get('kind')}/{doc.get('metadata', {}).get('name')}", doc)
+    if mode is not None:
+        problems += webhook_wiring(label, docs, mode)
+    print(f"rendered {label}: {len(docs)} object(s), {len(problems)} problem(s)")
+    return problems
+
+
+def render_refuses(chart: pathlib.Path, values: dict, why: str) -> list[str]:
+    """The chart must fail to render (`helm template` / `install`) with `values`: a `fail` guard
+    in templates/_helpers.tpl (helm lint only logs those)."""
+    try:
+        render(chart, [values])
+    except helm_python.errors.HelmRenderError:
+        print(f"helm template refuses {why}: ok")
+        return []
+    return [f"{chart.relative_to(ROOT)} renders {why}, which it must refuse"]
 
 
 def validate_manifests() -> list[str]:
@@ -131,6 +261,24 @@ async def main() -> int:
         chart,
         {"tls": {"secretName": "portcullis-tls", "clientCaSecretName": "pipelines-ca"}},
         "TLS with required client certificates",
+    )
+    problems += render_refuses(
+        chart,
+        {"admission": {"webhook": {"enabled": True}}},
+        "the admission webhook without a way for the API server to authenticate",
+    )
+    admission = yaml.safe_load((chart / "values-admission.yaml").read_text())
+    cert_manager = {"admission": {"webhook": {"certificate": {"mode": "cert-manager"}}}}
+    problems += await renders(chart, merge(admission, cert_manager), "values-admission.yaml with cert-manager")
+    problems += validate_rendered(chart, "chart (default values)", [], None)
+    problems += validate_rendered(chart, "chart + values-ha.yaml", [yaml.safe_load((chart / "values-ha.yaml").read_text())], None)
+    problems += validate_rendered(chart, "chart + values-admission.yaml (helm certificate)", [admission], "helm")
+    problems += validate_rendered(chart, "chart + values-admission.yaml (cert-manager)", [admission, cert_manager], "cert-manager")
+    problems += validate_rendered(
+        chart,
+        "chart + values-admission.yaml (cert-manager, own issuer)",
+        [admission, merge(cert_manager, {"admission": {"webhook": {"certificate": {"issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer"}}}}})],
+        "cert-manager",
     )
     problems += await lint(ROOT / "integrations" / "argocd" / "portcullis-gate", None)
     problems += validate_manifests()

@@ -24,6 +24,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::domain::{DecisionStatus, Environment, ImageRef, Verdict};
+use crate::gate::Clock;
 use crate::metrics::Metrics;
 use crate::store::{ImageDecision, MAX_IMAGE_DECISIONS, Store, StoreError};
 
@@ -46,6 +47,40 @@ pub struct AdmissionSettings {
     /// exclude them too; this is the second line.
     pub exempt_namespaces: Vec<String>,
     pub break_glass: BreakGlassSettings,
+    /// An HTTPS listener of its own for the API server, serving only `POST /v1/admission`
+    /// (the API server calls webhooks over HTTPS only). Unset: the webhook is answered on
+    /// `server.http_addr` alone.
+    #[serde(default)]
+    pub listener: Option<AdmissionListener>,
+}
+
+/// `admission.listener`: where the API server calls, with what certificate, and which client
+/// certificates identify it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdmissionListener {
+    pub addr: std::net::SocketAddr,
+    /// The serving certificate (its SAN names the Service, `<svc>.<ns>.svc`) and, with
+    /// `client_ca_file`, the CAs that sign the API server's client certificate
+    /// (`client_auth: required` or `optional`, as `server.tls`).
+    pub tls: crate::tls::ServerTlsConfig,
+    /// Names (DNS or IP subjectAltNames) of which a client certificate must carry one to be
+    /// taken as the API server. Empty: any certificate the client CAs verify — right only for
+    /// a CA that signs nothing else (never the cluster CA, which signs users' certificates).
+    #[serde(default)]
+    pub client_names: Vec<String>,
+}
+
+/// Who called `POST /v1/admission`, once authenticated. Only these get an answer about
+/// decisions; anyone else gets a 401 or 403 that says nothing about them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdmissionCaller {
+    /// A client certificate verified on `admission.listener` (the API server's admission
+    /// kubeconfig `client-certificate`).
+    Certificate,
+    /// A bearer token with the `admission` (or `admin`) role, by name (the API server's
+    /// admission kubeconfig `token`).
+    Token(String),
 }
 
 /// Break-glass: an annotation with a reason, honoured for some requesters only.
@@ -139,6 +174,7 @@ pub struct Admission {
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     public_url: Option<String>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Admission {
@@ -155,6 +191,7 @@ impl Admission {
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         public_url: Option<String>,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, AdmissionBuildError> {
         let env = |field: &'static str, value: &str| {
             Environment::parse(value).map_err(|e| AdmissionBuildError::BadEnvironment {
@@ -192,7 +229,17 @@ impl Admission {
             store,
             metrics,
             public_url,
+            clock,
         })
+    }
+
+    /// The names a client certificate must carry on `admission.listener` (empty: any the
+    /// client CAs verify).
+    pub fn client_names(&self) -> &[String] {
+        self.settings
+            .listener
+            .as_ref()
+            .map_or(&[], |l| l.client_names.as_slice())
     }
 
     fn environment(&self, namespace: &str) -> Option<&Environment> {
@@ -214,13 +261,10 @@ impl Admission {
         }
     }
 
-    /// Answers one request at `now`. A store fault is an error (the contract answers it as a
-    /// denial, never an allow).
-    pub async fn review(
-        &self,
-        req: &AdmissionRequest,
-        now: DateTime<Utc>,
-    ) -> Result<AdmissionAnswer, StoreError> {
+    /// Answers one request at the injected clock's now. A store fault is an error (the
+    /// contract answers it as a denial, never an allow).
+    pub async fn review(&self, req: &AdmissionRequest) -> Result<AdmissionAnswer, StoreError> {
+        let now = self.clock.now();
         let answer = self.review_inner(req, now).await;
         let outcome = match &answer {
             Ok(a) if a.allowed && a.audit.contains_key("break-glass") => "break_glass",

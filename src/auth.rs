@@ -27,6 +27,9 @@ pub enum Role {
     Approver,
     /// Read decisions and audit records.
     Auditor,
+    /// Answer Kubernetes admission reviews (`POST /v1/admission`) and nothing else: the API
+    /// server's token.
+    Admission,
     /// Everything.
     Admin,
 }
@@ -37,6 +40,7 @@ impl Role {
             Role::Pipeline => "pipeline",
             Role::Approver => "approver",
             Role::Auditor => "auditor",
+            Role::Admission => "admission",
             Role::Admin => "admin",
         }
     }

@@ -10,6 +10,7 @@ pub mod servicenow;
 pub mod spinnaker;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::api::http::HttpState;
@@ -29,4 +30,13 @@ pub fn routes() -> Router<HttpState> {
         .route("/v1/servicenow/callback", post(servicenow::callback))
         .route("/v1/jira/webhook", post(jira::webhook))
         .route("/v1/admission", post(admission::review))
+}
+
+/// The router of `admission.listener`: `POST /v1/admission` and nothing else, with the same
+/// body limit as the main port. The caller's TLS peer reaches the handler as `ConnectInfo`.
+pub fn admission_routes(state: HttpState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/admission", post(admission::review))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
 }

@@ -69,6 +69,8 @@ pub struct App {
     grpc: TcpListener,
     /// The service's certificates (HTTP, gRPC), when `server.tls` is set.
     tls: Option<(Arc<ServerTls>, Arc<ServerTls>)>,
+    /// `admission.listener`: the API server's HTTPS port and its certificate.
+    admission_listener: Option<(TcpListener, Arc<ServerTls>)>,
 }
 
 impl App {
@@ -123,6 +125,7 @@ impl App {
                 Arc::clone(&store),
                 Arc::clone(&metrics),
                 settings.server.public_url.clone(),
+                Arc::clone(&clock),
             )?))
         } else {
             None
@@ -201,10 +204,29 @@ impl App {
             )),
             None => None,
         };
+        if let Some(listener) = &settings.admission.listener {
+            if admission.is_none() {
+                warn!(
+                    "`admission.listener` is set but `admission.enabled` is false: not listening"
+                );
+            } else if listener.tls.client_ca_file.is_none() && auth.is_open() {
+                warn!(
+                    "`admission.listener` has no client CA and no tokens are configured: every admission review will be refused (401); set `admission.listener.tls.client_ca_file` or an `admission` token"
+                );
+            }
+        }
+        let admission_listener = match (&admission, &settings.admission.listener) {
+            (Some(_), Some(listener)) => Some((
+                bind(listener.addr).await?,
+                ServerTls::load(&listener.tls, &[b"h2", b"http/1.1"])?,
+            )),
+            _ => None,
+        };
         let http = bind(settings.server.http_addr).await?;
         let grpc = bind(settings.server.grpc_addr).await?;
         Ok(App {
             tls,
+            admission_listener,
             settings,
             gate,
             servicenow,
@@ -229,6 +251,13 @@ impl App {
             .unwrap_or(self.settings.server.grpc_addr)
     }
 
+    /// The address of `admission.listener`, when the webhook has one.
+    pub fn admission_addr(&self) -> Option<SocketAddr> {
+        self.admission_listener
+            .as_ref()
+            .and_then(|(l, _)| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes; then stops accepting, lets in-flight requests finish
     /// and waits up to `server.shutdown_grace` for running checks to be stored.
     pub async fn run(
@@ -247,6 +276,7 @@ impl App {
             http,
             grpc,
             tls,
+            admission_listener,
         } = self;
         info!(http = %http.local_addr().map(|a| a.to_string()).unwrap_or_default(),
               grpc = %grpc.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -288,12 +318,41 @@ impl App {
             )));
         }
 
+        let http_state = api::http::HttpState {
+            gate: Arc::clone(&gate),
+            auth: Arc::clone(&auth),
+            public_url: settings.server.public_url.clone(),
+        };
+        // The API server's own port: `POST /v1/admission` only, over TLS, with the client's
+        // certificate handed to the handler (who may call is decided there).
+        let admission_task = match admission_listener {
+            Some((listener, admission_tls)) => {
+                tokio::spawn(Arc::clone(&admission_tls).watch("admission", stop.clone()));
+                let incoming = TlsListener::new(listener, admission_tls, "admission", stop.clone())
+                    .map_err(|e| ServeError::Server {
+                        server: "admission",
+                        message: e.to_string(),
+                    })?;
+                let router = crate::contracts::admission_routes(
+                    http_state.clone(),
+                    settings.server.max_body_bytes,
+                )
+                .layer(axum::Extension(admission.clone()))
+                .layer(TraceLayer::new_for_http());
+                let admission_stop = stop.clone();
+                Some(tokio::spawn(async move {
+                    axum::serve(
+                        incoming,
+                        router.into_make_service_with_connect_info::<crate::tls::server::TlsPeer>(),
+                    )
+                    .with_graceful_shutdown(async move { admission_stop.cancelled().await })
+                    .await
+                }))
+            }
+            None => None,
+        };
         let http_router = api::http::router(
-            api::http::HttpState {
-                gate: Arc::clone(&gate),
-                auth: Arc::clone(&auth),
-                public_url: settings.server.public_url.clone(),
-            },
+            http_state,
             settings.server.max_body_bytes,
             settings.server.max_evidence_bytes,
         )
@@ -409,6 +468,9 @@ impl App {
         }
         if early.as_ref().is_none_or(|(server, _)| *server != "grpc") {
             let _ = tokio::time::timeout(grace, grpc_task).await;
+        }
+        if let Some(task) = admission_task {
+            let _ = tokio::time::timeout(grace, task).await;
         }
         match early {
             Some((server, Err(message))) => Err(ServeError::Server { server, message }),

@@ -13,7 +13,7 @@ pub(super) enum TokenCommand {
         /// Name recorded as the principal, e.g. `spinnaker-prod`.
         #[arg(long, default_value = "pipeline")]
         name: String,
-        /// Roles: pipeline, approver, auditor, admin (comma separated).
+        /// Roles: pipeline, approver, auditor, admission, admin (comma separated).
         #[arg(long, default_value = "pipeline")]
         roles: String,
     },
@@ -31,8 +31,10 @@ pub(super) fn run(cmd: TokenCommand) -> anyhow::Result<()> {
                 .filter(|r| !r.is_empty())
                 .collect();
             for r in &roles {
-                if !["pipeline", "approver", "auditor", "admin"].contains(r) {
-                    anyhow::bail!("unknown role `{r}`: use pipeline, approver, auditor or admin");
+                if !["pipeline", "approver", "auditor", "admission", "admin"].contains(r) {
+                    anyhow::bail!(
+                        "unknown role `{r}`: use pipeline, approver, auditor, admission or admin"
+                    );
                 }
             }
             println!("token (give this to the caller; it is not stored anywhere): {token}");

@@ -248,6 +248,50 @@ fn digest_files(files: &[&Path]) -> Result<Vec<u8>, TlsError> {
     Ok(hasher.finalize().to_vec())
 }
 
+/// What the TLS handshake established about a client: its address and, when it presented one
+/// that the configured client CAs verified, its certificate. Handlers read it through
+/// `ConnectInfo<TlsPeer>` on a router served with `into_make_service_with_connect_info`.
+#[derive(Debug, Clone)]
+pub struct TlsPeer {
+    pub addr: SocketAddr,
+    /// The leaf of the client's verified certificate chain; `None` when it presented none
+    /// (`client_auth: optional`, or no client CA configured).
+    pub client_certificate: Option<rustls_pki_types::CertificateDer<'static>>,
+}
+
+impl TlsPeer {
+    /// Whether the client's certificate is valid for one of `names` (DNS names or IP addresses
+    /// in its subjectAltName, the way a server certificate names its host). `false` without a
+    /// certificate or with no names.
+    pub fn certificate_names_any(&self, names: &[String]) -> bool {
+        let Some(der) = &self.client_certificate else {
+            return false;
+        };
+        let Ok(cert) = webpki::EndEntityCert::try_from(der) else {
+            return false;
+        };
+        names.iter().any(|name| {
+            rustls_pki_types::ServerName::try_from(name.as_str())
+                .is_ok_and(|n| cert.verify_is_valid_for_subject_name(&n).is_ok())
+        })
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for TlsPeer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        let (_, connection) = stream.io().get_ref();
+        Self {
+            addr: *stream.remote_addr(),
+            client_certificate: connection
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|c| c.clone().into_owned()),
+        }
+    }
+}
+
 /// A listener handing out connections whose TLS handshake has completed. Handshakes run in
 /// their own tasks, so a slow or silent client never holds up the others.
 pub struct TlsListener {

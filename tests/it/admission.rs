@@ -1,11 +1,17 @@
 //! The Kubernetes admission webhook over HTTP, with real `AdmissionReview` bodies (Pod,
 //! Deployment, CronJob with init containers): uid echoed, `allowed`, and on denial code 403
-//! with a message naming the image and what it lacks, from decisions the gate stored.
+//! with a message naming the image and what it lacks, from decisions the gate stored; the
+//! age limit by the injected clock; and who may call: the API server's client certificate on
+//! `admission.listener` or a token with the `admission` role, nobody else.
 
+use portcullis::auth::Role;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::TestApp;
 use crate::support::app::digest;
+use crate::support::tls::{Ca, write_ca};
+use crate::support::{Answer, TestApp};
+use crate::tls::https_client;
 
 /// Terminates the application `bad`, continues everything else.
 const POLICY: &str = r#"rules:
@@ -417,4 +423,225 @@ async fn what_is_not_an_admission_review_is_refused() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+}
+
+/// A decision counts until `admission.max_age` by the injected clock: the test sets the clock,
+/// it never sleeps.
+#[tokio::test]
+async fn the_age_limit_reads_the_injected_clock() {
+    let start = chrono::DateTime::parse_from_rfc3339("2026-03-12T09:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let clock = std::sync::Arc::new(portcullis::gate::ManualClock::new(start));
+    let app = TestApp::builder()
+        .policies(&[("p.yaml", POLICY)])
+        .clock(clock.clone())
+        .admission(json!({"environments": {"payments-prod": "prod"}, "max_age": "1h"}))
+        .spawn()
+        .await;
+    let good = format!("ghcr.io/acme/web@{}", digest('a'));
+    decide(&app, "web", "prod", &good).await;
+    let req = review(
+        "age-1",
+        "Pod",
+        "payments-prod",
+        "CREATE",
+        pod(&good, &good),
+        Value::Null,
+    );
+
+    clock.set(start + chrono::Duration::minutes(59));
+    let r = admit(&app, &req).await;
+    assert_eq!(r["allowed"], true, "{r}");
+
+    clock.set(start + chrono::Duration::minutes(61));
+    let r = admit(&app, &req).await;
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is older than 1h"),
+        "{r}"
+    );
+}
+
+/// With tokens configured, `/v1/admission` on the main port answers only a token holding the
+/// `admission` role (or `admin`): no token is a 401, another role a 403, and neither says
+/// anything about decisions.
+#[tokio::test]
+async fn only_the_admission_role_gets_an_answer_on_the_main_port() {
+    let app = TestApp::builder()
+        .policies(&[("p.yaml", POLICY)])
+        .token("ci", "ci-token", vec![Role::Pipeline])
+        .token("kube-apiserver", "apiserver-token", vec![Role::Admission])
+        .admission(json!({"environments": {"payments-prod": "prod"}}))
+        .spawn()
+        .await;
+    let good = format!("ghcr.io/acme/web@{}", digest('a'));
+    let d = decide(&app, "web", "prod", &good).await;
+    let id = d["id"].as_str().unwrap().to_string();
+    let body = review(
+        "auth-1",
+        "Pod",
+        "payments-prod",
+        "CREATE",
+        pod(&good, &good),
+        Value::Null,
+    );
+
+    let r = Answer::read(
+        "POST /v1/admission without a token",
+        app.http
+            .post(app.url("/v1/admission"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .expect(StatusCode::UNAUTHORIZED);
+    assert!(
+        !r.body.contains(&id) && !r.body.contains("allowed"),
+        "{}",
+        r.body
+    );
+
+    let r = app
+        .post_as(Some("ci-token"), "/v1/admission", &body)
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    assert!(r.body.contains("`admission` role"), "{}", r.body);
+    assert!(
+        !r.body.contains(&id) && !r.body.contains("allowed"),
+        "{}",
+        r.body
+    );
+
+    let v = app
+        .post_as(Some("apiserver-token"), "/v1/admission", &body)
+        .await
+        .json_with(StatusCode::OK);
+    assert_eq!(v["response"]["uid"], "auth-1");
+    assert_eq!(v["response"]["allowed"], true, "{v}");
+
+    // The admission role reads nothing else.
+    app.get_as(Some("apiserver-token"), &format!("/v1/decisions/{id}"))
+        .await
+        .expect(StatusCode::FORBIDDEN);
+}
+
+/// `admission.listener`: HTTPS with the webhook's own certificate, serving only
+/// `/v1/admission`, answering the API server's client certificate (a name of
+/// `client_names`, from the client CA) or its `admission` token, and nobody else.
+#[tokio::test]
+async fn the_listener_answers_the_api_servers_certificate_or_token_only() {
+    let serving = Ca::new("Portcullis webhook CA");
+    let clients = Ca::new("API server client CA");
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_file, key_file) = serving.server().write(dir.path(), "webhook");
+    let client_ca_file = write_ca(&clients, dir.path(), "client-ca");
+    let app = TestApp::builder()
+        .policies(&[("p.yaml", POLICY)])
+        .token("ci", "ci-token", vec![Role::Pipeline])
+        .token("kube-apiserver", "apiserver-token", vec![Role::Admission])
+        .admission(json!({
+            "environments": {"payments-prod": "prod"},
+            "listener": {
+                "addr": "127.0.0.1:0",
+                "tls": {"cert_file": cert_file, "key_file": key_file,
+                        "client_ca_file": client_ca_file, "client_auth": "optional"},
+                "client_names": ["kube-apiserver.portcullis.invalid"],
+            },
+        }))
+        .spawn()
+        .await;
+    let good = format!("ghcr.io/acme/web@{}", digest('a'));
+    let d = decide(&app, "web", "prod", &good).await;
+    let id = d["id"].as_str().unwrap().to_string();
+    let body = review(
+        "tls-1",
+        "Pod",
+        "payments-prod",
+        "CREATE",
+        pod(&good, &good),
+        Value::Null,
+    );
+    let addr = app.admission_addr.expect("the listener is bound");
+    let url = format!("https://localhost:{}/v1/admission", addr.port());
+    let post = |client: reqwest::Client, token: Option<&'static str>| {
+        let url = url.clone();
+        let body = body.clone();
+        async move {
+            let rb = client.post(&url).json(&body);
+            let rb = match token {
+                Some(t) => rb.bearer_auth(t),
+                None => rb,
+            };
+            Answer::read(format!("POST {url}"), rb.send().await.unwrap()).await
+        }
+    };
+
+    let apiserver = clients.client("kube-apiserver.portcullis.invalid");
+    let v = post(
+        https_client(&serving, Some((&apiserver.cert_pem, &apiserver.key_pem))),
+        None,
+    )
+    .await
+    .json_with(StatusCode::OK);
+    assert_eq!(v["response"]["uid"], "tls-1");
+    assert_eq!(v["response"]["allowed"], true, "{v}");
+
+    // A certificate from the same CA naming someone else.
+    let alice = clients.client("alice.example.com");
+    let r = post(
+        https_client(&serving, Some((&alice.cert_pem, &alice.key_pem))),
+        None,
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    assert!(
+        !r.body.contains(&id) && !r.body.contains("allowed"),
+        "{}",
+        r.body
+    );
+
+    // No certificate: the token of the API server's kubeconfig, and only that role.
+    let r = post(https_client(&serving, None), None)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    assert!(
+        !r.body.contains(&id) && !r.body.contains("allowed"),
+        "{}",
+        r.body
+    );
+    post(https_client(&serving, None), Some("ci-token"))
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    let v = post(https_client(&serving, None), Some("apiserver-token"))
+        .await
+        .json_with(StatusCode::OK);
+    assert_eq!(v["response"]["allowed"], true, "{v}");
+
+    // A certificate from another CA does not complete the handshake.
+    let stranger = Ca::new("Elsewhere").client("kube-apiserver.portcullis.invalid");
+    assert!(
+        https_client(&serving, Some((&stranger.cert_pem, &stranger.key_pem)))
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .is_err()
+    );
+
+    // The listener serves the webhook and nothing else.
+    let r = https_client(&serving, Some((&apiserver.cert_pem, &apiserver.key_pem)))
+        .get(format!(
+            "https://localhost:{}/v1/decisions/{id}",
+            addr.port()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }

@@ -195,7 +195,7 @@ async fn spawn_tls(builder: TestAppBuilder, tls: ServerTlsConfig) -> TestApp {
     start(settings, dir, None).await
 }
 
-fn https_client(ca: &Ca, identity: Option<(&str, &str)>) -> reqwest::Client {
+pub(crate) fn https_client(ca: &Ca, identity: Option<(&str, &str)>) -> reqwest::Client {
     let mut b = reqwest::Client::builder()
         .use_rustls_tls()
         .tls_built_in_root_certs(false)

@@ -51,6 +51,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.store.urlSecret.name) (hasPrefix "sqlite" .Values.store.url) }}
 {{- fail "replicaCount > 1 needs a PostgreSQL store: set store.urlSecret (see values-ha.yaml)" }}
 {{- end }}
+{{- if and .Values.admission.webhook.enabled (not .Values.admission.webhook.clientCA.secretName) (not (include "portcullis.admissionToken" .)) }}
+{{- fail "admission.webhook.enabled: the webhook answers only the Kubernetes API server, which authenticates with its admission kubeconfig: set admission.webhook.clientCA.secretName (the CA of its client certificate) or add an auth.tokens entry with roles [admission] (its token); see integrations/kubernetes/README.md" }}
+{{- end }}
 {{- if and (include "portcullis.sqlite" .) (not .Values.persistence.enabled) (not .Values.persistence.ephemeral) }}
 {{- fail "the SQLite store without persistence loses every decision and pending review when the pod restarts: keep persistence.enabled=true (a PVC), use PostgreSQL (store.urlSecret), or set persistence.ephemeral=true for a demo" }}
 {{- end }}
@@ -64,4 +67,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* The probes' scheme: HTTPS when the service serves TLS. */}}
 {{- define "portcullis.probeScheme" -}}
 {{- if .Values.tls.secretName }}HTTPS{{- else }}HTTP{{- end }}
+{{- end }}
+
+{{/* Non-empty when an `auth.tokens` entry holds the `admission` role (the API server's token). */}}
+{{- define "portcullis.admissionToken" -}}
+{{- range .Values.auth.tokens }}{{ if has "admission" (.roles | default list) }}true{{ end }}{{ end }}
 {{- end }}

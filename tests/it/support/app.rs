@@ -18,6 +18,8 @@ use tokio::task::JoinHandle;
 pub struct TestApp {
     pub http_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
+    /// `admission.listener`'s address, when the app has one.
+    pub admission_addr: Option<SocketAddr>,
     pub http: reqwest::Client,
     /// Sent as the bearer token by the helpers (None when the app runs without tokens).
     pub token: Option<String>,
@@ -362,6 +364,9 @@ impl TestAppBuilder {
                         s.admission.break_glass.groups =
                             serde_json::from_value(value.clone()).unwrap();
                     }
+                    "listener" => {
+                        s.admission.listener = Some(serde_json::from_value(value.clone()).unwrap());
+                    }
                     other => panic!("unknown admission test setting `{other}`"),
                 }
             }
@@ -418,6 +423,7 @@ fn launch(
 ) -> TestApp {
     let http_addr = app.http_addr();
     let grpc_addr = app.grpc_addr();
+    let admission_addr = app.admission_addr();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run(async move {
         let _ = rx.await;
@@ -425,6 +431,7 @@ fn launch(
     TestApp {
         http_addr,
         grpc_addr,
+        admission_addr,
         http: reqwest::Client::new(),
         token,
         settings,
