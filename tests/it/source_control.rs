@@ -96,8 +96,19 @@ struct World {
 }
 
 async fn world(scm: Scm) -> World {
+    let policy = match scm {
+        Scm::GitHub => POLICY,
+        Scm::GitLab => GITLAB_POLICY,
+    };
+    world_with(scm, policy).await
+}
+
+/// The built-in pack's source-control rules, as shipped.
+const BUILTIN: &str = include_str!("../../src/policy/builtin/source-control.yaml");
+
+async fn world_with(scm: Scm, policy: &str) -> World {
     let sims = sim::start(0).await.unwrap();
-    let (adapter, policy) = match scm {
+    let (adapter, _) = match scm {
         Scm::GitHub => (
             json!({"kind": "github", "name": "github", "base_url": sims.github.base_url,
                 "auth": {"type": "app", "app_id": sim::github::APP_ID,
@@ -518,4 +529,38 @@ async fn gitlab_listings_are_read_to_the_end_and_one_cut_short_is_missing_eviden
     let d = w.check(&many, sim::gitlab::SEEDED_COMMIT).await;
     assert_eq!(d["verdict"], "terminate", "{d}");
     assert!(d.to_string().contains("short read"), "{d}");
+}
+
+/// The built-in rules read the adapters' real facts: with only GitHub (or only GitLab)
+/// configured, a sound repository passes all four, and a weakness fails its rule alone — the
+/// unconfigured other host does not turn the failure into "not configured".
+#[tokio::test]
+async fn the_built_in_source_control_rules_judge_the_real_facts() {
+    let w = world_with(Scm::GitHub, BUILTIN).await;
+    let d = w.check(SEEDED, COMMIT).await;
+    assert_eq!(d["verdict"], "continue", "{d}");
+    assert_eq!(
+        d["rule_results"].as_array().unwrap().len(),
+        4,
+        "the four rules apply to prod: {d}"
+    );
+    let unprotected = w.repo("bare", |s| s["protection"] = json!({})).await;
+    let d = w.check(&unprotected, COMMIT).await;
+    assert_eq!(d["verdict"], "terminate", "{d}");
+    assert_eq!(failed(&d), ["source-branch-protected"], "{d}");
+    let write_all = w
+        .repo("writer", |s| {
+            s["files"][COMMIT][".github/workflows/release.yml"] =
+                json!("on: push\npermissions: write-all\njobs:\n  publish:\n    runs-on: ubuntu-latest\n    steps: []\n");
+        })
+        .await;
+    let d = w.check(&write_all, COMMIT).await;
+    assert_eq!(d["verdict"], "manual_review", "{d}");
+    assert_eq!(failed(&d), ["workflow-token-permissions-minimal"], "{d}");
+
+    let w = world_with(Scm::GitLab, BUILTIN).await;
+    let d = w
+        .check(sim::gitlab::PROJECT, sim::gitlab::SEEDED_COMMIT)
+        .await;
+    assert_eq!(d["verdict"], "continue", "{d}");
 }
