@@ -10,6 +10,7 @@
 mod clock;
 mod evidence;
 mod ingest;
+mod ledger;
 mod review;
 mod routing;
 mod watch;

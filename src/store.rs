@@ -25,9 +25,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Application, CallerKind, Decision, DecisionId, DecisionStatus, Digest, Environment,
-    IdempotencyKey, Verdict,
+    Application, CallerKind, Decision, DecisionEvent, DecisionId, DecisionStatus, Digest,
+    Environment, EventKind, IdempotencyKey, Verdict,
 };
+
+/// The event that records `decision` being created (what `insert_decision` appends).
+fn created_event(decision: &Decision) -> DecisionEvent {
+    DecisionEvent::new(
+        decision.id.clone(),
+        decision.created_at,
+        EventKind::Created {
+            decision: Box::new(decision.clone()),
+        },
+    )
+}
 
 /// Outcome of inserting a decision that may carry an idempotency key.
 #[derive(Debug, Clone)]
@@ -152,9 +163,10 @@ impl StoreError {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Stores a decision. With an idempotency key already present at the decision's
-    /// `key_generation`, stores nothing and returns the decision stored there (a unique
-    /// constraint on key and generation decides, not a read-then-write).
+    /// Stores a decision and its `created` event, in one transaction. With an idempotency key
+    /// already present at the decision's `key_generation`, stores nothing (no decision, no event)
+    /// and returns the decision stored there (a unique constraint on key and generation decides,
+    /// not a read-then-write).
     async fn insert_decision(
         &self,
         decision: &Decision,
@@ -176,23 +188,25 @@ pub trait Store: Send + Sync + 'static {
         page_size: u32,
         page_token: Option<&str>,
     ) -> Result<DecisionPage, StoreError>;
-    /// Replaces the stored decision with the same id, but only while its status is still
-    /// `expected_status` (compare-and-set, decided by the database). Returns whether it applied:
-    /// `false` when another writer changed the status first or the id is unknown. This is how a
-    /// manual review moves a pending decision to final without two reviewers both winning.
-    async fn update_decision(
+    /// A decision with the number of events recorded for it: the token `append_events`
+    /// compares against.
+    async fn get_decision_versioned(
         &self,
-        decision: &Decision,
-        expected_status: DecisionStatus,
-    ) -> Result<bool, StoreError>;
-    /// Writes `next` only if the stored decision is still exactly `current` (status and whole
-    /// body): a compare-and-set for changes that keep the status, such as one approval of
-    /// several. `false` when anything changed in between.
-    async fn replace_decision(
+        id: &DecisionId,
+    ) -> Result<Option<(Decision, u64)>, StoreError>;
+    /// The one way a stored decision changes: appends `events` after the `expected_events`
+    /// already recorded for `next.id` and stores `next` (the state they lead to), in one
+    /// transaction, only if the decision still has exactly `expected_events` events
+    /// (compare-and-set on its last event, decided by the database). `false` when another
+    /// writer appended first or the id is unknown; nothing is written then.
+    async fn append_events(
         &self,
-        current: &Decision,
         next: &Decision,
+        expected_events: u64,
+        events: &[DecisionEvent],
     ) -> Result<bool, StoreError>;
+    /// Every event recorded for decision `id`, oldest first.
+    async fn decision_events(&self, id: &DecisionId) -> Result<Vec<DecisionEvent>, StoreError>;
     /// Cheap round trip for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
 

@@ -11,7 +11,9 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::auth::{Authenticator, Principal};
-use crate::domain::{Application, CallerKind, DecisionId, Digest, Environment, ValidationError};
+use crate::domain::{
+    Application, CallerKind, Channel, DecisionId, Digest, Environment, ValidationError,
+};
 use crate::gate::{Gate, GateError, ReviewAnswer};
 use crate::pb;
 use crate::pb::gate_server::GateServer;
@@ -241,7 +243,7 @@ impl pb::gate_server::Gate for GrpcApi {
         let answer = ReviewAnswer::parse(&r.resolution).map_err(|e| invalid(&e))?;
         let d = self
             .gate
-            .resolve_review(&who, &id, answer, &r.comment, "grpc")
+            .resolve_review(&who, &id, answer, &r.comment, Channel::Grpc)
             .await
             .map_err(status)?;
         Ok(Response::new(convert::decision(&d)))

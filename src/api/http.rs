@@ -22,7 +22,8 @@ use self::problem::Problem;
 use super::view::DecisionView;
 use crate::auth::{Authenticator, Principal};
 use crate::domain::{
-    Application, CallerKind, DecisionId, DecisionStatus, Environment, ValidationError, Verdict,
+    Application, CallerKind, Channel, DecisionId, DecisionStatus, Environment, ValidationError,
+    Verdict,
 };
 use crate::gate::{Gate, ReviewAnswer};
 use crate::store::DecisionFilter;
@@ -275,7 +276,7 @@ async fn resolve_review(
     let answer = ReviewAnswer::parse(&body.resolution).map_err(|e| Problem::invalid(&e))?;
     let d = s
         .gate
-        .resolve_review(&principal, &id, answer, &body.comment, "api")
+        .resolve_review(&principal, &id, answer, &body.comment, Channel::Api)
         .await?;
     Ok(Json(DecisionView::from(&d)))
 }

@@ -2,9 +2,11 @@
 //! connection settings, the startup wait and the per-statement deadline live here; row
 //! conversion is in `row.rs`, paging in `page.rs`, error mapping in `errors.rs`.
 //!
-//! Every statement is a single autocommit statement, as in SQLite, and every race between
-//! replicas is settled by a constraint or a conditional write inside that statement (the unique
-//! idempotency key, compare-and-set on status, the lease upsert), never by a read then a write.
+//! Every race between replicas is settled by a constraint or a conditional write inside one
+//! statement (the unique idempotency key, compare-and-set on the event count, the lease upsert),
+//! never by a read then a write. The two writes that span tables (a decision with its `created`
+//! event; an event append with the decision it leads to) are one transaction each, whose first
+//! statement is that deciding write.
 
 use std::future::Future;
 use std::str::FromStr;
@@ -16,11 +18,13 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder};
 use tokio::time::Instant;
 
-use crate::domain::{Decision, DecisionId, DecisionStatus, IdempotencyKey};
+use crate::domain::{Decision, DecisionEvent, DecisionId, IdempotencyKey};
 
 use super::errors::{from_migrate, from_sqlx};
 use super::page::{clamp_page_size, decode_token, encode_token};
-use super::row::{DecisionRow, StoredDecision, StoredWithFingerprint};
+use super::row::{
+    DecisionRow, EventRow, StoredDecision, StoredEvent, StoredVersioned, StoredWithFingerprint,
+};
 use super::{
     DecisionFilter, DecisionPage, Inserted, Lease, STARTUP_WAIT_FACTOR, Store, StoreError,
     StoreOptions, redact_url, ttl_millis,
@@ -50,46 +54,6 @@ pub(crate) struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// The one UPDATE behind `update_decision` (compare on status) and `replace_decision`
-    /// (compare on status and the whole stored body, which is TEXT and comes back byte for byte).
-    async fn update_where(
-        &self,
-        decision: &Decision,
-        expected_status: DecisionStatus,
-        expected_body: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        let row = DecisionRow::new(decision, "")?;
-        // Compare-and-set in one statement: the row lock taken by UPDATE serialises two
-        // reviewers on two replicas, and the loser re-checks `status` after the winner commits.
-        let result = self
-            .bounded(
-                sqlx::query(
-                    "UPDATE decisions SET idempotency_key = $1, application = $2, \
-                     environment = $3, verdict = $4, status = $5, caller_kind = $6, \
-                     policy_version = $7, created_at = $8, decided_at = $9, \
-                     schema_version = $10, body = $11 \
-                     WHERE id = $12 AND status = $13 AND ($14::TEXT IS NULL OR body = $14)",
-                )
-                .bind(row.idempotency_key.as_deref())
-                .bind(row.application)
-                .bind(row.environment)
-                .bind(row.verdict)
-                .bind(row.status)
-                .bind(row.caller_kind)
-                .bind(row.policy_version)
-                .bind(row.created_at_ms)
-                .bind(row.decided_at_ms)
-                .bind(row.schema_version)
-                .bind(&row.body)
-                .bind(row.id)
-                .bind(expected_status.as_str())
-                .bind(expected_body)
-                .execute(&self.pool),
-            )
-            .await?;
-        Ok(result.rows_affected() == 1)
-    }
-
     /// Connects (waiting for the server to come up, within a deadline) and brings the schema up
     /// to date. Replicas starting together are safe: sqlx migrates under an advisory lock.
     pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
@@ -197,6 +161,25 @@ impl PostgresStore {
     }
 }
 
+/// Inserts one event row inside the caller's transaction.
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    e: &EventRow,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO decision_events (decision_id, idx, at, kind, body) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&e.decision_id)
+    .bind(e.idx)
+    .bind(e.at_ms)
+    .bind(e.kind)
+    .bind(&e.body)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Whether waiting may cure a failed startup attempt: the server is unreachable, starting,
 /// shutting down or out of connections. Authentication and "no such database" are not.
 fn is_transient(e: &sqlx::Error) -> bool {
@@ -248,15 +231,21 @@ impl Store for PostgresStore {
         // (`idempotency_key`) and `(idempotency_base, idempotency_generation)` are two unique
         // indexes over one fact, and PostgreSQL raises a violation of an index that is not the
         // arbiter when the racing row commits between the two checks.
-        let result = self
-            .bounded(
-                sqlx::query(
+        let created = EventRow::new(&super::created_event(decision), 0)?;
+        let pool = &self.pool;
+        let row_ref = &row;
+        let created = &created;
+        let inserted = self
+            .bounded(async move {
+                let row = row_ref;
+                let mut tx = pool.begin().await?;
+                let result = sqlx::query(
                     "INSERT INTO decisions (id, idempotency_key, request_fingerprint, application, \
                      environment, verdict, status, caller_kind, policy_version, created_at, \
                      decided_at, schema_version, body, principal, idempotency_base, \
-                     idempotency_generation) \
+                     idempotency_generation, event_count) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                     $16) \
+                     $16, 1) \
                      ON CONFLICT DO NOTHING",
                 )
                 .bind(row.id)
@@ -275,12 +264,22 @@ impl Store for PostgresStore {
                 .bind(row.principal)
                 .bind(row.idempotency_base)
                 .bind(row.idempotency_generation)
-                .execute(&self.pool),
-            )
+                .execute(&mut *tx)
+                .await?;
+                if result.rows_affected() == 1 {
+                    insert_event(&mut tx, created).await?;
+                    tx.commit().await?;
+                    Ok(true)
+                } else {
+                    // The loser of a key race records nothing.
+                    tx.rollback().await?;
+                    Ok(false)
+                }
+            })
             .await?;
 
         let key = match row.idempotency_key.as_deref() {
-            _ if result.rows_affected() > 0 => return Ok(Inserted::Created),
+            _ if inserted => return Ok(Inserted::Created),
             Some(key) => key,
             None => {
                 return Err(StoreError::Conflict(format!(
@@ -394,22 +393,88 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn update_decision(
+    async fn get_decision_versioned(
         &self,
-        decision: &Decision,
-        expected_status: DecisionStatus,
-    ) -> Result<bool, StoreError> {
-        self.update_where(decision, expected_status, None).await
+        id: &DecisionId,
+    ) -> Result<Option<(Decision, u64)>, StoreError> {
+        let stored: Option<StoredVersioned> = self
+            .bounded(
+                sqlx::query_as(
+                    "SELECT id, schema_version, body, event_count FROM decisions WHERE id = $1",
+                )
+                .bind(id.as_str())
+                .fetch_optional(&self.pool),
+            )
+            .await?;
+        stored.map(StoredVersioned::into_versioned).transpose()
     }
 
-    async fn replace_decision(
+    async fn append_events(
         &self,
-        current: &Decision,
         next: &Decision,
+        expected_events: u64,
+        events: &[DecisionEvent],
     ) -> Result<bool, StoreError> {
-        let expected = DecisionRow::new(current, "")?.body;
-        self.update_where(next, current.status, Some(&expected))
-            .await
+        let row = DecisionRow::new(next, "")?;
+        let event_rows = EventRow::all(events, expected_events)?;
+        let expected = i64::try_from(expected_events).unwrap_or(i64::MAX);
+        let count = expected.saturating_add(i64::try_from(events.len()).unwrap_or(i64::MAX));
+        let pool = &self.pool;
+        let row = &row;
+        let event_rows = &event_rows;
+        self.bounded(async move {
+            let mut tx = pool.begin().await?;
+            // Compare-and-set on the event count: the row lock taken by UPDATE serialises two
+            // writers on two replicas, and the loser re-checks the count after the winner
+            // commits, finds it moved, and writes nothing.
+            let updated = sqlx::query(
+                "UPDATE decisions SET idempotency_key = $1, application = $2, \
+                 environment = $3, verdict = $4, status = $5, caller_kind = $6, \
+                 policy_version = $7, created_at = $8, decided_at = $9, \
+                 schema_version = $10, body = $11, event_count = $12 \
+                 WHERE id = $13 AND event_count = $14",
+            )
+            .bind(row.idempotency_key.as_deref())
+            .bind(row.application)
+            .bind(row.environment)
+            .bind(row.verdict)
+            .bind(row.status)
+            .bind(row.caller_kind)
+            .bind(row.policy_version)
+            .bind(row.created_at_ms)
+            .bind(row.decided_at_ms)
+            .bind(row.schema_version)
+            .bind(&row.body)
+            .bind(count)
+            .bind(row.id)
+            .bind(expected)
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            for e in event_rows {
+                insert_event(&mut tx, e).await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn decision_events(&self, id: &DecisionId) -> Result<Vec<DecisionEvent>, StoreError> {
+        let rows: Vec<StoredEvent> = self
+            .bounded(
+                sqlx::query_as(
+                    "SELECT decision_id, idx, body FROM decision_events WHERE decision_id = $1 \
+                     ORDER BY idx",
+                )
+                .bind(id.as_str())
+                .fetch_all(&self.pool),
+            )
+            .await?;
+        rows.into_iter().map(StoredEvent::into_event).collect()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::Decision;
+use crate::domain::{Decision, DecisionEvent};
 
 use super::StoreError;
 
@@ -167,5 +167,89 @@ impl ImageDecisionRow {
             created_at: time(self.created_at)?,
             decided_at: self.decided_at.map(time).transpose()?,
         })
+    }
+}
+
+/// Column values for one event of a decision: its position among the decision's events, its
+/// time, its kind and the whole event as JSON.
+#[derive(Debug)]
+pub(crate) struct EventRow {
+    pub(crate) decision_id: String,
+    pub(crate) idx: i64,
+    pub(crate) at_ms: i64,
+    pub(crate) kind: &'static str,
+    pub(crate) body: String,
+}
+
+impl EventRow {
+    pub(crate) fn new(event: &DecisionEvent, idx: u64) -> Result<Self, StoreError> {
+        let body = serde_json::to_string(event).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "an event of decision `{}` could not be encoded: {e}",
+                event.decision_id
+            ))
+        })?;
+        Ok(Self {
+            decision_id: event.decision_id.as_str().to_string(),
+            idx: i64::try_from(idx).unwrap_or(i64::MAX),
+            at_ms: millis(event.at),
+            kind: event.change.as_str(),
+            body,
+        })
+    }
+
+    /// The rows of `events` appended after `already` earlier ones.
+    pub(crate) fn all(events: &[DecisionEvent], already: u64) -> Result<Vec<Self>, StoreError> {
+        events
+            .iter()
+            .zip(already..)
+            .map(|(e, idx)| Self::new(e, idx))
+            .collect()
+    }
+}
+
+/// One stored event as read back.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct StoredEvent {
+    pub(crate) decision_id: String,
+    pub(crate) idx: i64,
+    pub(crate) body: String,
+}
+
+impl StoredEvent {
+    pub(crate) fn into_event(self) -> Result<DecisionEvent, StoreError> {
+        let event: DecisionEvent = serde_json::from_str(&self.body).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "event {} of decision `{}` is not a valid stored event: {e}",
+                self.idx, self.decision_id
+            ))
+        })?;
+        if event.decision_id.as_str() != self.decision_id {
+            return Err(StoreError::Corrupt(format!(
+                "event {} of decision `{}` belongs to decision `{}`",
+                self.idx, self.decision_id, event.decision_id
+            )));
+        }
+        Ok(event)
+    }
+}
+
+/// A decision with its event count (`decisions.event_count`), the token of a compare-and-set.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct StoredVersioned {
+    #[sqlx(flatten)]
+    pub(crate) stored: StoredDecision,
+    pub(crate) event_count: i64,
+}
+
+impl StoredVersioned {
+    pub(crate) fn into_versioned(self) -> Result<(Decision, u64), StoreError> {
+        let count = u64::try_from(self.event_count).map_err(|_| {
+            StoreError::Corrupt(format!(
+                "decision `{}` has a negative event count",
+                self.stored.id
+            ))
+        })?;
+        Ok((self.stored.into_decision()?, count))
     }
 }

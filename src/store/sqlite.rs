@@ -1,9 +1,11 @@
 //! The embedded SQLite backend, the default store for a single replica. All SQLite-specific SQL
 //! and connection settings live here; row conversion is in `row.rs`.
 //!
-//! Every statement is a single autocommit statement. That matters in WAL mode: a transaction
-//! that reads and then writes can fail with SQLITE_BUSY without waiting for `busy_timeout`,
-//! while a lone INSERT or UPDATE takes the write lock up front and waits its turn.
+//! Reads and lease writes are single autocommit statements. That matters in WAL mode: a
+//! transaction that reads and then writes can fail with SQLITE_BUSY without waiting for
+//! `busy_timeout`, while a lone INSERT or UPDATE takes the write lock up front and waits its
+//! turn. The two multi-statement writes (a decision with its `created` event, and an event
+//! append with the decision it leads to) begin `IMMEDIATE`, which takes the write lock first.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -16,11 +18,13 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite};
 
-use crate::domain::{Decision, DecisionId, DecisionStatus, IdempotencyKey};
+use crate::domain::{Decision, DecisionEvent, DecisionId, IdempotencyKey};
 
 use super::errors::{from_migrate, from_sqlx};
 use super::page::{clamp_page_size, decode_token, encode_token};
-use super::row::{DecisionRow, StoredDecision, StoredWithFingerprint};
+use super::row::{
+    DecisionRow, EventRow, StoredDecision, StoredEvent, StoredVersioned, StoredWithFingerprint,
+};
 use super::{
     DecisionFilter, DecisionPage, Inserted, Lease, Store, StoreError, StoreOptions, redact_url,
     ttl_millis,
@@ -97,45 +101,6 @@ impl SqliteStore {
             .map(|e| Ok((e.stored.into_decision()?, e.request_fingerprint)))
             .transpose()
     }
-
-    /// The one UPDATE behind `update_decision` (compare on status) and `replace_decision`
-    /// (compare on status and the whole stored body).
-    async fn update_where(
-        &self,
-        decision: &Decision,
-        expected_status: DecisionStatus,
-        expected_body: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        // The fingerprint describes the request that created the row and stays as it is.
-        let row = DecisionRow::new(decision, "")?;
-        // Compare-and-set in one statement: the status test and the write happen under the same
-        // write lock, so of two reviewers racing on a pending decision exactly one applies.
-        let result = sqlx::query(
-            "UPDATE decisions SET idempotency_key = ?, application = ?, environment = ?, \
-             verdict = ?, status = ?, caller_kind = ?, policy_version = ?, created_at = ?, \
-             decided_at = ?, schema_version = ?, body = ? \
-             WHERE id = ? AND status = ? AND (? IS NULL OR body = ?)",
-        )
-        .bind(row.idempotency_key.as_deref())
-        .bind(row.application)
-        .bind(row.environment)
-        .bind(row.verdict)
-        .bind(row.status)
-        .bind(row.caller_kind)
-        .bind(row.policy_version)
-        .bind(row.created_at_ms)
-        .bind(row.decided_at_ms)
-        .bind(row.schema_version)
-        .bind(&row.body)
-        .bind(row.id)
-        .bind(expected_status.as_str())
-        .bind(expected_body)
-        .bind(expected_body)
-        .execute(&self.pool)
-        .await
-        .map_err(from_sqlx)?;
-        Ok(result.rows_affected() == 1)
-    }
 }
 
 #[async_trait]
@@ -171,11 +136,19 @@ impl Store for SqliteStore {
         // The UNIQUE constraint on idempotency_key decides who wins, inside the database: of any
         // number of concurrent inserts with one key, exactly one writes. A read first would let
         // two callers both see "absent" and both write.
+        let created = EventRow::new(&super::created_event(decision), 0)?;
+        // The decision and its `created` event are one write: IMMEDIATE takes the write lock
+        // up front, so the transaction never has to upgrade a read lock (SQLITE_BUSY in WAL).
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(from_sqlx)?;
         let result = sqlx::query(
             "INSERT INTO decisions (id, idempotency_key, request_fingerprint, application, \
              environment, verdict, status, caller_kind, policy_version, created_at, decided_at, \
-             schema_version, body, principal, idempotency_base, idempotency_generation) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             schema_version, body, principal, idempotency_base, idempotency_generation, event_count) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) \
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(row.id)
@@ -194,9 +167,16 @@ impl Store for SqliteStore {
         .bind(row.principal)
         .bind(row.idempotency_base)
         .bind(row.idempotency_generation)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(from_sqlx)?;
+        if result.rows_affected() == 1 {
+            insert_event(&mut tx, &created).await?;
+            tx.commit().await.map_err(from_sqlx)?;
+        } else {
+            // The loser of a key race records nothing.
+            tx.rollback().await.map_err(from_sqlx)?;
+        }
 
         let key = match row.idempotency_key.as_deref() {
             Some(key) if result.rows_affected() == 0 => key,
@@ -311,22 +291,82 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn update_decision(
+    async fn get_decision_versioned(
         &self,
-        decision: &Decision,
-        expected_status: DecisionStatus,
-    ) -> Result<bool, StoreError> {
-        self.update_where(decision, expected_status, None).await
+        id: &DecisionId,
+    ) -> Result<Option<(Decision, u64)>, StoreError> {
+        let stored: Option<StoredVersioned> = sqlx::query_as(
+            "SELECT id, schema_version, body, event_count FROM decisions WHERE id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        stored.map(StoredVersioned::into_versioned).transpose()
     }
 
-    async fn replace_decision(
+    async fn append_events(
         &self,
-        current: &Decision,
         next: &Decision,
+        expected_events: u64,
+        events: &[DecisionEvent],
     ) -> Result<bool, StoreError> {
-        let expected = DecisionRow::new(current, "")?.body;
-        self.update_where(next, current.status, Some(&expected))
+        // The fingerprint describes the request that created the row and stays as it is.
+        let row = DecisionRow::new(next, "")?;
+        let event_rows = EventRow::all(events, expected_events)?;
+        let expected = i64::try_from(expected_events).unwrap_or(i64::MAX);
+        let count = expected.saturating_add(i64::try_from(events.len()).unwrap_or(i64::MAX));
+        // IMMEDIATE takes the write lock up front (waiting `busy_timeout` for it), so the
+        // compare-and-set UPDATE and the event inserts run as one writer's turn.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
             .await
+            .map_err(from_sqlx)?;
+        let updated = sqlx::query(
+            "UPDATE decisions SET idempotency_key = ?, application = ?, environment = ?, \
+             verdict = ?, status = ?, caller_kind = ?, policy_version = ?, created_at = ?, \
+             decided_at = ?, schema_version = ?, body = ?, event_count = ? \
+             WHERE id = ? AND event_count = ?",
+        )
+        .bind(row.idempotency_key.as_deref())
+        .bind(row.application)
+        .bind(row.environment)
+        .bind(row.verdict)
+        .bind(row.status)
+        .bind(row.caller_kind)
+        .bind(row.policy_version)
+        .bind(row.created_at_ms)
+        .bind(row.decided_at_ms)
+        .bind(row.schema_version)
+        .bind(&row.body)
+        .bind(count)
+        .bind(row.id)
+        .bind(expected)
+        .execute(&mut *tx)
+        .await
+        .map_err(from_sqlx)?;
+        if updated.rows_affected() != 1 {
+            tx.rollback().await.map_err(from_sqlx)?;
+            return Ok(false);
+        }
+        for e in &event_rows {
+            insert_event(&mut tx, e).await?;
+        }
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(true)
+    }
+
+    async fn decision_events(&self, id: &DecisionId) -> Result<Vec<DecisionEvent>, StoreError> {
+        let rows: Vec<StoredEvent> = sqlx::query_as(
+            "SELECT decision_id, idx, body FROM decision_events WHERE decision_id = ? \
+             ORDER BY idx",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        rows.into_iter().map(StoredEvent::into_event).collect()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -401,6 +441,25 @@ impl Store for SqliteStore {
         .map_err(from_sqlx)?;
         Ok(result.rows_affected() == 1)
     }
+}
+
+/// Inserts one event row inside the caller's transaction.
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    e: &EventRow,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO decision_events (decision_id, idx, at, kind, body) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&e.decision_id)
+    .bind(e.idx)
+    .bind(e.at_ms)
+    .bind(e.kind)
+    .bind(&e.body)
+    .execute(&mut **tx)
+    .await
+    .map_err(from_sqlx)?;
+    Ok(())
 }
 
 /// Whether `url` names a database that lives only in memory (`sqlite::memory:`,
