@@ -7,6 +7,7 @@
 //! Architecture invariant: the gate never turns a fault into `Continue`. Unavailable evidence is
 //! handed to policy as *missing*, and policy's default for missing is fail-closed.
 
+mod checkpoint;
 mod clock;
 mod evidence;
 mod ingest;
@@ -150,6 +151,8 @@ pub enum GateError {
     Unimplemented(&'static str),
     #[error("the service is shutting down")]
     ShuttingDown,
+    #[error("the audit record could not be made: {0}")]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 impl GateError {
@@ -174,6 +177,7 @@ impl GateError {
             GateError::AlreadyApproved { .. } => "review.already_approved",
             GateError::Unimplemented(_) => "unimplemented",
             GateError::ShuttingDown => "shutting_down",
+            GateError::Audit(e) => e.reason_code(),
         }
     }
 }
@@ -197,6 +201,8 @@ pub struct Gate {
     /// Told when reviews open, wait and end (notifications, review routes).
     observers: Vec<Arc<dyn ReviewObserver>>,
     clock: Arc<dyn Clock>,
+    /// Signs audit checkpoints (`audit.signing_key`); the service refuses to start without it.
+    signer: Option<Arc<crate::audit::checkpoint::CheckpointSigner>>,
     // Checks run as tracked tasks so a client hanging up does not abort a half-made decision,
     // and shutdown can wait for them.
     tasks: TaskTracker,
@@ -228,6 +234,7 @@ impl Gate {
             updates: watch::Updates::default(),
             observers: Vec::new(),
             clock: Arc::new(SystemClock),
+            signer: None,
             tasks: TaskTracker::new(),
         }
     }

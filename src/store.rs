@@ -24,20 +24,42 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::audit::checkpoint::SignedCheckpoint;
+
 use crate::domain::{
     Application, CallerKind, Decision, DecisionEvent, DecisionId, DecisionStatus, Digest,
-    Environment, EventKind, IdempotencyKey, Verdict,
+    Environment, IdempotencyKey, Verdict,
 };
 
-/// The event that records `decision` being created (what `insert_decision` appends).
-fn created_event(decision: &Decision) -> DecisionEvent {
-    DecisionEvent::new(
-        decision.id.clone(),
-        decision.created_at,
-        EventKind::Created {
-            decision: Box::new(decision.clone()),
+/// The canonical text of the event that records `decision` being created (what
+/// `insert_decision` appends), written from a borrowed view of the same shape as
+/// `DecisionEvent { change: EventKind::Created { .. } }` so the decision is not copied.
+fn created_event_text(decision: &Decision) -> Result<String, StoreError> {
+    #[derive(serde::Serialize)]
+    struct Created<'a> {
+        decision_id: &'a crate::domain::DecisionId,
+        at: chrono::DateTime<chrono::Utc>,
+        change: Change<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct Change<'a> {
+        kind: &'static str,
+        decision: &'a Decision,
+    }
+    crate::audit::chain::canonical_json(&Created {
+        decision_id: &decision.id,
+        at: decision.created_at,
+        change: Change {
+            kind: "created",
+            decision,
         },
-    )
+    })
+    .map_err(|e| {
+        StoreError::Corrupt(format!(
+            "the created event of decision `{}` could not be encoded: {e}",
+            decision.id
+        ))
+    })
 }
 
 /// Outcome of inserting a decision that may carry an idempotency key.
@@ -51,6 +73,15 @@ pub enum Inserted {
         decision: Box<Decision>,
         fingerprint: String,
     },
+}
+
+/// One event as the log holds it: its global sequence number, its chain hash (hex) and its
+/// canonical text (the bytes that were hashed).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LedgerEntry {
+    pub seq: i64,
+    pub hash: String,
+    pub body: String,
 }
 
 /// A decision that names an image digest, as `Store::decisions_for_image` returns it: the
@@ -207,6 +238,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Every event recorded for decision `id`, oldest first.
     async fn decision_events(&self, id: &DecisionId) -> Result<Vec<DecisionEvent>, StoreError>;
+    /// Numbers and hashes up to `max` events that have none yet, in the order they were
+    /// stored, after the log's head, and moves the head; returns how many. One sequencer at a
+    /// time wins the head (a row lock); the lease holder runs it before each checkpoint.
+    async fn sequence_events(&self, max: u32) -> Result<u64, StoreError>;
+    /// The log's head: the last sequence number (0 for an empty log) and its hash (hex).
+    async fn ledger_head(&self) -> Result<(u64, String), StoreError>;
+    /// The sequenced log entries with sequence numbers `from..=to`, in order.
+    async fn ledger_entries(&self, from: u64, to: u64) -> Result<Vec<LedgerEntry>, StoreError>;
+    /// The sequenced log entries of decision `id`, in order.
+    async fn decision_entries(&self, id: &DecisionId) -> Result<Vec<LedgerEntry>, StoreError>;
+    /// The newest signed checkpoint.
+    async fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, StoreError>;
+    /// Stores a signed checkpoint; `false` when one with its index already exists (another
+    /// signer won).
+    async fn insert_checkpoint(&self, checkpoint: &SignedCheckpoint) -> Result<bool, StoreError>;
     /// Cheap round trip for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
 

@@ -97,6 +97,7 @@ pub fn status(e: GateError) -> Status {
             Status::permission_denied(e.to_string())
         }
         GateError::Unimplemented(_) => Status::unimplemented(e.to_string()),
+        GateError::Audit(_) => Status::internal(e.to_string()),
     }
 }
 

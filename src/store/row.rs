@@ -183,7 +183,7 @@ pub(crate) struct EventRow {
 
 impl EventRow {
     pub(crate) fn new(event: &DecisionEvent, idx: u64) -> Result<Self, StoreError> {
-        let body = serde_json::to_string(event).map_err(|e| {
+        let body = crate::audit::chain::event_text(event).map_err(|e| {
             StoreError::Corrupt(format!(
                 "an event of decision `{}` could not be encoded: {e}",
                 event.decision_id
@@ -195,6 +195,17 @@ impl EventRow {
             at_ms: millis(event.at),
             kind: event.change.as_str(),
             body,
+        })
+    }
+
+    /// The row of the `created` event of `decision`.
+    pub(crate) fn created(decision: &Decision) -> Result<Self, StoreError> {
+        Ok(Self {
+            decision_id: decision.id.as_str().to_string(),
+            idx: 0,
+            at_ms: millis(decision.created_at),
+            kind: "created",
+            body: super::created_event_text(decision)?,
         })
     }
 
@@ -252,4 +263,33 @@ impl StoredVersioned {
         })?;
         Ok((self.stored.into_decision()?, count))
     }
+}
+
+/// An event the sequencer has not numbered yet: its row id and canonical text.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Unsequenced {
+    pub(crate) id: i64,
+    pub(crate) body: String,
+}
+
+/// A sequence number and its chain hash (hex).
+pub(crate) type Link = (i64, String);
+
+/// The sequence number and chain hash of each of `rows` (in order) after the log's head
+/// (`head_seq`, `head_hash`), and the new head.
+pub(crate) fn link_rows(
+    rows: &[Unsequenced],
+    head_seq: i64,
+    head_hash: &str,
+) -> Result<(Vec<Link>, Link), StoreError> {
+    let mut previous = crate::audit::hash_from_hex(head_hash, "ledger_head.hash")
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut seq = head_seq;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        seq += 1;
+        previous = crate::audit::chain::link(&previous, &row.body);
+        out.push((seq, crate::audit::hex(&previous)));
+    }
+    Ok((out, (seq, crate::audit::hex(&previous))))
 }

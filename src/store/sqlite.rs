@@ -24,6 +24,7 @@ use super::errors::{from_migrate, from_sqlx};
 use super::page::{clamp_page_size, decode_token, encode_token};
 use super::row::{
     DecisionRow, EventRow, StoredDecision, StoredEvent, StoredVersioned, StoredWithFingerprint,
+    Unsequenced, link_rows,
 };
 use super::{
     DecisionFilter, DecisionPage, Inserted, Lease, Store, StoreError, StoreOptions, redact_url,
@@ -136,7 +137,7 @@ impl Store for SqliteStore {
         // The UNIQUE constraint on idempotency_key decides who wins, inside the database: of any
         // number of concurrent inserts with one key, exactly one writes. A read first would let
         // two callers both see "absent" and both write.
-        let created = EventRow::new(&super::created_event(decision), 0)?;
+        let created = [EventRow::created(decision)?];
         // The decision and its `created` event are one write: IMMEDIATE takes the write lock
         // up front, so the transaction never has to upgrade a read lock (SQLITE_BUSY in WAL).
         let mut tx = self
@@ -171,7 +172,7 @@ impl Store for SqliteStore {
         .await
         .map_err(from_sqlx)?;
         if result.rows_affected() == 1 {
-            insert_event(&mut tx, &created).await?;
+            insert_events(&mut tx, &created).await?;
             tx.commit().await.map_err(from_sqlx)?;
         } else {
             // The loser of a key race records nothing.
@@ -350,9 +351,7 @@ impl Store for SqliteStore {
             tx.rollback().await.map_err(from_sqlx)?;
             return Ok(false);
         }
-        for e in &event_rows {
-            insert_event(&mut tx, e).await?;
-        }
+        insert_events(&mut tx, &event_rows).await?;
         tx.commit().await.map_err(from_sqlx)?;
         Ok(true)
     }
@@ -367,6 +366,118 @@ impl Store for SqliteStore {
         .await
         .map_err(from_sqlx)?;
         rows.into_iter().map(StoredEvent::into_event).collect()
+    }
+
+    async fn sequence_events(&self, max: u32) -> Result<u64, StoreError> {
+        // IMMEDIATE: the write lock is the sequencer's turn; nobody appends meanwhile.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(from_sqlx)?;
+        let (head_seq, head_hash): (i64, String) =
+            sqlx::query_as("SELECT seq, hash FROM ledger_head WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+        let rows: Vec<Unsequenced> = sqlx::query_as(
+            "SELECT id, body FROM decision_events WHERE seq IS NULL ORDER BY id LIMIT ?",
+        )
+        .bind(i64::from(max))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(from_sqlx)?;
+        if rows.is_empty() {
+            tx.rollback().await.map_err(from_sqlx)?;
+            return Ok(0);
+        }
+        let (links, (seq, hash)) = link_rows(&rows, head_seq, &head_hash)?;
+        for (row, (seq, hash)) in rows.iter().zip(&links) {
+            sqlx::query("UPDATE decision_events SET seq = ?, hash = ? WHERE id = ?")
+                .bind(seq)
+                .bind(hash)
+                .bind(row.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+        }
+        sqlx::query("UPDATE ledger_head SET seq = ?, hash = ? WHERE id = 1")
+            .bind(seq)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(rows.len() as u64)
+    }
+
+    async fn ledger_head(&self) -> Result<(u64, String), StoreError> {
+        let (seq, hash): (i64, String) =
+            sqlx::query_as("SELECT seq, hash FROM ledger_head WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(from_sqlx)?;
+        Ok((u64::try_from(seq).unwrap_or(0), hash))
+    }
+
+    async fn ledger_entries(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<super::LedgerEntry>, StoreError> {
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        let to = i64::try_from(to).unwrap_or(i64::MAX);
+        Ok(sqlx::query_as(
+            "SELECT seq, hash, body FROM decision_events WHERE seq >= ? AND seq <= ? ORDER BY seq",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(from_sqlx)?)
+    }
+
+    async fn decision_entries(
+        &self,
+        id: &DecisionId,
+    ) -> Result<Vec<super::LedgerEntry>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT seq, hash, body FROM decision_events \
+             WHERE decision_id = ? AND seq IS NOT NULL ORDER BY idx",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(from_sqlx)?)
+    }
+
+    async fn latest_checkpoint(
+        &self,
+    ) -> Result<Option<crate::audit::checkpoint::SignedCheckpoint>, StoreError> {
+        let body: Option<String> =
+            sqlx::query_scalar("SELECT body FROM ledger_checkpoints ORDER BY idx DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(from_sqlx)?;
+        body.map(|b| {
+            serde_json::from_str(&b)
+                .map_err(|e| StoreError::Corrupt(format!("a stored checkpoint is not valid: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn insert_checkpoint(
+        &self,
+        checkpoint: &crate::audit::checkpoint::SignedCheckpoint,
+    ) -> Result<bool, StoreError> {
+        let body = serde_json::to_string(checkpoint)
+            .map_err(|e| StoreError::Corrupt(format!("a checkpoint could not be encoded: {e}")))?;
+        let c = &checkpoint.checkpoint;
+        let result = sqlx::query("INSERT INTO ledger_checkpoints (idx, tree_size, at, body) VALUES (?, ?, ?, ?) ON CONFLICT (idx) DO NOTHING").bind(i64::try_from(c.index).unwrap_or(i64::MAX)).bind(i64::try_from(c.tree_size).unwrap_or(i64::MAX)).bind(c.at.timestamp_millis()).bind(body)
+            .execute(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(result.rows_affected() == 1)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -443,22 +554,25 @@ impl Store for SqliteStore {
     }
 }
 
-/// Inserts one event row inside the caller's transaction.
-async fn insert_event(
+/// Stores `rows` (not yet numbered: the sequencer does that) inside the caller's transaction.
+async fn insert_events(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
-    e: &EventRow,
+    rows: &[EventRow],
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO decision_events (decision_id, idx, at, kind, body) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(&e.decision_id)
-    .bind(e.idx)
-    .bind(e.at_ms)
-    .bind(e.kind)
-    .bind(&e.body)
-    .execute(&mut **tx)
-    .await
-    .map_err(from_sqlx)?;
+    for e in rows {
+        sqlx::query(
+            "INSERT INTO decision_events (decision_id, idx, at, kind, body) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&e.decision_id)
+        .bind(e.idx)
+        .bind(e.at_ms)
+        .bind(e.kind)
+        .bind(&e.body)
+        .execute(&mut **tx)
+        .await
+        .map_err(from_sqlx)?;
+    }
     Ok(())
 }
 

@@ -127,6 +127,9 @@ on_both_backends!(
     an_append_is_a_compare_and_set_on_the_last_event,
     the_loser_of_a_key_race_records_no_event,
     a_decision_stored_before_events_takes_its_first_append,
+    events_form_one_hash_chain_across_decisions,
+    replicas_appending_at_once_never_fork_the_chain,
+    a_checkpoint_index_is_stored_once,
     concurrent_reviews_have_one_winner,
     a_free_job_is_claimed_once,
     a_lapsed_lease_is_taken_over,
@@ -868,6 +871,150 @@ async fn concurrent_reviews_have_one_winner(backend: Backend) {
     let events = store.decision_events(&pending.id).await.unwrap();
     assert_eq!(events.len(), 2, "the created event and the winner's");
     assert_eq!(events.get(1), winners.first().map(|(_, e)| e));
+}
+
+/// Recomputes the chain over `entries` (which must start at sequence 1) and checks each hash
+/// and that sequence numbers have no gap; returns the last hash.
+fn assert_chain(entries: &[super::LedgerEntry]) -> String {
+    let mut previous = crate::audit::chain::GENESIS;
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e.seq, i as i64 + 1, "no gap, no reordering");
+        previous = crate::audit::chain::link(&previous, &e.body);
+        assert_eq!(crate::audit::hex(&previous), e.hash, "event {}", e.seq);
+    }
+    crate::audit::hex(&previous)
+}
+
+async fn events_form_one_hash_chain_across_decisions(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
+    assert_eq!(
+        store.ledger_head().await.unwrap(),
+        (0, "0".repeat(64)),
+        "an empty log starts at the zero hash"
+    );
+    let pending = decision()
+        .verdict(Verdict::ManualReview)
+        .status(DecisionStatus::Pending)
+        .build();
+    let other = decision().build();
+    insert(store.as_ref(), &pending).await;
+    insert(store.as_ref(), &other).await;
+    let (approved, approval) = resolve(&pending, ResolutionOutcome::Approved, "bob");
+    assert!(
+        store
+            .append_events(&approved, 1, std::slice::from_ref(&approval))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.decision_entries(&pending.id).await.unwrap(),
+        vec![],
+        "nothing is numbered before the sequencer runs"
+    );
+    assert_eq!(store.sequence_events(2).await.unwrap(), 2);
+    assert_eq!(store.sequence_events(1000).await.unwrap(), 1);
+    assert_eq!(store.sequence_events(1000).await.unwrap(), 0);
+    let (head, head_hash) = store.ledger_head().await.unwrap();
+    assert_eq!(head, 3);
+    let entries = store.ledger_entries(1, head).await.unwrap();
+    assert_eq!(assert_chain(&entries), head_hash);
+    // The stored text is the canonical text of the event, so it is what was hashed; the
+    // `created` event is written from a borrowed view, byte for byte the owned event's text.
+    let created = DecisionEvent::new(
+        pending.id.clone(),
+        pending.created_at,
+        EventKind::Created {
+            decision: Box::new(pending.clone()),
+        },
+    );
+    assert_eq!(
+        entries[0].body,
+        crate::audit::chain::event_text(&created).unwrap()
+    );
+    assert_eq!(
+        entries[2].body,
+        crate::audit::chain::event_text(&approval).unwrap()
+    );
+    let mine = store.decision_entries(&pending.id).await.unwrap();
+    assert_eq!(
+        mine.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![1, 3],
+        "a decision's events, in order, with their places in the log"
+    );
+}
+
+async fn replicas_appending_at_once_never_fork_the_chain(backend: Backend) {
+    let fx = fresh(backend).await;
+    // A second replica: its own connection pool on the same database.
+    let other = open(&fx.url, &StoreOptions::default()).await.unwrap();
+    let replicas = [Arc::clone(&fx.store), other];
+    let writers = (0..24).map(|i| {
+        let store = Arc::clone(&replicas[i % 2]);
+        tokio::spawn(async move {
+            let pending = decision()
+                .verdict(Verdict::ManualReview)
+                .status(DecisionStatus::Pending)
+                .build();
+            insert(store.as_ref(), &pending).await;
+            let (done, event) = resolve(&pending, ResolutionOutcome::Rejected, "carol");
+            assert!(
+                store
+                    .append_events(&done, 1, std::slice::from_ref(&event))
+                    .await
+                    .unwrap()
+            );
+        })
+    });
+    // Sequencers on both replicas, racing each other and the writers.
+    let sequencers = (0..6).map(|i| {
+        let store = Arc::clone(&replicas[i % 2]);
+        tokio::spawn(async move { store.sequence_events(5).await.unwrap() })
+    });
+    let (written, numbered) = futures::future::join(
+        futures::future::join_all(writers),
+        futures::future::join_all(sequencers),
+    )
+    .await;
+    for w in written {
+        w.unwrap();
+    }
+    let mut total: u64 = numbered.into_iter().map(|n| n.unwrap()).sum();
+    loop {
+        let n = replicas[1].sequence_events(7).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    assert_eq!(total, 48, "every event numbered exactly once");
+    let (head, head_hash) = fx.store.ledger_head().await.unwrap();
+    assert_eq!(head, 48);
+    let entries = fx.store.ledger_entries(1, head).await.unwrap();
+    assert_eq!(entries.len(), 48);
+    assert_eq!(assert_chain(&entries), head_hash);
+}
+
+async fn a_checkpoint_index_is_stored_once(backend: Backend) {
+    let fx = fresh(backend).await;
+    let signer = crate::audit::checkpoint::CheckpointSigner::generate();
+    assert!(fx.store.latest_checkpoint().await.unwrap().is_none());
+    let checkpoint = |index: u64| crate::audit::checkpoint::Checkpoint {
+        index,
+        tree_size: index * 2,
+        root: "ab".repeat(32),
+        last_event_hash: "cd".repeat(32),
+        previous: "00".repeat(32),
+        at: Utc::now(),
+        key_id: signer.key_id().to_string(),
+    };
+    let first = signer.sign(checkpoint(1)).unwrap();
+    assert!(fx.store.insert_checkpoint(&first).await.unwrap());
+    let rival = signer.sign(checkpoint(1)).unwrap();
+    assert!(!fx.store.insert_checkpoint(&rival).await.unwrap());
+    let second = signer.sign(checkpoint(2)).unwrap();
+    assert!(fx.store.insert_checkpoint(&second).await.unwrap());
+    assert_eq!(fx.store.latest_checkpoint().await.unwrap(), Some(second));
 }
 
 // === leases ===
