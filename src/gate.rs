@@ -203,6 +203,8 @@ pub struct Gate {
     clock: Arc<dyn Clock>,
     /// Signs audit checkpoints (`audit.signing_key`); the service refuses to start without it.
     signer: Option<Arc<crate::audit::checkpoint::CheckpointSigner>>,
+    /// The Merkle tree's right edge as of the last checkpoint this replica signed.
+    frontier: std::sync::Mutex<Option<crate::audit::merkle::Frontier>>,
     // Checks run as tracked tasks so a client hanging up does not abort a half-made decision,
     // and shutdown can wait for them.
     tasks: TaskTracker,
@@ -235,6 +237,7 @@ impl Gate {
             observers: Vec::new(),
             clock: Arc::new(SystemClock),
             signer: None,
+            frontier: std::sync::Mutex::new(None),
             tasks: TaskTracker::new(),
         }
     }

@@ -130,3 +130,59 @@ mod tests {
         assert_eq!(root(&l), node_hash(&l[0], &l[1]));
     }
 }
+
+/// The right edge of a growing tree: the roots of its perfect subtrees, largest first, each
+/// with its leaf count. Appending a leaf is O(log n) and the root a fold over O(log n) hashes,
+/// so a checkpoint costs the events since the last one, not the whole log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frontier {
+    size: u64,
+    subtrees: Vec<(u64, [u8; 32])>,
+}
+
+impl Frontier {
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Adds one leaf (already leaf-hashed).
+    pub fn push(&mut self, leaf: [u8; 32]) {
+        self.size += 1;
+        self.subtrees.push((1, leaf));
+        while let [.., (a, left), (b, right)] = self.subtrees[..] {
+            if a != b {
+                break;
+            }
+            self.subtrees.truncate(self.subtrees.len() - 2);
+            self.subtrees.push((a + b, node_hash(&left, &right)));
+        }
+    }
+
+    /// The root of the tree so far (RFC 9162 `MTH`).
+    pub fn root(&self) -> [u8; 32] {
+        let mut hashes = self.subtrees.iter().rev().map(|(_, h)| *h);
+        match hashes.next() {
+            None => Sha256::digest([]).into(),
+            Some(last) => hashes.fold(last, |right, left| node_hash(&left, &right)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod frontier_tests {
+    use super::*;
+
+    #[test]
+    fn the_frontier_root_is_the_tree_root_at_every_size() {
+        let mut f = Frontier::default();
+        assert_eq!(f.root(), root(&[]));
+        let mut all = Vec::new();
+        for i in 0..40u8 {
+            let leaf = leaf_hash(&[i; 32]);
+            all.push(leaf);
+            f.push(leaf);
+            assert_eq!(f.root(), root(&all), "size {}", all.len());
+            assert_eq!(f.size(), all.len() as u64);
+        }
+    }
+}

@@ -53,24 +53,36 @@ impl Gate {
         {
             return Ok(None);
         }
-        let entries = self.store.ledger_entries(1, head).await?;
-        let leaves = entries
-            .iter()
-            .map(|e| hash_from_hex(&e.hash, "an event hash").map(|h| merkle::leaf_hash(&h)))
-            .collect::<Result<Vec<_>, _>>()?;
-        if leaves.len() as u64 != head {
+        // The tree's right edge is kept between rounds, so only new events are read; a new
+        // lease holder (or a log that shrank, which must not happen) starts from the first.
+        let mut frontier = {
+            let cached = self.frontier.lock().map(|f| f.clone()).unwrap_or_default();
+            match cached {
+                Some(f) if f.size() <= head => f,
+                _ => merkle::Frontier::default(),
+            }
+        };
+        let from = frontier.size() + 1;
+        let entries = self.store.ledger_entries(from, head).await?;
+        for e in &entries {
+            frontier.push(merkle::leaf_hash(&hash_from_hex(&e.hash, "an event hash")?));
+        }
+        if frontier.size() != head {
             return Err(GateError::Unavailable(crate::store::StoreError::Corrupt(
                 format!(
-                    "the log's head is at {head} but {} events are stored up to it",
-                    leaves.len()
+                    "the log's head is at {head} but events {from}..={head} are not all stored"
                 ),
             )));
         }
+        let last_event_hash = match entries.last() {
+            Some(e) => e.hash.clone(),
+            None => self.store.ledger_head().await?.1,
+        };
         let checkpoint = Checkpoint {
             index: latest.as_ref().map_or(1, |l| l.checkpoint.index + 1),
             tree_size: head,
-            root: hex(&merkle::root(&leaves)),
-            last_event_hash: entries.last().map(|e| e.hash.clone()).unwrap_or_default(),
+            root: hex(&frontier.root()),
+            last_event_hash,
             previous: match &latest {
                 Some(l) => l.checkpoint.hash()?,
                 None => hex(&[0u8; 32]),
@@ -79,6 +91,9 @@ impl Gate {
             key_id: signer.key_id().to_string(),
         };
         let signed = signer.sign(checkpoint)?;
+        if let Ok(mut cached) = self.frontier.lock() {
+            *cached = Some(frontier);
+        }
         if !self.store.insert_checkpoint(&signed).await? {
             return Ok(None);
         }
