@@ -73,9 +73,17 @@ impl std::fmt::Debug for CheckpointSigner {
 }
 
 impl CheckpointSigner {
-    /// Reads a PKCS#8 PEM private key. The error never contains the key.
+    /// Reads a PKCS#8 PEM private key; other text around the block (the whole output of
+    /// `portcullis audit keygen` saved to a file) is ignored. The error never contains the key.
     pub fn from_pem(pem: &Secret) -> Result<Self, AuditError> {
-        let key = SigningKey::from_pkcs8_pem(pem.expose().trim()).map_err(|_| {
+        const BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
+        const END: &str = "-----END PRIVATE KEY-----";
+        let text = pem.expose();
+        let block = match (text.find(BEGIN), text.find(END)) {
+            (Some(b), Some(e)) if b < e => &text[b..e + END.len()],
+            _ => text.trim(),
+        };
+        let key = SigningKey::from_pkcs8_pem(block).map_err(|_| {
             AuditError::Key("it is not an Ed25519 private key in PKCS#8 PEM".into())
         })?;
         let id = key_id(&key.verifying_key());
@@ -174,6 +182,19 @@ mod tests {
     fn a_generated_key_round_trips_through_pem_and_signs_verifiably() {
         let signer = CheckpointSigner::generate();
         let again = CheckpointSigner::from_pem(&signer.private_pem().unwrap()).unwrap();
+        // The whole keygen output saved to a file reads too.
+        let saved = format!(
+            "# key id: {}\n{}# Public key\n{}",
+            signer.key_id(),
+            signer.private_pem().unwrap().expose(),
+            signer.public_pem().unwrap()
+        );
+        assert_eq!(
+            CheckpointSigner::from_pem(&Secret::new(saved))
+                .unwrap()
+                .key_id(),
+            signer.key_id()
+        );
         assert_eq!(again.key_id(), signer.key_id());
         let public = public_key_from_pem(&signer.public_pem().unwrap()).unwrap();
         let signed = again.sign(checkpoint(signer.key_id())).unwrap();

@@ -4,8 +4,10 @@
 //! Reads and lease writes are single autocommit statements. That matters in WAL mode: a
 //! transaction that reads and then writes can fail with SQLITE_BUSY without waiting for
 //! `busy_timeout`, while a lone INSERT or UPDATE takes the write lock up front and waits its
-//! turn. The two multi-statement writes (a decision with its `created` event, and an event
-//! append with the decision it leads to) begin `IMMEDIATE`, which takes the write lock first.
+//! turn. A decision and its `created` event are one statement too (an insert into the
+//! `decision_inserts` view, whose trigger writes both). The multi-statement writes (an event
+//! append with the decision it leads to, the sequencer) begin `IMMEDIATE`, which takes the
+//! write lock first, and queue on an in-process mutex rather than in SQLite's busy handler.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -146,21 +148,16 @@ impl Store for SqliteStore {
         // The UNIQUE constraint on idempotency_key decides who wins, inside the database: of any
         // number of concurrent inserts with one key, exactly one writes. A read first would let
         // two callers both see "absent" and both write.
-        let created = [EventRow::created(decision)?];
-        // The decision and its `created` event are one write: IMMEDIATE takes the write lock
-        // up front, so the transaction never has to upgrade a read lock (SQLITE_BUSY in WAL).
-        let _turn = self.writer.lock().await;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(from_sqlx)?;
-        let result = sqlx::query(
-            "INSERT INTO decisions (id, idempotency_key, request_fingerprint, application, \
+        let created = EventRow::created(decision)?;
+        // The decision and its `created` event in one statement (so one autocommit transaction
+        // and one turn of the write lock): the view's INSTEAD OF trigger inserts the decision
+        // and, only if that insert happened, the event (migration 0005).
+        sqlx::query(
+            "INSERT INTO decision_inserts (id, idempotency_key, request_fingerprint, application, \
              environment, verdict, status, caller_kind, policy_version, created_at, decided_at, \
-             schema_version, body, principal, idempotency_base, idempotency_generation, event_count) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) \
-             ON CONFLICT (idempotency_key) DO NOTHING",
+             schema_version, body, principal, idempotency_base, idempotency_generation, \
+             event_at, event_body) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(row.id)
         .bind(row.idempotency_key.as_deref())
@@ -178,21 +175,26 @@ impl Store for SqliteStore {
         .bind(row.principal)
         .bind(row.idempotency_base)
         .bind(row.idempotency_generation)
-        .execute(&mut *tx)
+        .bind(created.at_ms)
+        .bind(&created.body)
+        .execute(&self.pool)
         .await
         .map_err(from_sqlx)?;
-        if result.rows_affected() == 1 {
-            insert_events(&mut tx, &created).await?;
-            tx.commit().await.map_err(from_sqlx)?;
-        } else {
-            // The loser of a key race records nothing.
-            tx.rollback().await.map_err(from_sqlx)?;
-        }
 
-        let key = match row.idempotency_key.as_deref() {
-            Some(key) if result.rows_affected() == 0 => key,
-            _ => return Ok(Inserted::Created),
+        let Some(key) = row.idempotency_key.as_deref() else {
+            return Ok(Inserted::Created);
         };
+        // A view insert reports no row count, so the slot says who won: this decision, or the
+        // one that held the key first (then nothing of this one was written).
+        let holder: Option<String> =
+            sqlx::query_scalar("SELECT id FROM decisions WHERE idempotency_key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(from_sqlx)?;
+        if holder.as_deref() == Some(row.id) {
+            return Ok(Inserted::Created);
+        }
         // The winner has committed (its row is what conflicted), and rows are never deleted,
         // so this read finds it.
         let (decision, fingerprint) = self.by_slot(key).await?.ok_or_else(|| {

@@ -27,6 +27,33 @@ CREATE TABLE decision_events (
 ) STRICT;
 CREATE INDEX decision_events_unsequenced ON decision_events (id) WHERE seq IS NULL;
 
+-- A decision and its `created` event are stored by one statement, an insert into this view:
+-- its trigger inserts the decision (the idempotency slot decides, as before) and then the event
+-- only if the decision row is now there (ids are unique, so it is there only if this insert
+-- made it). One statement is one autocommit transaction and one turn of SQLite's write lock;
+-- an explicit transaction around two inserts cost checks about 40 % of their throughput.
+CREATE VIEW decision_inserts AS
+SELECT id, idempotency_key, request_fingerprint, application, environment, verdict, status,
+       caller_kind, policy_version, created_at, decided_at, schema_version, body, principal,
+       idempotency_base, idempotency_generation, NULL AS event_at, NULL AS event_body
+FROM decisions WHERE 0;
+
+CREATE TRIGGER decision_inserts_insert INSTEAD OF INSERT ON decision_inserts
+BEGIN
+    INSERT INTO decisions (id, idempotency_key, request_fingerprint, application, environment,
+                           verdict, status, caller_kind, policy_version, created_at, decided_at,
+                           schema_version, body, principal, idempotency_base,
+                           idempotency_generation, event_count)
+    VALUES (NEW.id, NEW.idempotency_key, NEW.request_fingerprint, NEW.application,
+            NEW.environment, NEW.verdict, NEW.status, NEW.caller_kind, NEW.policy_version,
+            NEW.created_at, NEW.decided_at, NEW.schema_version, NEW.body, NEW.principal,
+            NEW.idempotency_base, NEW.idempotency_generation, 1)
+    ON CONFLICT (idempotency_key) DO NOTHING;
+    INSERT INTO decision_events (decision_id, idx, at, kind, body)
+    SELECT NEW.id, 0, NEW.event_at, 'created', NEW.event_body
+    WHERE EXISTS (SELECT 1 FROM decisions WHERE id = NEW.id);
+END;
+
 -- The head of the log: the last sequence number and its hash. The sequencer (the holder of the
 -- `audit-checkpoint` lease) reads and moves it in the transaction that numbers and hashes new
 -- events (SQLite: under the database write lock; PostgreSQL: under this row's lock), so any
