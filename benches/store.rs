@@ -1,6 +1,9 @@
 //! Check throughput and latency on each store backend, same workload: full HTTP checks through
 //! the real router and gate (built-in policy pack, no adapters, so the store is most of the
 //! cost), each with its own idempotency key (one key lookup and one insert per check).
+//! The decision ledger is on: every check stores its `created` event with the decision, and
+//! the sequencer / checkpoint signer runs every second (five times the default rate) while
+//! the checks run, as in service.
 //!
 //! Run: `cargo bench --bench store` (PostgreSQL at `PORTCULLIS_TEST_DATABASE_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/test`; a fresh schema is made and dropped). Prints, per
@@ -17,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use portcullis::api::http::{HttpState, router};
+use portcullis::audit::checkpoint::CheckpointSigner;
 use portcullis::auth::Authenticator;
 use portcullis::gate::{Gate, GateOptions};
 use portcullis::metrics::Metrics;
@@ -37,20 +41,29 @@ async fn serve(url: &str) -> String {
     )
     .await
     .unwrap();
-    let gate = Arc::new(Gate::new(
-        PolicyHandle::new(PolicySet::builtin().unwrap()),
-        Vec::new(),
-        store,
-        Arc::new(Metrics::new()),
-        GateOptions {
-            evidence_deadline: Duration::from_secs(5),
-            review_timeout: Duration::from_secs(3600),
-            review_timeouts: Default::default(),
-            approvals: Default::default(),
-            environments: Default::default(),
-            no_rules_verdict: portcullis::domain::Verdict::ManualReview,
-            replay_window: std::time::Duration::from_secs(3600),
-        },
+    let gate = Arc::new(
+        Gate::new(
+            PolicyHandle::new(PolicySet::builtin().unwrap()),
+            Vec::new(),
+            store,
+            Arc::new(Metrics::new()),
+            GateOptions {
+                evidence_deadline: Duration::from_secs(5),
+                review_timeout: Duration::from_secs(3600),
+                review_timeouts: Default::default(),
+                approvals: Default::default(),
+                environments: Default::default(),
+                no_rules_verdict: portcullis::domain::Verdict::ManualReview,
+                replay_window: std::time::Duration::from_secs(3600),
+            },
+        )
+        .with_signer(Arc::new(CheckpointSigner::generate())),
+    );
+    // The ledger's background half, as `serve` runs it (more often than the 5 s default).
+    tokio::spawn(Arc::clone(&gate).run_checkpointer(
+        "bench".into(),
+        Duration::from_secs(1),
+        tokio_util::sync::CancellationToken::new(),
     ));
     let app = router(
         HttpState {

@@ -132,6 +132,11 @@ impl Principal {
     }
 
     /// Whether the principal belongs to any of `groups`.
+    /// The approver groups the principal belongs to.
+    pub fn groups(&self) -> &[String] {
+        &self.groups
+    }
+
     pub fn in_any_group(&self, groups: &[String]) -> bool {
         self.groups.iter().any(|g| groups.contains(g))
     }

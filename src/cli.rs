@@ -1,6 +1,7 @@
 //! The command line: `serve`, `check`, `policy lint|test`, `config check`, `token`, `sim`. One file per
 //! subcommand under `cli/`; `anyhow` is allowed here (the binary edge) and nowhere deeper.
 
+mod audit_cmd;
 mod check;
 mod config_cmd;
 mod policy_cmd;
@@ -79,6 +80,11 @@ enum Command {
     /// Start the service against the simulators and walk through three deploys (continue,
     /// manual review, terminate on a critical CVE), printing the decisions and reasons.
     Demo,
+    /// The signed decision log: make its signing key, print the public key.
+    Audit {
+        #[command(subcommand)]
+        command: audit_cmd::AuditCommand,
+    },
     /// Create API tokens.
     Token {
         #[command(subcommand)]
@@ -94,6 +100,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Policy { command } => return policy_cmd::run(command),
         Command::Config { command } => config_cmd::run(command),
         Command::Token { command } => token::run(command),
+        Command::Audit { command } => audit_cmd::run(command),
         Command::Sim(args) => sim::run(&args),
         Command::Demo => sim::demo_command(),
     };

@@ -37,6 +37,21 @@ pub struct Settings {
     pub notifications: Vec<crate::notify::NotificationTarget>,
     /// The Kubernetes admission webhook (`POST /v1/admission`).
     pub admission: crate::admission::AdmissionSettings,
+    /// The signed decision log.
+    pub audit: AuditSettings,
+}
+
+/// The decision log's checkpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// The Ed25519 private key (PKCS#8 PEM) checkpoints are signed with, from `env` or `file`
+    /// (`portcullis audit keygen` makes one). The service does not start without it.
+    #[serde(default)]
+    pub signing_key: Option<crate::secret::SecretSource>,
+    /// The longest time events wait for a signed checkpoint while they arrive.
+    #[serde(with = "humantime_serde")]
+    pub checkpoint_interval: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

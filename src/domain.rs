@@ -5,14 +5,17 @@
 //! Architecture invariant: this module depends on nothing else in the crate, and knows no wire
 //! format. Serde derives here define the *stored* shape (see `store`), not an API.
 
+mod channel;
 mod decision;
 mod draft;
 mod environments;
+mod event;
 mod evidence;
 pub mod finding;
 mod ids;
 mod request;
 
+pub use channel::Channel;
 pub use decision::{
     Approval, Decision, DecisionStatus, RefusedAttempt, Resolution, ResolutionOutcome,
     ReviewTicket, RuleOutcome, RuleResult, Severity, Verdict,
@@ -21,6 +24,7 @@ pub use draft::{CheckRequestDraft, ImageDraft, SourceDraft};
 pub use environments::{
     DEFAULT_ENVIRONMENTS, EnvironmentDecl, Environments, EnvironmentsError, Tier,
 };
+pub use event::{DecisionEvent, EventKind, GroupRule, MAX_REFUSALS, Refusal, apply, replay};
 pub use evidence::{Evidence, FailureReason, SourceReport, SourceStatus};
 pub use finding::{
     Finding, FindingKind, FindingSeverity, FindingStatus, Location, Package, Suppression,

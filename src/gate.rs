@@ -7,9 +7,11 @@
 //! Architecture invariant: the gate never turns a fault into `Continue`. Unavailable evidence is
 //! handed to policy as *missing*, and policy's default for missing is fail-closed.
 
+mod checkpoint;
 mod clock;
 mod evidence;
 mod ingest;
+mod ledger;
 mod review;
 mod routing;
 mod watch;
@@ -149,6 +151,8 @@ pub enum GateError {
     Unimplemented(&'static str),
     #[error("the service is shutting down")]
     ShuttingDown,
+    #[error("the audit record could not be made: {0}")]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 impl GateError {
@@ -173,6 +177,7 @@ impl GateError {
             GateError::AlreadyApproved { .. } => "review.already_approved",
             GateError::Unimplemented(_) => "unimplemented",
             GateError::ShuttingDown => "shutting_down",
+            GateError::Audit(e) => e.reason_code(),
         }
     }
 }
@@ -196,6 +201,10 @@ pub struct Gate {
     /// Told when reviews open, wait and end (notifications, review routes).
     observers: Vec<Arc<dyn ReviewObserver>>,
     clock: Arc<dyn Clock>,
+    /// Signs audit checkpoints (`audit.signing_key`); the service refuses to start without it.
+    signer: Option<Arc<crate::audit::checkpoint::CheckpointSigner>>,
+    /// The Merkle tree's right edge as of the last checkpoint this replica signed.
+    frontier: std::sync::Mutex<Option<crate::audit::merkle::Frontier>>,
     // Checks run as tracked tasks so a client hanging up does not abort a half-made decision,
     // and shutdown can wait for them.
     tasks: TaskTracker,
@@ -227,6 +236,8 @@ impl Gate {
             updates: watch::Updates::default(),
             observers: Vec::new(),
             clock: Arc::new(SystemClock),
+            signer: None,
+            frontier: std::sync::Mutex::new(None),
             tasks: TaskTracker::new(),
         }
     }

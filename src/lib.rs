@@ -6,6 +6,7 @@
 //! - `domain`: requests, decisions, evidence; parsed once at the edge.
 //! - `policy`: rules as YAML, validated with spans, evaluated over evidence; no I/O.
 //! - `adapters`: evidence sources behind one trait, and the shared HTTP client.
+//! - `audit`: the hash chain, Merkle tree and signed checkpoints a verifier checks.
 //! - `store`: durable decisions (SQLite embedded; PostgreSQL later).
 //! - `gate`: the core service every transport calls.
 //! - `review_routing`: reviews decided by a ServiceNow change's approval (opened, polled, called back).
@@ -17,6 +18,7 @@
 pub mod adapters;
 pub mod admission;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod client;

@@ -321,7 +321,7 @@ impl Notifier {
                 by: r.by.clone(),
                 at: r.at,
                 comment: r.comment.clone(),
-                channel: r.channel.clone(),
+                channel: r.channel.to_string(),
             }),
             links: Links {
                 review: format!("{decision_link}/review"),

@@ -47,6 +47,14 @@ pub enum ServeError {
     Admission(#[from] crate::admission::AdmissionBuildError),
     #[error("invalid `server.tls`: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error(
+        "`audit.signing_key` is not set: the decision log must be signed; generate a key pair with `portcullis audit keygen` and set `audit.signing_key` to `{{env: …}}` or `{{file: …}}` holding its private key"
+    )]
+    NoSigningKey,
+    #[error("cannot read `audit.signing_key`: {0}")]
+    SigningKey(String),
+    #[error("{0}")]
+    Audit(#[from] crate::audit::AuditError),
     #[error("cannot listen on `{addr}`: {message}")]
     Bind { addr: SocketAddr, message: String },
     #[error("the {server} server failed: {message}")]
@@ -109,6 +117,9 @@ impl App {
             "policies loaded"
         );
         let policies = PolicyHandle::new(set);
+        // Fail closed for the record: no key, no service (before the store is opened).
+        let signer = Arc::new(signing_key(&settings.audit)?);
+        info!(key_id = signer.key_id(), "audit checkpoints are signed");
         let store = store::open(
             &settings.store.url,
             &StoreOptions {
@@ -168,7 +179,8 @@ impl App {
                 replay_window: settings.gate.replay_window,
             },
         )
-        .with_clock(clock);
+        .with_clock(clock)
+        .with_signer(signer);
         let gate = if notifier.is_empty() {
             gate
         } else {
@@ -300,9 +312,17 @@ impl App {
             stop.clone(),
         ));
 
+        let mut followers = Vec::new();
+        // One checkpoint signer at a time, under the `audit-checkpoint` lease.
+        let checkpointer = tokio::spawn(Arc::clone(&gate).run_checkpointer(
+            format!("portcullis-{}", uuid::Uuid::new_v4()),
+            settings.audit.checkpoint_interval,
+            stop.clone(),
+        ));
+        followers.push(checkpointer);
+
         // Reviews routed to ServiceNow: one replica at a time opens and polls their changes.
         // Awaited at shutdown, so their leases are handed over before `run` returns.
-        let mut followers = Vec::new();
         if let Some(routing) = &servicenow {
             followers.push(tokio::spawn(Arc::clone(routing).run(
                 Arc::clone(&gate),
@@ -495,4 +515,15 @@ fn flatten<E1: std::fmt::Display, E2: std::fmt::Display>(
 ) -> Result<(), String> {
     r.map_err(|e| e.to_string())
         .and_then(|r| r.map_err(|e| e.to_string()))
+}
+
+/// The checkpoint signing key `audit` names.
+pub fn signing_key(
+    audit: &crate::config::AuditSettings,
+) -> Result<crate::audit::checkpoint::CheckpointSigner, ServeError> {
+    let source = audit.signing_key.as_ref().ok_or(ServeError::NoSigningKey)?;
+    let pem = source
+        .resolve()
+        .map_err(|e| ServeError::SigningKey(e.to_string()))?;
+    Ok(crate::audit::checkpoint::CheckpointSigner::from_pem(&pem)?)
 }

@@ -24,10 +24,43 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::audit::checkpoint::SignedCheckpoint;
+
 use crate::domain::{
-    Application, CallerKind, Decision, DecisionId, DecisionStatus, Digest, Environment,
-    IdempotencyKey, Verdict,
+    Application, CallerKind, Decision, DecisionEvent, DecisionId, DecisionStatus, Digest,
+    Environment, IdempotencyKey, Verdict,
 };
+
+/// The canonical text of the event that records `decision` being created (what
+/// `insert_decision` appends), written from a borrowed view of the same shape as
+/// `DecisionEvent { change: EventKind::Created { .. } }` so the decision is not copied.
+fn created_event_text(decision: &Decision) -> Result<String, StoreError> {
+    #[derive(serde::Serialize)]
+    struct Created<'a> {
+        decision_id: &'a crate::domain::DecisionId,
+        at: chrono::DateTime<chrono::Utc>,
+        change: Change<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct Change<'a> {
+        kind: &'static str,
+        decision: &'a Decision,
+    }
+    crate::audit::chain::canonical_json(&Created {
+        decision_id: &decision.id,
+        at: decision.created_at,
+        change: Change {
+            kind: "created",
+            decision,
+        },
+    })
+    .map_err(|e| {
+        StoreError::Corrupt(format!(
+            "the created event of decision `{}` could not be encoded: {e}",
+            decision.id
+        ))
+    })
+}
 
 /// Outcome of inserting a decision that may carry an idempotency key.
 #[derive(Debug, Clone)]
@@ -40,6 +73,15 @@ pub enum Inserted {
         decision: Box<Decision>,
         fingerprint: String,
     },
+}
+
+/// One event as the log holds it: its global sequence number, its chain hash (hex) and its
+/// canonical text (the bytes that were hashed).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LedgerEntry {
+    pub seq: i64,
+    pub hash: String,
+    pub body: String,
 }
 
 /// A decision that names an image digest, as `Store::decisions_for_image` returns it: the
@@ -152,9 +194,10 @@ impl StoreError {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Stores a decision. With an idempotency key already present at the decision's
-    /// `key_generation`, stores nothing and returns the decision stored there (a unique
-    /// constraint on key and generation decides, not a read-then-write).
+    /// Stores a decision and its `created` event, in one transaction. With an idempotency key
+    /// already present at the decision's `key_generation`, stores nothing (no decision, no event)
+    /// and returns the decision stored there (a unique constraint on key and generation decides,
+    /// not a read-then-write).
     async fn insert_decision(
         &self,
         decision: &Decision,
@@ -176,23 +219,40 @@ pub trait Store: Send + Sync + 'static {
         page_size: u32,
         page_token: Option<&str>,
     ) -> Result<DecisionPage, StoreError>;
-    /// Replaces the stored decision with the same id, but only while its status is still
-    /// `expected_status` (compare-and-set, decided by the database). Returns whether it applied:
-    /// `false` when another writer changed the status first or the id is unknown. This is how a
-    /// manual review moves a pending decision to final without two reviewers both winning.
-    async fn update_decision(
+    /// A decision with the number of events recorded for it: the token `append_events`
+    /// compares against.
+    async fn get_decision_versioned(
         &self,
-        decision: &Decision,
-        expected_status: DecisionStatus,
-    ) -> Result<bool, StoreError>;
-    /// Writes `next` only if the stored decision is still exactly `current` (status and whole
-    /// body): a compare-and-set for changes that keep the status, such as one approval of
-    /// several. `false` when anything changed in between.
-    async fn replace_decision(
+        id: &DecisionId,
+    ) -> Result<Option<(Decision, u64)>, StoreError>;
+    /// The one way a stored decision changes: appends `events` after the `expected_events`
+    /// already recorded for `next.id` and stores `next` (the state they lead to), in one
+    /// transaction, only if the decision still has exactly `expected_events` events
+    /// (compare-and-set on its last event, decided by the database). `false` when another
+    /// writer appended first or the id is unknown; nothing is written then.
+    async fn append_events(
         &self,
-        current: &Decision,
         next: &Decision,
+        expected_events: u64,
+        events: &[DecisionEvent],
     ) -> Result<bool, StoreError>;
+    /// Every event recorded for decision `id`, oldest first.
+    async fn decision_events(&self, id: &DecisionId) -> Result<Vec<DecisionEvent>, StoreError>;
+    /// Numbers and hashes up to `max` events that have none yet, in the order they were
+    /// stored, after the log's head, and moves the head; returns how many. One sequencer at a
+    /// time wins the head (a row lock); the lease holder runs it before each checkpoint.
+    async fn sequence_events(&self, max: u32) -> Result<u64, StoreError>;
+    /// The log's head: the last sequence number (0 for an empty log) and its hash (hex).
+    async fn ledger_head(&self) -> Result<(u64, String), StoreError>;
+    /// The sequenced log entries with sequence numbers `from..=to`, in order.
+    async fn ledger_entries(&self, from: u64, to: u64) -> Result<Vec<LedgerEntry>, StoreError>;
+    /// The sequenced log entries of decision `id`, in order.
+    async fn decision_entries(&self, id: &DecisionId) -> Result<Vec<LedgerEntry>, StoreError>;
+    /// The newest signed checkpoint.
+    async fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, StoreError>;
+    /// Stores a signed checkpoint; `false` when one with its index already exists (another
+    /// signer won).
+    async fn insert_checkpoint(&self, checkpoint: &SignedCheckpoint) -> Result<bool, StoreError>;
     /// Cheap round trip for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
 

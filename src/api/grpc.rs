@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::{Authenticator, Principal};
 use crate::domain::{
-    Application, CallerKind, CommitSha, DecisionId, Digest, Environment, ValidationError,
+    Application, CallerKind, Channel, CommitSha, DecisionId, Digest, Environment, ValidationError,
 };
 use crate::gate::{Gate, GateError, ReviewAnswer};
 use crate::pb;
@@ -97,6 +97,7 @@ pub fn status(e: GateError) -> Status {
             Status::permission_denied(e.to_string())
         }
         GateError::Unimplemented(_) => Status::unimplemented(e.to_string()),
+        GateError::Audit(_) => Status::internal(e.to_string()),
     }
 }
 
@@ -260,7 +261,7 @@ impl pb::gate_server::Gate for GrpcApi {
         let answer = ReviewAnswer::parse(&r.resolution).map_err(|e| invalid(&e))?;
         let d = self
             .gate
-            .resolve_review(&who, &id, answer, &r.comment, "grpc")
+            .resolve_review(&who, &id, answer, &r.comment, Channel::Grpc)
             .await
             .map_err(status)?;
         Ok(Response::new(convert::decision(&d)))

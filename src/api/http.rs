@@ -22,7 +22,8 @@ use self::problem::Problem;
 use super::view::DecisionView;
 use crate::auth::{Authenticator, Principal};
 use crate::domain::{
-    Application, CallerKind, DecisionId, DecisionStatus, Environment, ValidationError, Verdict,
+    Application, CallerKind, Channel, DecisionId, DecisionStatus, Environment, ValidationError,
+    Verdict,
 };
 use crate::gate::{Gate, ReviewAnswer};
 use crate::store::DecisionFilter;
@@ -41,6 +42,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
+    ("get", "/v1/audit/public-key"),
     ("post", "/v1/analysis"),
     ("post", "/v1/evidence/{source}/{digest}"),
     ("post", "/v1/spinnaker/gates"),
@@ -80,6 +82,7 @@ pub fn router(state: HttpState, max_body_bytes: usize, max_evidence_bytes: usize
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
+        .route("/v1/audit/public-key", get(audit_public_key))
         .merge(crate::contracts::routes())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         // Added after the general limit so evidence reports keep their own, larger one.
@@ -275,9 +278,26 @@ async fn resolve_review(
     let answer = ReviewAnswer::parse(&body.resolution).map_err(|e| Problem::invalid(&e))?;
     let d = s
         .gate
-        .resolve_review(&principal, &id, answer, &body.comment, "api")
+        .resolve_review(&principal, &id, answer, &body.comment, Channel::Api)
         .await?;
     Ok(Json(DecisionView::from(&d)))
+}
+
+/// The public half of the checkpoint signing key: public by nature, so no token is needed to
+/// verify what the gate signed.
+async fn audit_public_key(State(s): State<HttpState>) -> Result<Json<serde_json::Value>, Problem> {
+    match s.gate.audit_public_key()? {
+        Some((key_id, pem)) => Ok(Json(serde_json::json!({
+            "algorithm": "ed25519",
+            "key_id": key_id,
+            "public_key_pem": pem,
+        }))),
+        None => Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit.no_key",
+            "this gate has no checkpoint signing key".to_string(),
+        )),
+    }
 }
 
 async fn healthz() -> Json<serde_json::Value> {

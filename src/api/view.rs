@@ -238,7 +238,7 @@ impl From<&Decision> for DecisionView {
                 principal: r.principal.clone(),
                 at: r.at,
                 comment: r.comment.clone(),
-                channel: r.channel.clone(),
+                channel: r.channel.to_string(),
             }),
             review_deadline: d.review_deadline,
             approvals: d
@@ -249,7 +249,7 @@ impl From<&Decision> for DecisionView {
                     principal: a.principal.clone(),
                     at: a.at,
                     comment: a.comment.clone(),
-                    channel: a.channel.clone(),
+                    channel: a.channel.to_string(),
                 })
                 .collect(),
             review_ticket: d.review_ticket.as_ref().map(|t| ReviewTicketView {
@@ -266,7 +266,7 @@ impl From<&Decision> for DecisionView {
                     by: r.by.clone(),
                     principal: r.principal.clone(),
                     at: r.at,
-                    channel: r.channel.clone(),
+                    channel: r.channel.to_string(),
                     reason_code: r.reason_code.clone(),
                     reason: r.reason.clone(),
                 })

@@ -28,6 +28,7 @@ pub(super) fn run(cmd: ConfigCommand) -> anyhow::Result<()> {
         None => PolicySet::builtin()?,
     };
     let adapters = adapters::build(&settings.adapters).context("adapters")?;
+    let signer = crate::serve::signing_key(&settings.audit)?;
     if auth.is_open() {
         for addr in [settings.server.http_addr, settings.server.grpc_addr] {
             if !addr.ip().is_loopback() {
@@ -43,6 +44,7 @@ pub(super) fn run(cmd: ConfigCommand) -> anyhow::Result<()> {
         settings.server.http_addr, settings.server.grpc_addr
     );
     println!("  store {}", redact_url(&settings.store.url));
+    println!("  audit checkpoints signed by {}", signer.key_id());
     println!(
         "  policies: {} rules, version {}",
         policies.rule_count(),

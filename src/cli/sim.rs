@@ -233,6 +233,10 @@ async fn run_demo(sims: &Sims, dir: &std::path::Path) -> anyhow::Result<()> {
     settings.server.http_addr = "127.0.0.1:0".parse()?;
     settings.server.grpc_addr = "127.0.0.1:0".parse()?;
     settings.store.url = "sqlite::memory:".into();
+    // The demo's log lives in memory and dies with it, so a key made for this run signs it.
+    settings.audit.signing_key = Some(crate::secret::SecretSource::Value(
+        crate::audit::checkpoint::CheckpointSigner::generate().private_pem()?,
+    ));
     settings.policy.dir = Some(dir.to_path_buf());
     settings.adapters = serde_norway::from_str::<Vec<AdapterConfig>>(&adapters_yaml(sims))
         .context("demo adapter configuration")?;

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::http::problem::Problem;
 use crate::api::http::{Authed, HttpState};
 use crate::domain::{
-    CallerKind, CheckRequestDraft, Decision, DecisionId, DecisionStatus, IdempotencyKey,
+    CallerKind, Channel, CheckRequestDraft, Decision, DecisionId, DecisionStatus, IdempotencyKey,
     ImageDraft, ResolutionOutcome, SourceDraft, ValidationError, Verdict,
 };
 use crate::gate::GateError;
@@ -303,7 +303,7 @@ pub(crate) async fn cancel(
     };
     let d = s
         .gate
-        .cancel_pending(&principal, &key, reason, "spinnaker")
+        .cancel_pending(&principal, &key, reason, Channel::Spinnaker)
         .await?;
     Ok(Json(serde_json::json!({
         "status": d.as_ref().map_or("UNKNOWN", spinnaker_status),

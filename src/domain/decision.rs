@@ -5,7 +5,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{CheckRequest, DecisionId, Evidence, ValidationError};
+use super::{Channel, CheckRequest, DecisionId, Evidence, ValidationError};
 
 /// The gate's answer. Ordered from most to least permissive, so the strictest of several
 /// verdicts is their maximum.
@@ -217,7 +217,7 @@ pub struct RefusedAttempt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
     pub at: DateTime<Utc>,
-    pub channel: String,
+    pub channel: Channel,
     /// `review.separation_of_duties`, `review.not_in_approver_group`, `review.already_approved`.
     pub reason_code: String,
     pub reason: String,
@@ -248,7 +248,7 @@ pub struct Approval {
     pub principal: Option<String>,
     pub at: DateTime<Utc>,
     pub comment: String,
-    pub channel: String,
+    pub channel: Channel,
 }
 
 /// How a manual review ended.
@@ -298,10 +298,27 @@ pub struct Resolution {
     pub at: DateTime<Utc>,
     pub comment: String,
     /// `api`, `grpc`, `spinnaker`, `servicenow` …
-    pub channel: String,
+    pub channel: Channel,
 }
 
 impl Decision {
+    /// Why `who` may not approve this decision, if they may not: they triggered the deploy, or
+    /// (where the caller said who wrote the commits) authored a commit in it.
+    pub fn conflict_of_duties(&self, who: &str) -> Option<&'static str> {
+        if self.request.triggered_by.as_deref() == Some(who) {
+            Some("triggered this deploy")
+        } else if self
+            .request
+            .sources
+            .iter()
+            .any(|s| s.author.as_deref() == Some(who))
+        {
+            Some("authored a commit in this deploy")
+        } else {
+            None
+        }
+    }
+
     /// Results that asked for more than `continue`, strictest first.
     pub fn blocking_results(&self) -> Vec<&RuleResult> {
         let mut v: Vec<_> = self

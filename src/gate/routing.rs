@@ -9,17 +9,17 @@
 
 use std::sync::Arc;
 
-use tracing::{info, warn};
+use tracing::warn;
 
+use super::ledger::{Recorded, refusal_error};
+use super::review::{resolution, resolved};
 use super::{Gate, GateError, ReviewAnswer, require};
 use crate::auth::{Principal, Role};
 use crate::domain::{
-    Decision, DecisionId, DecisionStatus, RefusedAttempt, ResolutionOutcome, ReviewTicket,
+    Channel, Decision, DecisionId, DecisionStatus, EventKind, Refusal, RefusedAttempt,
+    ResolutionOutcome, ReviewTicket,
 };
 use crate::store::{DecisionFilter, Lease, MAX_PAGE_SIZE, StoreError};
-
-/// How often a write re-reads and retries after losing a race to another writer.
-const CAS_ATTEMPTS: usize = 5;
 
 impl Gate {
     /// Records the ticket a pending review waits on. Returns the decision as stored: unchanged
@@ -29,32 +29,16 @@ impl Gate {
         id: &DecisionId,
         ticket: ReviewTicket,
     ) -> Result<Decision, GateError> {
-        for _ in 0..CAS_ATTEMPTS {
-            let current = self
-                .store
-                .get_decision(id)
-                .await?
-                .ok_or_else(|| GateError::NotFound(id.clone()))?;
-            if current.status != DecisionStatus::Pending || current.review_ticket.is_some() {
-                return Ok(current);
-            }
-            let mut next = current.clone();
-            next.review_ticket = Some(ticket.clone());
-            if self.store.replace_decision(&current, &next).await? {
-                info!(
-                    check.id = next.id.as_str(),
-                    system = ticket.system.as_str(),
-                    number = ticket.number.as_str(),
-                    opened = ticket.opened_by_gate,
-                    "review routed"
-                );
-                self.updates.publish(&next);
-                return Ok(next);
-            }
-        }
-        Err(GateError::Conflict {
-            id: id.clone(),
-            message: "it kept changing while its review ticket was being recorded".into(),
+        let recorded = self
+            .record(id, |_, _| {
+                Ok(vec![EventKind::ReviewTicketAttached {
+                    ticket: ticket.clone(),
+                }])
+            })
+            .await?;
+        Ok(match recorded {
+            Recorded::Applied(d) => *d,
+            Recorded::Refused { current, .. } => *current,
         })
     }
 
@@ -109,46 +93,39 @@ impl Gate {
         answer: ReviewAnswer,
         by: &str,
         comment: &str,
-        channel: &str,
+        channel: Channel,
     ) -> Result<Decision, GateError> {
         require(principal, &[Role::Approver, Role::Pipeline])?;
         let outcome = match answer {
             ReviewAnswer::Approve => ResolutionOutcome::Approved,
             ReviewAnswer::Reject => ResolutionOutcome::Rejected,
         };
-        for _ in 0..CAS_ATTEMPTS {
-            let current = self
-                .store
-                .get_decision(id)
-                .await?
-                .ok_or_else(|| GateError::NotFound(id.clone()))?;
-            if current.status != DecisionStatus::Pending {
-                return Ok(current);
-            }
-            if let (ReviewAnswer::Approve, Some(why)) =
-                (answer, super::review::conflict_of_duties(&current, by))
-            {
-                let refused = GateError::SeparationOfDuties {
-                    principal: by.to_string(),
-                    why,
-                };
+        let recorded = self
+            .record(id, |_, now| {
+                Ok(vec![resolved(resolution(
+                    outcome,
+                    by,
+                    &principal.name,
+                    comment,
+                    channel,
+                    now,
+                ))])
+            })
+            .await?;
+        match recorded {
+            Recorded::Applied(d) => Ok(*d),
+            Recorded::Refused {
+                refusal: refusal @ Refusal::SeparationOfDuties { .. },
+                ..
+            } => {
+                let refused = refusal_error(id, refusal);
                 self.record_refusal(id, by, &principal.name, channel, &refused)
                     .await;
-                return Err(refused);
+                Err(refused)
             }
-            let actor = super::review::Actor {
-                by,
-                principal: &principal.name,
-            };
-            match self.finish(current, outcome, actor, comment, channel).await {
-                Err(GateError::Conflict { .. }) => continue,
-                other => return other,
-            }
+            // Already final (another report of the same resolution, or another channel won).
+            Recorded::Refused { current, .. } => Ok(*current),
         }
-        Err(GateError::Conflict {
-            id: id.clone(),
-            message: "it kept changing while this resolution was being written".into(),
-        })
     }
 
     /// Records on a pending decision that its outside channel decided but the decision cannot
@@ -157,20 +134,22 @@ impl Gate {
     pub async fn note_unaccepted_resolution(
         &self,
         id: &DecisionId,
-        channel: &str,
+        channel: Channel,
         reason_code: &str,
         reason: &str,
     ) {
         warn!(
             check.id = id.as_str(),
-            channel, reason_code, "outside resolution not accepted: {reason}"
+            channel = channel.as_str(),
+            reason_code,
+            "outside resolution not accepted: {reason}"
         );
         let attempt = RefusedAttempt {
-            by: channel.to_string(),
+            by: channel.as_str().to_string(),
             // The channel's follower noticed it; no caller's principal is involved.
             principal: None,
-            at: chrono::Utc::now(),
-            channel: channel.to_string(),
+            at: self.clock.now(),
+            channel,
             reason_code: reason_code.to_string(),
             reason: reason.to_string(),
         };

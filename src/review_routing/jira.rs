@@ -45,7 +45,7 @@ use super::{
 };
 use crate::adapters::{AdapterConfig, JiraAdapter};
 use crate::auth::{Principal, Role};
-use crate::domain::{Decision, ReviewTicket};
+use crate::domain::{Channel, Decision, ReviewTicket};
 use crate::gate::{Gate, GateError, ReviewAnswer, ReviewObserver};
 
 /// The channel (and ticket system) of Jira resolutions.
@@ -288,7 +288,7 @@ impl JiraRouting {
                 );
                 gate.note_unaccepted_resolution(
                     &d.id,
-                    CHANNEL,
+                    Channel::Jira,
                     crate::review_routing::servicenow::APPROVER_UNKNOWN,
                     &reason,
                 )
@@ -297,7 +297,7 @@ impl JiraRouting {
             }
             (Err(_), ReviewAnswer::Reject) => CHANNEL.to_string(),
         };
-        gate.resolve_by_channel(principal, &d.id, answer, &by, &comment, CHANNEL)
+        gate.resolve_by_channel(principal, &d.id, answer, &by, &comment, Channel::Jira)
             .await?;
         Ok(true)
     }

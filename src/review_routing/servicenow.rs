@@ -41,7 +41,7 @@ use super::{
 use crate::adapters::servicenow::{ChangeDraft, ChangeStatus};
 use crate::adapters::{AdapterConfig, ServiceNowAdapter};
 use crate::auth::{Principal, Role};
-use crate::domain::{Decision, DecisionId, ReviewTicket};
+use crate::domain::{Channel, Decision, DecisionId, ReviewTicket};
 use crate::gate::{Gate, GateError, ReviewAnswer, ReviewObserver};
 
 /// The channel (and ticket system) of ServiceNow resolutions.
@@ -317,7 +317,7 @@ impl ServiceNowRouting {
                     "ServiceNow change {} is approved, but {why}; the review stays pending until the approver can be read",
                     status.number
                 );
-                gate.note_unaccepted_resolution(id, CHANNEL, APPROVER_UNKNOWN, &reason)
+                gate.note_unaccepted_resolution(id, Channel::Servicenow, APPROVER_UNKNOWN, &reason)
                     .await;
                 return Ok(Followed::Waiting(status));
             }
@@ -329,7 +329,7 @@ impl ServiceNowRouting {
             comment.push_str(note.trim());
         }
         let d = gate
-            .resolve_by_channel(principal, id, answer, &by, &comment, CHANNEL)
+            .resolve_by_channel(principal, id, answer, &by, &comment, Channel::Servicenow)
             .await?;
         Ok(Followed::Resolved(Box::new(d)))
     }

@@ -2,9 +2,11 @@
 //! connection settings, the startup wait and the per-statement deadline live here; row
 //! conversion is in `row.rs`, paging in `page.rs`, error mapping in `errors.rs`.
 //!
-//! Every statement is a single autocommit statement, as in SQLite, and every race between
-//! replicas is settled by a constraint or a conditional write inside that statement (the unique
-//! idempotency key, compare-and-set on status, the lease upsert), never by a read then a write.
+//! Every race between replicas is settled by a constraint or a conditional write inside one
+//! statement (the unique idempotency key, compare-and-set on the event count, the lease upsert),
+//! never by a read then a write. The two writes that span tables (a decision with its `created`
+//! event; an event append with the decision it leads to) are one transaction each, whose first
+//! statement is that deciding write.
 
 use std::future::Future;
 use std::str::FromStr;
@@ -16,11 +18,14 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder};
 use tokio::time::Instant;
 
-use crate::domain::{Decision, DecisionId, DecisionStatus, IdempotencyKey};
+use crate::domain::{Decision, DecisionEvent, DecisionId, IdempotencyKey};
 
 use super::errors::{from_migrate, from_sqlx};
 use super::page::{clamp_page_size, decode_token, encode_token};
-use super::row::{DecisionRow, StoredDecision, StoredWithFingerprint};
+use super::row::{
+    DecisionRow, EventRow, StoredDecision, StoredEvent, StoredVersioned, StoredWithFingerprint,
+    Unsequenced, link_rows,
+};
 use super::{
     DecisionFilter, DecisionPage, Inserted, Lease, STARTUP_WAIT_FACTOR, Store, StoreError,
     StoreOptions, redact_url, ttl_millis,
@@ -50,46 +55,6 @@ pub(crate) struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// The one UPDATE behind `update_decision` (compare on status) and `replace_decision`
-    /// (compare on status and the whole stored body, which is TEXT and comes back byte for byte).
-    async fn update_where(
-        &self,
-        decision: &Decision,
-        expected_status: DecisionStatus,
-        expected_body: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        let row = DecisionRow::new(decision, "")?;
-        // Compare-and-set in one statement: the row lock taken by UPDATE serialises two
-        // reviewers on two replicas, and the loser re-checks `status` after the winner commits.
-        let result = self
-            .bounded(
-                sqlx::query(
-                    "UPDATE decisions SET idempotency_key = $1, application = $2, \
-                     environment = $3, verdict = $4, status = $5, caller_kind = $6, \
-                     policy_version = $7, created_at = $8, decided_at = $9, \
-                     schema_version = $10, body = $11 \
-                     WHERE id = $12 AND status = $13 AND ($14::TEXT IS NULL OR body = $14)",
-                )
-                .bind(row.idempotency_key.as_deref())
-                .bind(row.application)
-                .bind(row.environment)
-                .bind(row.verdict)
-                .bind(row.status)
-                .bind(row.caller_kind)
-                .bind(row.policy_version)
-                .bind(row.created_at_ms)
-                .bind(row.decided_at_ms)
-                .bind(row.schema_version)
-                .bind(&row.body)
-                .bind(row.id)
-                .bind(expected_status.as_str())
-                .bind(expected_body)
-                .execute(&self.pool),
-            )
-            .await?;
-        Ok(result.rows_affected() == 1)
-    }
-
     /// Connects (waiting for the server to come up, within a deadline) and brings the schema up
     /// to date. Replicas starting together are safe: sqlx migrates under an advisory lock.
     pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
@@ -179,6 +144,20 @@ impl PostgresStore {
         }
     }
 
+    /// Runs a transaction under the client-side deadline (its statements map their own errors).
+    async fn bounded_tx<T>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.op_timeout, op).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "the database did not answer within {}",
+                humantime::format_duration(self.op_timeout)
+            ))),
+        }
+    }
+
     /// The decision in one idempotency slot (one generation of one key).
     async fn by_slot(&self, slot: &str) -> Result<Option<(Decision, String)>, StoreError> {
         let existing: Option<StoredWithFingerprint> = self
@@ -195,6 +174,28 @@ impl PostgresStore {
             .map(|e| Ok((e.stored.into_decision()?, e.request_fingerprint)))
             .transpose()
     }
+}
+
+/// Stores `rows` (not yet numbered: the sequencer does that) inside the caller's transaction.
+async fn insert_events(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    rows: &[EventRow],
+) -> Result<(), StoreError> {
+    for e in rows {
+        sqlx::query(
+            "INSERT INTO decision_events (decision_id, idx, at, kind, body) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&e.decision_id)
+        .bind(e.idx)
+        .bind(e.at_ms)
+        .bind(e.kind)
+        .bind(&e.body)
+        .execute(&mut **tx)
+        .await
+        .map_err(from_sqlx)?;
+    }
+    Ok(())
 }
 
 /// Whether waiting may cure a failed startup attempt: the server is unreachable, starting,
@@ -248,16 +249,21 @@ impl Store for PostgresStore {
         // (`idempotency_key`) and `(idempotency_base, idempotency_generation)` are two unique
         // indexes over one fact, and PostgreSQL raises a violation of an index that is not the
         // arbiter when the racing row commits between the two checks.
+        let created = EventRow::created(decision)?;
+        // The decision and its `created` event in one statement: the event is inserted from
+        // what the decision insert returns, so the loser of a key race inserts neither.
         let result = self
             .bounded(
                 sqlx::query(
-                    "INSERT INTO decisions (id, idempotency_key, request_fingerprint, application, \
-                     environment, verdict, status, caller_kind, policy_version, created_at, \
-                     decided_at, schema_version, body, principal, idempotency_base, \
-                     idempotency_generation) \
+                    "WITH d AS (INSERT INTO decisions (id, idempotency_key, request_fingerprint, \
+                     application, environment, verdict, status, caller_kind, policy_version, \
+                     created_at, decided_at, schema_version, body, principal, idempotency_base, \
+                     idempotency_generation, event_count) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                     $16) \
-                     ON CONFLICT DO NOTHING",
+                     $16, 1) \
+                     ON CONFLICT DO NOTHING RETURNING id) \
+                     INSERT INTO decision_events (decision_id, idx, at, kind, body) \
+                     SELECT id, 0, $17, $18, $19 FROM d",
                 )
                 .bind(row.id)
                 .bind(row.idempotency_key.as_deref())
@@ -275,12 +281,16 @@ impl Store for PostgresStore {
                 .bind(row.principal)
                 .bind(row.idempotency_base)
                 .bind(row.idempotency_generation)
+                .bind(created.at_ms)
+                .bind(created.kind)
+                .bind(&created.body)
                 .execute(&self.pool),
             )
             .await?;
+        let inserted = result.rows_affected() > 0;
 
         let key = match row.idempotency_key.as_deref() {
-            _ if result.rows_affected() > 0 => return Ok(Inserted::Created),
+            _ if inserted => return Ok(Inserted::Created),
             Some(key) => key,
             None => {
                 return Err(StoreError::Conflict(format!(
@@ -394,22 +404,193 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn update_decision(
+    async fn get_decision_versioned(
         &self,
-        decision: &Decision,
-        expected_status: DecisionStatus,
-    ) -> Result<bool, StoreError> {
-        self.update_where(decision, expected_status, None).await
+        id: &DecisionId,
+    ) -> Result<Option<(Decision, u64)>, StoreError> {
+        let stored: Option<StoredVersioned> = self
+            .bounded(
+                sqlx::query_as(
+                    "SELECT id, schema_version, body, event_count FROM decisions WHERE id = $1",
+                )
+                .bind(id.as_str())
+                .fetch_optional(&self.pool),
+            )
+            .await?;
+        stored.map(StoredVersioned::into_versioned).transpose()
     }
 
-    async fn replace_decision(
+    async fn append_events(
         &self,
-        current: &Decision,
         next: &Decision,
+        expected_events: u64,
+        events: &[DecisionEvent],
     ) -> Result<bool, StoreError> {
-        let expected = DecisionRow::new(current, "")?.body;
-        self.update_where(next, current.status, Some(&expected))
+        let row = DecisionRow::new(next, "")?;
+        let event_rows = EventRow::all(events, expected_events)?;
+        let expected = i64::try_from(expected_events).unwrap_or(i64::MAX);
+        let count = expected.saturating_add(i64::try_from(events.len()).unwrap_or(i64::MAX));
+        let pool = &self.pool;
+        let row = &row;
+        let event_rows = &event_rows;
+        self.bounded_tx(async move {
+            let mut tx = pool.begin().await.map_err(from_sqlx)?;
+            // Compare-and-set on the event count: the row lock taken by UPDATE serialises two
+            // writers on two replicas, and the loser re-checks the count after the winner
+            // commits, finds it moved, and writes nothing.
+            let updated = sqlx::query(
+                "UPDATE decisions SET idempotency_key = $1, application = $2, \
+                 environment = $3, verdict = $4, status = $5, caller_kind = $6, \
+                 policy_version = $7, created_at = $8, decided_at = $9, \
+                 schema_version = $10, body = $11, event_count = $12 \
+                 WHERE id = $13 AND event_count = $14",
+            )
+            .bind(row.idempotency_key.as_deref())
+            .bind(row.application)
+            .bind(row.environment)
+            .bind(row.verdict)
+            .bind(row.status)
+            .bind(row.caller_kind)
+            .bind(row.policy_version)
+            .bind(row.created_at_ms)
+            .bind(row.decided_at_ms)
+            .bind(row.schema_version)
+            .bind(&row.body)
+            .bind(count)
+            .bind(row.id)
+            .bind(expected)
+            .execute(&mut *tx)
             .await
+            .map_err(from_sqlx)?;
+            if updated.rows_affected() != 1 {
+                tx.rollback().await.map_err(from_sqlx)?;
+                return Ok(false);
+            }
+            insert_events(&mut tx, event_rows).await?;
+            tx.commit().await.map_err(from_sqlx)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn decision_events(&self, id: &DecisionId) -> Result<Vec<DecisionEvent>, StoreError> {
+        let rows: Vec<StoredEvent> = self
+            .bounded(
+                sqlx::query_as(
+                    "SELECT decision_id, idx, body FROM decision_events WHERE decision_id = $1 \
+                     ORDER BY idx",
+                )
+                .bind(id.as_str())
+                .fetch_all(&self.pool),
+            )
+            .await?;
+        rows.into_iter().map(StoredEvent::into_event).collect()
+    }
+
+    async fn sequence_events(&self, max: u32) -> Result<u64, StoreError> {
+        let pool = &self.pool;
+        self.bounded_tx(async move {
+            let mut tx = pool.begin().await.map_err(from_sqlx)?;
+            // The head's row lock is the sequencer's turn: a second sequencer waits here, then
+            // sees this one's numbers (READ COMMITTED: each statement reads what has committed).
+            let (head_seq, head_hash): (i64, String) =
+                sqlx::query_as("SELECT seq, hash FROM ledger_head WHERE id = 1 FOR UPDATE")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+            let rows: Vec<Unsequenced> = sqlx::query_as(
+                "SELECT id, body FROM decision_events WHERE seq IS NULL ORDER BY id LIMIT $1",
+            )
+            .bind(i64::from(max))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+            if rows.is_empty() {
+                tx.rollback().await.map_err(from_sqlx)?;
+                return Ok(0);
+            }
+            let (links, (seq, hash)) = link_rows(&rows, head_seq, &head_hash)?;
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            let seqs: Vec<i64> = links.iter().map(|(s, _)| *s).collect();
+            let hashes: Vec<String> = links.into_iter().map(|(_, h)| h).collect();
+            sqlx::query(
+                "UPDATE decision_events AS e SET seq = v.seq, hash = v.hash \
+                 FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[]) AS v(id, seq, hash) \
+                 WHERE e.id = v.id",
+            )
+            .bind(&ids)
+            .bind(&seqs)
+            .bind(&hashes)
+            .execute(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+            sqlx::query("UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1")
+                .bind(seq)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+            tx.commit().await.map_err(from_sqlx)?;
+            Ok(rows.len() as u64)
+        })
+        .await
+    }
+
+    async fn ledger_head(&self) -> Result<(u64, String), StoreError> {
+        let (seq, hash): (i64, String) = self
+            .bounded(
+                sqlx::query_as("SELECT seq, hash FROM ledger_head WHERE id = 1")
+                    .fetch_one(&self.pool),
+            )
+            .await?;
+        Ok((u64::try_from(seq).unwrap_or(0), hash))
+    }
+
+    async fn ledger_entries(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<super::LedgerEntry>, StoreError> {
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        let to = i64::try_from(to).unwrap_or(i64::MAX);
+        Ok(self.bounded(sqlx::query_as("SELECT seq, hash, body FROM decision_events WHERE seq >= $1 AND seq <= $2 ORDER BY seq").bind(from).bind(to).fetch_all(&self.pool))
+            .await?)
+    }
+
+    async fn decision_entries(
+        &self,
+        id: &DecisionId,
+    ) -> Result<Vec<super::LedgerEntry>, StoreError> {
+        Ok(self.bounded(sqlx::query_as("SELECT seq, hash, body FROM decision_events WHERE decision_id = $1 AND seq IS NOT NULL ORDER BY idx").bind(id.as_str()).fetch_all(&self.pool))
+            .await?)
+    }
+
+    async fn latest_checkpoint(
+        &self,
+    ) -> Result<Option<crate::audit::checkpoint::SignedCheckpoint>, StoreError> {
+        let body: Option<String> = self
+            .bounded(
+                sqlx::query_scalar("SELECT body FROM ledger_checkpoints ORDER BY idx DESC LIMIT 1")
+                    .fetch_optional(&self.pool),
+            )
+            .await?;
+        body.map(|b| {
+            serde_json::from_str(&b)
+                .map_err(|e| StoreError::Corrupt(format!("a stored checkpoint is not valid: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn insert_checkpoint(
+        &self,
+        checkpoint: &crate::audit::checkpoint::SignedCheckpoint,
+    ) -> Result<bool, StoreError> {
+        let body = serde_json::to_string(checkpoint)
+            .map_err(|e| StoreError::Corrupt(format!("a checkpoint could not be encoded: {e}")))?;
+        let c = &checkpoint.checkpoint;
+        let result = self.bounded(sqlx::query("INSERT INTO ledger_checkpoints (idx, tree_size, at, body) VALUES ($1, $2, $3, $4) ON CONFLICT (idx) DO NOTHING").bind(i64::try_from(c.index).unwrap_or(i64::MAX)).bind(i64::try_from(c.tree_size).unwrap_or(i64::MAX)).bind(c.at.timestamp_millis()).bind(body).execute(&self.pool))
+            .await?;
+        Ok(result.rows_affected() == 1)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::Decision;
+use crate::domain::{Decision, DecisionEvent};
 
 use super::StoreError;
 
@@ -168,4 +168,128 @@ impl ImageDecisionRow {
             decided_at: self.decided_at.map(time).transpose()?,
         })
     }
+}
+
+/// Column values for one event of a decision: its position among the decision's events, its
+/// time, its kind and the whole event as JSON.
+#[derive(Debug)]
+pub(crate) struct EventRow {
+    pub(crate) decision_id: String,
+    pub(crate) idx: i64,
+    pub(crate) at_ms: i64,
+    pub(crate) kind: &'static str,
+    pub(crate) body: String,
+}
+
+impl EventRow {
+    pub(crate) fn new(event: &DecisionEvent, idx: u64) -> Result<Self, StoreError> {
+        let body = crate::audit::chain::event_text(event).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "an event of decision `{}` could not be encoded: {e}",
+                event.decision_id
+            ))
+        })?;
+        Ok(Self {
+            decision_id: event.decision_id.as_str().to_string(),
+            idx: i64::try_from(idx).unwrap_or(i64::MAX),
+            at_ms: millis(event.at),
+            kind: event.change.as_str(),
+            body,
+        })
+    }
+
+    /// The row of the `created` event of `decision`.
+    pub(crate) fn created(decision: &Decision) -> Result<Self, StoreError> {
+        Ok(Self {
+            decision_id: decision.id.as_str().to_string(),
+            idx: 0,
+            at_ms: millis(decision.created_at),
+            kind: "created",
+            body: super::created_event_text(decision)?,
+        })
+    }
+
+    /// The rows of `events` appended after `already` earlier ones.
+    pub(crate) fn all(events: &[DecisionEvent], already: u64) -> Result<Vec<Self>, StoreError> {
+        events
+            .iter()
+            .zip(already..)
+            .map(|(e, idx)| Self::new(e, idx))
+            .collect()
+    }
+}
+
+/// One stored event as read back.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct StoredEvent {
+    pub(crate) decision_id: String,
+    pub(crate) idx: i64,
+    pub(crate) body: String,
+}
+
+impl StoredEvent {
+    pub(crate) fn into_event(self) -> Result<DecisionEvent, StoreError> {
+        let event: DecisionEvent = serde_json::from_str(&self.body).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "event {} of decision `{}` is not a valid stored event: {e}",
+                self.idx, self.decision_id
+            ))
+        })?;
+        if event.decision_id.as_str() != self.decision_id {
+            return Err(StoreError::Corrupt(format!(
+                "event {} of decision `{}` belongs to decision `{}`",
+                self.idx, self.decision_id, event.decision_id
+            )));
+        }
+        Ok(event)
+    }
+}
+
+/// A decision with its event count (`decisions.event_count`), the token of a compare-and-set.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct StoredVersioned {
+    #[sqlx(flatten)]
+    pub(crate) stored: StoredDecision,
+    pub(crate) event_count: i64,
+}
+
+impl StoredVersioned {
+    pub(crate) fn into_versioned(self) -> Result<(Decision, u64), StoreError> {
+        let count = u64::try_from(self.event_count).map_err(|_| {
+            StoreError::Corrupt(format!(
+                "decision `{}` has a negative event count",
+                self.stored.id
+            ))
+        })?;
+        Ok((self.stored.into_decision()?, count))
+    }
+}
+
+/// An event the sequencer has not numbered yet: its row id and canonical text.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Unsequenced {
+    pub(crate) id: i64,
+    pub(crate) body: String,
+}
+
+/// A sequence number and its chain hash (hex).
+pub(crate) type Link = (i64, String);
+
+/// The sequence number and chain hash of each of `rows` (in order) after the log's head
+/// (`head_seq`, `head_hash`), and the new head.
+pub(crate) fn link_rows(
+    rows: &[Unsequenced],
+    head_seq: i64,
+    head_hash: &str,
+) -> Result<(Vec<Link>, Link), StoreError> {
+    let mut previous = crate::audit::hash_from_hex(head_hash, "ledger_head.hash")
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut seq = head_seq;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        seq += 1;
+        previous = crate::audit::chain::link(&previous, &row.body);
+        out.push((seq, crate::audit::hex(&previous)));
+    }
+    Ok((out, (seq, crate::audit::hex(&previous))))
 }

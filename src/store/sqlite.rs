@@ -1,9 +1,13 @@
 //! The embedded SQLite backend, the default store for a single replica. All SQLite-specific SQL
 //! and connection settings live here; row conversion is in `row.rs`.
 //!
-//! Every statement is a single autocommit statement. That matters in WAL mode: a transaction
-//! that reads and then writes can fail with SQLITE_BUSY without waiting for `busy_timeout`,
-//! while a lone INSERT or UPDATE takes the write lock up front and waits its turn.
+//! Reads and lease writes are single autocommit statements. That matters in WAL mode: a
+//! transaction that reads and then writes can fail with SQLITE_BUSY without waiting for
+//! `busy_timeout`, while a lone INSERT or UPDATE takes the write lock up front and waits its
+//! turn. A decision and its `created` event are one statement too (an insert into the
+//! `decision_inserts` view, whose trigger writes both). The multi-statement writes (an event
+//! append with the decision it leads to, the sequencer) begin `IMMEDIATE`, which takes the
+//! write lock first, and queue on an in-process mutex rather than in SQLite's busy handler.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -16,11 +20,14 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite};
 
-use crate::domain::{Decision, DecisionId, DecisionStatus, IdempotencyKey};
+use crate::domain::{Decision, DecisionEvent, DecisionId, IdempotencyKey};
 
 use super::errors::{from_migrate, from_sqlx};
 use super::page::{clamp_page_size, decode_token, encode_token};
-use super::row::{DecisionRow, StoredDecision, StoredWithFingerprint};
+use super::row::{
+    DecisionRow, EventRow, StoredDecision, StoredEvent, StoredVersioned, StoredWithFingerprint,
+    Unsequenced, link_rows,
+};
 use super::{
     DecisionFilter, DecisionPage, Inserted, Lease, Store, StoreError, StoreOptions, redact_url,
     ttl_millis,
@@ -43,6 +50,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub(crate) struct SqliteStore {
     pool: SqlitePool,
+    /// Taken around every multi-statement write transaction. SQLite has one writer; without
+    /// this, connections that find the write lock taken back off in SQLite's busy handler
+    /// (sleeps of up to 100 ms) instead of queueing, which put a 600 ms tail on checks under
+    /// load. One process is the only writer of an embedded store, so an in-process queue is
+    /// the whole queue.
+    writer: tokio::sync::Mutex<()>,
 }
 
 impl SqliteStore {
@@ -80,7 +93,10 @@ impl SqliteStore {
             .map_err(from_sqlx)?;
         MIGRATOR.run(&pool).await.map_err(from_migrate)?;
         tracing::debug!(store.url = %redact_url(url), "sqlite store opened");
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            writer: tokio::sync::Mutex::new(()),
+        })
     }
 
     /// The decision in one idempotency slot (one generation of one key).
@@ -96,45 +112,6 @@ impl SqliteStore {
         existing
             .map(|e| Ok((e.stored.into_decision()?, e.request_fingerprint)))
             .transpose()
-    }
-
-    /// The one UPDATE behind `update_decision` (compare on status) and `replace_decision`
-    /// (compare on status and the whole stored body).
-    async fn update_where(
-        &self,
-        decision: &Decision,
-        expected_status: DecisionStatus,
-        expected_body: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        // The fingerprint describes the request that created the row and stays as it is.
-        let row = DecisionRow::new(decision, "")?;
-        // Compare-and-set in one statement: the status test and the write happen under the same
-        // write lock, so of two reviewers racing on a pending decision exactly one applies.
-        let result = sqlx::query(
-            "UPDATE decisions SET idempotency_key = ?, application = ?, environment = ?, \
-             verdict = ?, status = ?, caller_kind = ?, policy_version = ?, created_at = ?, \
-             decided_at = ?, schema_version = ?, body = ? \
-             WHERE id = ? AND status = ? AND (? IS NULL OR body = ?)",
-        )
-        .bind(row.idempotency_key.as_deref())
-        .bind(row.application)
-        .bind(row.environment)
-        .bind(row.verdict)
-        .bind(row.status)
-        .bind(row.caller_kind)
-        .bind(row.policy_version)
-        .bind(row.created_at_ms)
-        .bind(row.decided_at_ms)
-        .bind(row.schema_version)
-        .bind(&row.body)
-        .bind(row.id)
-        .bind(expected_status.as_str())
-        .bind(expected_body)
-        .bind(expected_body)
-        .execute(&self.pool)
-        .await
-        .map_err(from_sqlx)?;
-        Ok(result.rows_affected() == 1)
     }
 }
 
@@ -171,12 +148,16 @@ impl Store for SqliteStore {
         // The UNIQUE constraint on idempotency_key decides who wins, inside the database: of any
         // number of concurrent inserts with one key, exactly one writes. A read first would let
         // two callers both see "absent" and both write.
-        let result = sqlx::query(
-            "INSERT INTO decisions (id, idempotency_key, request_fingerprint, application, \
+        let created = EventRow::created(decision)?;
+        // The decision and its `created` event in one statement (so one autocommit transaction
+        // and one turn of the write lock): the view's INSTEAD OF trigger inserts the decision
+        // and, only if that insert happened, the event (migration 0005).
+        sqlx::query(
+            "INSERT INTO decision_inserts (id, idempotency_key, request_fingerprint, application, \
              environment, verdict, status, caller_kind, policy_version, created_at, decided_at, \
-             schema_version, body, principal, idempotency_base, idempotency_generation) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (idempotency_key) DO NOTHING",
+             schema_version, body, principal, idempotency_base, idempotency_generation, \
+             event_at, event_body) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(row.id)
         .bind(row.idempotency_key.as_deref())
@@ -194,14 +175,26 @@ impl Store for SqliteStore {
         .bind(row.principal)
         .bind(row.idempotency_base)
         .bind(row.idempotency_generation)
+        .bind(created.at_ms)
+        .bind(&created.body)
         .execute(&self.pool)
         .await
         .map_err(from_sqlx)?;
 
-        let key = match row.idempotency_key.as_deref() {
-            Some(key) if result.rows_affected() == 0 => key,
-            _ => return Ok(Inserted::Created),
+        let Some(key) = row.idempotency_key.as_deref() else {
+            return Ok(Inserted::Created);
         };
+        // A view insert reports no row count, so the slot says who won: this decision, or the
+        // one that held the key first (then nothing of this one was written).
+        let holder: Option<String> =
+            sqlx::query_scalar("SELECT id FROM decisions WHERE idempotency_key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(from_sqlx)?;
+        if holder.as_deref() == Some(row.id) {
+            return Ok(Inserted::Created);
+        }
         // The winner has committed (its row is what conflicted), and rows are never deleted,
         // so this read finds it.
         let (decision, fingerprint) = self.by_slot(key).await?.ok_or_else(|| {
@@ -311,22 +304,194 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn update_decision(
+    async fn get_decision_versioned(
         &self,
-        decision: &Decision,
-        expected_status: DecisionStatus,
-    ) -> Result<bool, StoreError> {
-        self.update_where(decision, expected_status, None).await
+        id: &DecisionId,
+    ) -> Result<Option<(Decision, u64)>, StoreError> {
+        let stored: Option<StoredVersioned> = sqlx::query_as(
+            "SELECT id, schema_version, body, event_count FROM decisions WHERE id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        stored.map(StoredVersioned::into_versioned).transpose()
     }
 
-    async fn replace_decision(
+    async fn append_events(
         &self,
-        current: &Decision,
         next: &Decision,
+        expected_events: u64,
+        events: &[DecisionEvent],
     ) -> Result<bool, StoreError> {
-        let expected = DecisionRow::new(current, "")?.body;
-        self.update_where(next, current.status, Some(&expected))
+        // The fingerprint describes the request that created the row and stays as it is.
+        let row = DecisionRow::new(next, "")?;
+        let event_rows = EventRow::all(events, expected_events)?;
+        let expected = i64::try_from(expected_events).unwrap_or(i64::MAX);
+        let count = expected.saturating_add(i64::try_from(events.len()).unwrap_or(i64::MAX));
+        // IMMEDIATE takes the write lock up front (waiting `busy_timeout` for it), so the
+        // compare-and-set UPDATE and the event inserts run as one writer's turn.
+        let _turn = self.writer.lock().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
             .await
+            .map_err(from_sqlx)?;
+        let updated = sqlx::query(
+            "UPDATE decisions SET idempotency_key = ?, application = ?, environment = ?, \
+             verdict = ?, status = ?, caller_kind = ?, policy_version = ?, created_at = ?, \
+             decided_at = ?, schema_version = ?, body = ?, event_count = ? \
+             WHERE id = ? AND event_count = ?",
+        )
+        .bind(row.idempotency_key.as_deref())
+        .bind(row.application)
+        .bind(row.environment)
+        .bind(row.verdict)
+        .bind(row.status)
+        .bind(row.caller_kind)
+        .bind(row.policy_version)
+        .bind(row.created_at_ms)
+        .bind(row.decided_at_ms)
+        .bind(row.schema_version)
+        .bind(&row.body)
+        .bind(count)
+        .bind(row.id)
+        .bind(expected)
+        .execute(&mut *tx)
+        .await
+        .map_err(from_sqlx)?;
+        if updated.rows_affected() != 1 {
+            tx.rollback().await.map_err(from_sqlx)?;
+            return Ok(false);
+        }
+        insert_events(&mut tx, &event_rows).await?;
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(true)
+    }
+
+    async fn decision_events(&self, id: &DecisionId) -> Result<Vec<DecisionEvent>, StoreError> {
+        let rows: Vec<StoredEvent> = sqlx::query_as(
+            "SELECT decision_id, idx, body FROM decision_events WHERE decision_id = ? \
+             ORDER BY idx",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        rows.into_iter().map(StoredEvent::into_event).collect()
+    }
+
+    async fn sequence_events(&self, max: u32) -> Result<u64, StoreError> {
+        // IMMEDIATE: the write lock is the sequencer's turn; nobody appends meanwhile.
+        let _turn = self.writer.lock().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(from_sqlx)?;
+        let (head_seq, head_hash): (i64, String) =
+            sqlx::query_as("SELECT seq, hash FROM ledger_head WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+        let rows: Vec<Unsequenced> = sqlx::query_as(
+            "SELECT id, body FROM decision_events WHERE seq IS NULL ORDER BY id LIMIT ?",
+        )
+        .bind(i64::from(max))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(from_sqlx)?;
+        if rows.is_empty() {
+            tx.rollback().await.map_err(from_sqlx)?;
+            return Ok(0);
+        }
+        let (links, (seq, hash)) = link_rows(&rows, head_seq, &head_hash)?;
+        // One UPDATE for the batch, so the write lock is held for one statement, not one per row.
+        let mut update: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+            "UPDATE decision_events SET seq = v.column2, hash = v.column3 FROM (",
+        );
+        update.push_values(rows.iter().zip(&links), |mut b, (row, (seq, hash))| {
+            b.push_bind(row.id).push_bind(*seq).push_bind(hash.as_str());
+        });
+        update.push(") AS v WHERE decision_events.id = v.column1");
+        update.build().execute(&mut *tx).await.map_err(from_sqlx)?;
+        sqlx::query("UPDATE ledger_head SET seq = ?, hash = ? WHERE id = 1")
+            .bind(seq)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(rows.len() as u64)
+    }
+
+    async fn ledger_head(&self) -> Result<(u64, String), StoreError> {
+        let (seq, hash): (i64, String) =
+            sqlx::query_as("SELECT seq, hash FROM ledger_head WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(from_sqlx)?;
+        Ok((u64::try_from(seq).unwrap_or(0), hash))
+    }
+
+    async fn ledger_entries(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<super::LedgerEntry>, StoreError> {
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        let to = i64::try_from(to).unwrap_or(i64::MAX);
+        Ok(sqlx::query_as(
+            "SELECT seq, hash, body FROM decision_events WHERE seq >= ? AND seq <= ? ORDER BY seq",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(from_sqlx)?)
+    }
+
+    async fn decision_entries(
+        &self,
+        id: &DecisionId,
+    ) -> Result<Vec<super::LedgerEntry>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT seq, hash, body FROM decision_events \
+             WHERE decision_id = ? AND seq IS NOT NULL ORDER BY idx",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(from_sqlx)?)
+    }
+
+    async fn latest_checkpoint(
+        &self,
+    ) -> Result<Option<crate::audit::checkpoint::SignedCheckpoint>, StoreError> {
+        let body: Option<String> =
+            sqlx::query_scalar("SELECT body FROM ledger_checkpoints ORDER BY idx DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(from_sqlx)?;
+        body.map(|b| {
+            serde_json::from_str(&b)
+                .map_err(|e| StoreError::Corrupt(format!("a stored checkpoint is not valid: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn insert_checkpoint(
+        &self,
+        checkpoint: &crate::audit::checkpoint::SignedCheckpoint,
+    ) -> Result<bool, StoreError> {
+        let body = serde_json::to_string(checkpoint)
+            .map_err(|e| StoreError::Corrupt(format!("a checkpoint could not be encoded: {e}")))?;
+        let c = &checkpoint.checkpoint;
+        let result = sqlx::query("INSERT INTO ledger_checkpoints (idx, tree_size, at, body) VALUES (?, ?, ?, ?) ON CONFLICT (idx) DO NOTHING").bind(i64::try_from(c.index).unwrap_or(i64::MAX)).bind(i64::try_from(c.tree_size).unwrap_or(i64::MAX)).bind(c.at.timestamp_millis()).bind(body)
+            .execute(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(result.rows_affected() == 1)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -401,6 +566,28 @@ impl Store for SqliteStore {
         .map_err(from_sqlx)?;
         Ok(result.rows_affected() == 1)
     }
+}
+
+/// Stores `rows` (not yet numbered: the sequencer does that) inside the caller's transaction.
+async fn insert_events(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    rows: &[EventRow],
+) -> Result<(), StoreError> {
+    for e in rows {
+        sqlx::query(
+            "INSERT INTO decision_events (decision_id, idx, at, kind, body) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&e.decision_id)
+        .bind(e.idx)
+        .bind(e.at_ms)
+        .bind(e.kind)
+        .bind(&e.body)
+        .execute(&mut **tx)
+        .await
+        .map_err(from_sqlx)?;
+    }
+    Ok(())
 }
 
 /// Whether `url` names a database that lives only in memory (`sqlite::memory:`,

@@ -13,9 +13,10 @@ use chrono::{Duration as ChronoDuration, Utc};
 use tempfile::TempDir;
 
 use crate::domain::{
-    Application, Caller, CallerKind, ChangeRefs, CheckRequest, Decision, DecisionId,
-    DecisionStatus, Environment, Evidence, IdempotencyKey, ImageRef, JiraKey, RuleOutcome,
-    RuleResult, Severity, SourceReport, SourceRevision, SourceStatus, Verdict,
+    Application, Caller, CallerKind, ChangeRefs, Channel, CheckRequest, Decision, DecisionEvent,
+    DecisionId, DecisionStatus, Environment, EventKind, Evidence, IdempotencyKey, ImageRef,
+    JiraKey, Resolution, ResolutionOutcome, RuleOutcome, RuleResult, Severity, SourceReport,
+    SourceRevision, SourceStatus, Verdict,
 };
 
 use super::test_schema::PgSchema;
@@ -123,8 +124,12 @@ on_both_backends!(
     a_garbled_page_token_is_refused,
     reopening_the_store_keeps_every_decision,
     a_damaged_row_is_reported_as_corrupt,
-    update_decision_is_a_compare_and_set_on_status,
-    replace_decision_is_a_compare_and_set_on_the_whole_decision,
+    an_append_is_a_compare_and_set_on_the_last_event,
+    the_loser_of_a_key_race_records_no_event,
+    a_decision_stored_before_events_takes_its_first_append,
+    events_form_one_hash_chain_across_decisions,
+    replicas_appending_at_once_never_fork_the_chain,
+    a_checkpoint_index_is_stored_once,
     concurrent_reviews_have_one_winner,
     a_free_job_is_claimed_once,
     a_lapsed_lease_is_taken_over,
@@ -690,7 +695,31 @@ async fn a_damaged_row_is_reported_as_corrupt(backend: Backend) {
 
 // === review lifecycle ===
 
-async fn update_decision_is_a_compare_and_set_on_status(backend: Backend) {
+/// `pending` ended as `outcome`, and the event that says so.
+fn resolve(pending: &Decision, outcome: ResolutionOutcome, by: &str) -> (Decision, DecisionEvent) {
+    let at = Utc::now();
+    let resolution = Resolution {
+        outcome,
+        by: by.into(),
+        principal: Some(by.into()),
+        at,
+        comment: String::new(),
+        channel: Channel::Api,
+    };
+    let event = DecisionEvent::new(
+        pending.id.clone(),
+        at,
+        EventKind::Resolved {
+            resolution: resolution.clone(),
+            groups: None,
+            newly_blocking: Vec::new(),
+        },
+    );
+    let next = crate::domain::apply(Some(pending), &event, at).unwrap();
+    (next, event)
+}
+
+async fn an_append_is_a_compare_and_set_on_the_last_event(backend: Backend) {
     let fx = fresh(backend).await;
     let store = Arc::clone(&fx.store);
     let pending = decision()
@@ -699,15 +728,17 @@ async fn update_decision_is_a_compare_and_set_on_status(backend: Backend) {
         .idempotency_key("exec-review")
         .build();
     insert(store.as_ref(), &pending).await;
+    let (_, count) = store
+        .get_decision_versioned(&pending.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(count, 1, "the created event");
 
-    let mut approved = pending.clone();
-    approved.verdict = Verdict::Continue;
-    approved.status = DecisionStatus::Final;
-    approved.decided_at = Some(Utc::now());
-    approved.summary = "approved by bob".into();
+    let (approved, approval) = resolve(&pending, ResolutionOutcome::Approved, "bob");
     assert!(
         store
-            .update_decision(&approved, DecisionStatus::Pending)
+            .append_events(&approved, 1, std::slice::from_ref(&approval))
             .await
             .unwrap()
     );
@@ -716,20 +747,22 @@ async fn update_decision_is_a_compare_and_set_on_status(backend: Backend) {
         Some(&approved)
     );
 
-    // A second reviewer working from the pending state loses.
-    let mut rejected = pending.clone();
-    rejected.verdict = Verdict::Terminate;
-    rejected.status = DecisionStatus::Final;
+    // A second reviewer working from the state with one event loses, and writes nothing.
+    let (rejected, rejection) = resolve(&pending, ResolutionOutcome::Rejected, "carol");
     assert!(
         !store
-            .update_decision(&rejected, DecisionStatus::Pending)
+            .append_events(&rejected, 1, std::slice::from_ref(&rejection))
             .await
             .unwrap()
     );
     assert_eq!(
-        store.get_decision(&pending.id).await.unwrap().as_ref(),
-        Some(&approved)
+        store.get_decision_versioned(&pending.id).await.unwrap(),
+        Some((approved.clone(), 2))
     );
+    let events = store.decision_events(&pending.id).await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert!(matches!(&events[0].change, EventKind::Created { decision } if **decision == pending));
+    assert_eq!(events[1], approval);
 
     // The filter columns moved with the body.
     let finals = DecisionFilter {
@@ -748,15 +781,30 @@ async fn update_decision_is_a_compare_and_set_on_status(backend: Backend) {
     assert!(all_ids(store.as_ref(), &pendings).await.is_empty());
 
     // An unknown id applies nothing.
+    let stranger = decision().build();
+    assert!(!store.append_events(&stranger, 0, &[]).await.unwrap());
     assert!(
-        !store
-            .update_decision(&decision().build(), DecisionStatus::Final)
+        store
+            .decision_events(&stranger.id)
             .await
             .unwrap()
+            .is_empty()
     );
 }
 
-async fn replace_decision_is_a_compare_and_set_on_the_whole_decision(backend: Backend) {
+async fn the_loser_of_a_key_race_records_no_event(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
+    let first = decision().idempotency_key("exec-events").build();
+    insert(store.as_ref(), &first).await;
+    let second = decision().idempotency_key("exec-events").build();
+    let inserted = store.insert_decision(&second, "fp").await.unwrap();
+    assert!(matches!(inserted, Inserted::Existing { .. }));
+    assert_eq!(store.decision_events(&first.id).await.unwrap().len(), 1);
+    assert!(store.decision_events(&second.id).await.unwrap().is_empty());
+}
+
+async fn a_decision_stored_before_events_takes_its_first_append(backend: Backend) {
     let fx = fresh(backend).await;
     let store = Arc::clone(&fx.store);
     let pending = decision()
@@ -764,33 +812,25 @@ async fn replace_decision_is_a_compare_and_set_on_the_whole_decision(backend: Ba
         .status(DecisionStatus::Pending)
         .build();
     insert(store.as_ref(), &pending).await;
-
-    // A change that keeps the status (one approval of two) applies against the exact original...
-    let mut first = pending.clone();
-    first.summary = "1 of 2 approvals".into();
-    assert!(store.replace_decision(&pending, &first).await.unwrap());
-    assert_eq!(
-        store.get_decision(&pending.id).await.unwrap().as_ref(),
-        Some(&first)
+    // As migration 0005 leaves a decision stored before it: no events, count 0.
+    raw_exec(&fx, backend, "DELETE FROM decision_events").await;
+    raw_exec(&fx, backend, "UPDATE decisions SET event_count = 0").await;
+    let (expired, expiry) = resolve(&pending, ResolutionOutcome::Canceled, "ci");
+    assert!(
+        !store
+            .append_events(&expired, 1, std::slice::from_ref(&expiry))
+            .await
+            .unwrap()
     );
-
-    // ... and a second writer still holding the original loses, though the status is the same.
-    let mut stale = pending.clone();
-    stale.summary = "another 1 of 2".into();
-    assert!(!store.replace_decision(&pending, &stale).await.unwrap());
-    assert_eq!(
-        store.get_decision(&pending.id).await.unwrap().as_ref(),
-        Some(&first)
+    assert!(
+        store
+            .append_events(&expired, 0, std::slice::from_ref(&expiry))
+            .await
+            .unwrap()
     );
-
-    // Working from what is stored now succeeds.
-    let mut second = first.clone();
-    second.status = DecisionStatus::Final;
-    second.verdict = Verdict::Continue;
-    assert!(store.replace_decision(&first, &second).await.unwrap());
     assert_eq!(
-        store.get_decision(&pending.id).await.unwrap().as_ref(),
-        Some(&second)
+        store.decision_events(&pending.id).await.unwrap(),
+        vec![expiry]
     );
 }
 
@@ -804,23 +844,21 @@ async fn concurrent_reviews_have_one_winner(backend: Backend) {
     insert(store.as_ref(), &pending).await;
     let calls = (0..10).map(|i| {
         let store = Arc::clone(&store);
-        let mut resolved = pending.clone();
-        resolved.status = DecisionStatus::Final;
-        resolved.verdict = if i % 2 == 0 {
-            Verdict::Continue
+        let outcome = if i % 2 == 0 {
+            ResolutionOutcome::Approved
         } else {
-            Verdict::Terminate
+            ResolutionOutcome::Rejected
         };
-        resolved.summary = format!("resolved by reviewer {i}");
+        let (resolved, event) = resolve(&pending, outcome, &format!("reviewer-{i}"));
         tokio::spawn(async move {
             let applied = store
-                .update_decision(&resolved, DecisionStatus::Pending)
+                .append_events(&resolved, 1, std::slice::from_ref(&event))
                 .await
                 .unwrap();
-            applied.then_some(resolved)
+            applied.then_some((resolved, event))
         })
     });
-    let winners: Vec<Decision> = futures::future::join_all(calls)
+    let winners: Vec<(Decision, DecisionEvent)> = futures::future::join_all(calls)
         .await
         .into_iter()
         .filter_map(|r| r.unwrap())
@@ -828,8 +866,155 @@ async fn concurrent_reviews_have_one_winner(backend: Backend) {
     assert_eq!(winners.len(), 1, "exactly one reviewer wins");
     assert_eq!(
         store.get_decision(&pending.id).await.unwrap().as_ref(),
-        winners.first()
+        winners.first().map(|(d, _)| d)
     );
+    let events = store.decision_events(&pending.id).await.unwrap();
+    assert_eq!(events.len(), 2, "the created event and the winner's");
+    assert_eq!(events.get(1), winners.first().map(|(_, e)| e));
+}
+
+/// Recomputes the chain over `entries` (which must start at sequence 1) and checks each hash
+/// and that sequence numbers have no gap; returns the last hash.
+fn assert_chain(entries: &[super::LedgerEntry]) -> String {
+    let mut previous = crate::audit::chain::GENESIS;
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e.seq, i as i64 + 1, "no gap, no reordering");
+        previous = crate::audit::chain::link(&previous, &e.body);
+        assert_eq!(crate::audit::hex(&previous), e.hash, "event {}", e.seq);
+    }
+    crate::audit::hex(&previous)
+}
+
+async fn events_form_one_hash_chain_across_decisions(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
+    assert_eq!(
+        store.ledger_head().await.unwrap(),
+        (0, "0".repeat(64)),
+        "an empty log starts at the zero hash"
+    );
+    let pending = decision()
+        .verdict(Verdict::ManualReview)
+        .status(DecisionStatus::Pending)
+        .build();
+    let other = decision().build();
+    insert(store.as_ref(), &pending).await;
+    insert(store.as_ref(), &other).await;
+    let (approved, approval) = resolve(&pending, ResolutionOutcome::Approved, "bob");
+    assert!(
+        store
+            .append_events(&approved, 1, std::slice::from_ref(&approval))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.decision_entries(&pending.id).await.unwrap(),
+        vec![],
+        "nothing is numbered before the sequencer runs"
+    );
+    assert_eq!(store.sequence_events(2).await.unwrap(), 2);
+    assert_eq!(store.sequence_events(1000).await.unwrap(), 1);
+    assert_eq!(store.sequence_events(1000).await.unwrap(), 0);
+    let (head, head_hash) = store.ledger_head().await.unwrap();
+    assert_eq!(head, 3);
+    let entries = store.ledger_entries(1, head).await.unwrap();
+    assert_eq!(assert_chain(&entries), head_hash);
+    // The stored text is the canonical text of the event, so it is what was hashed; the
+    // `created` event is written from a borrowed view, byte for byte the owned event's text.
+    let created = DecisionEvent::new(
+        pending.id.clone(),
+        pending.created_at,
+        EventKind::Created {
+            decision: Box::new(pending.clone()),
+        },
+    );
+    assert_eq!(
+        entries[0].body,
+        crate::audit::chain::event_text(&created).unwrap()
+    );
+    assert_eq!(
+        entries[2].body,
+        crate::audit::chain::event_text(&approval).unwrap()
+    );
+    let mine = store.decision_entries(&pending.id).await.unwrap();
+    assert_eq!(
+        mine.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![1, 3],
+        "a decision's events, in order, with their places in the log"
+    );
+}
+
+async fn replicas_appending_at_once_never_fork_the_chain(backend: Backend) {
+    let fx = fresh(backend).await;
+    // A second replica: its own connection pool on the same database.
+    let other = open(&fx.url, &StoreOptions::default()).await.unwrap();
+    let replicas = [Arc::clone(&fx.store), other];
+    let writers = (0..24).map(|i| {
+        let store = Arc::clone(&replicas[i % 2]);
+        tokio::spawn(async move {
+            let pending = decision()
+                .verdict(Verdict::ManualReview)
+                .status(DecisionStatus::Pending)
+                .build();
+            insert(store.as_ref(), &pending).await;
+            let (done, event) = resolve(&pending, ResolutionOutcome::Rejected, "carol");
+            assert!(
+                store
+                    .append_events(&done, 1, std::slice::from_ref(&event))
+                    .await
+                    .unwrap()
+            );
+        })
+    });
+    // Sequencers on both replicas, racing each other and the writers.
+    let sequencers = (0..6).map(|i| {
+        let store = Arc::clone(&replicas[i % 2]);
+        tokio::spawn(async move { store.sequence_events(5).await.unwrap() })
+    });
+    let (written, numbered) = futures::future::join(
+        futures::future::join_all(writers),
+        futures::future::join_all(sequencers),
+    )
+    .await;
+    for w in written {
+        w.unwrap();
+    }
+    let mut total: u64 = numbered.into_iter().map(|n| n.unwrap()).sum();
+    loop {
+        let n = replicas[1].sequence_events(7).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    assert_eq!(total, 48, "every event numbered exactly once");
+    let (head, head_hash) = fx.store.ledger_head().await.unwrap();
+    assert_eq!(head, 48);
+    let entries = fx.store.ledger_entries(1, head).await.unwrap();
+    assert_eq!(entries.len(), 48);
+    assert_eq!(assert_chain(&entries), head_hash);
+}
+
+async fn a_checkpoint_index_is_stored_once(backend: Backend) {
+    let fx = fresh(backend).await;
+    let signer = crate::audit::checkpoint::CheckpointSigner::generate();
+    assert!(fx.store.latest_checkpoint().await.unwrap().is_none());
+    let checkpoint = |index: u64| crate::audit::checkpoint::Checkpoint {
+        index,
+        tree_size: index * 2,
+        root: "ab".repeat(32),
+        last_event_hash: "cd".repeat(32),
+        previous: "00".repeat(32),
+        at: Utc::now(),
+        key_id: signer.key_id().to_string(),
+    };
+    let first = signer.sign(checkpoint(1)).unwrap();
+    assert!(fx.store.insert_checkpoint(&first).await.unwrap());
+    let rival = signer.sign(checkpoint(1)).unwrap();
+    assert!(!fx.store.insert_checkpoint(&rival).await.unwrap());
+    let second = signer.sign(checkpoint(2)).unwrap();
+    assert!(fx.store.insert_checkpoint(&second).await.unwrap());
+    assert_eq!(fx.store.latest_checkpoint().await.unwrap(), Some(second));
 }
 
 // === leases ===
@@ -1117,13 +1302,10 @@ async fn decisions_are_found_by_image_digest_and_environment(backend: Backend) {
     );
 
     // A review that ends is seen at once: the lookup reads status and verdict from the decision.
-    let mut approved = pending.clone();
-    approved.status = DecisionStatus::Final;
-    approved.verdict = Verdict::Continue;
-    approved.decided_at = Some(Utc::now());
+    let (approved, approval) = resolve(&pending, ResolutionOutcome::Approved, "bob");
     assert!(
         f.store
-            .update_decision(&approved, DecisionStatus::Pending)
+            .append_events(&approved, 1, std::slice::from_ref(&approval))
             .await
             .unwrap()
     );

@@ -98,7 +98,16 @@ async fn check_with_bad_input_exits_bad_input() {
 async fn config_check_accepts_good_files_and_names_bad_keys() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.yaml");
-    std::fs::write(&good, "server:\n  http_addr: 127.0.0.1:18080\n").unwrap();
+    let key = dir.path().join("audit-key.pem");
+    std::fs::write(&key, crate::support::TEST_SIGNING_KEY).unwrap();
+    std::fs::write(
+        &good,
+        format!(
+            "server:\n  http_addr: 127.0.0.1:18080\naudit:\n  signing_key: {{file: {}}}\n",
+            key.display()
+        ),
+    )
+    .unwrap();
     let out = portcullis(&["config", "check", good.to_str().unwrap()]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 

@@ -11,4 +11,4 @@ pub mod proxy;
 pub mod tls;
 
 pub use answer::Answer;
-pub use app::{TestApp, spawn_app};
+pub use app::{TEST_SIGNING_KEY, TestApp, spawn_app};

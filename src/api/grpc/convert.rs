@@ -217,7 +217,7 @@ pub(super) fn decision(d: &Decision) -> pb::Decision {
             by: r.by.clone(),
             at: Some(timestamp(r.at)),
             comment: r.comment.clone(),
-            channel: r.channel.clone(),
+            channel: r.channel.to_string(),
             principal: r.principal.clone().unwrap_or_default(),
         }),
         review_deadline: d.review_deadline.map(timestamp),
@@ -228,7 +228,7 @@ pub(super) fn decision(d: &Decision) -> pb::Decision {
                 by: a.by.clone(),
                 at: Some(timestamp(a.at)),
                 comment: a.comment.clone(),
-                channel: a.channel.clone(),
+                channel: a.channel.to_string(),
                 principal: a.principal.clone().unwrap_or_default(),
             })
             .collect(),
@@ -244,7 +244,7 @@ pub(super) fn decision(d: &Decision) -> pb::Decision {
             .map(|r| pb::RefusedAttempt {
                 by: r.by.clone(),
                 at: Some(timestamp(r.at)),
-                channel: r.channel.clone(),
+                channel: r.channel.to_string(),
                 reason_code: r.reason_code.clone(),
                 reason: r.reason.clone(),
                 principal: r.principal.clone().unwrap_or_default(),

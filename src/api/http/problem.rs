@@ -133,6 +133,9 @@ impl From<GateError> for Problem {
             GateError::Unimplemented(_) => {
                 Problem::new(StatusCode::NOT_IMPLEMENTED, code, e.to_string())
             }
+            GateError::Audit(_) => {
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, code, e.to_string())
+            }
         }
     }
 }

@@ -8,12 +8,20 @@ use portcullis::adapters::AdapterConfig;
 use portcullis::auth::{Role, TokenConfig, hash_token};
 use portcullis::client::GateClient;
 use portcullis::config::{self, Settings};
+use portcullis::secret::{Secret, SecretSource};
 use portcullis::serve::App;
 use serde_json::Value;
 
 use super::Answer;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// The checkpoint signing key every test service uses (`portcullis audit keygen` output; a test
+/// key, never used anywhere else).
+pub const TEST_SIGNING_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIOOOpgtu1B78NnDgexTpqvx2JUIbXhHdZUl7+qDbWJHC
+-----END PRIVATE KEY-----
+";
 
 pub struct TestApp {
     pub http_addr: SocketAddr,
@@ -297,6 +305,7 @@ impl TestAppBuilder {
         s.server.http_addr = "127.0.0.1:0".parse().unwrap();
         s.server.grpc_addr = "127.0.0.1:0".parse().unwrap();
         s.store.url = format!("sqlite://{}", dir.join("portcullis.db").display());
+        s.audit.signing_key = Some(SecretSource::Value(Secret::new(TEST_SIGNING_KEY)));
         if let Some(url) = &self.store_url {
             s.store.url.clone_from(url);
         }

@@ -1,0 +1,250 @@
+//! The sequencer and signed checkpoints of the decision log: one replica at a time (the
+//! `audit-checkpoint` lease), every `audit.checkpoint_interval` while events arrive, numbers and
+//! chains the events appended since its last round, then signs the Merkle root of every event
+//! so far, chained to the checkpoint before. Tests call `checkpoint_now` after
+//! advancing the injected clock instead of waiting for the interval.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use super::{Gate, GateError};
+use crate::audit::checkpoint::{Checkpoint, CheckpointSigner, SignedCheckpoint};
+use crate::audit::{hash_from_hex, hex, merkle};
+
+/// Events numbered per sequencer transaction.
+const SEQUENCE_BATCH: u32 = 1000;
+
+/// The lease that makes one replica at a time sign checkpoints.
+const CHECKPOINT_JOB: &str = "audit-checkpoint";
+
+impl Gate {
+    /// Signs checkpoints with `signer`.
+    pub fn with_signer(mut self, signer: Arc<CheckpointSigner>) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// The checkpoint signing key's id and public key (SPKI PEM), if the gate has one.
+    pub fn audit_public_key(&self) -> Result<Option<(String, String)>, GateError> {
+        match &self.signer {
+            Some(s) => Ok(Some((s.key_id().to_string(), s.public_pem()?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Signs and stores a checkpoint over every event recorded so far, if any arrived since the
+    /// last one; `None` when there is nothing new, no key, or another replica stored this
+    /// checkpoint's index first.
+    pub async fn checkpoint_now(&self) -> Result<Option<SignedCheckpoint>, GateError> {
+        let Some(signer) = &self.signer else {
+            return Ok(None);
+        };
+        // Number and hash what was appended since the last round (one sequencer at a time holds
+        // the head; this runs under the checkpoint lease, so normally only here).
+        while self.store.sequence_events(SEQUENCE_BATCH).await? == u64::from(SEQUENCE_BATCH) {}
+        let (head, _) = self.store.ledger_head().await?;
+        let latest = self.store.latest_checkpoint().await?;
+        if latest
+            .as_ref()
+            .is_some_and(|l| l.checkpoint.tree_size >= head)
+            || head == 0
+        {
+            return Ok(None);
+        }
+        // The tree's right edge is kept between rounds, so only new events are read; a new
+        // lease holder (or a log that shrank, which must not happen) starts from the first.
+        let mut frontier = {
+            let cached = self.frontier.lock().map(|f| f.clone()).unwrap_or_default();
+            match cached {
+                Some(f) if f.size() <= head => f,
+                _ => merkle::Frontier::default(),
+            }
+        };
+        let from = frontier.size() + 1;
+        let entries = self.store.ledger_entries(from, head).await?;
+        for e in &entries {
+            frontier.push(merkle::leaf_hash(&hash_from_hex(&e.hash, "an event hash")?));
+        }
+        if frontier.size() != head {
+            return Err(GateError::Unavailable(crate::store::StoreError::Corrupt(
+                format!(
+                    "the log's head is at {head} but events {from}..={head} are not all stored"
+                ),
+            )));
+        }
+        let last_event_hash = match entries.last() {
+            Some(e) => e.hash.clone(),
+            None => self.store.ledger_head().await?.1,
+        };
+        let checkpoint = Checkpoint {
+            index: latest.as_ref().map_or(1, |l| l.checkpoint.index + 1),
+            tree_size: head,
+            root: hex(&frontier.root()),
+            last_event_hash,
+            previous: match &latest {
+                Some(l) => l.checkpoint.hash()?,
+                None => hex(&[0u8; 32]),
+            },
+            at: self.clock.now(),
+            key_id: signer.key_id().to_string(),
+        };
+        let signed = signer.sign(checkpoint)?;
+        if let Ok(mut cached) = self.frontier.lock() {
+            *cached = Some(frontier);
+        }
+        if !self.store.insert_checkpoint(&signed).await? {
+            return Ok(None);
+        }
+        info!(
+            checkpoint = signed.checkpoint.index,
+            tree_size = signed.checkpoint.tree_size,
+            key_id = signed.checkpoint.key_id.as_str(),
+            "audit checkpoint signed"
+        );
+        Ok(Some(signed))
+    }
+
+    /// Signs a checkpoint every `interval` while holding the `audit-checkpoint` lease, until
+    /// `stop` is cancelled, and gives the lease up then.
+    pub async fn run_checkpointer(
+        self: Arc<Self>,
+        holder: String,
+        interval: Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let ttl = interval.saturating_mul(3).max(Duration::from_secs(5));
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut held = None;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            match self.store.try_claim(CHECKPOINT_JOB, &holder, ttl).await {
+                Ok(Some(lease)) => {
+                    held = Some(lease);
+                    if let Err(e) = self.checkpoint_now().await {
+                        warn!(
+                            reason_code = e.reason_code(),
+                            "audit checkpoint failed: {e}"
+                        );
+                    }
+                }
+                Ok(None) => held = None,
+                Err(e) => warn!(
+                    reason_code = e.reason_code(),
+                    "cannot claim the audit checkpoint lease: {e}"
+                ),
+            }
+        }
+        if let Some(lease) = held {
+            let _ = self.store.release(&lease).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+
+    use chrono::{Duration as ChronoDuration, TimeZone, Utc};
+
+    use super::*;
+    use crate::audit::checkpoint::{public_key_from_pem, signature_holds};
+    use crate::auth::{Principal, Role};
+    use crate::gate::{Clock, GateOptions, ManualClock};
+    use crate::metrics::Metrics;
+    use crate::policy::{PolicyHandle, PolicySet};
+
+    async fn gate(clock: Arc<ManualClock>) -> (Arc<Gate>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(
+            &format!("sqlite://{}", dir.path().join("g.db").display()),
+            &crate::store::StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        let gate = Gate::new(
+            PolicyHandle::new(PolicySet::builtin().unwrap()),
+            Vec::new(),
+            store,
+            Arc::new(Metrics::new()),
+            GateOptions {
+                evidence_deadline: Duration::from_secs(5),
+                review_timeout: Duration::from_secs(3600),
+                review_timeouts: Default::default(),
+                approvals: Default::default(),
+                environments: Default::default(),
+                no_rules_verdict: crate::domain::Verdict::ManualReview,
+                replay_window: Duration::from_secs(3600),
+            },
+        )
+        .with_clock(clock)
+        .with_signer(Arc::new(CheckpointSigner::generate()));
+        (Arc::new(gate), dir)
+    }
+
+    async fn check(gate: &Arc<Gate>) {
+        let request = crate::domain::CheckRequest {
+            application: crate::domain::Application::parse("payments").unwrap(),
+            environment: crate::domain::Environment::parse("prod").unwrap(),
+            images: vec![],
+            sources: vec![],
+            caller: crate::domain::Caller {
+                kind: crate::domain::CallerKind::Api,
+                ids: Default::default(),
+            },
+            triggered_by: None,
+            change_refs: Default::default(),
+            labels: Default::default(),
+            idempotency_key: None,
+        };
+        let principal = Principal::new("ci", vec![Role::Pipeline]);
+        gate.check(&principal, request).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_covers_every_event_so_far_and_chains_to_the_one_before() {
+        let clock = Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap(),
+        ));
+        let (gate, _dir) = gate(Arc::clone(&clock)).await;
+        assert!(
+            gate.checkpoint_now().await.unwrap().is_none(),
+            "no events yet"
+        );
+
+        check(&gate).await;
+        check(&gate).await;
+        let first = gate.checkpoint_now().await.unwrap().unwrap();
+        assert_eq!(first.checkpoint.index, 1);
+        assert_eq!(first.checkpoint.tree_size, 2);
+        assert_eq!(first.checkpoint.previous, "0".repeat(64));
+        assert_eq!(first.checkpoint.at, clock.now());
+        let (key_id, pem) = gate.audit_public_key().unwrap().unwrap();
+        assert_eq!(first.checkpoint.key_id, key_id);
+        assert!(signature_holds(&first, &public_key_from_pem(&pem).unwrap()));
+        assert!(
+            gate.checkpoint_now().await.unwrap().is_none(),
+            "nothing new, nothing signed"
+        );
+
+        clock.advance(ChronoDuration::seconds(5));
+        check(&gate).await;
+        let second = gate.checkpoint_now().await.unwrap().unwrap();
+        assert_eq!(second.checkpoint.index, 2);
+        assert_eq!(second.checkpoint.tree_size, 3);
+        assert_eq!(second.checkpoint.previous, first.checkpoint.hash().unwrap());
+        assert_eq!(second.checkpoint.at, clock.now());
+        let entries = gate.store.ledger_entries(1, 3).await.unwrap();
+        let leaves: Vec<_> = entries
+            .iter()
+            .map(|e| merkle::leaf_hash(&hash_from_hex(&e.hash, "hash").unwrap()))
+            .collect();
+        assert_eq!(second.checkpoint.root, hex(&merkle::root(&leaves)));
+        assert_eq!(gate.store.latest_checkpoint().await.unwrap(), Some(second));
+    }
+}
