@@ -33,6 +33,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The checkpoint signing key the service refuses to start without: the private PEM block of a
+# fresh `portcullis audit keygen`.
+"$bin" audit keygen | sed -n '/BEGIN PRIVATE KEY/,/END PRIVATE KEY/p' >"$work/audit-key.pem"
+
 token=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 sha=$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)
 cat >"$work/config.yaml" <<EOF
@@ -46,6 +50,9 @@ auth:
     - name: openapi-fuzz
       sha256: $sha
       roles: [admin]
+audit:
+  signing_key:
+    file: $work/audit-key.pem
 telemetry:
   log_format: json
   log_level: warn,portcullis::cli=info
