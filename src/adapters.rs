@@ -35,6 +35,7 @@ pub fn system_clock() -> Clock {
 pub mod aqua;
 pub mod cache;
 pub mod credentials;
+mod deployed_source;
 pub mod github;
 pub mod gitlab;
 pub mod http_client;

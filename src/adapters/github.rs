@@ -42,6 +42,7 @@ pub use self::api::next_link;
 use self::api::{Answer, refusal};
 use self::auth::{Auth, GitHubAuth};
 use super::cache::FactCache;
+use super::deployed_source::DeployedSource;
 use super::http_client::HttpClient;
 use super::instance::{self, invalid};
 use super::{Adapter, AdapterBuildError, AdapterError, Clock, Facts};
@@ -177,22 +178,17 @@ impl Adapter for GitHubAdapter {
         request: &CheckRequest,
         deadline: Instant,
     ) -> Result<Facts, AdapterError> {
-        let source = request
-            .sources
-            .iter()
-            .find(|s| !s.repository.is_empty())
-            .ok_or_else(|| AdapterError::NotFound {
-                detail: "the check names no source repository".into(),
-            })?;
-        let repo = owner_and_name(&source.repository).ok_or_else(|| AdapterError::NotFound {
-            detail: format!(
-                "`{}` does not name a GitHub repository (`owner/name`)",
-                source.repository
-            ),
-        })?;
-        let commit = source.commit.as_ref().map(|c| c.as_str().to_string());
-        let branch = source.branch.clone();
-        let key = format!("{repo} {commit:?} {branch:?}");
+        let source = DeployedSource::of(
+            request,
+            owner_and_name,
+            "a GitHub repository (`owner/name`)",
+        )?;
+        let key = source.cache_key();
+        let DeployedSource {
+            repository: repo,
+            commit,
+            branch,
+        } = source;
         let inner = Arc::clone(&self.inner);
         let deadline = instance::call_deadline(deadline, self.inner.timeout);
         self.cache

@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::cache::FactCache;
+use super::deployed_source::DeployedSource;
 use super::github::{next_link, segment};
 use super::http_client::{HttpClient, HttpRequest, HttpResponse};
 use super::instance::{self, invalid};
@@ -182,22 +183,14 @@ impl Adapter for GitLabAdapter {
         request: &CheckRequest,
         deadline: Instant,
     ) -> Result<Facts, AdapterError> {
-        let source = request
-            .sources
-            .iter()
-            .find(|s| !s.repository.is_empty())
-            .ok_or_else(|| AdapterError::NotFound {
-                detail: "the check names no source repository".into(),
-            })?;
-        let project = project_path(&source.repository).ok_or_else(|| AdapterError::NotFound {
-            detail: format!(
-                "`{}` does not name a GitLab project (`group/project`)",
-                source.repository
-            ),
-        })?;
-        let commit = source.commit.as_ref().map(|c| c.as_str().to_string());
-        let branch = source.branch.clone();
-        let key = format!("{project} {commit:?} {branch:?}");
+        let source =
+            DeployedSource::of(request, project_path, "a GitLab project (`group/project`)")?;
+        let key = source.cache_key();
+        let DeployedSource {
+            repository: project,
+            commit,
+            branch,
+        } = source;
         let inner = Arc::clone(&self.inner);
         let deadline = instance::call_deadline(deadline, self.inner.timeout);
         self.cache

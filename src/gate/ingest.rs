@@ -27,6 +27,25 @@ pub struct IngestReceipt {
 }
 
 impl Gate {
+    /// The configured adapter named `source`; `help` says which kinds accept what was sent.
+    fn evidence_source(
+        &self,
+        source: &str,
+        help: &str,
+    ) -> Result<std::sync::Arc<dyn crate::adapters::Adapter>, ValidationError> {
+        self.adapters
+            .iter()
+            .find(|a| a.name() == source)
+            .cloned()
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "source",
+                    format!("no evidence source named `{source}` is configured"),
+                    help,
+                )
+            })
+    }
+
     /// Hands `report` for `digest` to the evidence source named `source`.
     pub async fn ingest_evidence(
         &self,
@@ -36,18 +55,10 @@ impl Gate {
         report: bytes::Bytes,
     ) -> Result<IngestReceipt, GateError> {
         require(principal, &[Role::Pipeline])?;
-        let adapter = self
-            .adapters
-            .iter()
-            .find(|a| a.name() == source)
-            .cloned()
-            .ok_or_else(|| {
-                ValidationError::new(
-                    "source",
-                    format!("no evidence source named `{source}` is configured"),
-                    "use the `name` of a configured adapter that accepts reports (kind `trivy` or `sbom`)",
-                )
-            })?;
+        let adapter = self.evidence_source(
+            source,
+            "use the `name` of a configured adapter that accepts reports (kind `trivy` or `sbom`)",
+        )?;
         let d = digest.clone();
         let kind = adapter.kind();
         let scope = principal.clone();
@@ -127,18 +138,10 @@ impl Gate {
         report: bytes::Bytes,
     ) -> Result<CommitIngestReceipt, GateError> {
         require(principal, &[Role::Pipeline])?;
-        let adapter = self
-            .adapters
-            .iter()
-            .find(|a| a.name() == source)
-            .cloned()
-            .ok_or_else(|| {
-                ValidationError::new(
-                    "source",
-                    format!("no evidence source named `{source}` is configured"),
-                    "use the `name` of a configured adapter that accepts logs for a commit (kind `sarif`)",
-                )
-            })?;
+        let adapter = self.evidence_source(
+            source,
+            "use the `name` of a configured adapter that accepts logs for a commit (kind `sarif`)",
+        )?;
         let c = commit.clone();
         let kind = adapter.kind();
         let submission = Submission {
