@@ -11,6 +11,7 @@ mod checkpoint;
 mod clock;
 mod evidence;
 mod ingest;
+pub mod jobs;
 mod ledger;
 mod review;
 mod routing;

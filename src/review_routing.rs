@@ -32,6 +32,7 @@ use tracing::warn;
 use crate::adapters::AdapterBuildError;
 use crate::adapters::AdapterConfig;
 use crate::domain::{Decision, DecisionId, ReviewTicket};
+use crate::gate::jobs::Job;
 use crate::gate::{Gate, GateError, ReviewObserver};
 
 pub use jira::{JiraRoute, JiraRouting};
@@ -162,7 +163,7 @@ impl ReviewObserver for Wake {
 }
 
 /// Runs `round` every `tick` (and when woken) while this replica holds lease `job`, until
-/// `stop`.
+/// `stop`: the gate's one lease loop (`gate::jobs`).
 async fn run_claimed<F, Fut>(
     gate: Arc<Gate>,
     job: &'static str,
@@ -170,47 +171,20 @@ async fn run_claimed<F, Fut>(
     tick: Duration,
     wake: Arc<Notify>,
     stop: CancellationToken,
-    mut round: F,
+    round: F,
 ) where
     F: FnMut(Arc<Gate>) -> Fut,
     Fut: Future<Output = Result<(), GateError>>,
 {
-    let tick = tick.clamp(Duration::from_millis(20), Duration::from_secs(1));
-    // Long enough to outlive a slow round, short enough that another replica takes over soon.
-    let ttl = Duration::from_secs(15);
-    let mut held = None;
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => {
-                // A graceful stop hands the job over at once instead of after `ttl`.
-                if let Some(lease) = held {
-                    let _ = gate.release_job(&lease).await;
-                }
-                return;
-            }
-            () = wake.notified() => {}
-            () = tokio::time::sleep(tick) => {}
-        }
-        let claimed = gate.claim_job(job, &holder, ttl).await;
-        held = claimed.as_ref().ok().and_then(Clone::clone);
-        match claimed {
-            Ok(Some(_)) => {
-                if let Err(e) = round(Arc::clone(&gate)).await {
-                    warn!(
-                        job,
-                        reason_code = e.reason_code(),
-                        "review route round failed: {e}"
-                    );
-                }
-            }
-            Ok(None) => {}
-            Err(e) => warn!(
-                job,
-                reason_code = e.reason_code(),
-                "cannot claim the lease: {e}"
-            ),
-        }
-    }
+    let job = Job {
+        name: job,
+        holder,
+        every: tick.clamp(Duration::from_millis(20), Duration::from_secs(1)),
+        // Long enough to outlive a slow round, short enough that another replica takes over soon.
+        ttl: Duration::from_secs(15),
+        wake: Some(wake),
+    };
+    gate.run_job(job, stop, round).await;
 }
 
 /// When to look at each routed review next. Per replica: a new lease holder starts afresh.

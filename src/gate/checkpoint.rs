@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::{info, warn};
+use tracing::info;
 
 use super::{Gate, GateError};
 use crate::audit::checkpoint::{Checkpoint, CheckpointSigner, SignedCheckpoint};
@@ -114,35 +114,11 @@ impl Gate {
         interval: Duration,
         stop: tokio_util::sync::CancellationToken,
     ) {
-        let ttl = interval.saturating_mul(3).max(Duration::from_secs(5));
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut held = None;
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => break,
-                _ = tick.tick() => {}
-            }
-            match self.store.try_claim(CHECKPOINT_JOB, &holder, ttl).await {
-                Ok(Some(lease)) => {
-                    held = Some(lease);
-                    if let Err(e) = self.checkpoint_now().await {
-                        warn!(
-                            reason_code = e.reason_code(),
-                            "audit checkpoint failed: {e}"
-                        );
-                    }
-                }
-                Ok(None) => held = None,
-                Err(e) => warn!(
-                    reason_code = e.reason_code(),
-                    "cannot claim the audit checkpoint lease: {e}"
-                ),
-            }
-        }
-        if let Some(lease) = held {
-            let _ = self.store.release(&lease).await;
-        }
+        let job = super::jobs::Job::every(CHECKPOINT_JOB, holder, interval);
+        self.run_job(job, stop, |gate| async move {
+            gate.checkpoint_now().await.map(|_| ())
+        })
+        .await;
     }
 }
 

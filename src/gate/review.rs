@@ -409,30 +409,14 @@ impl Gate {
         interval: Duration,
         stop: tokio_util::sync::CancellationToken,
     ) {
-        // The lease outlives one round comfortably, and lapses soon after a holder dies.
-        let ttl = interval.saturating_mul(3).max(Duration::from_secs(5));
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = tick.tick() => {}
+        let job = super::jobs::Job::every(EXPIRY_JOB, holder, interval);
+        self.run_job(job, stop, |gate| async move {
+            match gate.expire_due_reviews().await? {
+                0 => {}
+                n => info!(expired = n, "expired reviews past their deadline"),
             }
-            match self.store.try_claim(EXPIRY_JOB, &holder, ttl).await {
-                Ok(Some(_lease)) => match self.expire_due_reviews().await {
-                    Ok(0) => {}
-                    Ok(n) => info!(expired = n, "expired reviews past their deadline"),
-                    Err(e) => warn!(
-                        reason_code = e.reason_code(),
-                        "review expiry sweep failed: {e}"
-                    ),
-                },
-                Ok(None) => {}
-                Err(e) => warn!(
-                    reason_code = e.reason_code(),
-                    "cannot claim the review expiry lease: {e}"
-                ),
-            }
-        }
+            Ok(())
+        })
+        .await;
     }
 }

@@ -19,7 +19,7 @@ use crate::domain::{
     Channel, Decision, DecisionId, DecisionStatus, EventKind, Refusal, RefusedAttempt,
     ResolutionOutcome, ReviewTicket,
 };
-use crate::store::{DecisionFilter, Lease, MAX_PAGE_SIZE, StoreError};
+use crate::store::{DecisionFilter, MAX_PAGE_SIZE};
 
 impl Gate {
     /// Records the ticket a pending review waits on. Returns the decision as stored: unchanged
@@ -154,21 +154,5 @@ impl Gate {
             reason: reason.to_string(),
         };
         self.push_attempt(id, attempt, true).await;
-    }
-
-    /// Claims (or renews) the named background job for `holder`; `None` when another replica
-    /// holds it.
-    pub async fn claim_job(
-        &self,
-        job: &str,
-        holder: &str,
-        ttl: std::time::Duration,
-    ) -> Result<Option<Lease>, StoreError> {
-        self.store.try_claim(job, holder, ttl).await
-    }
-
-    /// Gives a held job up (at shutdown), so another replica need not wait for it to lapse.
-    pub async fn release_job(&self, lease: &Lease) -> Result<bool, StoreError> {
-        self.store.release(lease).await
     }
 }
