@@ -162,6 +162,7 @@ async fn run(label: &str, url: &str, size: Size) {
             auth: Arc::new(Authenticator::new(&[]).unwrap()),
             public_url: None,
         },
+        portcullis::contracts::routes(),
         1 << 20,
         64 << 20,
     )

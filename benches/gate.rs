@@ -124,6 +124,7 @@ async fn start(delay: Duration) -> Server {
             auth: Arc::new(Authenticator::new(&[]).unwrap()),
             public_url: None,
         },
+        portcullis::contracts::routes(),
         1 << 20,
         64 << 20,
     );

@@ -71,6 +71,7 @@ async fn serve(url: &str) -> String {
             auth: Arc::new(Authenticator::new(&[]).unwrap()),
             public_url: None,
         },
+        portcullis::contracts::routes(),
         1 << 20,
         64 << 20,
     );

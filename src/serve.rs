@@ -373,6 +373,7 @@ impl App {
         };
         let http_router = api::http::router(
             http_state,
+            crate::contracts::routes(),
             settings.server.max_body_bytes,
             settings.server.max_evidence_bytes,
         )

@@ -71,8 +71,15 @@ impl FromRef<HttpState> for Arc<Authenticator> {
     }
 }
 
-/// The routes, with the body limit applied. Tracing and timeouts are layered in `serve`.
-pub fn router(state: HttpState, max_body_bytes: usize, max_evidence_bytes: usize) -> Router {
+/// The routes, with the caller contracts' routes (`contracts::routes()`, passed in by `serve` so
+/// that `api` does not depend on `contracts`) and the body limit applied. Tracing and timeouts
+/// are layered in `serve`.
+pub fn router(
+    state: HttpState,
+    contracts: Router<HttpState>,
+    max_body_bytes: usize,
+    max_evidence_bytes: usize,
+) -> Router {
     Router::new()
         .route("/v1/checks", post(create_check))
         .route("/v1/decisions", get(list_decisions))
@@ -83,7 +90,7 @@ pub fn router(state: HttpState, max_body_bytes: usize, max_evidence_bytes: usize
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/audit/public-key", get(audit_public_key))
-        .merge(crate::contracts::routes())
+        .merge(contracts)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         // Added after the general limit so evidence reports keep their own, larger one.
         .merge(evidence::routes(max_evidence_bytes))

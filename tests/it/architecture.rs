@@ -1,4 +1,5 @@
-//! ARCHITECTURE.md stays true: every top-level module is in the codemap, every source file says
+//! ARCHITECTURE.md stays true: every top-level module is in the codemap and depends only on what
+//! its "May depend on" column allows, every source file says
 //! its job in a `//!` line, and `anyhow` stays at the binary edge.
 
 use std::path::{Path, PathBuf};
@@ -91,4 +92,68 @@ fn only_the_store_runs_sql() {
             "{rel} uses sqlx; SQL belongs in `store`"
         );
     }
+}
+
+/// The codemap's "May depend on" column, module by module; `None` for a module that wires
+/// everything (`serve`).
+fn allowed_dependencies() -> Vec<(String, Option<Vec<String>>)> {
+    let arch = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
+    let name = regex::Regex::new(r"`([a-z_]+)(::[a-z_]+)*`").unwrap();
+    arch.lines()
+        .filter_map(|line| {
+            let row = line.strip_prefix("| `")?;
+            let (module, rest) = row.split_once("` | ")?;
+            let deps = rest.trim_end_matches(" |").rsplit(" | ").next()?;
+            let allowed = (!deps.contains("everything it wires"))
+                .then(|| name.captures_iter(deps).map(|c| c[1].to_string()).collect());
+            Some((module.to_string(), allowed))
+        })
+        .collect()
+}
+
+#[test]
+fn modules_depend_only_on_what_the_codemap_allows() {
+    let table = allowed_dependencies();
+    let modules: Vec<&str> = table.iter().map(|(m, _)| m.as_str()).collect();
+    assert!(
+        modules.contains(&"gate") && modules.contains(&"api"),
+        "{modules:?}"
+    );
+    let used = regex::Regex::new(r"crate::([a-z_]+)").unwrap();
+    let mut wrong = Vec::new();
+    for (module, allowed) in &table {
+        let Some(allowed) = allowed else { continue };
+        let mut files = Vec::new();
+        let file = root().join("src").join(format!("{module}.rs"));
+        if file.exists() {
+            files.push(file);
+        }
+        let dir = root().join("src").join(module);
+        if dir.is_dir() {
+            rust_files(&dir, &mut files);
+        }
+        for f in files {
+            let name = f.file_name().unwrap().to_string_lossy().to_string();
+            if name == "tests.rs" || name.ends_with("_tests.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&f).unwrap();
+            // Test modules sit at the end of a file; what they use is not a dependency.
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            for c in used.captures_iter(code) {
+                let dep = &c[1];
+                if dep != module && modules.contains(&dep) && !allowed.iter().any(|a| a == dep) {
+                    wrong.push(format!("{} uses `crate::{dep}`", f.display()));
+                }
+            }
+        }
+    }
+    wrong.sort();
+    wrong.dedup();
+    assert!(
+        wrong.is_empty(),
+        "dependencies the codemap's \"May depend on\" column does not allow (fix the code, or the \
+         table if the dependency is right):\n{}",
+        wrong.join("\n")
+    );
 }
