@@ -4,6 +4,7 @@
 //! [`crate::gate::Gate`]. Like `api`, a contract never decides; it maps shapes and statuses.
 
 pub mod admission;
+mod fields;
 pub mod jira;
 pub mod rollouts;
 pub mod servicenow;

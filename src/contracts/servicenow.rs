@@ -22,9 +22,10 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use super::fields::{StringList, base_url};
 use crate::api::http::problem::Problem;
 use crate::api::http::{Authed, HttpState};
 use crate::domain::{
@@ -57,30 +58,6 @@ struct ChangeCheck {
     revision: String,
     branch: String,
     labels: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(untagged)]
-enum StringList {
-    #[default]
-    None,
-    One(String),
-    Many(Vec<String>),
-}
-
-impl StringList {
-    fn items(&self) -> Vec<String> {
-        let raw: Vec<&str> = match self {
-            StringList::None => Vec::new(),
-            StringList::One(s) => s.split([',', '\n']).collect(),
-            StringList::Many(v) => v.iter().map(String::as_str).collect(),
-        };
-        raw.into_iter()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect()
-    }
 }
 
 /// ServiceNow scripts send numbers as strings or numbers alike.
@@ -346,23 +323,6 @@ fn draft(b: &ChangeCheck, number: &str, attempt: &str) -> CheckRequestDraft {
         servicenow_changes: vec![number.to_string()],
         labels: b.labels.clone(),
         idempotency_key: format!("servicenow:{number}:{attempt}"),
-    }
-}
-
-fn base_url(s: &HttpState, headers: &HeaderMap) -> String {
-    if let Some(base) = &s.public_url {
-        return base.trim_end_matches('/').to_string();
-    }
-    match headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
-        Some(host) => {
-            let scheme = headers
-                .get("x-forwarded-proto")
-                .and_then(|v| v.to_str().ok())
-                .filter(|p| *p == "https" || *p == "http")
-                .unwrap_or("http");
-            format!("{scheme}://{host}")
-        }
-        None => String::new(),
     }
 }
 

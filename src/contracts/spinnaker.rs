@@ -22,6 +22,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use super::fields::{StringList, base_url};
 use crate::api::http::problem::Problem;
 use crate::api::http::{Authed, HttpState};
 use crate::domain::{
@@ -67,31 +68,6 @@ struct CreateBody {
     /// Who wrote the commit (e.g. from the trigger's build info): they cannot approve.
     commit_author: String,
     labels: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(untagged)]
-enum StringList {
-    #[default]
-    None,
-    One(String),
-    Many(Vec<String>),
-}
-
-impl StringList {
-    fn items(&self) -> Vec<String> {
-        let raw: Vec<&str> = match self {
-            StringList::None => Vec::new(),
-            StringList::One(s) => s.split(',').collect(),
-            StringList::Many(v) => v.iter().map(String::as_str).collect(),
-        };
-        raw.into_iter()
-            .map(str::trim)
-            // SpEL that failed to resolve stays as literal `${…}` text; treat it as absent.
-            .filter(|s| !s.is_empty() && !s.starts_with("${"))
-            .map(str::to_string)
-            .collect()
-    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -407,22 +383,6 @@ fn message(d: &Decision, base: &str) -> String {
     }
     m.push_str(&format!("\nDecision: {base}/v1/decisions/{}", d.id));
     m
-}
-
-fn base_url(s: &HttpState, headers: &HeaderMap) -> String {
-    if let Some(base) = &s.public_url {
-        return base.trim_end_matches('/').to_string();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .filter(|p| *p == "https" || *p == "http")
-        .unwrap_or("http");
-    format!("{scheme}://{host}")
 }
 
 /// Absolute, as Orca requires: a relative URL fails at the first poll.
