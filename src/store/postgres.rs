@@ -60,11 +60,15 @@ impl PostgresStore {
     pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let op_timeout = options.connect_timeout.max(Duration::from_millis(1));
         let connect = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::UnsupportedUrl(format!("{} ({e})", redact_url(url))))?
-            .application_name("portcullis")
-            // A statement stuck behind a lock or on an overloaded server ends as an error the
-            // gate turns into 503, instead of holding a check (and a connection) forever.
-            .options([("statement_timeout", op_timeout.as_millis().to_string())]);
+            .map_err(|e| StoreError::UnsupportedUrl(format!("{} ({e})", redact_url(url))))?;
+        // `portcullis` in `pg_stat_activity`, unless the URL names the application itself.
+        let connect = match connect.get_application_name() {
+            Some(_) => connect,
+            None => connect.application_name("portcullis"),
+        }
+        // A statement stuck behind a lock or on an overloaded server ends as an error the
+        // gate turns into 503, instead of holding a check (and a connection) forever.
+        .options([("statement_timeout", op_timeout.as_millis().to_string())]);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(op_timeout)

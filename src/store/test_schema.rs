@@ -76,9 +76,11 @@ impl PgSchema {
             .map(|(u, _)| format!("{u}@"))
             .unwrap_or_default();
         let sep = if path.contains('?') { '&' } else { '?' };
+        // Connections are named after the schema, so dropping it can end the ones a test left
+        // open (a background job's transaction) instead of waiting on their locks.
         format!(
-            "{scheme}://{userinfo}{host_port}{path}{sep}options[search_path]={}",
-            self.name
+            "{scheme}://{userinfo}{host_port}{path}{sep}options[search_path]={name}&application_name={name}",
+            name = self.name
         )
     }
 
@@ -115,6 +117,16 @@ impl Drop for PgSchema {
                 let mut admin = sqlx::PgConnection::connect(&test_database_url())
                     .await
                     .unwrap();
+                // The test's runtime is blocked on this thread: a service it started cannot
+                // finish a transaction it has open, so end its connections first.
+                sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                )
+                .bind(&name)
+                .execute(&mut admin)
+                .await
+                .unwrap();
                 sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
                     .execute(&mut admin)
                     .await
