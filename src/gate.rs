@@ -157,6 +157,47 @@ pub enum GateError {
 }
 
 impl GateError {
+    /// How the caller can fix it, in one sentence; every transport shows it (HTTP as `help`,
+    /// gRPC in the status message). `None` where the message says all there is.
+    pub fn help(&self) -> Option<String> {
+        let help = match self {
+            GateError::Invalid(v) => return Some(v.help.clone()),
+            GateError::Forbidden { .. } => {
+                "use a token that holds the role, or ask an admin to grant it"
+            }
+            GateError::OutOfScope { .. } | GateError::EvidenceOutOfScope { .. } => {
+                "use a token whose `scopes` cover this application, environment, image and caller kind, or ask an admin to widen them"
+            }
+            GateError::NotOwner { .. } => {
+                "use the token that requested the check, or one with `scopes.read_others` (reading) or the approver role (canceling)"
+            }
+            GateError::KeyOfAnotherPrincipal { .. } => {
+                "use an idempotency key of your own for this deploy"
+            }
+            GateError::IdempotencyConflict { .. } => {
+                "use a new idempotency key for a different deploy"
+            }
+            GateError::Unavailable(StoreError::InvalidPageToken) => {
+                "pass `page_token` exactly as a previous page returned it"
+            }
+            GateError::Unavailable(_) | GateError::ShuttingDown => {
+                "retry shortly; no decision was made, and a deploy must not proceed without one"
+            }
+            GateError::Conflict { .. } => "read the decision: it has already been resolved",
+            GateError::AlreadyApproved { .. } => "a different approver has to approve as well",
+            GateError::NotInApproverGroup { .. } => {
+                "ask a member of the listed groups, or add the group to the approver's token"
+            }
+            GateError::SeparationOfDuties { .. } => {
+                "ask another approver: whoever triggered a deploy cannot approve it"
+            }
+            GateError::NotFound(_) | GateError::Unimplemented(_) | GateError::Audit(_) => {
+                return None;
+            }
+        };
+        Some(help.to_string())
+    }
+
     pub fn reason_code(&self) -> &'static str {
         match self {
             GateError::Invalid(_) => "request.invalid",

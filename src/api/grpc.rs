@@ -75,29 +75,31 @@ fn principal<T>(req: &Request<T>) -> Result<Principal, Status> {
 
 /// Maps every gate error to one gRPC status; the message says what and how to fix it.
 pub fn status(e: GateError) -> Status {
+    // The help travels in the message, as it does for invalid requests: gRPC callers see the
+    // same "how to fix" as HTTP ones.
+    let message = match e.help() {
+        Some(help) => format!("{e} (how to fix: {help})"),
+        None => e.to_string(),
+    };
     match &e {
         GateError::Invalid(v) => invalid(v),
         GateError::Forbidden { .. }
         | GateError::OutOfScope { .. }
         | GateError::EvidenceOutOfScope { .. }
-        | GateError::NotOwner { .. } => Status::permission_denied(e.to_string()),
-        GateError::KeyOfAnotherPrincipal { .. } => Status::already_exists(e.to_string()),
-        GateError::NotFound(_) => Status::not_found(e.to_string()),
-        GateError::IdempotencyConflict { .. } => Status::already_exists(e.to_string()),
-        GateError::Unavailable(StoreError::InvalidPageToken) => {
-            Status::invalid_argument(e.to_string())
-        }
-        GateError::Unavailable(_) | GateError::ShuttingDown => Status::unavailable(format!(
-            "{e}; no decision was made: retry, and do not deploy without one"
-        )),
+        | GateError::NotOwner { .. } => Status::permission_denied(message),
+        GateError::KeyOfAnotherPrincipal { .. } => Status::already_exists(message),
+        GateError::NotFound(_) => Status::not_found(message),
+        GateError::IdempotencyConflict { .. } => Status::already_exists(message),
+        GateError::Unavailable(StoreError::InvalidPageToken) => Status::invalid_argument(message),
+        GateError::Unavailable(_) | GateError::ShuttingDown => Status::unavailable(message),
         GateError::Conflict { .. } | GateError::AlreadyApproved { .. } => {
-            Status::failed_precondition(e.to_string())
+            Status::failed_precondition(message)
         }
         GateError::SeparationOfDuties { .. } | GateError::NotInApproverGroup { .. } => {
-            Status::permission_denied(e.to_string())
+            Status::permission_denied(message)
         }
-        GateError::Unimplemented(_) => Status::unimplemented(e.to_string()),
-        GateError::Audit(_) => Status::internal(e.to_string()),
+        GateError::Unimplemented(_) => Status::unimplemented(message),
+        GateError::Audit(_) => Status::internal(message),
     }
 }
 

@@ -262,3 +262,20 @@ async fn server_reflection_v1alpha_lists_and_describes_the_services() {
     };
     assert!(!files.file_descriptor_proto.is_empty());
 }
+
+/// Errors carry their help on both transports: a reused idempotency key says how to fix it over
+/// gRPC as it does over HTTP.
+#[tokio::test]
+async fn grpc_errors_say_how_to_fix_them() {
+    let app = spawn_app().await;
+    let mut client = app.grpc();
+    client.check(grpc_check("g-help"), soon()).await.unwrap();
+    let mut other = grpc_check("g-help");
+    other.application = "orders".into();
+    let e = client.check(other, soon()).await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("how to fix: use a new idempotency key for a different deploy"),
+        "{e}"
+    );
+}

@@ -80,63 +80,27 @@ impl IntoResponse for Problem {
 
 impl From<GateError> for Problem {
     fn from(e: GateError) -> Self {
-        let code = e.reason_code();
-        match &e {
-            GateError::Invalid(v) => Problem::invalid(v),
-            GateError::Forbidden { .. } => Problem::new(StatusCode::FORBIDDEN, code, e.to_string())
-                .with_help("use a token that holds the role, or ask an admin to grant it"),
-            GateError::OutOfScope { .. } | GateError::EvidenceOutOfScope { .. } => {
-                Problem::new(StatusCode::FORBIDDEN, code, e.to_string()).with_help(
-                    "use a token whose `scopes` cover this application, environment, image and caller kind, or ask an admin to widen them",
-                )
-            }
-            GateError::NotOwner { .. } => Problem::new(StatusCode::FORBIDDEN, code, e.to_string())
-                .with_help(
-                    "use the token that requested the check, or one with `scopes.read_others` (reading) or the approver role (canceling)",
-                ),
-            GateError::KeyOfAnotherPrincipal { .. } => {
-                Problem::new(StatusCode::CONFLICT, code, e.to_string())
-                    .with_help("use an idempotency key of your own for this deploy")
-            }
-            GateError::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, code, e.to_string()),
-            GateError::IdempotencyConflict { .. } => {
-                Problem::new(StatusCode::CONFLICT, code, e.to_string())
-                    .with_help("use a new idempotency key for a different deploy")
-            }
-            GateError::Unavailable(StoreError::InvalidPageToken) => {
-                Problem::new(StatusCode::BAD_REQUEST, code, e.to_string())
-                    .with_help("pass `page_token` exactly as a previous page returned it")
-            }
-            GateError::Unavailable(_) | GateError::ShuttingDown => Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                code,
-                e.to_string(),
-            )
-            .with_help(
-                "retry shortly; no decision was made, and a deploy must not proceed without one",
-            ),
-            GateError::Conflict { .. } => Problem::new(StatusCode::CONFLICT, code, e.to_string())
-                .with_help("read the decision: it has already been resolved"),
-            GateError::AlreadyApproved { .. } => {
-                Problem::new(StatusCode::CONFLICT, code, e.to_string())
-                    .with_help("a different approver has to approve as well")
-            }
-            GateError::NotInApproverGroup { .. } => {
-                Problem::new(StatusCode::FORBIDDEN, code, e.to_string()).with_help(
-                    "ask a member of the listed groups, or add the group to the approver's token",
-                )
-            }
-            GateError::SeparationOfDuties { .. } => {
-                Problem::new(StatusCode::FORBIDDEN, code, e.to_string())
-                    .with_help("ask another approver: whoever triggered a deploy cannot approve it")
-            }
-            GateError::Unimplemented(_) => {
-                Problem::new(StatusCode::NOT_IMPLEMENTED, code, e.to_string())
-            }
-            GateError::Audit(_) => {
-                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, code, e.to_string())
-            }
-        }
+        let status = match &e {
+            GateError::Invalid(v) => return Problem::invalid(v),
+            GateError::Forbidden { .. }
+            | GateError::OutOfScope { .. }
+            | GateError::EvidenceOutOfScope { .. }
+            | GateError::NotOwner { .. }
+            | GateError::NotInApproverGroup { .. }
+            | GateError::SeparationOfDuties { .. } => StatusCode::FORBIDDEN,
+            GateError::KeyOfAnotherPrincipal { .. }
+            | GateError::IdempotencyConflict { .. }
+            | GateError::Conflict { .. }
+            | GateError::AlreadyApproved { .. } => StatusCode::CONFLICT,
+            GateError::NotFound(_) => StatusCode::NOT_FOUND,
+            GateError::Unavailable(StoreError::InvalidPageToken) => StatusCode::BAD_REQUEST,
+            GateError::Unavailable(_) | GateError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            GateError::Unimplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            GateError::Audit(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let mut p = Problem::new(status, e.reason_code(), e.to_string());
+        p.help = e.help();
+        p
     }
 }
 
