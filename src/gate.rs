@@ -154,6 +154,9 @@ pub enum GateError {
     ShuttingDown,
     #[error("the audit record could not be made: {0}")]
     Audit(#[from] crate::audit::AuditError),
+    /// A task of the gate's own failed (a panic in blocking work): a bug, not an outage.
+    #[error("{0}; this is a bug in Portcullis")]
+    Internal(String),
 }
 
 impl GateError {
@@ -191,6 +194,9 @@ impl GateError {
             GateError::SeparationOfDuties { .. } => {
                 "ask another approver: whoever triggered a deploy cannot approve it"
             }
+            GateError::Internal(_) => {
+                "retry; if it happens again, report it with the service's log from that time"
+            }
             GateError::NotFound(_) | GateError::Unimplemented(_) | GateError::Audit(_) => {
                 return None;
             }
@@ -220,6 +226,7 @@ impl GateError {
             GateError::Unimplemented(_) => "unimplemented",
             GateError::ShuttingDown => "shutting_down",
             GateError::Audit(e) => e.reason_code(),
+            GateError::Internal(_) => "internal",
         }
     }
 }

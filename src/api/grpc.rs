@@ -99,7 +99,7 @@ pub fn status(e: GateError) -> Status {
             Status::permission_denied(message)
         }
         GateError::Unimplemented(_) => Status::unimplemented(message),
-        GateError::Audit(_) => Status::internal(message),
+        GateError::Audit(_) | GateError::Internal(_) => Status::internal(message),
     }
 }
 

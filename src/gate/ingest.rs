@@ -70,11 +70,7 @@ impl Gate {
         };
         let stored = tokio::task::spawn_blocking(move || adapter.ingest(&d, &report, &submission))
             .await
-            .map_err(|e| {
-                GateError::Unavailable(crate::store::StoreError::Unavailable(format!(
-                    "storing the report failed: {e}"
-                )))
-            })?;
+            .map_err(|e| GateError::Internal(format!("storing the report failed: {e}")))?;
         let stored_as = match stored {
             None => {
                 return Err(ValidationError::new(
@@ -154,11 +150,7 @@ impl Gate {
         let stored =
             tokio::task::spawn_blocking(move || adapter.ingest_commit(&c, &report, &submission))
                 .await
-                .map_err(|e| {
-                    GateError::Unavailable(crate::store::StoreError::Unavailable(format!(
-                        "storing the log failed: {e}"
-                    )))
-                })?;
+                .map_err(|e| GateError::Internal(format!("storing the log failed: {e}")))?;
         let stored_as = match stored {
             None => {
                 return Err(ValidationError::new(

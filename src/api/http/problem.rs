@@ -96,7 +96,7 @@ impl From<GateError> for Problem {
             GateError::Unavailable(StoreError::InvalidPageToken) => StatusCode::BAD_REQUEST,
             GateError::Unavailable(_) | GateError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             GateError::Unimplemented(_) => StatusCode::NOT_IMPLEMENTED,
-            GateError::Audit(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            GateError::Audit(_) | GateError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut p = Problem::new(status, e.reason_code(), e.to_string());
         p.help = e.help();
