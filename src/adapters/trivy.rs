@@ -732,7 +732,7 @@ mod tests {
     fn anyone() -> Submission {
         Submission {
             submitted_by: "ci".into(),
-            submitted_at: Utc::now(),
+            submitted_at: now(),
             may_deploy: std::sync::Arc::new(|_| true),
             any_image: true,
         }

@@ -607,13 +607,21 @@ fn human(d: chrono::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
     use serde_json::json;
+
+    /// A fixed evaluation time: tests never read the wall clock.
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0)
+            .single()
+            .unwrap_or_default()
+    }
 
     #[test]
     fn numbers_compare_numerically_and_types_must_match() {
         assert_eq!(equal(&json!(1), &json!(1.0)), Some(true));
         assert_eq!(equal(&json!("1"), &json!(1)), None);
-        let now = Utc::now();
+        let now = now();
         assert_eq!(
             Op::Order(Ordering::Le, json!(5)).test(&json!(4.5), now),
             Check::Pass
@@ -642,7 +650,7 @@ mod tests {
 
     #[test]
     fn future_dated_timestamps_are_never_fresh_nor_old() {
-        let now = Utc::now();
+        let now = now();
         let age = || Age {
             text: "1d".into(),
             value: chrono::Duration::days(1),
