@@ -10,6 +10,8 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod merkle;
+pub mod proof;
+pub mod verify;
 
 /// Why audit data could not be made or read.
 #[derive(Debug, thiserror::Error)]

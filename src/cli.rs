@@ -33,6 +33,8 @@ pub enum ExitCode {
     Unreachable = 5,
     /// `policy lint` / `policy test` found problems.
     PolicyProblems = 6,
+    /// `audit verify` found the record altered, incomplete or not signed by the key.
+    AuditProblems = 7,
     /// Stopped by SIGTERM or Ctrl-C (Argo CD Terminate, the Job's deadline, an eviction) before
     /// a final decision; 128 + 15, as a shell would report it.
     Interrupted = 143,
@@ -100,7 +102,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Policy { command } => return policy_cmd::run(command),
         Command::Config { command } => config_cmd::run(command),
         Command::Token { command } => token::run(command),
-        Command::Audit { command } => audit_cmd::run(command),
+        Command::Audit { command } => return audit_cmd::run(command),
         Command::Sim(args) => sim::run(&args),
         Command::Demo => sim::demo_command(),
     };

@@ -10,9 +10,11 @@
 mod checkpoint;
 mod clock;
 mod evidence;
+pub mod export;
 mod ingest;
 pub mod jobs;
 mod ledger;
+mod proof;
 mod review;
 mod routing;
 mod watch;

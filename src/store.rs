@@ -10,6 +10,7 @@
 //! The one suite in `tests.rs` runs against both, which is what keeps their behaviour equal.
 
 mod errors;
+mod ledger_rows;
 mod page;
 mod postgres;
 mod row;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::audit::checkpoint::SignedCheckpoint;
+use crate::audit::merkle::Node;
 
 use crate::domain::{
     Application, CallerKind, Decision, DecisionEvent, DecisionId, DecisionStatus, Digest,
@@ -75,14 +77,19 @@ pub enum Inserted {
     },
 }
 
-/// One event as the log holds it: its global sequence number, its chain hash (hex) and its
-/// canonical text (the bytes that were hashed).
+/// One event as the log holds it: its global sequence number, its chain hash (hex), the
+/// decision it belongs to and its canonical text (the bytes that were hashed). An event pruned
+/// by retention keeps only its place: `decision_id` and `body` are `None`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LedgerEntry {
     pub seq: i64,
     pub hash: String,
-    pub body: String,
+    pub decision_id: Option<String>,
+    pub body: Option<String>,
 }
+
+/// The log's entries in pages of this many rows (exports, proofs).
+pub const LEDGER_PAGE: u32 = 2000;
 
 /// A decision that names an image digest, as `Store::decisions_for_image` returns it: the
 /// indexed columns only.
@@ -244,8 +251,31 @@ pub trait Store: Send + Sync + 'static {
     async fn sequence_events(&self, max: u32) -> Result<u64, StoreError>;
     /// The log's head: the last sequence number (0 for an empty log) and its hash (hex).
     async fn ledger_head(&self) -> Result<(u64, String), StoreError>;
-    /// The sequenced log entries with sequence numbers `from..=to`, in order.
+    /// The sequenced log entries with sequence numbers `from..=to`, in order, pruned ones
+    /// included (with their hash only).
     async fn ledger_entries(&self, from: u64, to: u64) -> Result<Vec<LedgerEntry>, StoreError>;
+    /// The chain hashes (hex) of events `from..=to`, pruned ones included, in order.
+    async fn ledger_hashes(&self, from: u64, to: u64) -> Result<Vec<(u64, String)>, StoreError>;
+    /// Stores roots of perfect subtrees of the log's Merkle tree (an existing one is kept).
+    async fn insert_ledger_nodes(&self, nodes: &[Node]) -> Result<(), StoreError>;
+    /// The stored subtree roots among `wanted` (level, index); absent ones are left out.
+    async fn ledger_nodes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Node>, StoreError>;
+    /// Up to `limit` signed checkpoints with index `from_index` and up, in order.
+    async fn checkpoints(
+        &self,
+        from_index: u64,
+        limit: u32,
+    ) -> Result<Vec<SignedCheckpoint>, StoreError>;
+    /// Retention: removes up to `limit` final decisions decided before `before` whose events
+    /// are all numbered at or below `through_seq`, with their events, keeping each event's
+    /// sequence number and hash (`ledger_pruned`) so the log still verifies. Returns how many
+    /// decisions went.
+    async fn prune_decisions(
+        &self,
+        through_seq: u64,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
     /// The sequenced log entries of decision `id`, in order.
     async fn decision_entries(&self, id: &DecisionId) -> Result<Vec<LedgerEntry>, StoreError>;
     /// The newest signed checkpoint.

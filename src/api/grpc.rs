@@ -156,6 +156,25 @@ impl pb::gate_server::Gate for GrpcApi {
         Ok(Response::new(convert::decision(&d)))
     }
 
+    async fn get_decision_proof(
+        &self,
+        req: Request<pb::GetDecisionProofRequest>,
+    ) -> Result<Response<pb::DecisionProof>, Status> {
+        let who = principal(&req)?;
+        let id = parse_id(&req.get_ref().id)?;
+        let proof = self.gate.decision_proof(&who, &id).await.map_err(status)?;
+        let proof_json = serde_json::to_string(&proof)
+            .map_err(|e| Status::internal(format!("the proof could not be encoded: {e}")))?;
+        let c = &proof.checkpoint.checkpoint;
+        Ok(Response::new(pb::DecisionProof {
+            decision_id: proof.decision_id.clone(),
+            checkpoint_index: c.index,
+            tree_size: c.tree_size,
+            key_id: c.key_id.clone(),
+            proof_json,
+        }))
+    }
+
     type WatchDecisionStream = WatchStream;
 
     async fn watch_decision(

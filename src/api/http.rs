@@ -1,6 +1,7 @@
 //! The HTTP/JSON API: the gate's operations under `/v1/…`, plus `/healthz`, `/readyz`,
 //! `/metrics` and `/openapi.json`. A thin translation onto [`Gate`]; errors are problem+json.
 
+mod audit_export;
 mod body;
 pub(crate) mod evidence;
 pub mod problem;
@@ -43,6 +44,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/openapi.json"),
     ("get", "/v1/audit/public-key"),
+    ("get", "/v1/audit/export"),
+    ("get", "/v1/decisions/{id}/proof"),
     ("post", "/v1/analysis"),
     ("post", "/v1/evidence/{source}/{digest}"),
     ("post", "/v1/spinnaker/gates"),
@@ -85,11 +88,13 @@ pub fn router(
         .route("/v1/decisions", get(list_decisions))
         .route("/v1/decisions/{id}", get(get_decision))
         .route("/v1/decisions/{id}/review", post(resolve_review))
+        .route("/v1/decisions/{id}/proof", get(decision_proof))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/audit/public-key", get(audit_public_key))
+        .route("/v1/audit/export", get(audit_export::audit_export))
         .merge(contracts)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         // Added after the general limit so evidence reports keep their own, larger one.
@@ -292,6 +297,15 @@ async fn resolve_review(
 
 /// The public half of the checkpoint signing key: public by nature, so no token is needed to
 /// verify what the gate signed.
+async fn decision_proof(
+    State(s): State<HttpState>,
+    Authed(principal): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<crate::audit::proof::DecisionProof>, Problem> {
+    let id = DecisionId::parse(&id).map_err(|e| Problem::invalid(&e))?;
+    Ok(Json(s.gate.decision_proof(&principal, &id).await?))
+}
+
 async fn audit_public_key(State(s): State<HttpState>) -> Result<Json<serde_json::Value>, Problem> {
     match s.gate.audit_public_key()? {
         Some((key_id, pem)) => Ok(Json(serde_json::json!({

@@ -19,6 +19,73 @@ pub fn node_hash(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The lowest level whose subtree roots the log stores (16 leaves and up): one row per 16
+/// events, and a proof reads at most 15 leaves per piece below it.
+pub const STORED_MIN_LEVEL: u32 = 4;
+
+/// The root of a perfect subtree: `2^level` leaves starting at leaf `index * 2^level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Node {
+    pub level: u32,
+    pub index: u64,
+    pub hash: [u8; 32],
+}
+
+/// The perfect subtrees, as (level, index), whose roots the audit path of leaf `index` in a
+/// tree of `size` leaves is made of: one group per path element, bottom first, each group the
+/// perfect pieces of that element's range, left to right (their root is `fold_pieces`). A tree
+/// that keeps the roots of its perfect subtrees answers a proof from O(log² n) of them, without
+/// reading the leaves.
+pub fn path_pieces(index: u64, size: u64) -> Vec<Vec<(u32, u64)>> {
+    let (mut lo, mut hi) = (0u64, size);
+    if index >= size {
+        return Vec::new();
+    }
+    let mut top_down = Vec::new();
+    while hi - lo > 1 {
+        let k = split_u64(hi - lo);
+        if index < lo + k {
+            top_down.push(pieces(lo + k, hi));
+            hi = lo + k;
+        } else {
+            top_down.push(pieces(lo, lo + k));
+            lo += k;
+        }
+    }
+    top_down.reverse();
+    top_down
+}
+
+/// The perfect subtrees, left to right, that make up leaves `[lo, hi)` of the RFC 9162 tree.
+fn pieces(mut lo: u64, hi: u64) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    while lo < hi {
+        let n = hi - lo;
+        let size = if n.is_power_of_two() { n } else { split_u64(n) };
+        let level = size.trailing_zeros();
+        out.push((level, lo >> level));
+        lo += size;
+    }
+    out
+}
+
+/// The root of a range from the roots of its perfect pieces, left to right.
+pub fn fold_pieces(roots: &[[u8; 32]]) -> [u8; 32] {
+    let mut it = roots.iter().rev();
+    match it.next() {
+        None => Sha256::digest([]).into(),
+        Some(last) => it.fold(*last, |right, left| node_hash(left, &right)),
+    }
+}
+
+fn split_u64(n: u64) -> u64 {
+    let mut k = 1;
+    while k * 2 < n {
+        k *= 2;
+    }
+    k
+}
+
 /// The largest power of two strictly below `n` (n ≥ 2).
 fn split(n: usize) -> usize {
     let mut k = 1;
@@ -124,6 +191,48 @@ mod tests {
         }
     }
 
+    /// The root of a perfect subtree straight from the leaves, for checking pieces.
+    fn perfect(level: u32, index: u64, l: &[[u8; 32]]) -> [u8; 32] {
+        let size = 1usize << level;
+        let start = index as usize * size;
+        root(&l[start..start + size])
+    }
+
+    #[test]
+    fn a_path_from_perfect_pieces_is_the_audit_path() {
+        for n in 1..=40usize {
+            let l = leaves(n);
+            for i in 0..n {
+                let groups = path_pieces(i as u64, n as u64);
+                let path: Vec<[u8; 32]> = groups
+                    .iter()
+                    .map(|g| {
+                        let roots: Vec<_> =
+                            g.iter().map(|(lv, ix)| perfect(*lv, *ix, &l)).collect();
+                        fold_pieces(&roots)
+                    })
+                    .collect();
+                assert_eq!(path, inclusion_proof(i, &l), "leaf {i} of {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_frontier_hands_out_every_perfect_subtree_it_completes() {
+        let l = leaves(37);
+        let mut f = Frontier::default();
+        let mut nodes = Vec::new();
+        for leaf in &l {
+            f.push_keeping(*leaf, 2, &mut nodes);
+        }
+        // Levels 2..=5 over 37 leaves: 9 of 4, 4 of 8, 2 of 16, 1 of 32.
+        assert_eq!(nodes.len(), 9 + 4 + 2 + 1);
+        for n in &nodes {
+            assert!(n.level >= 2);
+            assert_eq!(n.hash, perfect(n.level, n.index, &l), "{n:?}");
+        }
+    }
+
     #[test]
     fn the_root_of_two_is_their_node() {
         let l = leaves(2);
@@ -147,6 +256,12 @@ impl Frontier {
 
     /// Adds one leaf (already leaf-hashed).
     pub fn push(&mut self, leaf: [u8; 32]) {
+        self.push_keeping(leaf, u32::MAX, &mut Vec::new());
+    }
+
+    /// Adds one leaf and appends to `completed` every perfect subtree of level `min_level` or
+    /// more that it completes, so they can be stored for later inclusion proofs.
+    pub fn push_keeping(&mut self, leaf: [u8; 32], min_level: u32, completed: &mut Vec<Node>) {
         self.size += 1;
         self.subtrees.push((1, leaf));
         while let [.., (a, left), (b, right)] = self.subtrees[..] {
@@ -154,7 +269,17 @@ impl Frontier {
                 break;
             }
             self.subtrees.truncate(self.subtrees.len() - 2);
-            self.subtrees.push((a + b, node_hash(&left, &right)));
+            let hash = node_hash(&left, &right);
+            let size = a + b;
+            let level = size.trailing_zeros();
+            if level >= min_level {
+                completed.push(Node {
+                    level,
+                    index: (self.size - size) >> level,
+                    hash,
+                });
+            }
+            self.subtrees.push((size, hash));
         }
     }
 

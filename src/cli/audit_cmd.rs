@@ -1,11 +1,16 @@
-//! `portcullis audit keygen|public-key`: make the key pair that signs the decision log's
-//! checkpoints, and print the public key a verifier needs.
+//! `portcullis audit keygen|public-key|verify`: make the key pair that signs the decision log's
+//! checkpoints, print the public key a verifier needs, and verify a decision proof or an audit
+//! export offline with only that key.
 
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
-use crate::audit::checkpoint::CheckpointSigner;
+use super::ExitCode;
+use crate::audit::checkpoint::{CheckpointSigner, public_key_from_pem};
+use crate::audit::proof::{DecisionProof, EXPORT_FORMAT};
+use crate::audit::verify::{ExportVerifier, Report, verify_proof};
 use crate::config;
 
 #[derive(Debug, Subcommand)]
@@ -19,9 +24,35 @@ pub(super) enum AuditCommand {
         #[arg(long, short = 'c', env = "PORTCULLIS_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Verify a decision proof (`GET /v1/decisions/{id}/proof`) or an audit export (JSON
+    /// Lines) offline: hashes, chain, audit paths, checkpoint signatures and chain, and that
+    /// every decision's stored state is what its events imply. Exit 0 when it verifies, 7 with
+    /// every problem named when it does not, 2 when the files cannot be read.
+    Verify {
+        /// The gate's public key (SPKI PEM), as `audit public-key` or `GET /v1/audit/public-key`
+        /// gives it; obtain it from the gate's operator, not from the file being verified.
+        #[arg(long)]
+        public_key: PathBuf,
+        /// The proof (JSON) or export (JSON Lines); `-` for standard input.
+        file: PathBuf,
+    },
 }
 
-pub(super) fn run(cmd: AuditCommand) -> anyhow::Result<()> {
+pub(super) fn run(cmd: AuditCommand) -> ExitCode {
+    let result = match cmd {
+        AuditCommand::Verify { public_key, file } => return verify(&public_key, &file),
+        other => keys(other),
+    };
+    match result {
+        Ok(()) => ExitCode::Ok,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::Error
+        }
+    }
+}
+
+fn keys(cmd: AuditCommand) -> anyhow::Result<()> {
     match cmd {
         AuditCommand::Keygen => {
             let signer = CheckpointSigner::generate();
@@ -40,6 +71,79 @@ pub(super) fn run(cmd: AuditCommand) -> anyhow::Result<()> {
             eprintln!("key id: {}", signer.key_id());
             print!("{}", signer.public_pem()?);
         }
+        AuditCommand::Verify { .. } => {}
     }
     Ok(())
+}
+
+fn verify(public_key: &Path, file: &Path) -> ExitCode {
+    let key = match std::fs::read_to_string(public_key)
+        .map_err(|e| e.to_string())
+        .and_then(|pem| public_key_from_pem(&pem).map_err(|e| e.to_string()))
+    {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!(
+                "error: cannot read the public key `{}`: {e}",
+                public_key.display()
+            );
+            return ExitCode::BadInput;
+        }
+    };
+    let report = match read_and_verify(file, &key) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot read `{}`: {e}", file.display());
+            return ExitCode::BadInput;
+        }
+    };
+    if report.ok() {
+        println!("verified: {}", report.verified);
+        ExitCode::Ok
+    } else {
+        println!(
+            "NOT VERIFIED: {} problem(s) in {}",
+            report.problems.len(),
+            file.display()
+        );
+        for p in &report.problems {
+            println!("- {p}");
+        }
+        ExitCode::AuditProblems
+    }
+}
+
+/// Reads a proof (one JSON document) or an export (JSON Lines whose first line is the
+/// `export` record), the export a line at a time.
+fn read_and_verify(file: &Path, key: &ed25519_dalek::VerifyingKey) -> std::io::Result<Report> {
+    let input: Box<dyn Read> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(file)?)
+    };
+    let mut reader = BufReader::new(input);
+    let mut first = String::new();
+    reader.read_line(&mut first)?;
+    let is_export = serde_json::from_str::<serde_json::Value>(&first).is_ok_and(|v| {
+        v.get("record").and_then(|r| r.as_str()) == Some("export")
+            || v.get("format").and_then(|r| r.as_str()) == Some(EXPORT_FORMAT)
+    });
+    if is_export {
+        let mut verifier = ExportVerifier::new(key);
+        verifier.feed(&first);
+        for line in reader.lines() {
+            verifier.feed(&line?);
+        }
+        return Ok(verifier.finish());
+    }
+    let mut text = first;
+    reader.read_to_string(&mut text)?;
+    // An altered byte can leave no readable proof at all: that is a verification failure
+    // (exit 7, named), not a usage error.
+    Ok(match serde_json::from_str::<DecisionProof>(&text) {
+        Ok(proof) => verify_proof(&proof, key),
+        Err(e) => Report::unreadable(format!(
+            "it is neither an audit export nor a decision proof: {e}"
+        )),
+    })
 }

@@ -63,9 +63,21 @@ impl Gate {
             }
         };
         let from = frontier.size() + 1;
-        let entries = self.store.ledger_entries(from, head).await?;
-        for e in &entries {
-            frontier.push(merkle::leaf_hash(&hash_from_hex(&e.hash, "an event hash")?));
+        let mut nodes = Vec::new();
+        let mut last_event_hash = None;
+        let mut next = from;
+        while next <= head {
+            let to = head.min(next + u64::from(crate::store::LEDGER_PAGE) - 1);
+            let hashes = self.store.ledger_hashes(next, to).await?;
+            for (_, hash) in &hashes {
+                let leaf = merkle::leaf_hash(&hash_from_hex(hash, "an event hash")?);
+                frontier.push_keeping(leaf, merkle::STORED_MIN_LEVEL, &mut nodes);
+            }
+            if hashes.len() as u64 != to - next + 1 {
+                break;
+            }
+            last_event_hash = hashes.last().map(|(_, h)| h.clone());
+            next = to + 1;
         }
         if frontier.size() != head {
             return Err(GateError::Unavailable(crate::store::StoreError::Corrupt(
@@ -74,8 +86,10 @@ impl Gate {
                 ),
             )));
         }
-        let last_event_hash = match entries.last() {
-            Some(e) => e.hash.clone(),
+        // The subtree roots first: a proof may be asked for as soon as the checkpoint exists.
+        self.store.insert_ledger_nodes(&nodes).await?;
+        let last_event_hash = match last_event_hash {
+            Some(h) => h,
             None => self.store.ledger_head().await?.1,
         };
         let checkpoint = Checkpoint {

@@ -18,9 +18,13 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder};
 use tokio::time::Instant;
 
+use crate::audit::merkle::Node;
 use crate::domain::{Decision, DecisionEvent, DecisionId, IdempotencyKey};
 
 use super::errors::{from_migrate, from_sqlx};
+use super::ledger_rows::{
+    PRUNE_STATEMENTS, checkpoint_from_body, db_int, node_columns, nodes_from_rows,
+};
 use super::page::{clamp_page_size, decode_token, encode_token};
 use super::row::{
     DecisionRow, EventRow, StoredDecision, StoredEvent, StoredVersioned, StoredWithFingerprint,
@@ -555,17 +559,146 @@ impl Store for PostgresStore {
         from: u64,
         to: u64,
     ) -> Result<Vec<super::LedgerEntry>, StoreError> {
-        let from = i64::try_from(from).unwrap_or(i64::MAX);
-        let to = i64::try_from(to).unwrap_or(i64::MAX);
-        Ok(self.bounded(sqlx::query_as("SELECT seq, hash, body FROM decision_events WHERE seq >= $1 AND seq <= $2 ORDER BY seq").bind(from).bind(to).fetch_all(&self.pool))
-            .await?)
+        self.bounded(
+            sqlx::query_as(
+                "SELECT seq, hash, decision_id, body FROM decision_events \
+                 WHERE seq >= $1 AND seq <= $2 \
+                 UNION ALL SELECT seq, hash, NULL, NULL FROM ledger_pruned \
+                 WHERE seq >= $1 AND seq <= $2 ORDER BY seq",
+            )
+            .bind(db_int(from))
+            .bind(db_int(to))
+            .fetch_all(&self.pool),
+        )
+        .await
+    }
+
+    async fn ledger_hashes(&self, from: u64, to: u64) -> Result<Vec<(u64, String)>, StoreError> {
+        let rows: Vec<(i64, String)> = self
+            .bounded(
+                sqlx::query_as(
+                    "SELECT seq, hash FROM decision_events WHERE seq >= $1 AND seq <= $2 \
+                     UNION ALL SELECT seq, hash FROM ledger_pruned WHERE seq >= $1 AND seq <= $2 \
+                     ORDER BY seq",
+                )
+                .bind(db_int(from))
+                .bind(db_int(to))
+                .fetch_all(&self.pool),
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, hash)| (u64::try_from(seq).unwrap_or(0), hash))
+            .collect())
+    }
+
+    async fn insert_ledger_nodes(&self, nodes: &[Node]) -> Result<(), StoreError> {
+        if nodes.is_empty() {
+            return Ok(());
+        }
+        let (mut levels, mut indexes, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
+        for node in nodes {
+            let (level, index, hash) = node_columns(node);
+            levels.push(level);
+            indexes.push(index);
+            hashes.push(hash);
+        }
+        self.bounded(
+            sqlx::query(
+                "INSERT INTO ledger_nodes (level, idx, hash) \
+                 SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[]) \
+                 ON CONFLICT (level, idx) DO NOTHING",
+            )
+            .bind(&levels)
+            .bind(&indexes)
+            .bind(&hashes)
+            .execute(&self.pool),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn ledger_nodes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Node>, StoreError> {
+        let levels: Vec<i64> = wanted.iter().map(|(l, _)| i64::from(*l)).collect();
+        let indexes: Vec<i64> = wanted.iter().map(|(_, i)| db_int(*i)).collect();
+        let rows: Vec<(i64, i64, String)> = self
+            .bounded(
+                sqlx::query_as(
+                    "SELECT n.level, n.idx, n.hash FROM ledger_nodes AS n \
+                     JOIN UNNEST($1::BIGINT[], $2::BIGINT[]) AS w(level, idx) \
+                     ON n.level = w.level AND n.idx = w.idx",
+                )
+                .bind(&levels)
+                .bind(&indexes)
+                .fetch_all(&self.pool),
+            )
+            .await?;
+        nodes_from_rows(rows)
+    }
+
+    async fn checkpoints(
+        &self,
+        from_index: u64,
+        limit: u32,
+    ) -> Result<Vec<crate::audit::checkpoint::SignedCheckpoint>, StoreError> {
+        let bodies: Vec<String> = self
+            .bounded(
+                sqlx::query_scalar(
+                    "SELECT body FROM ledger_checkpoints WHERE idx >= $1 ORDER BY idx LIMIT $2",
+                )
+                .bind(db_int(from_index))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool),
+            )
+            .await?;
+        bodies.iter().map(|b| checkpoint_from_body(b)).collect()
+    }
+
+    async fn prune_decisions(
+        &self,
+        through_seq: u64,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let pool = &self.pool;
+        self.bounded_tx(async move {
+            let mut tx = pool.begin().await.map_err(from_sqlx)?;
+            // Final, decided before the cut, and every event numbered inside the signed part.
+            let ids: Vec<String> = sqlx::query_scalar(
+                "SELECT d.id FROM decisions AS d \
+                 WHERE d.status = 'final' AND d.decided_at < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM decision_events AS e WHERE e.decision_id = d.id \
+                                 AND (e.seq IS NULL OR e.seq > $2)) \
+                 LIMIT $3 FOR UPDATE OF d SKIP LOCKED",
+            )
+            .bind(before.timestamp_millis())
+            .bind(db_int(through_seq))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+            if ids.is_empty() {
+                tx.rollback().await.map_err(from_sqlx)?;
+                return Ok(0);
+            }
+            for statement in PRUNE_STATEMENTS {
+                sqlx::query(&format!("{statement} (SELECT UNNEST($1::TEXT[]))"))
+                    .bind(&ids)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+            }
+            tx.commit().await.map_err(from_sqlx)?;
+            Ok(ids.len() as u64)
+        })
+        .await
     }
 
     async fn decision_entries(
         &self,
         id: &DecisionId,
     ) -> Result<Vec<super::LedgerEntry>, StoreError> {
-        Ok(self.bounded(sqlx::query_as("SELECT seq, hash, body FROM decision_events WHERE decision_id = $1 AND seq IS NOT NULL ORDER BY idx").bind(id.as_str()).fetch_all(&self.pool))
+        Ok(self.bounded(sqlx::query_as("SELECT seq, hash, decision_id, body FROM decision_events WHERE decision_id = $1 AND seq IS NOT NULL ORDER BY idx").bind(id.as_str()).fetch_all(&self.pool))
             .await?)
     }
 
@@ -578,11 +711,7 @@ impl Store for PostgresStore {
                     .fetch_optional(&self.pool),
             )
             .await?;
-        body.map(|b| {
-            serde_json::from_str(&b)
-                .map_err(|e| StoreError::Corrupt(format!("a stored checkpoint is not valid: {e}")))
-        })
-        .transpose()
+        body.as_deref().map(checkpoint_from_body).transpose()
     }
 
     async fn insert_checkpoint(

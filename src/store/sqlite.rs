@@ -20,9 +20,13 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite};
 
+use crate::audit::merkle::Node;
 use crate::domain::{Decision, DecisionEvent, DecisionId, IdempotencyKey};
 
 use super::errors::{from_migrate, from_sqlx};
+use super::ledger_rows::{
+    PRUNE_STATEMENTS, checkpoint_from_body, db_int, node_columns, nodes_from_rows,
+};
 use super::page::{clamp_page_size, decode_token, encode_token};
 use super::row::{
     DecisionRow, EventRow, StoredDecision, StoredEvent, StoredVersioned, StoredWithFingerprint,
@@ -439,16 +443,137 @@ impl Store for SqliteStore {
         from: u64,
         to: u64,
     ) -> Result<Vec<super::LedgerEntry>, StoreError> {
-        let from = i64::try_from(from).unwrap_or(i64::MAX);
-        let to = i64::try_from(to).unwrap_or(i64::MAX);
         Ok(sqlx::query_as(
-            "SELECT seq, hash, body FROM decision_events WHERE seq >= ? AND seq <= ? ORDER BY seq",
+            "SELECT seq, hash, decision_id, body FROM decision_events WHERE seq >= ?1 AND seq <= ?2 \
+             UNION ALL SELECT seq, hash, NULL, NULL FROM ledger_pruned WHERE seq >= ?1 AND seq <= ?2 \
+             ORDER BY seq",
         )
-        .bind(from)
-        .bind(to)
+        .bind(db_int(from))
+        .bind(db_int(to))
         .fetch_all(&self.pool)
         .await
         .map_err(from_sqlx)?)
+    }
+
+    async fn ledger_hashes(&self, from: u64, to: u64) -> Result<Vec<(u64, String)>, StoreError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, hash FROM decision_events WHERE seq >= ?1 AND seq <= ?2 \
+             UNION ALL SELECT seq, hash FROM ledger_pruned WHERE seq >= ?1 AND seq <= ?2 \
+             ORDER BY seq",
+        )
+        .bind(db_int(from))
+        .bind(db_int(to))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, hash)| (u64::try_from(seq).unwrap_or(0), hash))
+            .collect())
+    }
+
+    async fn insert_ledger_nodes(&self, nodes: &[Node]) -> Result<(), StoreError> {
+        for chunk in nodes.chunks(500) {
+            let mut insert: QueryBuilder<'_, Sqlite> =
+                QueryBuilder::new("INSERT INTO ledger_nodes (level, idx, hash) ");
+            insert.push_values(chunk, |mut b, node| {
+                let (level, index, hash) = node_columns(node);
+                b.push_bind(level).push_bind(index).push_bind(hash);
+            });
+            insert.push(" ON CONFLICT (level, idx) DO NOTHING");
+            let _turn = self.writer.lock().await;
+            insert
+                .build()
+                .execute(&self.pool)
+                .await
+                .map_err(from_sqlx)?;
+        }
+        Ok(())
+    }
+
+    async fn ledger_nodes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Node>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in wanted.chunks(500) {
+            let mut query: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+                "SELECT level, idx, hash FROM ledger_nodes WHERE (level, idx) IN (",
+            );
+            let mut list = query.separated(", ");
+            for (level, index) in chunk {
+                list.push("(")
+                    .push_bind_unseparated(i64::from(*level))
+                    .push_unseparated(", ")
+                    .push_bind_unseparated(db_int(*index))
+                    .push_unseparated(")");
+            }
+            query.push(")");
+            let rows: Vec<(i64, i64, String)> = query
+                .build_query_as()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(from_sqlx)?;
+            found.extend(nodes_from_rows(rows)?);
+        }
+        Ok(found)
+    }
+
+    async fn checkpoints(
+        &self,
+        from_index: u64,
+        limit: u32,
+    ) -> Result<Vec<crate::audit::checkpoint::SignedCheckpoint>, StoreError> {
+        let bodies: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM ledger_checkpoints WHERE idx >= ? ORDER BY idx LIMIT ?",
+        )
+        .bind(db_int(from_index))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        bodies.iter().map(|b| checkpoint_from_body(b)).collect()
+    }
+
+    async fn prune_decisions(
+        &self,
+        through_seq: u64,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let _turn = self.writer.lock().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(from_sqlx)?;
+        // Final, decided before the cut, and every event numbered inside the signed part.
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT d.id FROM decisions AS d \
+             WHERE d.status = 'final' AND d.decided_at < ?1 \
+             AND NOT EXISTS (SELECT 1 FROM decision_events AS e WHERE e.decision_id = d.id \
+                             AND (e.seq IS NULL OR e.seq > ?2)) \
+             LIMIT ?3",
+        )
+        .bind(before.timestamp_millis())
+        .bind(db_int(through_seq))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(from_sqlx)?;
+        if ids.is_empty() {
+            tx.rollback().await.map_err(from_sqlx)?;
+            return Ok(0);
+        }
+        for statement in PRUNE_STATEMENTS {
+            let mut query: QueryBuilder<'_, Sqlite> = QueryBuilder::new(*statement);
+            query.push(" (");
+            let mut list = query.separated(", ");
+            for id in &ids {
+                list.push_bind(id.as_str());
+            }
+            query.push(")");
+            query.build().execute(&mut *tx).await.map_err(from_sqlx)?;
+        }
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(ids.len() as u64)
     }
 
     async fn decision_entries(
@@ -456,7 +581,7 @@ impl Store for SqliteStore {
         id: &DecisionId,
     ) -> Result<Vec<super::LedgerEntry>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT seq, hash, body FROM decision_events \
+            "SELECT seq, hash, decision_id, body FROM decision_events \
              WHERE decision_id = ? AND seq IS NOT NULL ORDER BY idx",
         )
         .bind(id.as_str())
@@ -473,11 +598,7 @@ impl Store for SqliteStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(from_sqlx)?;
-        body.map(|b| {
-            serde_json::from_str(&b)
-                .map_err(|e| StoreError::Corrupt(format!("a stored checkpoint is not valid: {e}")))
-        })
-        .transpose()
+        body.as_deref().map(checkpoint_from_body).transpose()
     }
 
     async fn insert_checkpoint(

@@ -879,7 +879,7 @@ fn assert_chain(entries: &[super::LedgerEntry]) -> String {
     let mut previous = crate::audit::chain::GENESIS;
     for (i, e) in entries.iter().enumerate() {
         assert_eq!(e.seq, i as i64 + 1, "no gap, no reordering");
-        previous = crate::audit::chain::link(&previous, &e.body);
+        previous = crate::audit::chain::link(&previous, e.body.as_deref().unwrap());
         assert_eq!(crate::audit::hex(&previous), e.hash, "event {}", e.seq);
     }
     crate::audit::hex(&previous)
@@ -929,11 +929,11 @@ async fn events_form_one_hash_chain_across_decisions(backend: Backend) {
         },
     );
     assert_eq!(
-        entries[0].body,
+        entries[0].body.as_deref().unwrap(),
         crate::audit::chain::event_text(&created).unwrap()
     );
     assert_eq!(
-        entries[2].body,
+        entries[2].body.as_deref().unwrap(),
         crate::audit::chain::event_text(&approval).unwrap()
     );
     let mine = store.decision_entries(&pending.id).await.unwrap();
