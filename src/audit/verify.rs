@@ -517,6 +517,9 @@ pub struct ExportVerifier<'k> {
     last_checkpoint: Option<SignedCheckpoint>,
     checkpoints: u64,
     texts: u64,
+    /// Texts that do not hash in their place, with the neighbour they would fit after (a
+    /// move rather than an edit); named once all are known, as pairs where they pair up.
+    failed: BTreeMap<u64, Option<u64>>,
     /// The texts read since the last decision record.
     current: Vec<(u64, String, DecisionEvent)>,
     decisions: u64,
@@ -537,6 +540,7 @@ impl<'k> ExportVerifier<'k> {
             last_checkpoint: None,
             checkpoints: 0,
             texts: 0,
+            failed: BTreeMap::new(),
             current: Vec::new(),
             decisions: 0,
             policy_versions: BTreeMap::new(),
@@ -664,13 +668,7 @@ impl<'k> ExportVerifier<'k> {
                             .hash_at(j)
                             .is_some_and(|p| chain::link(&p, &text) == hash))
             });
-            match moved {
-                Some(j) => self.problems.push(Problem::Reordered {
-                    first: seq.min(j),
-                    second: seq.max(j),
-                }),
-                None => self.problems.push(Problem::EditedEvent { seq }),
-            }
+            self.failed.insert(seq, moved);
         }
         match serde_json::from_str::<DecisionEvent>(&text) {
             Ok(event) if event.decision_id.as_str() != decision_id => {
@@ -773,6 +771,28 @@ impl<'k> ExportVerifier<'k> {
 
     /// Ends the export and gives the verdict.
     pub fn finish(mut self) -> Report {
+        let failed = std::mem::take(&mut self.failed);
+        let mut named = BTreeSet::new();
+        for (&seq, moved) in &failed {
+            if named.contains(&seq) {
+                continue;
+            }
+            let problem = match moved {
+                Some(_) if failed.get(&(seq + 1)).is_some_and(Option::is_some) => {
+                    named.insert(seq + 1);
+                    Problem::Reordered {
+                        first: seq,
+                        second: seq + 1,
+                    }
+                }
+                Some(j) => Problem::Reordered {
+                    first: seq.min(*j),
+                    second: seq.max(*j),
+                },
+                None => Problem::EditedEvent { seq },
+            };
+            self.problems.push(problem);
+        }
         let events = self.hashes.len() as u64;
         let covered = self
             .last_checkpoint

@@ -15,6 +15,7 @@
 mod adapters;
 mod adapters_traps;
 mod admission;
+mod audit_ledger;
 mod architecture;
 mod auth;
 mod bad_input;

@@ -1,0 +1,459 @@
+//! The decision log as an auditor meets it: a decision's proof and the audit export, both
+//! verified offline by `portcullis audit verify` with only the public key, and every kind of
+//! tampering — in the file and directly in the database — named by the verifier.
+
+use std::path::{Path, PathBuf};
+
+use portcullis::audit::checkpoint::public_key_from_pem;
+use portcullis::audit::proof::DecisionProof;
+use portcullis::audit::verify::{ExportVerifier, Problem, Report, verify_proof};
+use portcullis::auth::Role;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::http::good_check;
+use crate::support::TestApp;
+
+const REVIEW: &str = "rules:\n  - id: needs-review\n    title: Needs a human\n    category: test\n    severity: high\n    condition: { path: $.request.application, op: absent }\n";
+
+struct Ledger {
+    app: TestApp,
+    key: ed25519_dalek::VerifyingKey,
+    key_file: PathBuf,
+    ids: Vec<String>,
+}
+
+/// A service with mixed traffic: three reviews, one approved, one rejected after a refused
+/// self-approval, one left pending.
+async fn ledger() -> Ledger {
+    let app = TestApp::builder()
+        .policies(&[("p.yaml", REVIEW)])
+        .token("ci", "pc_pipeline", vec![Role::Pipeline])
+        .token("bob", "pc_bob", vec![Role::Approver])
+        .token("alice", "pc_alice", vec![Role::Approver])
+        .token("audit", "pc_audit", vec![Role::Auditor])
+        .spawn()
+        .await;
+    let mut ids = Vec::new();
+    for key in ["l1", "l2", "l3"] {
+        let d = app.check(&good_check(key)).await.json_with(StatusCode::CREATED);
+        ids.push(d["id"].as_str().unwrap().to_string());
+    }
+    let review = |token: &'static str, id: String, body: Value| {
+        let app = &app;
+        async move {
+            app.post_as(Some(token), &format!("/v1/decisions/{id}/review"), &body)
+                .await
+        }
+    };
+    review("pc_bob", ids[0].clone(), json!({"resolution": "approve"}))
+        .await
+        .expect(StatusCode::OK);
+    // alice triggered the deploy: her approval is refused, and the refusal recorded.
+    review("pc_alice", ids[1].clone(), json!({"resolution": "approve"}))
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    review("pc_bob", ids[1].clone(), json!({"resolution": "reject"}))
+        .await
+        .expect(StatusCode::OK);
+
+    let k = app
+        .get_as(None, "/v1/audit/public-key")
+        .await
+        .json_with(StatusCode::OK);
+    let pem = k["public_key_pem"].as_str().unwrap().to_string();
+    let key = public_key_from_pem(&pem).unwrap();
+    let key_file = app.dir.path().join("audit-public.pem");
+    std::fs::write(&key_file, pem).unwrap();
+    Ledger {
+        app,
+        key,
+        key_file,
+        ids,
+    }
+}
+
+async fn proof_text(l: &Ledger, id: &str) -> String {
+    let resp = l
+        .app
+        .http
+        .get(l.app.url(&format!("/v1/decisions/{id}/proof")))
+        .bearer_auth("pc_audit")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.text().await.unwrap()
+}
+
+async fn export_text(l: &Ledger, query: &str) -> String {
+    let resp = l
+        .app
+        .http
+        .get(l.app.url(&format!("/v1/audit/export{query}")))
+        .bearer_auth("pc_audit")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.text().await.unwrap()
+}
+
+fn verify_export(key: &ed25519_dalek::VerifyingKey, text: &str) -> Report {
+    let mut v = ExportVerifier::new(key);
+    for line in text.lines() {
+        v.feed(line);
+    }
+    v.finish()
+}
+
+/// `portcullis audit verify`'s exit code and output for `text`.
+async fn cli_verify(key_file: &Path, dir: &Path, name: &str, text: &str) -> (i32, String) {
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["audit", "verify", "--public-key"])
+        .arg(key_file)
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn problems(r: &Report) -> String {
+    r.problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn a_decision_proof_verifies_offline_and_every_alteration_is_named() {
+    let l = ledger().await;
+    let text = proof_text(&l, &l.ids[1]).await;
+    let proof: DecisionProof = serde_json::from_str(&text).unwrap();
+    // Created, a refused approval, the rejection.
+    assert_eq!(proof.events.len(), 3, "{text}");
+    let report = verify_proof(&proof, &l.key);
+    assert!(report.ok(), "{}", problems(&report));
+    let (code, out) = cli_verify(&l.key_file, l.app.dir.path(), "proof.json", &text).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("verified: 1 decision(s), 3 event(s)"), "{out}");
+
+    // An edited event text.
+    let mut edited = proof.clone();
+    edited.events[1].event = edited.events[1].event.replace("alice", "alicf");
+    let r = verify_proof(&edited, &l.key);
+    assert!(
+        r.problems.contains(&Problem::EditedEvent {
+            seq: proof.events[1].seq
+        }),
+        "{}",
+        problems(&r)
+    );
+
+    // A missing event: the stored state no longer follows from the rest.
+    let mut missing = proof.clone();
+    missing.events.remove(2);
+    let r = verify_proof(&missing, &l.key);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| matches!(p, Problem::StateDisagrees { field, .. } if field == "decided_at" || field == "status" || field == "verdict" || field == "resolution" || field == "summary")),
+        "{}",
+        problems(&r)
+    );
+
+    // Reordered events.
+    let mut reordered = proof.clone();
+    reordered.events.swap(1, 2);
+    let r = verify_proof(&reordered, &l.key);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| matches!(p, Problem::UnexpectedEvent { .. })),
+        "{}",
+        problems(&r)
+    );
+
+    // A stored state that disagrees with the events.
+    let mut stored = proof.clone();
+    stored.decision["verdict"] = json!("continue");
+    let r = verify_proof(&stored, &l.key);
+    assert!(
+        r.problems.iter().any(
+            |p| matches!(p, Problem::StateDisagrees { field, .. } if field == "verdict")
+        ),
+        "{}",
+        problems(&r)
+    );
+
+    // A checkpoint with a bad signature.
+    let mut forged = proof.clone();
+    forged.checkpoint.checkpoint.tree_size += 1;
+    let r = verify_proof(&forged, &l.key);
+    assert!(
+        r.problems.contains(&Problem::BadSignature {
+            checkpoint: proof.checkpoint.checkpoint.index
+        }),
+        "{}",
+        problems(&r)
+    );
+
+    // Another key.
+    let other = portcullis::audit::checkpoint::CheckpointSigner::generate();
+    let other_key = public_key_from_pem(&other.public_pem().unwrap()).unwrap();
+    let r = verify_proof(&proof, &other_key);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| matches!(p, Problem::UnknownKey { .. })),
+        "{}",
+        problems(&r)
+    );
+
+    // The CLI says so with exit 7, naming the problem.
+    let bad = serde_json::to_string(&edited).unwrap();
+    let (code, out) = cli_verify(&l.key_file, l.app.dir.path(), "bad.json", &bad).await;
+    assert_eq!(code, 7, "{out}");
+    assert!(out.contains(&format!("event {} was edited", proof.events[1].seq)), "{out}");
+
+    // gRPC serves the same document.
+    let mut grpc = portcullis::pb::gate_client::GateClient::connect(l.app.grpc_url())
+        .await
+        .unwrap();
+    let mut req = tonic::Request::new(portcullis::pb::GetDecisionProofRequest {
+        id: l.ids[1].clone(),
+    });
+    req.metadata_mut()
+        .insert("authorization", "Bearer pc_audit".parse().unwrap());
+    let got = grpc.get_decision_proof(req).await.unwrap().into_inner();
+    let via_grpc: DecisionProof = serde_json::from_str(&got.proof_json).unwrap();
+    assert!(verify_proof(&via_grpc, &l.key).ok());
+    assert_eq!(got.decision_id, l.ids[1]);
+}
+
+#[tokio::test]
+async fn an_export_verifies_and_edits_to_the_file_are_named() {
+    let l = ledger().await;
+    let text = export_text(&l, "").await;
+    let report = verify_export(&l.key, &text);
+    assert!(report.ok(), "{}", problems(&report));
+    assert_eq!(report.verified.decisions, 3);
+    let (code, out) = cli_verify(&l.key_file, l.app.dir.path(), "export.jsonl", &text).await;
+    assert_eq!(code, 0, "{out}");
+
+    let lines: Vec<&str> = text.lines().collect();
+    let find = |record: &str, seq: u64| {
+        lines
+            .iter()
+            .position(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                v["record"] == record && v["seq"] == seq
+            })
+            .unwrap()
+    };
+    let with = |edit: &dyn Fn(&mut Vec<String>)| {
+        let mut ls: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+        edit(&mut ls);
+        ls.join("\n")
+    };
+
+    // One byte of an event's text.
+    let i = find("event_text", 2);
+    let r = verify_export(
+        &l.key,
+        &with(&|ls| ls[i] = ls[i].replacen("payments", "paymentz", 1)),
+    );
+    assert!(
+        r.problems.contains(&Problem::EditedEvent { seq: 2 }),
+        "{}",
+        problems(&r)
+    );
+
+    // An event deleted from the log.
+    let i = find("event", 3);
+    let r = verify_export(&l.key, &with(&|ls| {
+        ls.remove(i);
+    }));
+    assert!(
+        r.problems
+            .contains(&Problem::MissingEvents { from: 3, to: 3 }),
+        "{}",
+        problems(&r)
+    );
+
+    // An event inserted (a repeat).
+    let i = find("event", 2);
+    let r = verify_export(&l.key, &with(&|ls| {
+        let dup = ls[i].clone();
+        ls.insert(i + 1, dup);
+    }));
+    assert!(
+        r.problems.contains(&Problem::UnexpectedEvent {
+            seq: 2,
+            expected: 3
+        }),
+        "{}",
+        problems(&r)
+    );
+
+    // Two texts in each other's place.
+    let (a, b) = (find("event_text", 1), find("event_text", 4));
+    let swapped = with(&|ls| {
+        let (ta, tb): (Value, Value) = (
+            serde_json::from_str(&ls[a]).unwrap(),
+            serde_json::from_str(&ls[b]).unwrap(),
+        );
+        let mut na = ta.clone();
+        na["event"] = tb["event"].clone();
+        let mut nb = tb.clone();
+        nb["event"] = ta["event"].clone();
+        ls[a] = na.to_string();
+        ls[b] = nb.to_string();
+    });
+    let r = verify_export(&l.key, &swapped);
+    assert!(!r.ok());
+
+    // A checkpoint removed, and one altered.
+    let cp: Vec<usize> = (0..lines.len())
+        .filter(|i| lines[*i].contains("\"record\":\"checkpoint\""))
+        .collect();
+    assert!(!cp.is_empty());
+    let r = verify_export(&l.key, &with(&|ls| ls[cp[0]] = ls[cp[0]].replace("\"tree_size\":", "\"tree_size\":1")));
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| matches!(p, Problem::BadSignature { .. } | Problem::CheckpointMisplaced { .. })),
+        "{}",
+        problems(&r)
+    );
+
+    // Cut short.
+    let r = verify_export(&l.key, &with(&|ls| {
+        ls.pop();
+    }));
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| matches!(p, Problem::Truncated { .. })),
+        "{}",
+        problems(&r)
+    );
+}
+
+/// Rewrites the database under the service, then exports and verifies.
+async fn tampered_export(l: &Ledger, sql: &[&str]) -> Report {
+    let url = l.app.settings.store.url.clone();
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    for statement in sql {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    verify_export(&l.key, &export_text(l, "").await)
+}
+
+#[tokio::test]
+async fn edits_made_directly_in_the_database_are_named() {
+    let l = ledger().await;
+    // Signed up to here; the tampering below happens after.
+    assert!(verify_export(&l.key, &export_text(&l, "").await).ok());
+
+    let r = tampered_export(
+        &l,
+        &["UPDATE decision_events SET body = replace(body, 'payments', 'paymentz') WHERE seq = 2"],
+    )
+    .await;
+    assert!(
+        r.problems.contains(&Problem::EditedEvent { seq: 2 }),
+        "{}",
+        problems(&r)
+    );
+}
+
+#[tokio::test]
+async fn a_stored_decision_rewritten_in_the_database_disagrees_with_its_events() {
+    let l = ledger().await;
+    let id = &l.ids[1];
+    let r = tampered_export(
+        &l,
+        &[&format!(
+            "UPDATE decisions SET body = json_set(body, '$.verdict', 'continue'), verdict = 'continue' WHERE id = '{id}'"
+        )],
+    )
+    .await;
+    assert!(
+        r.problems.iter().any(|p| matches!(p, Problem::StateDisagrees { decision_id, field, .. } if decision_id == id && field == "verdict")),
+        "{}",
+        problems(&r)
+    );
+}
+
+#[tokio::test]
+async fn rows_deleted_reordered_or_forged_in_the_database_are_named() {
+    let l = ledger().await;
+    assert!(verify_export(&l.key, &export_text(&l, "").await).ok());
+    // A second checkpoint, so removing the first leaves a gap rather than an empty log.
+    l.app
+        .check(&good_check("l4"))
+        .await
+        .expect(StatusCode::CREATED);
+    assert!(verify_export(&l.key, &export_text(&l, "").await).ok());
+
+    // Two events' places swapped.
+    let r = tampered_export(
+        &l,
+        &[
+            "UPDATE decision_events SET seq = -4 WHERE seq = 4",
+            "UPDATE decision_events SET seq = 4 WHERE seq = 5",
+            "UPDATE decision_events SET seq = 5 WHERE seq = -4",
+        ],
+    )
+    .await;
+    assert!(
+        r.problems.contains(&Problem::Reordered {
+            first: 4,
+            second: 5
+        }),
+        "{}",
+        problems(&r)
+    );
+    let r = tampered_export(
+        &l,
+        &[
+            "UPDATE decision_events SET seq = -4 WHERE seq = 4",
+            "UPDATE decision_events SET seq = 4 WHERE seq = 5",
+            "UPDATE decision_events SET seq = 5 WHERE seq = -4",
+        ],
+    )
+    .await;
+    assert!(r.ok(), "swapped back: {}", problems(&r));
+
+    // A checkpoint deleted, then one whose statement was changed.
+    let r = tampered_export(&l, &["DELETE FROM ledger_checkpoints WHERE idx = 1"]).await;
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| matches!(p, Problem::CheckpointGap { after: 0, .. })),
+        "{}",
+        problems(&r)
+    );
+
+    // An event deleted.
+    let r = tampered_export(&l, &["DELETE FROM decision_events WHERE seq = 3"]).await;
+    assert!(
+        r.problems
+            .contains(&Problem::MissingEvents { from: 3, to: 3 }),
+        "{}",
+        problems(&r)
+    );
+}
