@@ -52,6 +52,13 @@ pub struct AuditSettings {
     /// The longest time events wait for a signed checkpoint while they arrive.
     #[serde(with = "humantime_serde")]
     pub checkpoint_interval: std::time::Duration,
+    /// How long final decisions and their events are kept (`null`: for ever). Older ones are
+    /// removed, keeping each event's place and hash, so what remains still verifies.
+    #[serde(with = "humantime_serde")]
+    pub retention: Option<std::time::Duration>,
+    /// How often the replica holding the `audit-retention` lease prunes.
+    #[serde(with = "humantime_serde")]
+    pub retention_interval: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -15,8 +15,11 @@ mod ingest;
 pub mod jobs;
 mod ledger;
 mod proof;
+mod retention;
 mod review;
 mod routing;
+#[cfg(test)]
+mod test_gate;
 mod watch;
 
 use std::sync::Arc;

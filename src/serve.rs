@@ -320,6 +320,14 @@ impl App {
             stop.clone(),
         ));
         followers.push(checkpointer);
+        if let Some(retention) = settings.audit.retention {
+            followers.push(tokio::spawn(Arc::clone(&gate).run_retention(
+                format!("portcullis-{}", uuid::Uuid::new_v4()),
+                retention,
+                settings.audit.retention_interval,
+                stop.clone(),
+            )));
+        }
 
         // Reviews routed to ServiceNow: one replica at a time opens and polls their changes.
         // Awaited at shutdown, so their leases are handed over before `run` returns.

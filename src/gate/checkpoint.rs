@@ -144,57 +144,8 @@ mod tests {
 
     use super::*;
     use crate::audit::checkpoint::{public_key_from_pem, signature_holds};
-    use crate::auth::{Principal, Role};
-    use crate::gate::{Clock, GateOptions, ManualClock};
-    use crate::metrics::Metrics;
-    use crate::policy::{PolicyHandle, PolicySet};
-
-    async fn gate(clock: Arc<ManualClock>) -> (Arc<Gate>, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::open(
-            &format!("sqlite://{}", dir.path().join("g.db").display()),
-            &crate::store::StoreOptions::default(),
-        )
-        .await
-        .unwrap();
-        let gate = Gate::new(
-            PolicyHandle::new(PolicySet::builtin().unwrap()),
-            Vec::new(),
-            store,
-            Arc::new(Metrics::new()),
-            GateOptions {
-                evidence_deadline: Duration::from_secs(5),
-                review_timeout: Duration::from_secs(3600),
-                review_timeouts: Default::default(),
-                approvals: Default::default(),
-                environments: Default::default(),
-                no_rules_verdict: crate::domain::Verdict::ManualReview,
-                replay_window: Duration::from_secs(3600),
-            },
-        )
-        .with_clock(clock)
-        .with_signer(Arc::new(CheckpointSigner::generate()));
-        (Arc::new(gate), dir)
-    }
-
-    async fn check(gate: &Arc<Gate>) {
-        let request = crate::domain::CheckRequest {
-            application: crate::domain::Application::parse("payments").unwrap(),
-            environment: crate::domain::Environment::parse("prod").unwrap(),
-            images: vec![],
-            sources: vec![],
-            caller: crate::domain::Caller {
-                kind: crate::domain::CallerKind::Api,
-                ids: Default::default(),
-            },
-            triggered_by: None,
-            change_refs: Default::default(),
-            labels: Default::default(),
-            idempotency_key: None,
-        };
-        let principal = Principal::new("ci", vec![Role::Pipeline]);
-        gate.check(&principal, request).await.unwrap();
-    }
+    use crate::gate::test_gate::{check, gate};
+    use crate::gate::{Clock, ManualClock};
 
     #[tokio::test]
     async fn a_checkpoint_covers_every_event_so_far_and_chains_to_the_one_before() {

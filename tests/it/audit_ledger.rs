@@ -36,7 +36,10 @@ async fn ledger() -> Ledger {
         .await;
     let mut ids = Vec::new();
     for key in ["l1", "l2", "l3"] {
-        let d = app.check(&good_check(key)).await.json_with(StatusCode::CREATED);
+        let d = app
+            .check(&good_check(key))
+            .await
+            .json_with(StatusCode::CREATED);
         ids.push(d["id"].as_str().unwrap().to_string());
     }
     let review = |token: &'static str, id: String, body: Value| {
@@ -143,7 +146,10 @@ async fn a_decision_proof_verifies_offline_and_every_alteration_is_named() {
     assert!(report.ok(), "{}", problems(&report));
     let (code, out) = cli_verify(&l.key_file, l.app.dir.path(), "proof.json", &text).await;
     assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("verified: 1 decision(s), 3 event(s)"), "{out}");
+    assert!(
+        out.starts_with("verified: 1 decision(s), 3 event(s)"),
+        "{out}"
+    );
 
     // An edited event text.
     let mut edited = proof.clone();
@@ -186,9 +192,9 @@ async fn a_decision_proof_verifies_offline_and_every_alteration_is_named() {
     stored.decision["verdict"] = json!("continue");
     let r = verify_proof(&stored, &l.key);
     assert!(
-        r.problems.iter().any(
-            |p| matches!(p, Problem::StateDisagrees { field, .. } if field == "verdict")
-        ),
+        r.problems
+            .iter()
+            .any(|p| matches!(p, Problem::StateDisagrees { field, .. } if field == "verdict")),
         "{}",
         problems(&r)
     );
@@ -221,7 +227,10 @@ async fn a_decision_proof_verifies_offline_and_every_alteration_is_named() {
     let bad = serde_json::to_string(&edited).unwrap();
     let (code, out) = cli_verify(&l.key_file, l.app.dir.path(), "bad.json", &bad).await;
     assert_eq!(code, 7, "{out}");
-    assert!(out.contains(&format!("event {} was edited", proof.events[1].seq)), "{out}");
+    assert!(
+        out.contains(&format!("event {} was edited", proof.events[1].seq)),
+        "{out}"
+    );
 
     // gRPC serves the same document.
     let mut grpc = portcullis::pb::gate_client::GateClient::connect(l.app.grpc_url())
@@ -278,9 +287,12 @@ async fn an_export_verifies_and_edits_to_the_file_are_named() {
 
     // An event deleted from the log.
     let i = find("event", 3);
-    let r = verify_export(&l.key, &with(&|ls| {
-        ls.remove(i);
-    }));
+    let r = verify_export(
+        &l.key,
+        &with(&|ls| {
+            ls.remove(i);
+        }),
+    );
     assert!(
         r.problems
             .contains(&Problem::MissingEvents { from: 3, to: 3 }),
@@ -290,10 +302,13 @@ async fn an_export_verifies_and_edits_to_the_file_are_named() {
 
     // An event inserted (a repeat).
     let i = find("event", 2);
-    let r = verify_export(&l.key, &with(&|ls| {
-        let dup = ls[i].clone();
-        ls.insert(i + 1, dup);
-    }));
+    let r = verify_export(
+        &l.key,
+        &with(&|ls| {
+            let dup = ls[i].clone();
+            ls.insert(i + 1, dup);
+        }),
+    );
     assert!(
         r.problems.contains(&Problem::UnexpectedEvent {
             seq: 2,
@@ -325,19 +340,26 @@ async fn an_export_verifies_and_edits_to_the_file_are_named() {
         .filter(|i| lines[*i].contains("\"record\":\"checkpoint\""))
         .collect();
     assert!(!cp.is_empty());
-    let r = verify_export(&l.key, &with(&|ls| ls[cp[0]] = ls[cp[0]].replace("\"tree_size\":", "\"tree_size\":1")));
+    let r = verify_export(
+        &l.key,
+        &with(&|ls| ls[cp[0]] = ls[cp[0]].replace("\"tree_size\":", "\"tree_size\":1")),
+    );
     assert!(
-        r.problems
-            .iter()
-            .any(|p| matches!(p, Problem::BadSignature { .. } | Problem::CheckpointMisplaced { .. })),
+        r.problems.iter().any(|p| matches!(
+            p,
+            Problem::BadSignature { .. } | Problem::CheckpointMisplaced { .. }
+        )),
         "{}",
         problems(&r)
     );
 
     // Cut short.
-    let r = verify_export(&l.key, &with(&|ls| {
-        ls.pop();
-    }));
+    let r = verify_export(
+        &l.key,
+        &with(&|ls| {
+            ls.pop();
+        }),
+    );
     assert!(
         r.problems
             .iter()

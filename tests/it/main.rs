@@ -15,8 +15,8 @@
 mod adapters;
 mod adapters_traps;
 mod admission;
-mod audit_ledger;
 mod architecture;
+mod audit_ledger;
 mod auth;
 mod bad_input;
 mod cli;
