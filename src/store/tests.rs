@@ -15,8 +15,8 @@ use tempfile::TempDir;
 use crate::domain::{
     Application, Caller, CallerKind, ChangeRefs, Channel, CheckRequest, Decision, DecisionEvent,
     DecisionId, DecisionStatus, Environment, EventKind, Evidence, IdempotencyKey, ImageRef,
-    JiraKey, Resolution, ResolutionOutcome, RuleOutcome, RuleResult, Severity, SourceReport,
-    SourceRevision, SourceStatus, Verdict,
+    JiraKey, PolicyFile, PolicyVersion, PolicyVersionRecord, Resolution, ResolutionOutcome,
+    RuleOutcome, RuleResult, Severity, SourceReport, SourceRevision, SourceStatus, Verdict,
 };
 
 use super::test_schema::PgSchema;
@@ -135,6 +135,9 @@ on_both_backends!(
     a_lapsed_lease_is_taken_over,
     concurrent_claims_have_one_winner,
     decisions_are_found_by_image_digest_and_environment,
+    a_policy_version_is_stored_once_and_read_back,
+    concurrent_puts_of_a_policy_version_store_one,
+    a_policy_text_that_does_not_hash_to_its_version_is_refused,
 );
 
 /// Builds a complete, valid `Decision` through the domain's own parse constructors.
@@ -1317,4 +1320,107 @@ async fn decisions_are_found_by_image_digest_and_environment(backend: Backend) {
     let now = found.iter().find(|d| d.id == pending.id).unwrap();
     assert_eq!(now.status, DecisionStatus::Final);
     assert_eq!(now.verdict, Verdict::Continue);
+}
+
+// === policy versions ===
+
+/// A policy version's text, stored at a whole millisecond (the column's precision).
+fn policy_record(content: &str, stored_at_ms: i64) -> PolicyVersionRecord {
+    PolicyVersionRecord {
+        policy: PolicyVersion::from_files(vec![
+            PolicyFile {
+                path: "z.yaml".into(),
+                content: "rules: []\n".into(),
+            },
+            PolicyFile {
+                path: "a.yaml".into(),
+                content: content.into(),
+            },
+        ]),
+        stored_at: chrono::DateTime::from_timestamp_millis(stored_at_ms).unwrap(),
+    }
+}
+
+async fn a_policy_version_is_stored_once_and_read_back(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
+    let first = policy_record("rules:\n  - id: a\n", 1_790_000_000_123);
+    let version = first.policy.version.clone();
+    assert_eq!(store.get_policy_version(&version).await.unwrap(), None);
+
+    assert!(
+        store.put_policy_version(&first).await.unwrap(),
+        "newly stored"
+    );
+    // Again, later (another replica, a restart): nothing changes, the first time stays.
+    let mut again = first.clone();
+    again.stored_at += ChronoDuration::hours(1);
+    assert!(!store.put_policy_version(&again).await.unwrap());
+
+    let got = store.get_policy_version(&version).await.unwrap().unwrap();
+    assert_eq!(got, first);
+    assert_eq!(got.policy.files[0].path, "a.yaml", "sorted by path");
+    assert_eq!(got.policy.digest(), version);
+
+    let other = policy_record("rules:\n  - id: b\n", 1_790_000_000_456);
+    assert!(store.put_policy_version(&other).await.unwrap());
+    assert_ne!(other.policy.version, version);
+    assert_eq!(
+        store.get_policy_version(&version).await.unwrap().unwrap(),
+        first,
+        "versions do not overwrite each other"
+    );
+    let unknown = format!("sha256:{}", "0".repeat(64));
+    assert_eq!(store.get_policy_version(&unknown).await.unwrap(), None);
+}
+
+async fn concurrent_puts_of_a_policy_version_store_one(backend: Backend) {
+    let fx = fresh(backend).await;
+    let puts = (0..8).map(|i| {
+        let store = Arc::clone(&fx.store);
+        let record = policy_record("rules:\n  - id: raced\n", 1_790_000_000_000 + i);
+        tokio::spawn(async move { store.put_policy_version(&record).await.unwrap() })
+    });
+    let stored = futures::future::join_all(puts)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(stored, 1);
+}
+
+async fn a_policy_text_that_does_not_hash_to_its_version_is_refused(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
+    let mut forged = policy_record("rules:\n  - id: a\n", 1_790_000_000_000);
+    forged.policy.files[0].content.push_str("# edited\n");
+    let e = store.put_policy_version(&forged).await.unwrap_err();
+    assert_eq!(e.reason_code(), "store.corrupt", "{e}");
+    assert_eq!(
+        store
+            .get_policy_version(&forged.policy.version)
+            .await
+            .unwrap(),
+        None,
+        "nothing was stored"
+    );
+
+    // A stored text edited behind the store's back no longer hashes to its version.
+    let good = policy_record("rules:\n  - id: b\n", 1_790_000_000_000);
+    assert!(store.put_policy_version(&good).await.unwrap());
+    raw_exec(
+        &fx,
+        backend,
+        &format!(
+            "UPDATE policy_versions SET body = replace(body, 'id: b', 'id: c') WHERE version = '{}'",
+            good.policy.version
+        ),
+    )
+    .await;
+    let e = store
+        .get_policy_version(&good.policy.version)
+        .await
+        .unwrap_err();
+    assert_eq!(e.reason_code(), "store.corrupt", "{e}");
+    assert!(e.to_string().contains("altered"), "{e}");
 }
