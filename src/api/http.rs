@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use self::problem::Problem;
-use super::view::DecisionView;
+use super::view::{DecisionView, PolicyVersionView};
 use crate::auth::{Authenticator, Principal};
 use crate::domain::{
     Application, CallerKind, Channel, DecisionId, DecisionStatus, Environment, ValidationError,
@@ -43,6 +43,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/openapi.json"),
     ("get", "/v1/audit/public-key"),
+    ("get", "/v1/policies/{version}"),
     ("post", "/v1/analysis"),
     ("post", "/v1/evidence/{source}/{digest}"),
     ("post", "/v1/spinnaker/gates"),
@@ -90,6 +91,7 @@ pub fn router(
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/audit/public-key", get(audit_public_key))
+        .route("/v1/policies/{version}", get(get_policy_version))
         .merge(contracts)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         // Added after the general limit so evidence reports keep their own, larger one.
@@ -288,6 +290,17 @@ async fn resolve_review(
         .resolve_review(&principal, &id, answer, &body.comment, Channel::Api)
         .await?;
     Ok(Json(DecisionView::from(&d)))
+}
+
+/// The text of a policy version a decision names. The gate checks the role and the version's
+/// shape (a malformed one is a 400 naming `version`, never a lookup).
+async fn get_policy_version(
+    State(s): State<HttpState>,
+    Authed(principal): Authed,
+    Path(version): Path<String>,
+) -> Result<Json<PolicyVersionView>, Problem> {
+    let record = s.gate.policy_version(&principal, &version).await?;
+    Ok(Json(PolicyVersionView::from(record)))
 }
 
 /// The public half of the checkpoint signing key: public by nature, so no token is needed to
