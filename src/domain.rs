@@ -13,6 +13,7 @@ mod event;
 mod evidence;
 pub mod finding;
 mod ids;
+mod policy_version;
 mod request;
 
 pub use channel::Channel;
@@ -32,6 +33,9 @@ pub use finding::{
 pub use ids::{
     Application, ChangeNumber, CommitSha, DecisionId, Digest, Environment, IdempotencyKey, JiraKey,
     split_change_refs,
+};
+pub use policy_version::{
+    PolicyFile, PolicyVersion, PolicyVersionRecord, parse_policy_version, policy_digest,
 };
 pub use request::{
     Caller, CallerKind, ChangeRefs, CheckRequest, ImageRef, SourceRevision, Subject,

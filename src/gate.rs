@@ -14,6 +14,7 @@ pub mod export;
 mod ingest;
 pub mod jobs;
 mod ledger;
+mod policy_versions;
 mod proof;
 mod retention;
 mod review;
@@ -129,6 +130,8 @@ pub enum GateError {
     KeyOfAnotherPrincipal { key: String },
     #[error("no decision with id `{0}`")]
     NotFound(DecisionId),
+    #[error("no policy version `{0}` is stored")]
+    PolicyVersionUnknown(String),
     #[error(
         "idempotency key `{key}` was already used for a different request (decision `{existing}`)"
     )]
@@ -202,6 +205,9 @@ impl GateError {
             GateError::Internal(_) => {
                 "retry; if it happens again, report it with the service's log from that time"
             }
+            GateError::PolicyVersionUnknown(_) => {
+                "give the `policy_version` of a stored decision: a version is stored when it first decides a check"
+            }
             GateError::NotFound(_) | GateError::Unimplemented(_) | GateError::Audit(_) => {
                 return None;
             }
@@ -221,6 +227,7 @@ impl GateError {
                 "request.idempotency_key_of_another_principal"
             }
             GateError::NotFound(_) => "decision.not_found",
+            GateError::PolicyVersionUnknown(_) => "policy.version_unknown",
             GateError::IdempotencyConflict { .. } => "request.idempotency_conflict",
             GateError::Unavailable(StoreError::InvalidPageToken) => "request.invalid_page_token",
             GateError::Unavailable(_) => "store.unavailable",
@@ -259,6 +266,8 @@ pub struct Gate {
     signer: Option<Arc<crate::audit::checkpoint::CheckpointSigner>>,
     /// The Merkle tree's right edge as of the last checkpoint this replica signed.
     frontier: std::sync::Mutex<Option<crate::audit::merkle::Frontier>>,
+    /// Policy versions whose text this process has stored (`gate/policy_versions.rs`).
+    stored_versions: policy_versions::StoredVersions,
     // Checks run as tracked tasks so a client hanging up does not abort a half-made decision,
     // and shutdown can wait for them.
     tasks: TaskTracker,
@@ -292,6 +301,7 @@ impl Gate {
             clock: Arc::new(SystemClock),
             signer: None,
             frontier: std::sync::Mutex::new(None),
+            stored_versions: policy_versions::StoredVersions::default(),
             tasks: TaskTracker::new(),
         }
     }
@@ -462,6 +472,9 @@ impl Gate {
         span.record("check.id", decision.id.as_str());
         span.record("verdict", decision.verdict.as_str());
 
+        // The rules that made the decision are kept before it is: a stored decision always
+        // names a stored policy text.
+        self.keep_policy_text(&policies).await?;
         match self.store.insert_decision(&decision, &fingerprint).await? {
             Inserted::Created => {
                 self.metrics.decision(decision.verdict);

@@ -28,21 +28,25 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest as _, Sha256};
 
-use crate::domain::{FailureReason, RuleResult, Subject, Verdict};
+use crate::domain::{
+    FailureReason, PolicyFile, PolicyVersion, RuleResult, Subject, Verdict, policy_digest,
+};
 use file::Diagnostics;
 use rule::{FileInfo, Rule};
 
 pub use eval::MAX_VALUES;
 pub use reload::{PolicyHandle, ReloadOutcome, reload_once, watch_dir};
 
-/// A loaded, validated set of rules with its content digest.
+/// A loaded, validated set of rules with its content digest and the text it was built from.
 #[derive(Debug, Clone)]
 pub struct PolicySet {
     version: String,
     rules: Arc<[Rule]>,
     files: Arc<[FileInfo]>,
+    /// Every file read, name and text as they were: `version` is their digest, so a stored copy
+    /// re-explains any decision this set made.
+    text: Arc<PolicyVersion>,
 }
 
 /// One policy file's name and text, as read from disk or embedded.
@@ -152,9 +156,16 @@ impl PolicySet {
         })
     }
 
-    /// Content digest: `sha256:` over the sorted (name, text) of every file.
+    /// Content digest: `sha256:` over the sorted (name, text) of every file
+    /// (`domain::policy_digest`, the rule written out in `docs/policy.md`).
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// The files this set was built from (names relative to the policy directory, or
+    /// `builtin:<file>.yaml`), whose digest is [`PolicySet::version`]. Shared, not copied.
+    pub fn text(&self) -> &Arc<PolicyVersion> {
+        &self.text
     }
 
     pub fn rule_count(&self) -> usize {
@@ -204,7 +215,6 @@ impl PolicySet {
     /// to look for warnings even when some of the files are broken.
     pub(crate) fn load_partial(mut sources: Vec<PolicySource>) -> (PolicySet, Vec<PolicyError>) {
         sources.sort_by(|a, b| a.name.cmp(&b.name));
-        let version = digest(&sources);
         let mut errors = Vec::new();
         let mut rules: Vec<Rule> = Vec::new();
         let mut files = Vec::new();
@@ -234,10 +244,21 @@ impl PolicySet {
             errors.extend(d.errors);
             files.push(info);
         }
+        // The text is what the version is the digest of, so the two are made together.
+        let text = PolicyVersion::from_files(
+            sources
+                .into_iter()
+                .map(|s| PolicyFile {
+                    path: s.name,
+                    content: s.text,
+                })
+                .collect(),
+        );
         let set = PolicySet {
-            version,
+            version: text.version.clone(),
             rules: rules.into(),
             files: files.into(),
+            text: Arc::new(text),
         };
         (set, errors)
     }
@@ -313,19 +334,10 @@ fn no_applicable_rule(s: Subject<'_>, verdict: Verdict) -> RuleResult {
     }
 }
 
-/// The content digest of a set of sources, as [`PolicySet::version`] reports it.
+/// The content digest of a set of sources, as [`PolicySet::version`] reports it: the one rule
+/// in `domain::policy_digest`, so a stored text recomputes to its version.
 pub fn digest(sources: &[PolicySource]) -> String {
-    let mut sorted: Vec<&PolicySource> = sources.iter().collect();
-    sorted.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut h = Sha256::new();
-    for s in sorted {
-        // Length prefixes keep (`ab`, `c`) and (`a`, `bc`) apart.
-        h.update((s.name.len() as u64).to_le_bytes());
-        h.update(s.name.as_bytes());
-        h.update((s.text.len() as u64).to_le_bytes());
-        h.update(s.text.as_bytes());
-    }
-    format!("sha256:{}", hex::encode(h.finalize()))
+    policy_digest(sources.iter().map(|s| (s.name.as_str(), s.text.as_str())))
 }
 
 fn is_policy_file_name(name: &str) -> bool {

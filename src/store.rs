@@ -1,4 +1,4 @@
-//! Durable decisions and leases. The `Store` trait is what the rest of the crate sees;
+//! Durable decisions, the policy texts that made them, and leases. The `Store` trait is what the rest of the crate sees;
 //! `store/sqlite.rs` is the embedded default for one replica and `store/postgres.rs` the backend
 //! for several, chosen by the URL scheme in `open`.
 //!
@@ -30,7 +30,7 @@ use crate::audit::merkle::Node;
 
 use crate::domain::{
     Application, CallerKind, Decision, DecisionEvent, DecisionId, DecisionStatus, Digest,
-    Environment, IdempotencyKey, Verdict,
+    Environment, IdempotencyKey, PolicyVersionRecord, Verdict,
 };
 
 /// The canonical text of the event that records `decision` being created (what
@@ -285,6 +285,17 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_checkpoint(&self, checkpoint: &SignedCheckpoint) -> Result<bool, StoreError>;
     /// Cheap round trip for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores the text of a policy version under its version, unless it is already stored
+    /// (insert-or-ignore on the version: replicas storing it at once keep one row, the first
+    /// `stored_at`). `true` when this call stored it. A text that does not hash to its version
+    /// is refused (`Corrupt`), since the row would stand for that version for good.
+    async fn put_policy_version(&self, record: &PolicyVersionRecord) -> Result<bool, StoreError>;
+    /// The stored text of policy version `version`, checked to still hash to it.
+    async fn get_policy_version(
+        &self,
+        version: &str,
+    ) -> Result<Option<PolicyVersionRecord>, StoreError>;
 
     /// The decisions whose request names the image `digest` for `environment`, newest first, at
     /// most `limit` (clamped to `MAX_IMAGE_DECISIONS`): one indexed lookup (`decision_images`,

@@ -88,7 +88,7 @@ pub fn status(e: GateError) -> Status {
         | GateError::EvidenceOutOfScope { .. }
         | GateError::NotOwner { .. } => Status::permission_denied(message),
         GateError::KeyOfAnotherPrincipal { .. } => Status::already_exists(message),
-        GateError::NotFound(_) => Status::not_found(message),
+        GateError::NotFound(_) | GateError::PolicyVersionUnknown(_) => Status::not_found(message),
         GateError::IdempotencyConflict { .. } => Status::already_exists(message),
         GateError::Unavailable(StoreError::InvalidPageToken) => Status::invalid_argument(message),
         GateError::Unavailable(_) | GateError::ShuttingDown => Status::unavailable(message),
@@ -270,6 +270,19 @@ impl pb::gate_server::Gate for GrpcApi {
             received_at: Some(ts(receipt.received_at)),
             commit: String::new(),
         }))
+    }
+
+    async fn get_policy_version(
+        &self,
+        req: Request<pb::GetPolicyVersionRequest>,
+    ) -> Result<Response<pb::PolicyVersion>, Status> {
+        let who = principal(&req)?;
+        let record = self
+            .gate
+            .policy_version(&who, &req.get_ref().version)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(convert::policy_version(record)))
     }
 
     async fn resolve_review(

@@ -20,7 +20,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use self::problem::Problem;
-use super::view::DecisionView;
+use super::view::{DecisionView, PolicyVersionView};
 use crate::auth::{Authenticator, Principal};
 use crate::domain::{
     Application, CallerKind, Channel, DecisionId, DecisionStatus, Environment, ValidationError,
@@ -46,6 +46,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/audit/public-key"),
     ("get", "/v1/audit/export"),
     ("get", "/v1/decisions/{id}/proof"),
+    ("get", "/v1/policies/{version}"),
     ("post", "/v1/analysis"),
     ("post", "/v1/evidence/{source}/{digest}"),
     ("post", "/v1/spinnaker/gates"),
@@ -95,6 +96,7 @@ pub fn router(
         .route("/openapi.json", get(openapi))
         .route("/v1/audit/public-key", get(audit_public_key))
         .route("/v1/audit/export", get(audit_export::audit_export))
+        .route("/v1/policies/{version}", get(get_policy_version))
         .merge(contracts)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         // Added after the general limit so evidence reports keep their own, larger one.
@@ -295,8 +297,18 @@ async fn resolve_review(
     Ok(Json(DecisionView::from(&d)))
 }
 
-/// The public half of the checkpoint signing key: public by nature, so no token is needed to
-/// verify what the gate signed.
+/// The text of a policy version a decision names. The gate checks the role and the version's
+/// shape (a malformed one is a 400 naming `version`, never a lookup).
+async fn get_policy_version(
+    State(s): State<HttpState>,
+    Authed(principal): Authed,
+    Path(version): Path<String>,
+) -> Result<Json<PolicyVersionView>, Problem> {
+    let record = s.gate.policy_version(&principal, &version).await?;
+    Ok(Json(PolicyVersionView::from(record)))
+}
+
+/// The proof of one decision against a signed checkpoint (`docs/audit.md`).
 async fn decision_proof(
     State(s): State<HttpState>,
     Authed(principal): Authed,
@@ -306,6 +318,8 @@ async fn decision_proof(
     Ok(Json(s.gate.decision_proof(&principal, &id).await?))
 }
 
+/// The public half of the checkpoint signing key: public by nature, so no token is needed to
+/// verify what the gate signed.
 async fn audit_public_key(State(s): State<HttpState>) -> Result<Json<serde_json::Value>, Problem> {
     match s.gate.audit_public_key()? {
         Some((key_id, pem)) => Ok(Json(serde_json::json!({

@@ -1,12 +1,13 @@
-//! The JSON shape of a decision in the HTTP API (and in contract responses that embed it). Kept
-//! apart from the domain types so a domain rename can never silently change the API.
+//! The JSON shape of a decision in the HTTP API (and in contract responses that embed it), and of
+//! a stored policy version. Kept apart from the domain types so a domain rename can never
+//! silently change the API.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::{Decision, ImageRef};
+use crate::domain::{Decision, ImageRef, PolicyVersionRecord};
 
 #[derive(Debug, Serialize)]
 pub struct DecisionView {
@@ -273,6 +274,40 @@ impl From<&Decision> for DecisionView {
                 .collect(),
             principal: d.principal.clone(),
             replaces: d.replaces.as_ref().map(|id| id.to_string()),
+        }
+    }
+}
+
+/// A stored policy version (`GET /v1/policies/{version}`): the files whose digest is `version`.
+#[derive(Debug, Serialize)]
+pub struct PolicyVersionView {
+    pub version: String,
+    /// When the version was first stored: just before the first decision it made.
+    pub stored_at: DateTime<Utc>,
+    /// Sorted by path.
+    pub files: Vec<PolicyFileView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PolicyFileView {
+    pub path: String,
+    pub content: String,
+}
+
+impl From<PolicyVersionRecord> for PolicyVersionView {
+    fn from(r: PolicyVersionRecord) -> Self {
+        PolicyVersionView {
+            version: r.policy.version,
+            stored_at: r.stored_at,
+            files: r
+                .policy
+                .files
+                .into_iter()
+                .map(|f| PolicyFileView {
+                    path: f.path,
+                    content: f.content,
+                })
+                .collect(),
         }
     }
 }

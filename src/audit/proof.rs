@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::SignedCheckpoint;
+use crate::domain::PolicyVersion;
 
 /// `format` of a decision proof.
 pub const PROOF_FORMAT: &str = "portcullis.decision-proof/1";
@@ -70,7 +71,7 @@ pub enum ExportRecord {
         decision: serde_json::Value,
     },
     /// The text of a policy version a selected decision names.
-    PolicyVersion(serde_json::Value),
+    PolicyVersion(PolicyVersion),
     End(ExportEnd),
 }
 

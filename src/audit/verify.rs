@@ -592,18 +592,13 @@ impl<'k> ExportVerifier<'k> {
             } => self.text(seq, &decision_id, event),
             ExportRecord::Decision { decision } => self.decision(&decision),
             ExportRecord::PolicyVersion(v) => {
-                let version = v
-                    .get("version")
-                    .and_then(|x| x.as_str())
-                    .unwrap_or_default()
-                    .to_string();
-                let intact = policy_version_intact(&v);
+                let intact = v.is_intact();
                 if !intact {
                     self.problems.push(Problem::PolicyVersionAltered {
-                        version: version.clone(),
+                        version: v.version.clone(),
                     });
                 }
-                self.policy_versions.insert(version, intact);
+                self.policy_versions.insert(v.version, intact);
             }
             ExportRecord::End(end) => self.end = Some(end),
         }
@@ -858,9 +853,4 @@ impl<'k> ExportVerifier<'k> {
             problems: self.problems,
         }
     }
-}
-
-/// Whether a policy version record's files still hash to its version.
-fn policy_version_intact(v: &serde_json::Value) -> bool {
-    v.get("version").is_some_and(|x| x.is_string()) && v.get("files").is_some_and(|x| x.is_array())
 }

@@ -190,8 +190,12 @@ impl Gate {
     /// The stored text of a policy version, as an export record carries it.
     async fn policy_version_text(
         &self,
-        _version: &str,
-    ) -> Result<Option<serde_json::Value>, GateError> {
-        Ok(None)
+        version: &str,
+    ) -> Result<Option<crate::domain::PolicyVersion>, GateError> {
+        Ok(self
+            .store
+            .get_policy_version(version)
+            .await?
+            .map(|record| record.policy))
     }
 }

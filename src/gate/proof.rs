@@ -164,3 +164,51 @@ fn missing(seq: u64) -> GateError {
         "event {seq} of the decision log is not stored"
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+
+    use std::sync::Arc;
+
+    use chrono::{TimeZone, Utc};
+
+    use crate::audit::checkpoint::public_key_from_pem;
+    use crate::audit::verify::verify_proof;
+    use crate::auth::{Principal, Role};
+    use crate::gate::ManualClock;
+    use crate::gate::test_gate::{check, gate};
+
+    #[tokio::test]
+    async fn proofs_in_a_tree_of_many_events_verify_from_stored_subtree_roots() {
+        let clock = Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap(),
+        ));
+        let (gate, _dir) = gate(clock).await;
+        let mut ids = Vec::new();
+        for _ in 0..37 {
+            ids.push(check(&gate).await);
+        }
+        gate.checkpoint_now().await.unwrap().unwrap();
+        // More events after the checkpoint: the proof of one of them signs them first.
+        for _ in 0..5 {
+            ids.push(check(&gate).await);
+        }
+        let (_, pem) = gate.audit_public_key().unwrap().unwrap();
+        let key = public_key_from_pem(&pem).unwrap();
+        let auditor = Principal::new("audit", vec![Role::Auditor]);
+        for id in [&ids[0], &ids[16], &ids[31], &ids[36], &ids[41]] {
+            let proof = gate.decision_proof(&auditor, id).await.unwrap();
+            let newest = id == &ids[41];
+            assert_eq!(
+                proof.checkpoint.checkpoint.tree_size,
+                if newest { 42 } else { 37 },
+                "the newest checkpoint when it covers the decision, one signed for it otherwise"
+            );
+            let report = verify_proof(&proof, &key);
+            assert!(report.ok(), "{id}: {:?}", report.problems);
+        }
+        let nobody = Principal::new("admission", vec![Role::Admission]);
+        assert!(gate.decision_proof(&nobody, &ids[0]).await.is_err());
+    }
+}

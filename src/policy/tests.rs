@@ -170,6 +170,45 @@ fn version_is_a_content_digest() {
     assert!(a.version().starts_with("sha256:") && a.version().len() == 7 + 64);
 }
 
+/// The text a set keeps is exactly what its version is the digest of: recomputing the digest
+/// from the kept files (as a verifier does with a stored copy) gives the version, for a
+/// directory and for the built-in pack alike.
+#[test]
+fn the_kept_text_recomputes_to_the_version() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        rule("{path: $.request.x, op: exists}"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("a.yml"), "rules: []\n").unwrap();
+    // Not part of the set, so not part of its text.
+    std::fs::write(dir.path().join("b.cases.yaml"), "cases: []\n").unwrap();
+    std::fs::write(dir.path().join(".hidden.yaml"), "x: 1\n").unwrap();
+    let set = PolicySet::load_dir(dir.path()).unwrap();
+    let text = set.text();
+    let paths: Vec<&str> = text.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["a.yml", "b.yaml"]);
+    assert_eq!(text.files[0].content, "rules: []\n");
+    assert_eq!(text.version, set.version());
+    let recomputed = crate::domain::policy_digest(
+        text.files
+            .iter()
+            .map(|f| (f.path.as_str(), f.content.as_str())),
+    );
+    assert_eq!(recomputed, set.version());
+
+    let builtin = PolicySet::builtin().unwrap();
+    let text = builtin.text();
+    assert!(text.is_intact());
+    assert_eq!(text.version, builtin.version());
+    assert!(
+        text.files.iter().all(|f| f.path.starts_with("builtin:")),
+        "built-in files keep the names their rule results cite"
+    );
+    assert_eq!(text.files.len(), 7);
+}
+
 #[test]
 fn reasons_say_what_was_found_where_and_what_was_expected() {
     let set = load(&rule(

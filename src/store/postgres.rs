@@ -27,8 +27,8 @@ use super::ledger_rows::{
 };
 use super::page::{clamp_page_size, decode_token, encode_token};
 use super::row::{
-    DecisionRow, EventRow, StoredDecision, StoredEvent, StoredVersioned, StoredWithFingerprint,
-    Unsequenced, link_rows,
+    DecisionRow, EventRow, PolicyVersionRow, StoredDecision, StoredEvent, StoredPolicyVersion,
+    StoredVersioned, StoredWithFingerprint, Unsequenced, link_rows,
 };
 use super::{
     DecisionFilter, DecisionPage, Inserted, Lease, STARTUP_WAIT_FACTOR, Store, StoreError,
@@ -724,6 +724,43 @@ impl Store for PostgresStore {
         let result = self.bounded(sqlx::query("INSERT INTO ledger_checkpoints (idx, tree_size, at, body) VALUES ($1, $2, $3, $4) ON CONFLICT (idx) DO NOTHING").bind(i64::try_from(c.index).unwrap_or(i64::MAX)).bind(i64::try_from(c.tree_size).unwrap_or(i64::MAX)).bind(c.at.timestamp_millis()).bind(body).execute(&self.pool))
             .await?;
         Ok(result.rows_affected() == 1)
+    }
+
+    async fn put_policy_version(
+        &self,
+        record: &crate::domain::PolicyVersionRecord,
+    ) -> Result<bool, StoreError> {
+        let row = PolicyVersionRow::new(record)?;
+        // The primary key decides between replicas storing the same version at once.
+        let result = self
+            .bounded(
+                sqlx::query(
+                    "INSERT INTO policy_versions (version, created_at, body) VALUES ($1, $2, $3) \
+                     ON CONFLICT (version) DO NOTHING",
+                )
+                .bind(row.version)
+                .bind(row.created_at_ms)
+                .bind(&row.body)
+                .execute(&self.pool),
+            )
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn get_policy_version(
+        &self,
+        version: &str,
+    ) -> Result<Option<crate::domain::PolicyVersionRecord>, StoreError> {
+        let stored: Option<StoredPolicyVersion> = self
+            .bounded(
+                sqlx::query_as(
+                    "SELECT version, created_at, body FROM policy_versions WHERE version = $1",
+                )
+                .bind(version)
+                .fetch_optional(&self.pool),
+            )
+            .await?;
+        stored.map(StoredPolicyVersion::into_record).transpose()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,4 +1,5 @@
-//! How a `Decision` becomes a database row and back, shared by every backend.
+//! How a `Decision` (and a policy version's text) becomes a database row and back, shared by every
+//! backend.
 //!
 //! The row is the whole decision as JSON in `body`, plus copies of the fields that lists filter
 //! and order on. The serde derives in `domain` *are* the stored format: renaming a field there
@@ -9,7 +10,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Decision, DecisionEvent};
+use crate::domain::{Decision, DecisionEvent, PolicyVersion, PolicyVersionRecord};
 
 use super::StoreError;
 
@@ -292,4 +293,79 @@ pub(crate) fn link_rows(
         out.push((seq, crate::audit::hex(&previous)));
     }
     Ok((out, (seq, crate::audit::hex(&previous))))
+}
+
+/// Column values for one policy version: its name, when it was first stored, and its text as
+/// JSON (`{"version", "files"}`, files sorted by path).
+#[derive(Debug)]
+pub(crate) struct PolicyVersionRow<'a> {
+    pub(crate) version: &'a str,
+    pub(crate) created_at_ms: i64,
+    pub(crate) body: String,
+}
+
+impl<'a> PolicyVersionRow<'a> {
+    /// Refuses a text that does not hash to its version: the row is written once and never
+    /// replaced, so a wrong text stored under a version would stand for it for good.
+    pub(crate) fn new(record: &'a PolicyVersionRecord) -> Result<Self, StoreError> {
+        let policy = &record.policy;
+        if !policy.is_intact() {
+            return Err(StoreError::Corrupt(format!(
+                "the text given for policy version `{}` hashes to `{}`",
+                policy.version,
+                policy.digest()
+            )));
+        }
+        // Files sorted by path, as the stored format says (a set's own text already is).
+        let body = if policy.files.is_sorted_by(|a, b| a.path <= b.path) {
+            serde_json::to_string(policy)
+        } else {
+            serde_json::to_string(&PolicyVersion::from_files(policy.files.clone()))
+        }
+        .map_err(|e| {
+            StoreError::Corrupt(format!(
+                "policy version `{}` could not be encoded: {e}",
+                policy.version
+            ))
+        })?;
+        Ok(Self {
+            version: &policy.version,
+            created_at_ms: millis(record.stored_at),
+            body,
+        })
+    }
+}
+
+/// One stored policy version as read back.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct StoredPolicyVersion {
+    pub(crate) version: String,
+    pub(crate) created_at: i64,
+    pub(crate) body: String,
+}
+
+impl StoredPolicyVersion {
+    /// The record, checked: the body is the text of the row's version and still hashes to it.
+    pub(crate) fn into_record(self) -> Result<PolicyVersionRecord, StoreError> {
+        let corrupt = |what: String| {
+            StoreError::Corrupt(format!("policy version `{}`: {what}", self.version))
+        };
+        let policy: PolicyVersion = serde_json::from_str(&self.body)
+            .map_err(|e| corrupt(format!("not a valid stored policy text: {e}")))?;
+        if policy.version != self.version {
+            return Err(corrupt(format!(
+                "the row holds the text of `{}`",
+                policy.version
+            )));
+        }
+        if !policy.is_intact() {
+            return Err(corrupt(format!(
+                "its text hashes to `{}`: it was altered after it was stored",
+                policy.digest()
+            )));
+        }
+        let stored_at = DateTime::<Utc>::from_timestamp_millis(self.created_at)
+            .ok_or_else(|| corrupt("its time is out of range".into()))?;
+        Ok(PolicyVersionRecord { policy, stored_at })
+    }
 }

@@ -29,8 +29,8 @@ use super::ledger_rows::{
 };
 use super::page::{clamp_page_size, decode_token, encode_token};
 use super::row::{
-    DecisionRow, EventRow, StoredDecision, StoredEvent, StoredVersioned, StoredWithFingerprint,
-    Unsequenced, link_rows,
+    DecisionRow, EventRow, PolicyVersionRow, StoredDecision, StoredEvent, StoredPolicyVersion,
+    StoredVersioned, StoredWithFingerprint, Unsequenced, link_rows,
 };
 use super::{
     DecisionFilter, DecisionPage, Inserted, Lease, Store, StoreError, StoreOptions, redact_url,
@@ -613,6 +613,39 @@ impl Store for SqliteStore {
             .await
             .map_err(from_sqlx)?;
         Ok(result.rows_affected() == 1)
+    }
+
+    async fn put_policy_version(
+        &self,
+        record: &crate::domain::PolicyVersionRecord,
+    ) -> Result<bool, StoreError> {
+        let row = PolicyVersionRow::new(record)?;
+        // The primary key decides between concurrent writers; the loser changes nothing.
+        let result = sqlx::query(
+            "INSERT INTO policy_versions (version, created_at, body) VALUES (?, ?, ?) \
+             ON CONFLICT (version) DO NOTHING",
+        )
+        .bind(row.version)
+        .bind(row.created_at_ms)
+        .bind(&row.body)
+        .execute(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn get_policy_version(
+        &self,
+        version: &str,
+    ) -> Result<Option<crate::domain::PolicyVersionRecord>, StoreError> {
+        let stored: Option<StoredPolicyVersion> = sqlx::query_as(
+            "SELECT version, created_at, body FROM policy_versions WHERE version = ?",
+        )
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        stored.map(StoredPolicyVersion::into_record).transpose()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -15,8 +15,8 @@ use tempfile::TempDir;
 use crate::domain::{
     Application, Caller, CallerKind, ChangeRefs, Channel, CheckRequest, Decision, DecisionEvent,
     DecisionId, DecisionStatus, Environment, EventKind, Evidence, IdempotencyKey, ImageRef,
-    JiraKey, Resolution, ResolutionOutcome, RuleOutcome, RuleResult, Severity, SourceReport,
-    SourceRevision, SourceStatus, Verdict,
+    JiraKey, PolicyFile, PolicyVersion, PolicyVersionRecord, Resolution, ResolutionOutcome,
+    RuleOutcome, RuleResult, Severity, SourceReport, SourceRevision, SourceStatus, Verdict,
 };
 
 use super::test_schema::PgSchema;
@@ -130,11 +130,16 @@ on_both_backends!(
     events_form_one_hash_chain_across_decisions,
     replicas_appending_at_once_never_fork_the_chain,
     a_checkpoint_index_is_stored_once,
+    retention_removes_old_final_decisions_and_keeps_their_places,
+    subtree_roots_are_stored_once_and_found_by_place,
     concurrent_reviews_have_one_winner,
     a_free_job_is_claimed_once,
     a_lapsed_lease_is_taken_over,
     concurrent_claims_have_one_winner,
     decisions_are_found_by_image_digest_and_environment,
+    a_policy_version_is_stored_once_and_read_back,
+    concurrent_puts_of_a_policy_version_store_one,
+    a_policy_text_that_does_not_hash_to_its_version_is_refused,
 );
 
 /// Builds a complete, valid `Decision` through the domain's own parse constructors.
@@ -1017,6 +1022,80 @@ async fn a_checkpoint_index_is_stored_once(backend: Backend) {
     assert_eq!(fx.store.latest_checkpoint().await.unwrap(), Some(second));
 }
 
+async fn retention_removes_old_final_decisions_and_keeps_their_places(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = fx.store.as_ref();
+    let done = decision().build();
+    let pending = decision()
+        .verdict(Verdict::ManualReview)
+        .status(DecisionStatus::Pending)
+        .build();
+    insert(store, &done).await;
+    insert(store, &pending).await;
+    assert_eq!(store.sequence_events(1000).await.unwrap(), 2);
+    // Final but not yet numbered: outside the signed part of the log.
+    let unsigned = decision().build();
+    insert(store, &unsigned).await;
+    let hashes = store.ledger_hashes(1, 2).await.unwrap();
+    let later = Utc::now() + ChronoDuration::minutes(1);
+
+    assert_eq!(
+        store.prune_decisions(0, later, 10).await.unwrap(),
+        0,
+        "nothing beyond the anchor goes"
+    );
+    assert_eq!(
+        store
+            .prune_decisions(2, done.created_at, 10)
+            .await
+            .unwrap(),
+        0,
+        "nothing decided after the cut goes"
+    );
+    assert_eq!(store.prune_decisions(2, later, 10).await.unwrap(), 1);
+    assert!(store.get_decision(&done.id).await.unwrap().is_none());
+    assert!(store.get_decision(&pending.id).await.unwrap().is_some());
+    assert!(store.get_decision(&unsigned.id).await.unwrap().is_some());
+    assert_eq!(
+        store.ledger_hashes(1, 2).await.unwrap(),
+        hashes,
+        "every place keeps its hash"
+    );
+    let entries = store.ledger_entries(1, 2).await.unwrap();
+    assert_eq!(
+        (entries[0].decision_id.as_deref(), entries[0].body.as_deref()),
+        (None, None),
+        "the removed event's text is gone"
+    );
+    assert_eq!(
+        entries[1].decision_id.as_deref(),
+        Some(pending.id.as_str())
+    );
+    assert_eq!(store.prune_decisions(2, later, 10).await.unwrap(), 0);
+}
+
+async fn subtree_roots_are_stored_once_and_found_by_place(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = fx.store.as_ref();
+    let node = |level: u32, index: u64, byte: u8| crate::audit::merkle::Node {
+        level,
+        index,
+        hash: [byte; 32],
+    };
+    store
+        .insert_ledger_nodes(&[node(4, 0, 1), node(4, 1, 2), node(5, 0, 3)])
+        .await
+        .unwrap();
+    // A second signer writing the same places changes nothing.
+    store.insert_ledger_nodes(&[node(4, 0, 9)]).await.unwrap();
+    let mut found = store
+        .ledger_nodes(&[(4, 0), (5, 0), (6, 0), (4, 7)])
+        .await
+        .unwrap();
+    found.sort_by_key(|n| (n.level, n.index));
+    assert_eq!(found, vec![node(4, 0, 1), node(5, 0, 3)]);
+}
+
 // === leases ===
 
 const TTL: std::time::Duration = std::time::Duration::from_secs(60);
@@ -1317,4 +1396,107 @@ async fn decisions_are_found_by_image_digest_and_environment(backend: Backend) {
     let now = found.iter().find(|d| d.id == pending.id).unwrap();
     assert_eq!(now.status, DecisionStatus::Final);
     assert_eq!(now.verdict, Verdict::Continue);
+}
+
+// === policy versions ===
+
+/// A policy version's text, stored at a whole millisecond (the column's precision).
+fn policy_record(content: &str, stored_at_ms: i64) -> PolicyVersionRecord {
+    PolicyVersionRecord {
+        policy: PolicyVersion::from_files(vec![
+            PolicyFile {
+                path: "z.yaml".into(),
+                content: "rules: []\n".into(),
+            },
+            PolicyFile {
+                path: "a.yaml".into(),
+                content: content.into(),
+            },
+        ]),
+        stored_at: chrono::DateTime::from_timestamp_millis(stored_at_ms).unwrap(),
+    }
+}
+
+async fn a_policy_version_is_stored_once_and_read_back(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
+    let first = policy_record("rules:\n  - id: a\n", 1_790_000_000_123);
+    let version = first.policy.version.clone();
+    assert_eq!(store.get_policy_version(&version).await.unwrap(), None);
+
+    assert!(
+        store.put_policy_version(&first).await.unwrap(),
+        "newly stored"
+    );
+    // Again, later (another replica, a restart): nothing changes, the first time stays.
+    let mut again = first.clone();
+    again.stored_at += ChronoDuration::hours(1);
+    assert!(!store.put_policy_version(&again).await.unwrap());
+
+    let got = store.get_policy_version(&version).await.unwrap().unwrap();
+    assert_eq!(got, first);
+    assert_eq!(got.policy.files[0].path, "a.yaml", "sorted by path");
+    assert_eq!(got.policy.digest(), version);
+
+    let other = policy_record("rules:\n  - id: b\n", 1_790_000_000_456);
+    assert!(store.put_policy_version(&other).await.unwrap());
+    assert_ne!(other.policy.version, version);
+    assert_eq!(
+        store.get_policy_version(&version).await.unwrap().unwrap(),
+        first,
+        "versions do not overwrite each other"
+    );
+    let unknown = format!("sha256:{}", "0".repeat(64));
+    assert_eq!(store.get_policy_version(&unknown).await.unwrap(), None);
+}
+
+async fn concurrent_puts_of_a_policy_version_store_one(backend: Backend) {
+    let fx = fresh(backend).await;
+    let puts = (0..8).map(|i| {
+        let store = Arc::clone(&fx.store);
+        let record = policy_record("rules:\n  - id: raced\n", 1_790_000_000_000 + i);
+        tokio::spawn(async move { store.put_policy_version(&record).await.unwrap() })
+    });
+    let stored = futures::future::join_all(puts)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(stored, 1);
+}
+
+async fn a_policy_text_that_does_not_hash_to_its_version_is_refused(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = Arc::clone(&fx.store);
+    let mut forged = policy_record("rules:\n  - id: a\n", 1_790_000_000_000);
+    forged.policy.files[0].content.push_str("# edited\n");
+    let e = store.put_policy_version(&forged).await.unwrap_err();
+    assert_eq!(e.reason_code(), "store.corrupt", "{e}");
+    assert_eq!(
+        store
+            .get_policy_version(&forged.policy.version)
+            .await
+            .unwrap(),
+        None,
+        "nothing was stored"
+    );
+
+    // A stored text edited behind the store's back no longer hashes to its version.
+    let good = policy_record("rules:\n  - id: b\n", 1_790_000_000_000);
+    assert!(store.put_policy_version(&good).await.unwrap());
+    raw_exec(
+        &fx,
+        backend,
+        &format!(
+            "UPDATE policy_versions SET body = replace(body, 'id: b', 'id: c') WHERE version = '{}'",
+            good.policy.version
+        ),
+    )
+    .await;
+    let e = store
+        .get_policy_version(&good.policy.version)
+        .await
+        .unwrap_err();
+    assert_eq!(e.reason_code(), "store.corrupt", "{e}");
+    assert!(e.to_string().contains("altered"), "{e}");
 }

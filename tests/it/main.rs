@@ -36,6 +36,7 @@ mod openapi;
 mod peer_policy;
 mod persistence;
 mod policy_reload;
+mod policy_versions;
 mod replicas;
 mod review;
 mod review_refusals;

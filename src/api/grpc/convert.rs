@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    CallerKind, CheckRequest, CheckRequestDraft, Decision, DecisionStatus, ImageDraft, RuleOutcome,
-    SourceDraft, SourceStatus, Verdict,
+    CallerKind, CheckRequest, CheckRequestDraft, Decision, DecisionStatus, ImageDraft,
+    PolicyVersionRecord, RuleOutcome, SourceDraft, SourceStatus, Verdict,
 };
 use crate::pb;
 
@@ -275,4 +275,23 @@ fn json_to_pb(v: &serde_json::Value) -> prost_types::Value {
         }),
     };
     prost_types::Value { kind: Some(kind) }
+}
+
+/// A stored policy version; `stored_at` as RFC 3339 text in the same form the HTTP API writes.
+pub(super) fn policy_version(r: PolicyVersionRecord) -> pb::PolicyVersion {
+    pb::PolicyVersion {
+        version: r.policy.version,
+        stored_at: r
+            .stored_at
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        files: r
+            .policy
+            .files
+            .into_iter()
+            .map(|f| pb::PolicyFile {
+                path: f.path,
+                content: f.content,
+            })
+            .collect(),
+    }
 }

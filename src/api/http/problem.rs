@@ -92,7 +92,7 @@ impl From<GateError> for Problem {
             | GateError::IdempotencyConflict { .. }
             | GateError::Conflict { .. }
             | GateError::AlreadyApproved { .. } => StatusCode::CONFLICT,
-            GateError::NotFound(_) => StatusCode::NOT_FOUND,
+            GateError::NotFound(_) | GateError::PolicyVersionUnknown(_) => StatusCode::NOT_FOUND,
             GateError::Unavailable(StoreError::InvalidPageToken) => StatusCode::BAD_REQUEST,
             GateError::Unavailable(_) | GateError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             GateError::Unimplemented(_) => StatusCode::NOT_IMPLEMENTED,
