@@ -24,6 +24,10 @@ pub(super) enum AuditCommand {
         #[arg(long, short = 'c', env = "PORTCULLIS_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Stream the audit export from a running gate (`GET /v1/audit/export`, role auditor) to a
+    /// file or standard output, with the same filters. `--format jsonl` (the default) is the
+    /// verifiable record `audit verify` checks.
+    Export(Box<ExportArgs>),
     /// Verify a decision proof (`GET /v1/decisions/{id}/proof`) or an audit export (JSON
     /// Lines) offline: hashes, chain, audit paths, checkpoint signatures and chain, and that
     /// every decision's stored state is what its events imply. Exit 0 when it verifies, 7 with
@@ -38,9 +42,37 @@ pub(super) enum AuditCommand {
     },
 }
 
+#[derive(Debug, clap::Args)]
+pub(super) struct ExportArgs {
+    /// The gate's HTTP base URL.
+    #[arg(long, env = "PORTCULLIS_HTTP_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// An auditor's API token (prefer --token-file or the environment over a flag).
+    #[arg(long, env = "PORTCULLIS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// File holding the API token.
+    #[arg(long, env = "PORTCULLIS_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// CA certificate (PEM) to trust for an HTTPS gate, besides the system's roots.
+    #[arg(long, env = "PORTCULLIS_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+    /// `jsonl` (verifiable), `csv` or `html`.
+    #[arg(long, default_value = "jsonl")]
+    format: String,
+    /// Where to write it; standard output when absent.
+    #[arg(long, short = 'o')]
+    output: Option<PathBuf>,
+    /// A filter of the decision list, as `name=value` (application, environment, verdict,
+    /// caller_kind, image_digest, rule_id, rule_outcome, created_from, created_until);
+    /// repeatable.
+    #[arg(long = "filter", value_name = "NAME=VALUE")]
+    filters: Vec<String>,
+}
+
 pub(super) fn run(cmd: AuditCommand) -> ExitCode {
     let result = match cmd {
         AuditCommand::Verify { public_key, file } => return verify(&public_key, &file),
+        AuditCommand::Export(args) => return export(&args),
         other => keys(other),
     };
     match result {
@@ -71,7 +103,7 @@ fn keys(cmd: AuditCommand) -> anyhow::Result<()> {
             eprintln!("key id: {}", signer.key_id());
             print!("{}", signer.public_pem()?);
         }
-        AuditCommand::Verify { .. } => {}
+        AuditCommand::Verify { .. } | AuditCommand::Export(_) => {}
     }
     Ok(())
 }
@@ -146,4 +178,89 @@ fn read_and_verify(file: &Path, key: &ed25519_dalek::VerifyingKey) -> std::io::R
             "it is neither an audit export nor a decision proof: {e}"
         )),
     })
+}
+
+fn export(args: &ExportArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::Error;
+        }
+    };
+    match runtime.block_on(fetch_export(args)) {
+        Ok(()) => ExitCode::Ok,
+        Err((code, message)) => {
+            eprintln!("error: {message}");
+            code
+        }
+    }
+}
+
+async fn fetch_export(args: &ExportArgs) -> Result<(), (ExitCode, String)> {
+    use std::io::Write as _;
+
+    let bad = |m: String| (ExitCode::BadInput, m);
+    let token = match (&args.token, &args.token_file) {
+        (Some(t), _) => Some(t.trim().to_string()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| bad(format!("cannot read the token file `{}`: {e}", path.display())))?
+                .trim()
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    let mut query = vec![("format".to_string(), args.format.clone())];
+    for f in &args.filters {
+        let (name, value) = f
+            .split_once('=')
+            .ok_or_else(|| bad(format!("filter `{f}` is not `name=value`")))?;
+        query.push((name.trim().to_string(), value.trim().to_string()));
+    }
+    let mut client = reqwest::Client::builder();
+    if let Some(ca) = &args.ca_cert {
+        let pem = std::fs::read(ca)
+            .map_err(|e| bad(format!("cannot read `{}`: {e}", ca.display())))?;
+        let cert = reqwest::Certificate::from_pem(&pem)
+            .map_err(|e| bad(format!("`{}` is not a PEM certificate: {e}", ca.display())))?;
+        client = client.add_root_certificate(cert);
+    }
+    let client = client
+        .build()
+        .map_err(|e| (ExitCode::Error, format!("cannot build the HTTP client: {e}")))?;
+    let url = format!("{}/v1/audit/export", args.url.trim_end_matches('/'));
+    let mut request = client.get(&url).query(&query);
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let unreachable = |e: reqwest::Error| (ExitCode::Unreachable, format!("`{url}`: {e}"));
+    let mut response = request.send().await.map_err(unreachable)?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        let code = if status.is_client_error() {
+            ExitCode::BadInput
+        } else {
+            ExitCode::Unreachable
+        };
+        return Err((code, format!("the gate answered {status}: {body}")));
+    }
+    let mut out: Box<dyn std::io::Write> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).map_err(
+            |e| (ExitCode::Error, format!("cannot write `{}`: {e}", path.display())),
+        )?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let write_err = |e: std::io::Error| (ExitCode::Error, format!("cannot write the export: {e}"));
+    // Chunk by chunk: an export of a year never sits in memory. A body cut off by the gate is
+    // an error here (and a truncated export to `audit verify`).
+    while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+        out.write_all(&chunk).map_err(write_err)?;
+    }
+    out.flush().map_err(write_err)?;
+    Ok(())
 }

@@ -256,6 +256,49 @@ async fn an_export_verifies_and_edits_to_the_file_are_named() {
     assert_eq!(report.verified.decisions, 3);
     let (code, out) = cli_verify(&l.key_file, l.app.dir.path(), "export.jsonl", &text).await;
     assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("3 decision(s)") && out.contains("signed by key ed25519:"),
+        "{out}"
+    );
+
+    // The same export through the CLI, filtered to one application, verifies too.
+    let file = l.app.dir.path().join("cli-export.jsonl");
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["audit", "export", "--url"])
+        .arg(format!("http://{}", l.app.http_addr))
+        .args(["--filter", "application=payments", "-o"])
+        .arg(&file)
+        .env("PORTCULLIS_TOKEN", "pc_audit")
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let cli_text = std::fs::read_to_string(&file).unwrap();
+    let r = verify_export(&l.key, &cli_text);
+    assert!(r.ok(), "{}", problems(&r));
+    assert_eq!(r.verified.decisions, 3);
+    let none = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["audit", "export", "--url"])
+        .arg(format!("http://{}", l.app.http_addr))
+        .args(["--filter", "application=billing"])
+        .env("PORTCULLIS_TOKEN", "pc_audit")
+        .output()
+        .await
+        .unwrap();
+    assert!(none.status.success());
+    let r = verify_export(&l.key, &String::from_utf8_lossy(&none.stdout));
+    assert!(r.ok(), "{}", problems(&r));
+    assert_eq!(r.verified.decisions, 0, "the log's skeleton, no decision");
+    // A pipeline token may not export.
+    let denied = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["audit", "export", "--url"])
+        .arg(format!("http://{}", l.app.http_addr))
+        .env("PORTCULLIS_TOKEN", "pc_pipeline")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(denied.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("403"));
 
     let lines: Vec<&str> = text.lines().collect();
     let find = |record: &str, seq: u64| {
