@@ -45,7 +45,11 @@ pub(super) enum AuditCommand {
 #[derive(Debug, clap::Args)]
 pub(super) struct ExportArgs {
     /// The gate's HTTP base URL.
-    #[arg(long, env = "PORTCULLIS_HTTP_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "PORTCULLIS_HTTP_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     url: String,
     /// An auditor's API token (prefer --token-file or the environment over a flag).
     #[arg(long, env = "PORTCULLIS_TOKEN", hide_env_values = true)]
@@ -208,7 +212,12 @@ async fn fetch_export(args: &ExportArgs) -> Result<(), (ExitCode, String)> {
         (Some(t), _) => Some(t.trim().to_string()),
         (None, Some(path)) => Some(
             std::fs::read_to_string(path)
-                .map_err(|e| bad(format!("cannot read the token file `{}`: {e}", path.display())))?
+                .map_err(|e| {
+                    bad(format!(
+                        "cannot read the token file `{}`: {e}",
+                        path.display()
+                    ))
+                })?
                 .trim()
                 .to_string(),
         ),
@@ -223,15 +232,18 @@ async fn fetch_export(args: &ExportArgs) -> Result<(), (ExitCode, String)> {
     }
     let mut client = reqwest::Client::builder();
     if let Some(ca) = &args.ca_cert {
-        let pem = std::fs::read(ca)
-            .map_err(|e| bad(format!("cannot read `{}`: {e}", ca.display())))?;
+        let pem =
+            std::fs::read(ca).map_err(|e| bad(format!("cannot read `{}`: {e}", ca.display())))?;
         let cert = reqwest::Certificate::from_pem(&pem)
             .map_err(|e| bad(format!("`{}` is not a PEM certificate: {e}", ca.display())))?;
         client = client.add_root_certificate(cert);
     }
-    let client = client
-        .build()
-        .map_err(|e| (ExitCode::Error, format!("cannot build the HTTP client: {e}")))?;
+    let client = client.build().map_err(|e| {
+        (
+            ExitCode::Error,
+            format!("cannot build the HTTP client: {e}"),
+        )
+    })?;
     let url = format!("{}/v1/audit/export", args.url.trim_end_matches('/'));
     let mut request = client.get(&url).query(&query);
     if let Some(t) = token {
@@ -250,9 +262,14 @@ async fn fetch_export(args: &ExportArgs) -> Result<(), (ExitCode, String)> {
         return Err((code, format!("the gate answered {status}: {body}")));
     }
     let mut out: Box<dyn std::io::Write> = match &args.output {
-        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).map_err(
-            |e| (ExitCode::Error, format!("cannot write `{}`: {e}", path.display())),
-        )?)),
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).map_err(|e| {
+                (
+                    ExitCode::Error,
+                    format!("cannot write `{}`: {e}", path.display()),
+                )
+            })?,
+        )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let write_err = |e: std::io::Error| (ExitCode::Error, format!("cannot write the export: {e}"));

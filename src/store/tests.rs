@@ -1045,10 +1045,7 @@ async fn retention_removes_old_final_decisions_and_keeps_their_places(backend: B
         "nothing beyond the anchor goes"
     );
     assert_eq!(
-        store
-            .prune_decisions(2, done.created_at, 10)
-            .await
-            .unwrap(),
+        store.prune_decisions(2, done.created_at, 10).await.unwrap(),
         0,
         "nothing decided after the cut goes"
     );
@@ -1063,14 +1060,14 @@ async fn retention_removes_old_final_decisions_and_keeps_their_places(backend: B
     );
     let entries = store.ledger_entries(1, 2).await.unwrap();
     assert_eq!(
-        (entries[0].decision_id.as_deref(), entries[0].body.as_deref()),
+        (
+            entries[0].decision_id.as_deref(),
+            entries[0].body.as_deref()
+        ),
         (None, None),
         "the removed event's text is gone"
     );
-    assert_eq!(
-        entries[1].decision_id.as_deref(),
-        Some(pending.id.as_str())
-    );
+    assert_eq!(entries[1].decision_id.as_deref(), Some(pending.id.as_str()));
     assert_eq!(store.prune_decisions(2, later, 10).await.unwrap(), 0);
 }
 

@@ -522,3 +522,111 @@ async fn rows_deleted_reordered_or_forged_in_the_database_are_named() {
         problems(&r)
     );
 }
+
+/// A replica on `schema` reviewing every deploy, on the shared `clock`.
+async fn replica(
+    schema: &crate::support::db::PgSchema,
+    clock: &std::sync::Arc<portcullis::gate::ManualClock>,
+) -> TestApp {
+    TestApp::builder()
+        .policies(&[("p.yaml", REVIEW)])
+        .store_url(&schema.url())
+        .token("ci", "pc_pipeline", vec![Role::Pipeline])
+        .token("bob", "pc_bob", vec![Role::Approver])
+        .token("alice", "pc_alice", vec![Role::Approver])
+        .token("audit", "pc_audit", vec![Role::Auditor])
+        .review_timeout(std::time::Duration::from_secs(3600))
+        .clock(clock.clone())
+        .spawn()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_export_from_replicas_on_postgres_after_mixed_traffic_verifies() {
+    let Some(schema) = crate::support::db::PgSchema::create().await else {
+        return;
+    };
+    let clock = std::sync::Arc::new(portcullis::gate::ManualClock::new(chrono::Utc::now()));
+    let (a, b) = (
+        replica(&schema, &clock).await,
+        replica(&schema, &clock).await,
+    );
+    let mut ids = Vec::new();
+    // Checks through both replicas at once.
+    let checks = (0..8).map(|i| {
+        let app = if i % 2 == 0 { &a } else { &b };
+        async move {
+            app.check(&good_check(&format!("rep-{i}")))
+                .await
+                .json_with(StatusCode::CREATED)["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    });
+    ids.extend(futures::future::join_all(checks).await);
+    let post = |app: &TestApp, token: &str, id: &str, body: Value| {
+        app.http
+            .post(app.url(&format!("/v1/decisions/{id}/review")))
+            .bearer_auth(token.to_string())
+            .json(&body)
+            .send()
+    };
+    // Approvals, a refusal and a rejection, through both, some racing each other.
+    let (r1, r2, r3) = tokio::join!(
+        post(&a, "pc_bob", &ids[0], json!({"resolution": "approve"})),
+        post(&b, "pc_alice", &ids[1], json!({"resolution": "approve"})),
+        post(&b, "pc_bob", &ids[2], json!({"resolution": "reject"})),
+    );
+    assert_eq!(r1.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        r2.unwrap().status(),
+        StatusCode::FORBIDDEN,
+        "alice triggered it"
+    );
+    assert_eq!(r3.unwrap().status(), StatusCode::OK);
+    let (r4, r5) = tokio::join!(
+        post(&a, "pc_bob", &ids[3], json!({"resolution": "approve"})),
+        post(&b, "pc_alice", &ids[3], json!({"resolution": "reject"})),
+    );
+    let statuses = [r4.unwrap().status(), r5.unwrap().status()];
+    assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
+
+    // A restart of one replica, then reviews past their deadline expire.
+    let (settings, dir) = a.stop().await;
+    let a = crate::support::app::start_with_clock(
+        settings,
+        dir,
+        Some("pc_pipeline".into()),
+        clock.clone(),
+    )
+    .await;
+    clock.advance(chrono::Duration::hours(2));
+    for id in &ids[4..6] {
+        let d = b.decision(id).await.json_with(StatusCode::OK);
+        assert_eq!(d["resolution"]["outcome"], "expired", "{d}");
+    }
+    a.check(&good_check("after-restart"))
+        .await
+        .expect(StatusCode::CREATED);
+
+    let k = b
+        .get_as(None, "/v1/audit/public-key")
+        .await
+        .json_with(StatusCode::OK);
+    let key = public_key_from_pem(k["public_key_pem"].as_str().unwrap()).unwrap();
+    for app in [&a, &b] {
+        let resp = app
+            .http
+            .get(app.url("/v1/audit/export"))
+            .bearer_auth("pc_audit")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let text = resp.text().await.unwrap();
+        let r = verify_export(&key, &text);
+        assert!(r.ok(), "{}", problems(&r));
+        assert_eq!(r.verified.decisions, 9);
+    }
+}
