@@ -208,10 +208,10 @@ impl<'k, W: Write> HtmlWriter<'k, W> {
                     }
                     Err((id, why)) => {
                         self.counts.unreadable += 1;
-                        let _ = write!(
+                        let _ = writeln!(
                             s,
                             "<article class=\"decision\"><h3><span class=\"id\">{}</span></h3>\
-                             <p class=\"verification failed\">This decision record could not be read: {}</p></article>\n",
+                             <p class=\"verification failed\">This decision record could not be read: {}</p></article>",
                             or_none(&id),
                             e(&why)
                         );
@@ -287,11 +287,28 @@ fn verification(s: &mut String, report: &Report) {
             e(&report.verified.to_string())
         );
     } else {
+        let v = &report.verified;
         let _ = write!(
             s,
-            "<div class=\"verification failed\" id=\"verification\">NOT VERIFIED: {} problem(s)\n<ul>\n",
-            report.problems.len()
+            "<div class=\"verification failed\" id=\"verification\">NOT VERIFIED: {} problem(s) in {} decision(s), {} event(s)",
+            report.problems.len(),
+            v.decisions,
+            v.events
         );
+        // Which signed checkpoint and key the check was made against, so the reader can tell
+        // a wrong key from an altered record.
+        match &v.checkpoint {
+            Some((index, size, key, at)) => {
+                let _ = write!(
+                    s,
+                    "; checked against checkpoint {index} (tree size {size}, {}) signed by key {}",
+                    e(&time(at)),
+                    e(key)
+                );
+            }
+            None => s.push_str("; no signed checkpoint"),
+        }
+        s.push_str("\n<ul>\n");
         for p in &report.problems {
             let _ = writeln!(s, "<li>{}</li>", e(&p.to_string()));
         }

@@ -16,6 +16,7 @@ mod adapters;
 mod adapters_traps;
 mod admission;
 mod architecture;
+mod audit_report;
 mod auth;
 mod bad_input;
 mod cli;
