@@ -9,12 +9,11 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use ed25519_dalek::VerifyingKey;
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
-use tokio_stream::wrappers::ReceiverStream;
-
-use ed25519_dalek::VerifyingKey;
 use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 
 use super::problem::Problem;
 use super::{Authed, HttpState, query_problem};
