@@ -3,6 +3,8 @@
 # it is missing, runs the whole suite, and says loudly when the PostgreSQL-backed tests could not
 # run because no server is reachable (they return early; everything else runs).
 # PORTCULLIS_REQUIRE_POSTGRES=1 (set by .ci/run) turns a missing server into a failure instead.
+# Likewise the HTML audit report's browser test needs `chromium` (the distribution's package) and
+# is skipped loudly without it; PORTCULLIS_REQUIRE_BROWSER=1 makes that a failure.
 # Extra arguments go to `cargo nextest run` (a filter, --locked, …).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +47,33 @@ if [ "$postgres_up" = no ]; then
   banner
 fi
 
+browser_up=no
+if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+  browser_up=yes
+fi
+
+browser_banner() {
+  cat <<TXT
+
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+!! No \`chromium\` on PATH: the HTML audit report was NOT opened in a browser
+!! (audit_report::the_html_report_renders_in_a_real_browser_… returned early).
+!! Install the distribution's \`chromium\` package (apt-get install chromium).
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+
+TXT
+}
+
+if [ "$browser_up" = no ]; then
+  if [ -n "${PORTCULLIS_REQUIRE_BROWSER:-}" ] && [ "${PORTCULLIS_REQUIRE_BROWSER}" != 0 ]; then
+    echo "PORTCULLIS_REQUIRE_BROWSER is set but no chromium is on PATH" >&2
+    exit 1
+  fi
+  browser_banner
+fi
+
 status=0
 cargo nextest run "$@" || status=$?
 [ "$postgres_up" = no ] && banner
+[ "$browser_up" = no ] && browser_banner
 exit "$status"

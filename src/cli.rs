@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check`, `policy lint|test`, `config check`, `token`, `sim`. One file per
+//! The command line: `serve`, `check`, `policy lint|test`, `config check`, `token`, `audit`, `sim`. One file per
 //! subcommand under `cli/`; `anyhow` is allowed here (the binary edge) and nowhere deeper.
 
 mod audit_cmd;
@@ -82,7 +82,8 @@ enum Command {
     /// Start the service against the simulators and walk through three deploys (continue,
     /// manual review, terminate on a critical CVE), printing the decisions and reasons.
     Demo,
-    /// The signed decision log: make its signing key, print the public key.
+    /// The signed decision log: make its signing key, print the public key, verify proofs and
+    /// exports, render an export as an HTML or CSV report.
     Audit {
         #[command(subcommand)]
         command: audit_cmd::AuditCommand,

@@ -9,6 +9,7 @@
 //! - `audit`: the hash chain, Merkle tree and signed checkpoints a verifier checks.
 //! - `store`: durable decisions (SQLite embedded; PostgreSQL later).
 //! - `gate`: the core service every transport calls.
+//! - `report`: the audit export as CSV and as a self-contained HTML report.
 //! - `review_routing`: reviews decided by a ServiceNow change's approval (opened, polled, called back).
 //! - `notify`: signed outbound webhooks when reviews open, end or near their deadline.
 //! - `api`: gRPC and HTTP/JSON transports; `pb`: generated protobuf types.
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod notify;
 pub mod pb;
 pub mod policy;
+pub mod report;
 pub mod review_routing;
 pub mod secret;
 pub mod serve;

@@ -1,17 +1,18 @@
-//! `portcullis audit keygen|public-key|verify`: make the key pair that signs the decision log's
-//! checkpoints, print the public key a verifier needs, and verify a decision proof or an audit
-//! export offline with only that key.
+//! `portcullis audit keygen|public-key|verify|report`: make the key pair that signs the decision
+//! log's checkpoints, print the public key a verifier needs, verify a decision proof or an audit
+//! export offline with only that key, and render an export as an HTML or CSV report.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
 
 use super::ExitCode;
 use crate::audit::checkpoint::{CheckpointSigner, public_key_from_pem};
-use crate::audit::proof::{DecisionProof, EXPORT_FORMAT};
+use crate::audit::proof::{DecisionProof, EXPORT_FORMAT, ExportRecord};
 use crate::audit::verify::{ExportVerifier, Report, verify_proof};
 use crate::config;
+use crate::report::{CsvWriter, HtmlWriter};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum AuditCommand {
@@ -40,6 +41,30 @@ pub(super) enum AuditCommand {
         /// The proof (JSON) or export (JSON Lines); `-` for standard input.
         file: PathBuf,
     },
+    /// Render an audit export (JSON Lines, as `GET /v1/audit/export` gives it) as a report on
+    /// standard output: a self-contained HTML page (summary, verification line, every
+    /// decision) or CSV (one row per decision). The export is verified with the key as it is
+    /// read; the HTML report shows the result, and it is printed on standard error too. Exit 0
+    /// when it verifies, 7 when it does not (the report is still written), 2 when the files
+    /// cannot be read.
+    Report {
+        /// The gate's public key (SPKI PEM); obtain it from the gate's operator.
+        #[arg(long)]
+        public_key: PathBuf,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+        format: ReportFormat,
+        /// The export (JSON Lines); `-` for standard input.
+        file: PathBuf,
+    },
+}
+
+/// What `audit report` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum ReportFormat {
+    /// A self-contained HTML page to open in a browser.
+    Html,
+    /// One row per decision, for spreadsheets.
+    Csv,
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,6 +102,11 @@ pub(super) fn run(cmd: AuditCommand) -> ExitCode {
     let result = match cmd {
         AuditCommand::Verify { public_key, file } => return verify(&public_key, &file),
         AuditCommand::Export(args) => return export(&args),
+        AuditCommand::Report {
+            public_key,
+            format,
+            file,
+        } => return report(&public_key, format, &file),
         other => keys(other),
     };
     match result {
@@ -107,24 +137,38 @@ fn keys(cmd: AuditCommand) -> anyhow::Result<()> {
             eprintln!("key id: {}", signer.key_id());
             print!("{}", signer.public_pem()?);
         }
-        AuditCommand::Verify { .. } | AuditCommand::Export(_) => {}
+        AuditCommand::Verify { .. } | AuditCommand::Export(_) | AuditCommand::Report { .. } => {}
     }
     Ok(())
 }
 
-fn verify(public_key: &Path, file: &Path) -> ExitCode {
-    let key = match std::fs::read_to_string(public_key)
+/// The verifier's key, or why it cannot be read (said on standard error).
+fn read_key(public_key: &Path) -> Result<ed25519_dalek::VerifyingKey, ExitCode> {
+    std::fs::read_to_string(public_key)
         .map_err(|e| e.to_string())
         .and_then(|pem| public_key_from_pem(&pem).map_err(|e| e.to_string()))
-    {
-        Ok(k) => k,
-        Err(e) => {
+        .map_err(|e| {
             eprintln!(
                 "error: cannot read the public key `{}`: {e}",
                 public_key.display()
             );
-            return ExitCode::BadInput;
-        }
+            ExitCode::BadInput
+        })
+}
+
+/// The export file, or standard input for `-`.
+fn open_input(file: &Path) -> std::io::Result<Box<dyn Read>> {
+    Ok(if file.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(file)?)
+    })
+}
+
+fn verify(public_key: &Path, file: &Path) -> ExitCode {
+    let key = match read_key(public_key) {
+        Ok(k) => k,
+        Err(code) => return code,
     };
     let report = match read_and_verify(file, &key) {
         Ok(r) => r,
@@ -152,12 +196,7 @@ fn verify(public_key: &Path, file: &Path) -> ExitCode {
 /// Reads a proof (one JSON document) or an export (JSON Lines whose first line is the
 /// `export` record), the export a line at a time.
 fn read_and_verify(file: &Path, key: &ed25519_dalek::VerifyingKey) -> std::io::Result<Report> {
-    let input: Box<dyn Read> = if file.as_os_str() == "-" {
-        Box::new(std::io::stdin())
-    } else {
-        Box::new(std::fs::File::open(file)?)
-    };
-    let mut reader = BufReader::new(input);
+    let mut reader = BufReader::new(open_input(file)?);
     let mut first = String::new();
     reader.read_line(&mut first)?;
     let is_export = serde_json::from_str::<serde_json::Value>(&first).is_ok_and(|v| {
@@ -200,6 +239,49 @@ fn export(args: &ExportArgs) -> ExitCode {
         Err((code, message)) => {
             eprintln!("error: {message}");
             code
+        }
+    }
+}
+
+fn report(public_key: &Path, format: ReportFormat, file: &Path) -> ExitCode {
+    let key = match read_key(public_key) {
+        Ok(k) => k,
+        Err(code) => return code,
+    };
+    let input = match open_input(file) {
+        Ok(i) => BufReader::new(i),
+        Err(e) => {
+            eprintln!("error: cannot read `{}`: {e}", file.display());
+            return ExitCode::BadInput;
+        }
+    };
+    let out = BufWriter::new(std::io::stdout().lock());
+    let report = match format {
+        ReportFormat::Html => html_report(input, out, &key),
+        ReportFormat::Csv => csv_report(input, out, &key),
+    };
+    match report {
+        Ok(report) if report.ok() => {
+            eprintln!("verified: {}", report.verified);
+            ExitCode::Ok
+        }
+        Ok(report) => {
+            eprintln!(
+                "NOT VERIFIED: {} problem(s) in {}",
+                report.problems.len(),
+                file.display()
+            );
+            for p in &report.problems {
+                eprintln!("- {p}");
+            }
+            ExitCode::AuditProblems
+        }
+        Err(e) => {
+            eprintln!(
+                "error: cannot write the report of `{}`: {e:#}",
+                file.display()
+            );
+            ExitCode::Error
         }
     }
 }
@@ -280,4 +362,39 @@ async fn fetch_export(args: &ExportArgs) -> Result<(), (ExitCode, String)> {
     }
     out.flush().map_err(write_err)?;
     Ok(())
+}
+
+/// The HTML report of an export read a line at a time; the writer verifies as it renders.
+fn html_report(
+    input: impl BufRead,
+    out: impl Write,
+    key: &ed25519_dalek::VerifyingKey,
+) -> anyhow::Result<Report> {
+    let mut html = HtmlWriter::new(out, key);
+    for line in input.lines() {
+        html.write_line(&line?)?;
+    }
+    let (_, report) = html.finish()?;
+    Ok(report)
+}
+
+/// The CSV report of an export read a line at a time, verified alongside (CSV has no place
+/// for the verdict, so it goes to standard error and the exit code).
+fn csv_report(
+    input: impl BufRead,
+    out: impl Write,
+    key: &ed25519_dalek::VerifyingKey,
+) -> anyhow::Result<Report> {
+    let mut verifier = ExportVerifier::new(key);
+    let mut csv = CsvWriter::new(out);
+    for line in input.lines() {
+        let line = line?;
+        verifier.feed(&line);
+        // A line that is no record is the verifier's to name, not a reason to stop.
+        if let Ok(record) = serde_json::from_str::<ExportRecord>(&line) {
+            csv.write(&record)?;
+        }
+    }
+    csv.finish()?;
+    Ok(verifier.finish())
 }

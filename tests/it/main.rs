@@ -17,6 +17,7 @@ mod adapters_traps;
 mod admission;
 mod architecture;
 mod audit_ledger;
+mod audit_report;
 mod auth;
 mod bad_input;
 mod cli;

@@ -1,21 +1,27 @@
 //! `GET /v1/audit/export`: the audit export streamed as JSON Lines (`format=jsonl`, the
 //! verifiable record), CSV (`format=csv`, one row per decision) or a self-contained HTML report
-//! (`format=html`). Filters are the decision list's. The body is written as the gate produces
-//! records, so memory stays bounded whatever the period; a failure mid-way aborts the
+//! (`format=html`, verified with the gate's own public key as it is written), the last two
+//! rendered by `report`. Filters are the decision list's. The body is written as the gate
+//! produces records, so memory stays bounded whatever the period; a failure mid-way aborts the
 //! response, which the client sees as a cut-off body and `audit verify` as a truncated export.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
+use ed25519_dalek::VerifyingKey;
+use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::problem::Problem;
 use super::{Authed, HttpState, query_problem};
+use crate::audit::checkpoint::public_key_from_pem;
 use crate::domain::{Application, CallerKind, Environment, ValidationError, Verdict};
-use crate::gate::export::ExportSelection;
+use crate::gate::GateError;
+use crate::gate::export::{ExportSelection, ExportStream};
+use crate::report::{CsvWriter, HtmlWriter};
 use crate::store::DecisionFilter;
 
 #[derive(Debug, Deserialize)]
@@ -37,6 +43,8 @@ pub(super) async fn audit_export(
     let invalid = |e: ValidationError| Problem::invalid(&e);
     let format = match p.format.as_deref().unwrap_or("jsonl") {
         "jsonl" => Format::Jsonl,
+        "csv" => Format::Csv,
+        "html" => Format::Html,
         other => {
             return Err(Problem::invalid(&ValidationError::new(
                 "format",
@@ -86,17 +94,37 @@ pub(super) async fn audit_export(
         .gate
         .audit_export(&principal, ExportSelection { filter, described })
         .await?;
-    let body = ReceiverStream::new(records).map(move |record| {
-        let record = record.map_err(std::io::Error::other)?;
-        match format {
-            Format::Jsonl => {
-                let mut line = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
-                line.push(b'\n');
-                Ok::<Bytes, std::io::Error>(Bytes::from(line))
-            }
+    let body = match format {
+        Format::Jsonl => Body::from_stream(ReceiverStream::new(records).map(|record| {
+            let record = record.map_err(std::io::Error::other)?;
+            let mut line = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+            line.push(b'\n');
+            Ok::<Bytes, std::io::Error>(Bytes::from(line))
+        })),
+        Format::Csv => {
+            let mut csv = CsvWriter::new(Vec::new());
+            Body::from_stream(
+                ReceiverStream::new(records)
+                    .map(move |record| {
+                        let record = record.map_err(std::io::Error::other)?;
+                        csv.write(&record).map_err(std::io::Error::other)?;
+                        Ok::<Bytes, std::io::Error>(Bytes::from(std::mem::take(csv.get_mut())))
+                    })
+                    // Records that make no row (the log's skeleton) make no chunk either.
+                    .try_filter(|chunk| std::future::ready(!chunk.is_empty())),
+            )
         }
-    });
-    let mut response = (StatusCode::OK, Body::from_stream(body)).into_response();
+        Format::Html => {
+            // The report verifies what it shows with the gate's own key; the export has already
+            // checked the caller's role, so a keyless gate answers 503 only to auditors.
+            let Some((_, pem)) = s.gate.audit_public_key()? else {
+                return Err(no_key());
+            };
+            let key = public_key_from_pem(&pem).map_err(GateError::from)?;
+            html_body(records, key)
+        }
+    };
+    let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
@@ -104,15 +132,62 @@ pub(super) async fn audit_export(
     Ok(response)
 }
 
+/// Rendered chunks in flight between the HTML renderer and the response body.
+const HTML_CHUNKS: usize = 16;
+
+/// The HTML report of `records`, rendered by a task of its own: the writer's verifier borrows
+/// the key, which a task can own for the writer's whole life and a stream combinator cannot.
+/// The channel is bounded, so a slow reader holds the renderer (and through it the export's
+/// producer) back instead of letting pages pile up; a reader that hangs up stops both.
+fn html_body(mut records: ExportStream, key: VerifyingKey) -> Body {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(HTML_CHUNKS);
+    tokio::spawn(async move {
+        let mut html = HtmlWriter::new(Vec::new(), &key);
+        while let Some(record) = records.recv().await {
+            let written = record
+                .map_err(std::io::Error::other)
+                .and_then(|r| html.write(&r).map_err(std::io::Error::other));
+            if let Err(e) = written {
+                // Ends the body with an error: the client sees a cut-off page, never a
+                // complete-looking one.
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+            let chunk = std::mem::take(html.get_mut());
+            if !chunk.is_empty() && tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+                return;
+            }
+        }
+        let last = html
+            .finish()
+            .map(|(rest, _)| Bytes::from(rest))
+            .map_err(std::io::Error::other);
+        let _ = tx.send(last).await;
+    });
+    Body::from_stream(ReceiverStream::new(rx))
+}
+
+fn no_key() -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "audit.no_key",
+        "this gate has no checkpoint signing key to verify the report with",
+    )
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Format {
     Jsonl,
+    Csv,
+    Html,
 }
 
 impl Format {
     fn content_type(self) -> &'static str {
         match self {
             Format::Jsonl => "application/jsonl",
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Html => "text/html; charset=utf-8",
         }
     }
 }
