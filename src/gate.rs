@@ -265,7 +265,8 @@ pub struct Gate {
     /// Signs audit checkpoints (`audit.signing_key`); the service refuses to start without it.
     signer: Option<Arc<crate::audit::checkpoint::CheckpointSigner>>,
     /// The Merkle tree's right edge as of the last checkpoint this replica signed.
-    frontier: std::sync::Mutex<Option<crate::audit::merkle::Frontier>>,
+    /// With the hash of the event it ends at.
+    frontier: std::sync::Mutex<Option<(crate::audit::merkle::Frontier, String)>>,
     /// Policy versions whose text this process has stored (`gate/policy_versions.rs`).
     stored_versions: policy_versions::StoredVersions,
     // Checks run as tracked tasks so a client hanging up does not abort a half-made decision,

@@ -128,6 +128,15 @@ pub enum Problem {
     Truncated {
         why: String,
     },
+    /// A checkpoint the verifier kept from before says something else at the same index: the
+    /// history was rewritten and signed again.
+    CheckpointRewritten {
+        index: u64,
+    },
+    /// A checkpoint the verifier kept from before is not in the export: the log was rolled back.
+    CheckpointRolledBack {
+        index: u64,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -238,6 +247,14 @@ impl fmt::Display for Problem {
                 "policy version `{version}` of decision `{decision_id}` is not in the export"
             ),
             Problem::Truncated { why } => write!(f, "the export is incomplete: {why}"),
+            Problem::CheckpointRewritten { index } => write!(
+                f,
+                "checkpoint {index} is not the checkpoint {index} kept from before: the history was rewritten"
+            ),
+            Problem::CheckpointRolledBack { index } => write!(
+                f,
+                "checkpoint {index}, kept from before, is not in the export: the log was rolled back"
+            ),
         }
     }
 }
@@ -305,6 +322,24 @@ fn checkpoint_problems(signed: &SignedCheckpoint, key: &VerifyingKey) -> Option<
         });
     }
     (!signature_holds(signed, key)).then_some(Problem::BadSignature { checkpoint: index })
+}
+
+/// Checks one decision's proof, and its checkpoint against any kept from before with the same
+/// index.
+pub fn verify_proof_trusting(
+    proof: &DecisionProof,
+    key: &VerifyingKey,
+    kept: &[SignedCheckpoint],
+) -> Report {
+    let mut report = verify_proof(proof, key);
+    let index = proof.checkpoint.checkpoint.index;
+    if kept
+        .iter()
+        .any(|k| k.checkpoint.index == index && *k != proof.checkpoint)
+    {
+        report.problems.push(Problem::CheckpointRewritten { index });
+    }
+    report
 }
 
 /// Checks one decision's proof.
@@ -526,6 +561,8 @@ pub struct ExportVerifier<'k> {
     policy_versions: BTreeMap<String, bool>,
     wanted_versions: BTreeMap<String, String>,
     end: Option<ExportEnd>,
+    /// Checkpoints kept from earlier exports or proofs, by index.
+    trusted: BTreeMap<u64, SignedCheckpoint>,
 }
 
 impl<'k> ExportVerifier<'k> {
@@ -546,7 +583,16 @@ impl<'k> ExportVerifier<'k> {
             policy_versions: BTreeMap::new(),
             wanted_versions: BTreeMap::new(),
             end: None,
+            trusted: BTreeMap::new(),
         }
+    }
+
+    /// Checks the export against checkpoints kept from before (an earlier export or proof):
+    /// each must be in it, unchanged. A log rewritten and re-signed, or rolled back, fails.
+    pub fn trusting(mut self, kept: impl IntoIterator<Item = SignedCheckpoint>) -> Self {
+        self.trusted
+            .extend(kept.into_iter().map(|c| (c.checkpoint.index, c)));
+        self
     }
 
     fn malformed(&mut self, why: impl Into<String>) {
@@ -682,6 +728,13 @@ impl<'k> ExportVerifier<'k> {
 
     fn checkpoint(&mut self, signed: SignedCheckpoint) {
         self.checkpoints += 1;
+        if let Some(kept) = self.trusted.remove(&signed.checkpoint.index)
+            && kept != signed
+        {
+            self.problems.push(Problem::CheckpointRewritten {
+                index: kept.checkpoint.index,
+            });
+        }
         let c = &signed.checkpoint;
         self.problems.extend(checkpoint_problems(&signed, self.key));
         match &self.last_checkpoint {
@@ -766,6 +819,9 @@ impl<'k> ExportVerifier<'k> {
 
     /// Ends the export and gives the verdict.
     pub fn finish(mut self) -> Report {
+        for index in std::mem::take(&mut self.trusted).into_keys() {
+            self.problems.push(Problem::CheckpointRolledBack { index });
+        }
         let failed = std::mem::take(&mut self.failed);
         let mut named = BTreeSet::new();
         for (&seq, moved) in &failed {

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use clap::{Subcommand, ValueEnum};
 
 use super::ExitCode;
-use crate::audit::checkpoint::{CheckpointSigner, public_key_from_pem};
+use crate::audit::checkpoint::{CheckpointSigner, SignedCheckpoint, public_key_from_pem};
 use crate::audit::proof::{DecisionProof, EXPORT_FORMAT, ExportRecord};
-use crate::audit::verify::{ExportVerifier, Report, verify_proof};
+use crate::audit::verify::{ExportVerifier, Report, verify_proof_trusting};
 use crate::config;
 use crate::report::{CsvWriter, HtmlWriter};
 
@@ -38,6 +38,11 @@ pub(super) enum AuditCommand {
         /// gives it; obtain it from the gate's operator, not from the file being verified.
         #[arg(long)]
         public_key: PathBuf,
+        /// Checkpoints kept from before: an earlier export, proof or checkpoint (JSON) you
+        /// verified. Each must appear unchanged, so a history rewritten and signed again, or
+        /// rolled back, is caught. Repeatable.
+        #[arg(long = "trusted")]
+        trusted: Vec<PathBuf>,
         /// The proof (JSON) or export (JSON Lines); `-` for standard input.
         file: PathBuf,
     },
@@ -100,7 +105,11 @@ pub(super) struct ExportArgs {
 
 pub(super) fn run(cmd: AuditCommand) -> ExitCode {
     let result = match cmd {
-        AuditCommand::Verify { public_key, file } => return verify(&public_key, &file),
+        AuditCommand::Verify {
+            public_key,
+            trusted,
+            file,
+        } => return verify(&public_key, &trusted, &file),
         AuditCommand::Export(args) => return export(&args),
         AuditCommand::Report {
             public_key,
@@ -165,12 +174,29 @@ fn open_input(file: &Path) -> std::io::Result<Box<dyn Read>> {
     })
 }
 
-fn verify(public_key: &Path, file: &Path) -> ExitCode {
+fn verify(public_key: &Path, trusted: &[PathBuf], file: &Path) -> ExitCode {
     let key = match read_key(public_key) {
         Ok(k) => k,
         Err(code) => return code,
     };
-    let report = match read_and_verify(file, &key) {
+    let mut kept = Vec::new();
+    for path in trusted {
+        match kept_checkpoints(path) {
+            Ok(found) if !found.is_empty() => kept.extend(found),
+            Ok(_) => {
+                eprintln!(
+                    "error: `{}` holds no checkpoint; pass an earlier export, proof or checkpoint",
+                    path.display()
+                );
+                return ExitCode::BadInput;
+            }
+            Err(e) => {
+                eprintln!("error: cannot read `{}`: {e}", path.display());
+                return ExitCode::BadInput;
+            }
+        }
+    }
+    let report = match read_and_verify(file, &key, kept) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot read `{}`: {e}", file.display());
@@ -195,7 +221,30 @@ fn verify(public_key: &Path, file: &Path) -> ExitCode {
 
 /// Reads a proof (one JSON document) or an export (JSON Lines whose first line is the
 /// `export` record), the export a line at a time.
-fn read_and_verify(file: &Path, key: &ed25519_dalek::VerifyingKey) -> std::io::Result<Report> {
+/// The signed checkpoints in an earlier export (its `checkpoint` records), a proof (its
+/// checkpoint) or a file holding one signed checkpoint.
+fn kept_checkpoints(path: &Path) -> std::io::Result<Vec<SignedCheckpoint>> {
+    let text = std::fs::read_to_string(path)?;
+    if let Ok(proof) = serde_json::from_str::<DecisionProof>(&text) {
+        return Ok(vec![proof.checkpoint]);
+    }
+    if let Ok(one) = serde_json::from_str::<SignedCheckpoint>(&text) {
+        return Ok(vec![one]);
+    }
+    Ok(text
+        .lines()
+        .filter_map(|l| match serde_json::from_str::<ExportRecord>(l) {
+            Ok(ExportRecord::Checkpoint(c)) => Some(c),
+            _ => None,
+        })
+        .collect())
+}
+
+fn read_and_verify(
+    file: &Path,
+    key: &ed25519_dalek::VerifyingKey,
+    kept: Vec<SignedCheckpoint>,
+) -> std::io::Result<Report> {
     let mut reader = BufReader::new(open_input(file)?);
     let mut first = String::new();
     reader.read_line(&mut first)?;
@@ -204,7 +253,7 @@ fn read_and_verify(file: &Path, key: &ed25519_dalek::VerifyingKey) -> std::io::R
             || v.get("format").and_then(|r| r.as_str()) == Some(EXPORT_FORMAT)
     });
     if is_export {
-        let mut verifier = ExportVerifier::new(key);
+        let mut verifier = ExportVerifier::new(key).trusting(kept);
         verifier.feed(&first);
         for line in reader.lines() {
             verifier.feed(&line?);
@@ -216,7 +265,7 @@ fn read_and_verify(file: &Path, key: &ed25519_dalek::VerifyingKey) -> std::io::R
     // An altered byte can leave no readable proof at all: that is a verification failure
     // (exit 7, named), not a usage error.
     Ok(match serde_json::from_str::<DecisionProof>(&text) {
-        Ok(proof) => verify_proof(&proof, key),
+        Ok(proof) => verify_proof_trusting(&proof, key, &kept),
         Err(e) => Report::unreadable(format!(
             "it is neither an audit export nor a decision proof: {e}"
         )),

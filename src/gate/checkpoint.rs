@@ -53,14 +53,20 @@ impl Gate {
         {
             return Ok(None);
         }
-        // The tree's right edge is kept between rounds, so only new events are read; a new
-        // lease holder (or a log that shrank, which must not happen) starts from the first.
-        let mut frontier = {
-            let cached = self.frontier.lock().map(|f| f.clone()).unwrap_or_default();
-            match cached {
-                Some(f) if f.size() <= head => f,
-                _ => merkle::Frontier::default(),
+        // The tree's right edge is kept between rounds, so only new events are read. It is
+        // used again only if the log still holds the event it ended at, with the same hash; a
+        // new lease holder, or a log renumbered under it, starts from the first event.
+        let cached = self.frontier.lock().map(|f| f.clone()).unwrap_or_default();
+        let mut frontier = match cached {
+            Some((f, last)) if f.size() <= head && f.size() > 0 => {
+                let still = self.store.ledger_hashes(f.size(), f.size()).await?;
+                if still.first().map(|(_, h)| h) == Some(&last) {
+                    f
+                } else {
+                    merkle::Frontier::default()
+                }
             }
+            _ => merkle::Frontier::default(),
         };
         let from = frontier.size() + 1;
         let mut nodes = Vec::new();
@@ -106,7 +112,7 @@ impl Gate {
         };
         let signed = signer.sign(checkpoint)?;
         if let Ok(mut cached) = self.frontier.lock() {
-            *cached = Some(frontier);
+            *cached = Some((frontier, signed.checkpoint.last_event_hash.clone()));
         }
         if !self.store.insert_checkpoint(&signed).await? {
             return Ok(None);

@@ -630,3 +630,52 @@ async fn an_export_from_replicas_on_postgres_after_mixed_traffic_verifies() {
         assert_eq!(r.verified.decisions, 9);
     }
 }
+
+#[tokio::test]
+async fn a_history_rewritten_and_signed_again_is_caught_by_the_checkpoints_kept_from_before() {
+    let l = ledger().await;
+    let before = export_text(&l, "").await;
+    assert!(verify_export(&l.key, &before).ok());
+    let kept = l.app.dir.path().join("kept.jsonl");
+    std::fs::write(&kept, &before).unwrap();
+
+    // Someone with the database rewrites a decision consistently (its event and its row), then
+    // wipes the log's numbering and checkpoints so the gate numbers and signs it all again.
+    let id = &l.ids[2];
+    let r = tampered_export(
+        &l,
+        &[
+            &format!("UPDATE decision_events SET body = replace(body, 'OPS-1', 'OPS-9') WHERE decision_id = '{id}'"),
+            &format!("UPDATE decisions SET body = replace(body, 'OPS-1', 'OPS-9') WHERE id = '{id}'"),
+            "UPDATE decision_events SET seq = NULL, hash = NULL",
+            "UPDATE ledger_head SET seq = 0, hash = '0000000000000000000000000000000000000000000000000000000000000000'",
+            "DELETE FROM ledger_checkpoints",
+            "DELETE FROM ledger_nodes",
+        ],
+    )
+    .await;
+    assert!(
+        r.ok(),
+        "on its own the new history verifies: {}",
+        problems(&r)
+    );
+
+    let after = export_text(&l, "").await;
+    let file = l.app.dir.path().join("after.jsonl");
+    std::fs::write(&file, &after).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["audit", "verify", "--public-key"])
+        .arg(&l.key_file)
+        .arg("--trusted")
+        .arg(&kept)
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "{stdout}");
+    assert!(
+        stdout.contains("checkpoint 1 is not the checkpoint 1 kept from before"),
+        "{stdout}"
+    );
+}
