@@ -313,6 +313,12 @@ impl Gate {
         self
     }
 
+    /// The time by the gate's clock, for what records times beside its decisions (review
+    /// tickets, the follow-up texts they carry).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Adds an observer of review openings and endings.
     pub fn with_observer(mut self, observer: Arc<dyn ReviewObserver>) -> Self {
         self.observers.push(observer);

@@ -31,7 +31,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -382,7 +381,7 @@ impl JiraRouting {
             number: created.key.clone(),
             id: created.id.clone(),
             opened_by_gate: true,
-            at: Utc::now(),
+            at: gate.now(),
         };
         info!(
             check.id = d.id.as_str(),

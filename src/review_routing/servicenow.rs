@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -356,7 +356,9 @@ impl ServiceNowRouting {
         let (status, opened) = match named {
             Some(number) => (adapter.find_change(&number, deadline).await, false),
             None => (
-                adapter.open_change(&self.draft(d, route), deadline).await,
+                adapter
+                    .open_change(&self.draft(d, route, gate.now()), deadline)
+                    .await,
                 true,
             ),
         };
@@ -373,7 +375,7 @@ impl ServiceNowRouting {
             number: status.number.clone(),
             id: status.sys_id.clone(),
             opened_by_gate: opened,
-            at: Utc::now(),
+            at: gate.now(),
         };
         info!(
             check.id = d.id.as_str(),
@@ -386,11 +388,10 @@ impl ServiceNowRouting {
         Ok(stored.review_ticket.unwrap_or(ticket))
     }
 
-    fn draft(&self, d: &Decision, route: &ServiceNowRoute) -> ChangeDraft {
+    fn draft(&self, d: &Decision, route: &ServiceNowRoute, now: DateTime<Utc>) -> ChangeDraft {
         let base = self.public_url.as_deref().unwrap_or("");
         let mut description = describe(d, base);
         description.push_str("Approving or rejecting this change resolves the review.");
-        let now = Utc::now();
         ChangeDraft {
             short_description: format!(
                 "Deploy {} to {} (Portcullis review)",
