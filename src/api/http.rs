@@ -22,11 +22,11 @@ use self::problem::Problem;
 use super::view::DecisionView;
 use crate::auth::{Authenticator, Principal};
 use crate::domain::{
-    Application, CallerKind, Channel, DecisionId, DecisionStatus, Environment, ValidationError,
-    Verdict,
+    Application, CallerKind, Channel, DecisionId, DecisionStatus, Digest, Environment,
+    ValidationError, Verdict,
 };
 use crate::gate::{Gate, ReviewAnswer};
-use crate::store::DecisionFilter;
+use crate::store::{DecisionFilter, RuleFilter, RuleOutcomeFilter};
 
 /// The OpenAPI document served at `/openapi.json`; a test keeps it in step with [`ROUTES`].
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -193,6 +193,11 @@ struct ListParams {
     verdict: Option<String>,
     status: Option<String>,
     caller_kind: Option<String>,
+    image_digest: Option<String>,
+    rule_id: Option<String>,
+    rule_outcome: Option<String>,
+    created_from: Option<String>,
+    created_until: Option<String>,
     page_size: Option<u32>,
     page_token: Option<String>,
 }
@@ -243,6 +248,28 @@ async fn list_decisions(
             .map_err(invalid)?,
         // The gate narrows lists for principals that may read only their own decisions.
         principal: None,
+        image_digest: p
+            .image_digest
+            .as_deref()
+            .map(|d| {
+                Digest::parse(d).map_err(|e| ValidationError {
+                    field: "image_digest".into(),
+                    ..e
+                })
+            })
+            .transpose()
+            .map_err(invalid)?,
+        rule: RuleFilter::parse(
+            p.rule_id.as_deref(),
+            p.rule_outcome
+                .as_deref()
+                .map(RuleOutcomeFilter::parse)
+                .transpose()
+                .map_err(invalid)?,
+        )
+        .map_err(invalid)?,
+        created_from: time_param("created_from", p.created_from.as_deref()).map_err(invalid)?,
+        created_until: time_param("created_until", p.created_until.as_deref()).map_err(invalid)?,
     };
     let page = s
         .gate
@@ -257,6 +284,30 @@ async fn list_decisions(
         decisions: page.decisions.iter().map(DecisionView::from).collect(),
         next_page_token: page.next_page_token,
     }))
+}
+
+/// An RFC 3339 time from the query string (`2026-03-01T00:00:00Z`; an offset's `+` must be sent
+/// as `%2B`, since a query string reads a bare `+` as a space).
+fn time_param(
+    name: &str,
+    value: Option<&str>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, ValidationError> {
+    value
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| {
+                    ValidationError::new(
+                        name,
+                        format!(
+                            "`{}` is not an RFC 3339 time: {e}",
+                            v.chars().take(80).collect::<String>()
+                        ),
+                        "give a time such as `2026-03-01T00:00:00Z` (an offset's `+` as `%2B`)",
+                    )
+                })
+        })
+        .transpose()
 }
 
 #[derive(Debug, Deserialize)]
