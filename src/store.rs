@@ -349,8 +349,9 @@ pub trait Store: Send + Sync + 'static {
     /// The decisions `filter` selects, newest first (by id). `page_size` is clamped to
     /// 1..=500; `page_token` comes from a previous page and continues below the last decision
     /// it saw (it is not bound to a filter: sent with another one, it pages that one from
-    /// there). Rule and image filters are joins on `decision_rules` / `decision_images` by
-    /// index; times compare in whole milliseconds.
+    /// there). Rule and image filters read `decision_rules` / `decision_images`, never bodies
+    /// (migration 0008 says which index serves what on each backend); times compare in whole
+    /// milliseconds.
     async fn list_decisions(
         &self,
         filter: &DecisionFilter,

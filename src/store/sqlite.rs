@@ -29,8 +29,8 @@ use super::row::{
     Unsequenced, link_rows, rule_rows,
 };
 use super::{
-    DecisionFilter, DecisionPage, Inserted, Lease, Store, StoreError, StoreOptions, redact_url,
-    ttl_millis,
+    DecisionFilter, DecisionPage, Inserted, Lease, RuleOutcomeFilter, Store, StoreError,
+    StoreOptions, redact_url, ttl_millis,
 };
 
 /// The migrations, embedded at build time so the binary carries its schema.
@@ -246,27 +246,25 @@ impl Store for SqliteStore {
 
         let mut query: QueryBuilder<'_, Sqlite> =
             QueryBuilder::new("SELECT d.id, d.schema_version, d.body FROM ");
-        // A rule or image filter walks its own index newest first (`(rule_id, [outcome,]
-        // decision_id)`, `(digest, environment, decision_id)`) and joins each row to its
-        // decision by primary key, so a page of a rare rule's failures reads about a page of
-        // rows, not every decision. CROSS JOIN is how SQLite is told to keep that order of
-        // tables: without statistics its planner could start from `decisions` instead and probe
-        // the index once per decision of the whole table.
-        let order = if let Some(rule) = &filter.rule {
+        // "Rule failed" and the image digest have indexes in id order (`decision_rules_failed`
+        // `(rule_id, decision_id)`, `decision_images` `(digest, environment, decision_id)`):
+        // the list walks one newest first and joins each row to its decision by primary key, so
+        // a page of a rare rule's failures reads about a page of rows, not every decision.
+        // CROSS JOIN is how SQLite is told to keep that order of tables: without statistics its
+        // planner could start from `decisions` and probe once per decision of the whole table.
+        // "Rule passed" and "rule" have no index by rule (migration 0008 says why): they walk
+        // decisions newest first and look each up by key.
+        let rule_failed = filter
+            .rule
+            .as_ref()
+            .filter(|r| r.outcome == Some(RuleOutcomeFilter::Failed));
+        let order = if let Some(rule) = rule_failed {
+            // `'failed'` written out, not bound: SQLite uses a partial index only for a query
+            // whose WHERE it can see implies the index's.
             query
                 .push("decision_rules AS r CROSS JOIN decisions AS d ")
-                .push("WHERE d.id = r.decision_id AND r.rule_id = ")
+                .push("WHERE d.id = r.decision_id AND r.outcome = 'failed' AND r.rule_id = ")
                 .push_bind(rule.rule_id.as_str());
-            if let Some(outcome) = rule.outcome {
-                query.push(" AND r.outcome = ").push_bind(outcome.as_str());
-            }
-            if let Some(digest) = &filter.image_digest {
-                // A decision's image rows carry its environment, so this is a full-key lookup.
-                query
-                    .push(" AND EXISTS (SELECT 1 FROM decision_images AS i WHERE i.digest = ")
-                    .push_bind(digest.as_str())
-                    .push(" AND i.environment = d.environment AND i.decision_id = d.id)");
-            }
             "r.decision_id"
         } else if let Some(digest) = &filter.image_digest {
             query
@@ -284,6 +282,27 @@ impl Store for SqliteStore {
             query.push("decisions AS d WHERE 1 = 1");
             "d.id"
         };
+        if let Some(rule) = filter.rule.as_ref().filter(|_| rule_failed.is_none()) {
+            query
+                .push(" AND EXISTS (SELECT 1 FROM decision_rules AS r WHERE r.decision_id = d.id")
+                .push(" AND r.rule_id = ")
+                .push_bind(rule.rule_id.as_str());
+            if let Some(outcome) = rule.outcome {
+                query.push(" AND r.outcome = ").push_bind(outcome.as_str());
+            }
+            query.push(")");
+        }
+        if let Some(digest) = filter
+            .image_digest
+            .as_ref()
+            .filter(|_| rule_failed.is_some())
+        {
+            // A decision's image rows carry its environment, so this is a full-key lookup.
+            query
+                .push(" AND EXISTS (SELECT 1 FROM decision_images AS i WHERE i.digest = ")
+                .push_bind(digest.as_str())
+                .push(" AND i.environment = d.environment AND i.decision_id = d.id)");
+        }
         // Only the filters that are set become conditions, so the planner sees plain equalities
         // it can serve from the `(column, id)` indexes.
         if let Some(application) = &filter.application {
@@ -663,7 +682,7 @@ async fn upsert_rule_rows(
                 .push_bind(*outcome);
         });
         upsert.push(
-            " ON CONFLICT (rule_id, decision_id) DO UPDATE SET outcome = excluded.outcome \
+            " ON CONFLICT (decision_id, rule_id) DO UPDATE SET outcome = excluded.outcome \
              WHERE decision_rules.outcome <> excluded.outcome",
         );
         upsert.build().execute(&mut **tx).await.map_err(from_sqlx)?;

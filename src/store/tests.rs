@@ -1674,6 +1674,15 @@ async fn traceability_filters_combine_and_page(backend: Backend) {
             ..Default::default()
         },
         DecisionFilter {
+            rule: rule("pinned", Some(RuleOutcomeFilter::Failed)),
+            ..Default::default()
+        },
+        DecisionFilter {
+            rule: rule("pinned", Some(RuleOutcomeFilter::Failed)),
+            created_until: Some(t0 + ChronoDuration::minutes(10)),
+            ..Default::default()
+        },
+        DecisionFilter {
             rule: rule("pinned", Some(RuleOutcomeFilter::Passed)),
             image_digest: Some(digest("cd")),
             ..Default::default()
