@@ -563,6 +563,8 @@ impl Gate {
             )
             .into());
         }
+        // Both transports build the filter; the rules it must satisfy are checked once, here.
+        filter.validate()?;
         // A principal that may read only its own decisions lists only those (a filter in the
         // store, so pages stay full and tokens stay valid).
         let mut filter = filter.clone();

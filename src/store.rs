@@ -28,9 +28,12 @@ use async_trait::async_trait;
 use crate::audit::checkpoint::SignedCheckpoint;
 use crate::audit::merkle::Node;
 
+use chrono::{DateTime, Utc};
+
 use crate::domain::{
     Application, CallerKind, Decision, DecisionEvent, DecisionId, DecisionStatus, Digest,
-    Environment, IdempotencyKey, PolicyVersionRecord, Verdict,
+    Environment, IdempotencyKey, PolicyVersionRecord, RuleOutcome, RuleResult, ValidationError,
+    Verdict,
 };
 
 /// The canonical text of the event that records `decision` being created (what
@@ -106,7 +109,7 @@ pub struct ImageDecision {
 /// Most decisions `decisions_for_image` returns: the newest ones decide.
 pub const MAX_IMAGE_DECISIONS: u32 = 20;
 
-/// Filters for listing decisions; `None` means any.
+/// Filters for listing decisions; `None` means any. Set filters all apply (AND).
 #[derive(Debug, Clone, Default)]
 pub struct DecisionFilter {
     pub application: Option<Application>,
@@ -117,6 +120,138 @@ pub struct DecisionFilter {
     /// Only decisions this principal requested (set by the gate for principals that may not
     /// read others' decisions).
     pub principal: Option<String>,
+    /// Only decisions whose request names this image digest (`decision_images`).
+    pub image_digest: Option<Digest>,
+    /// Only decisions that evaluated this rule, optionally only where it failed or passed
+    /// (`decision_rules`).
+    pub rule: Option<RuleFilter>,
+    /// Only decisions created at or after this time (inclusive).
+    pub created_from: Option<DateTime<Utc>>,
+    /// Only decisions created before this time (exclusive).
+    pub created_until: Option<DateTime<Utc>>,
+}
+
+impl DecisionFilter {
+    /// Refuses a time range that cannot hold anything (`created_from` not before
+    /// `created_until`): a caller who swapped the bounds should hear so, not get an empty list.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        match (self.created_from, self.created_until) {
+            (Some(from), Some(until)) if from >= until => Err(ValidationError::new(
+                "created_until",
+                format!(
+                    "`{}` is not after `created_from` `{}`",
+                    until.to_rfc3339(),
+                    from.to_rfc3339()
+                ),
+                "give a range whose end (exclusive) is after its start (inclusive)",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Times are stored and compared in whole milliseconds (`row.rs`); so are the bounds.
+    fn created_range_millis(&self) -> (Option<i64>, Option<i64>) {
+        (
+            self.created_from.map(|t| t.timestamp_millis()),
+            self.created_until.map(|t| t.timestamp_millis()),
+        )
+    }
+}
+
+/// Whether one rule failed or passed in a decision, as lists filter on it.
+///
+/// Read from the rule's stored result (`domain::RuleResult::outcome`): `pass` is passed; `fail`
+/// is failed, and so is `missing`: the condition was never shown to hold, even where the rule
+/// says `on_missing: continue` and its effect let the deploy through (that effect is in the
+/// decision; a list of "decisions that passed rule X" holds only decisions where X was checked
+/// and held). A result replaced when a review is approved (a time-bound rule that no longer
+/// holds) is what counts from then on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuleOutcomeFilter {
+    Failed,
+    Passed,
+}
+
+impl RuleOutcomeFilter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleOutcomeFilter::Failed => "failed",
+            RuleOutcomeFilter::Passed => "passed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        match s {
+            "failed" => Ok(RuleOutcomeFilter::Failed),
+            "passed" => Ok(RuleOutcomeFilter::Passed),
+            _ => Err(ValidationError::new(
+                "rule_outcome",
+                format!("unknown rule outcome `{}`", clip(s, 40)),
+                "use failed or passed",
+            )),
+        }
+    }
+
+    /// The one definition (migration 0008's SQL mirrors it for rows written by SQL).
+    pub fn of(result: &RuleResult) -> Self {
+        match result.outcome {
+            RuleOutcome::Pass => RuleOutcomeFilter::Passed,
+            RuleOutcome::Fail | RuleOutcome::Missing => RuleOutcomeFilter::Failed,
+        }
+    }
+}
+
+/// Decisions that evaluated rule `rule_id`, optionally only those where it failed or passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleFilter {
+    pub rule_id: String,
+    pub outcome: Option<RuleOutcomeFilter>,
+}
+
+impl RuleFilter {
+    /// From a list request's `rule_id` and `rule_outcome`: an outcome means something only for
+    /// a rule, and a rule id has the shape policy files give it (1 to 64 lower-case letters,
+    /// digits and `-`), so a typo is refused rather than answered with an empty list.
+    pub fn parse(
+        rule_id: Option<&str>,
+        outcome: Option<RuleOutcomeFilter>,
+    ) -> Result<Option<Self>, ValidationError> {
+        let Some(rule_id) = rule_id else {
+            return match outcome {
+                Some(o) => Err(ValidationError::new(
+                    "rule_outcome",
+                    format!("`{}` is given without `rule_id`", o.as_str()),
+                    "name the rule with `rule_id`, or leave `rule_outcome` out",
+                )),
+                None => Ok(None),
+            };
+        };
+        let valid = !rule_id.is_empty()
+            && rule_id.len() <= 64
+            && rule_id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !valid {
+            return Err(ValidationError::new(
+                "rule_id",
+                format!("`{}` is not a rule id", clip(rule_id, 80)),
+                "use the rule's `id` from its policy file: 1 to 64 lower-case letters, digits and `-`",
+            ));
+        }
+        Ok(Some(Self {
+            rule_id: rule_id.to_string(),
+            outcome,
+        }))
+    }
+}
+
+/// At most `max` characters of caller input, for an error message.
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        s.chars().take(max).chain(std::iter::once('…')).collect()
+    }
 }
 
 /// One page of decisions, newest first.
@@ -219,7 +354,12 @@ pub trait Store: Send + Sync + 'static {
         &self,
         key: &IdempotencyKey,
     ) -> Result<Option<(Decision, String)>, StoreError>;
-    /// `page_size` is clamped to 1..=500; `page_token` comes from a previous page.
+    /// The decisions `filter` selects, newest first (by id). `page_size` is clamped to
+    /// 1..=500; `page_token` comes from a previous page and continues below the last decision
+    /// it saw (it is not bound to a filter: sent with another one, it pages that one from
+    /// there). Rule and image filters read `decision_rules` / `decision_images`, never bodies
+    /// (migration 0008 says which index serves what on each backend); times compare in whole
+    /// milliseconds.
     async fn list_decisions(
         &self,
         filter: &DecisionFilter,

@@ -17,7 +17,7 @@ use crate::domain::{
 use crate::gate::{Gate, GateError, ReviewAnswer};
 use crate::pb;
 use crate::pb::gate_server::GateServer;
-use crate::store::{DecisionFilter, StoreError};
+use crate::store::{DecisionFilter, RuleFilter, StoreError};
 
 /// The gRPC service over a shared gate.
 #[derive(Debug, Clone)]
@@ -209,6 +209,24 @@ impl pb::gate_server::Gate for GrpcApi {
             caller_kind: convert::caller_kind_from_pb(r.caller_kind()),
             // The gate narrows lists for principals that may read only their own decisions.
             principal: None,
+            image_digest: nonempty(&r.image_digest)
+                .map(|s| {
+                    Digest::parse(&s).map_err(|e| ValidationError {
+                        field: "image_digest".into(),
+                        ..e
+                    })
+                })
+                .transpose()
+                .map_err(|e| invalid(&e))?,
+            rule: RuleFilter::parse(
+                nonempty(&r.rule_id).as_deref(),
+                convert::rule_outcome_from_pb(r.rule_outcome).map_err(|e| invalid(&e))?,
+            )
+            .map_err(|e| invalid(&e))?,
+            created_from: convert::time_from_pb("created_from", r.created_from.as_ref())
+                .map_err(|e| invalid(&e))?,
+            created_until: convert::time_from_pb("created_until", r.created_until.as_ref())
+                .map_err(|e| invalid(&e))?,
         };
         let page = self
             .gate

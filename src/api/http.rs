@@ -23,11 +23,11 @@ use self::problem::Problem;
 use super::view::{DecisionView, PolicyVersionView};
 use crate::auth::{Authenticator, Principal};
 use crate::domain::{
-    Application, CallerKind, Channel, DecisionId, DecisionStatus, Environment, ValidationError,
-    Verdict,
+    Application, CallerKind, Channel, DecisionId, DecisionStatus, Digest, Environment,
+    ValidationError, Verdict,
 };
 use crate::gate::{Gate, ReviewAnswer};
-use crate::store::DecisionFilter;
+use crate::store::{DecisionFilter, RuleFilter, RuleOutcomeFilter};
 
 /// The OpenAPI document served at `/openapi.json`; a test keeps it in step with [`ROUTES`].
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -200,6 +200,11 @@ struct ListParams {
     verdict: Option<String>,
     status: Option<String>,
     caller_kind: Option<String>,
+    image_digest: Option<String>,
+    rule_id: Option<String>,
+    rule_outcome: Option<String>,
+    created_from: Option<String>,
+    created_until: Option<String>,
     page_size: Option<u32>,
     page_token: Option<String>,
 }
@@ -216,41 +221,18 @@ async fn list_decisions(
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ListBody>, Problem> {
     let Query(p) = params.map_err(|e| query_problem(&e))?;
-    let invalid = |e: ValidationError| Problem::invalid(&e);
-    let filter = DecisionFilter {
-        application: p
-            .application
-            .as_deref()
-            .map(Application::parse)
-            .transpose()
-            .map_err(invalid)?,
-        environment: p
-            .environment
-            .as_deref()
-            .map(Environment::parse)
-            .transpose()
-            .map_err(invalid)?,
-        verdict: p
-            .verdict
-            .as_deref()
-            .map(Verdict::parse)
-            .transpose()
-            .map_err(invalid)?,
-        status: p
-            .status
-            .as_deref()
-            .map(DecisionStatus::parse)
-            .transpose()
-            .map_err(invalid)?,
-        caller_kind: p
-            .caller_kind
-            .as_deref()
-            .map(CallerKind::parse)
-            .transpose()
-            .map_err(invalid)?,
-        // The gate narrows lists for principals that may read only their own decisions.
-        principal: None,
-    };
+    let filter = decision_filter(&FilterParams {
+        application: p.application.as_deref(),
+        environment: p.environment.as_deref(),
+        verdict: p.verdict.as_deref(),
+        status: p.status.as_deref(),
+        caller_kind: p.caller_kind.as_deref(),
+        image_digest: p.image_digest.as_deref(),
+        rule_id: p.rule_id.as_deref(),
+        rule_outcome: p.rule_outcome.as_deref(),
+        created_from: p.created_from.as_deref(),
+        created_until: p.created_until.as_deref(),
+    })?;
     let page = s
         .gate
         .list(
@@ -264,6 +246,94 @@ async fn list_decisions(
         decisions: page.decisions.iter().map(DecisionView::from).collect(),
         next_page_token: page.next_page_token,
     }))
+}
+
+/// An RFC 3339 time from the query string (`2026-03-01T00:00:00Z`; an offset's `+` must be sent
+/// as `%2B`, since a query string reads a bare `+` as a space).
+/// The decision list's filter parameters, as the list and the audit export take them.
+pub(super) struct FilterParams<'a> {
+    pub application: Option<&'a str>,
+    pub environment: Option<&'a str>,
+    pub verdict: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub caller_kind: Option<&'a str>,
+    pub image_digest: Option<&'a str>,
+    pub rule_id: Option<&'a str>,
+    pub rule_outcome: Option<&'a str>,
+    pub created_from: Option<&'a str>,
+    pub created_until: Option<&'a str>,
+}
+
+/// Decodes the filter parameters; each bad one is a 400 naming it.
+pub(super) fn decision_filter(p: &FilterParams<'_>) -> Result<DecisionFilter, Problem> {
+    let invalid = |e: ValidationError| Problem::invalid(&e);
+    Ok(DecisionFilter {
+        application: p
+            .application
+            .map(Application::parse)
+            .transpose()
+            .map_err(invalid)?,
+        environment: p
+            .environment
+            .map(Environment::parse)
+            .transpose()
+            .map_err(invalid)?,
+        verdict: p.verdict.map(Verdict::parse).transpose().map_err(invalid)?,
+        status: p
+            .status
+            .map(DecisionStatus::parse)
+            .transpose()
+            .map_err(invalid)?,
+        caller_kind: p
+            .caller_kind
+            .map(CallerKind::parse)
+            .transpose()
+            .map_err(invalid)?,
+        // The gate narrows lists for principals that may read only their own decisions.
+        principal: None,
+        image_digest: p
+            .image_digest
+            .map(|d| {
+                Digest::parse(d).map_err(|e| ValidationError {
+                    field: "image_digest".into(),
+                    ..e
+                })
+            })
+            .transpose()
+            .map_err(invalid)?,
+        rule: RuleFilter::parse(
+            p.rule_id,
+            p.rule_outcome
+                .map(RuleOutcomeFilter::parse)
+                .transpose()
+                .map_err(invalid)?,
+        )
+        .map_err(invalid)?,
+        created_from: time_param("created_from", p.created_from).map_err(invalid)?,
+        created_until: time_param("created_until", p.created_until).map_err(invalid)?,
+    })
+}
+
+fn time_param(
+    name: &str,
+    value: Option<&str>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, ValidationError> {
+    value
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| {
+                    ValidationError::new(
+                        name,
+                        format!(
+                            "`{}` is not an RFC 3339 time: {e}",
+                            v.chars().take(80).collect::<String>()
+                        ),
+                        "give a time such as `2026-03-01T00:00:00Z` (an offset's `+` as `%2B`)",
+                    )
+                })
+        })
+        .transpose()
 }
 
 #[derive(Debug, Deserialize)]

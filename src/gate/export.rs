@@ -44,6 +44,7 @@ impl Gate {
         selection: ExportSelection,
     ) -> Result<ExportStream, GateError> {
         require(principal, EXPORTERS)?;
+        selection.filter.validate()?;
         let mut selection = selection;
         if !principal.may_read_others() {
             selection.filter.principal = Some(principal.name.clone());

@@ -53,5 +53,6 @@ pub(super) const PRUNE_STATEMENTS: &[&str] = &[
      WHERE seq IS NOT NULL AND decision_id IN",
     "DELETE FROM decision_events WHERE decision_id IN",
     "DELETE FROM decision_images WHERE decision_id IN",
+    "DELETE FROM decision_rules WHERE decision_id IN",
     "DELETE FROM decisions WHERE id IN",
 ];

@@ -28,7 +28,7 @@ use super::ledger_rows::{
 use super::page::{clamp_page_size, decode_token, encode_token};
 use super::row::{
     DecisionRow, EventRow, PolicyVersionRow, StoredDecision, StoredEvent, StoredPolicyVersion,
-    StoredVersioned, StoredWithFingerprint, Unsequenced, link_rows,
+    StoredVersioned, StoredWithFingerprint, Unsequenced, link_rows, rule_rows,
 };
 use super::{
     DecisionFilter, DecisionPage, Inserted, Lease, STARTUP_WAIT_FACTOR, Store, StoreError,
@@ -258,8 +258,10 @@ impl Store for PostgresStore {
         // indexes over one fact, and PostgreSQL raises a violation of an index that is not the
         // arbiter when the racing row commits between the two checks.
         let created = EventRow::created(decision)?;
-        // The decision and its `created` event in one statement: the event is inserted from
-        // what the decision insert returns, so the loser of a key race inserts neither.
+        let (rule_ids, outcomes) = rule_rows(decision);
+        // The decision, its rule rows (`decision_rules`, migration 0008) and its `created` event
+        // in one statement: the others are inserted from what the decision insert returns, so
+        // the loser of a key race inserts none of them.
         let result = self
             .bounded(
                 sqlx::query(
@@ -269,7 +271,10 @@ impl Store for PostgresStore {
                      idempotency_generation, event_count) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
                      $16, 1) \
-                     ON CONFLICT DO NOTHING RETURNING id) \
+                     ON CONFLICT DO NOTHING RETURNING id), \
+                     r AS (INSERT INTO decision_rules (rule_id, decision_id, outcome) \
+                     SELECT u.rule_id, d.id, u.outcome \
+                     FROM d, UNNEST($20::TEXT[], $21::TEXT[]) AS u(rule_id, outcome)) \
                      INSERT INTO decision_events (decision_id, idx, at, kind, body) \
                      SELECT id, 0, $17, $18, $19 FROM d",
                 )
@@ -292,6 +297,8 @@ impl Store for PostgresStore {
                 .bind(created.at_ms)
                 .bind(created.kind)
                 .bind(&created.body)
+                .bind(&rule_ids)
+                .bind(&outcomes)
                 .execute(&self.pool),
             )
             .await?;
@@ -359,38 +366,84 @@ impl Store for PostgresStore {
         let after = page_token.map(decode_token).transpose()?;
 
         let mut query: QueryBuilder<'_, Postgres> =
-            QueryBuilder::new("SELECT id, schema_version, body FROM decisions WHERE TRUE");
+            QueryBuilder::new("SELECT d.id, d.schema_version, d.body FROM ");
+        // The same shape as SQLite's (see there): a rule or image filter joins its index table
+        // by primary key. PostgreSQL orders the joins by its statistics, so nothing is forced;
+        // ordering by the joined id lets either table's index give the page order.
+        let order = if let Some(rule) = &filter.rule {
+            query
+                .push("decision_rules AS r JOIN decisions AS d ON d.id = r.decision_id ")
+                .push("WHERE r.rule_id = ")
+                .push_bind(rule.rule_id.as_str());
+            if let Some(outcome) = rule.outcome {
+                query.push(" AND r.outcome = ").push_bind(outcome.as_str());
+            }
+            if let Some(digest) = &filter.image_digest {
+                query
+                    .push(" AND EXISTS (SELECT 1 FROM decision_images AS i WHERE i.digest = ")
+                    .push_bind(digest.as_str())
+                    .push(" AND i.environment = d.environment AND i.decision_id = d.id)");
+            }
+            "r.decision_id"
+        } else if let Some(digest) = &filter.image_digest {
+            query
+                .push("decision_images AS i JOIN decisions AS d ON d.id = i.decision_id ")
+                .push("WHERE i.digest = ")
+                .push_bind(digest.as_str());
+            if let Some(environment) = &filter.environment {
+                query
+                    .push(" AND i.environment = ")
+                    .push_bind(environment.as_str());
+            }
+            "i.decision_id"
+        } else {
+            query.push("decisions AS d WHERE TRUE");
+            "d.id"
+        };
         if let Some(application) = &filter.application {
             query
-                .push(" AND application = ")
+                .push(" AND d.application = ")
                 .push_bind(application.as_str());
         }
         if let Some(environment) = &filter.environment {
             query
-                .push(" AND environment = ")
+                .push(" AND d.environment = ")
                 .push_bind(environment.as_str());
         }
         if let Some(verdict) = filter.verdict {
-            query.push(" AND verdict = ").push_bind(verdict.as_str());
+            query.push(" AND d.verdict = ").push_bind(verdict.as_str());
         }
         if let Some(status) = filter.status {
-            query.push(" AND status = ").push_bind(status.as_str());
+            query.push(" AND d.status = ").push_bind(status.as_str());
         }
         if let Some(caller_kind) = filter.caller_kind {
             query
-                .push(" AND caller_kind = ")
+                .push(" AND d.caller_kind = ")
                 .push_bind(caller_kind.as_str());
         }
         if let Some(principal) = &filter.principal {
             query
-                .push(" AND principal = ")
+                .push(" AND d.principal = ")
                 .push_bind(principal.as_str());
         }
+        let (from, until) = filter.created_range_millis();
+        if let Some(from) = from {
+            query.push(" AND d.created_at >= ").push_bind(from);
+        }
+        if let Some(until) = until {
+            query.push(" AND d.created_at < ").push_bind(until);
+        }
         if let Some(after) = &after {
-            query.push(" AND id < ").push_bind(after.as_str());
+            query
+                .push(" AND ")
+                .push(order)
+                .push(" < ")
+                .push_bind(after.as_str());
         }
         query
-            .push(" ORDER BY id DESC LIMIT ")
+            .push(" ORDER BY ")
+            .push(order)
+            .push(" DESC LIMIT ")
             .push_bind(i64::from(page_size) + 1);
 
         let rows: Vec<StoredDecision> = self
@@ -475,6 +528,22 @@ impl Store for PostgresStore {
                 return Ok(false);
             }
             insert_events(&mut tx, event_rows).await?;
+            // An approval can replace a rule's result (a time-bound rule that no longer holds);
+            // lists follow the stored results. Unchanged rows are not rewritten.
+            let (rule_ids, outcomes) = rule_rows(next);
+            sqlx::query(
+                "INSERT INTO decision_rules (rule_id, decision_id, outcome) \
+                 SELECT u.rule_id, $1, u.outcome \
+                 FROM UNNEST($2::TEXT[], $3::TEXT[]) AS u(rule_id, outcome) \
+                 ON CONFLICT (rule_id, decision_id) DO UPDATE SET outcome = EXCLUDED.outcome \
+                 WHERE decision_rules.outcome <> EXCLUDED.outcome",
+            )
+            .bind(next.id.as_str())
+            .bind(&rule_ids)
+            .bind(&outcomes)
+            .execute(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
             tx.commit().await.map_err(from_sqlx)?;
             Ok(true)
         })

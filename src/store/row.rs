@@ -8,11 +8,13 @@
 //! `body` is the source of truth; the other columns are projections written from the same value
 //! in the same statement, so they cannot drift.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 
 use crate::domain::{Decision, DecisionEvent, PolicyVersion, PolicyVersionRecord};
 
-use super::StoreError;
+use super::{RuleOutcomeFilter, StoreError};
 
 /// The shape of `body` this build writes and reads.
 pub(crate) const SCHEMA_VERSION: i64 = 1;
@@ -79,6 +81,24 @@ impl<'a> DecisionRow<'a> {
             body,
         })
     }
+}
+
+/// The `decision_rules` rows of `decision` as two parallel columns (rule ids, `failed` /
+/// `passed`), one per rule id: a rule listed twice (no valid policy set does that) is `failed`
+/// if any of its results is, as migration 0008's SQL does it.
+pub(crate) fn rule_rows(decision: &Decision) -> (Vec<&str>, Vec<&'static str>) {
+    let mut rows: BTreeMap<&str, RuleOutcomeFilter> = BTreeMap::new();
+    for result in &decision.rule_results {
+        let outcome = RuleOutcomeFilter::of(result);
+        rows.entry(result.rule_id.as_str())
+            .and_modify(|o| {
+                if outcome == RuleOutcomeFilter::Failed {
+                    *o = outcome;
+                }
+            })
+            .or_insert(outcome);
+    }
+    rows.into_iter().map(|(id, o)| (id, o.as_str())).unzip()
 }
 
 /// The unique idempotency slot of generation `generation` of `key`.

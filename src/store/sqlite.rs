@@ -30,11 +30,11 @@ use super::ledger_rows::{
 use super::page::{clamp_page_size, decode_token, encode_token};
 use super::row::{
     DecisionRow, EventRow, PolicyVersionRow, StoredDecision, StoredEvent, StoredPolicyVersion,
-    StoredVersioned, StoredWithFingerprint, Unsequenced, link_rows,
+    StoredVersioned, StoredWithFingerprint, Unsequenced, link_rows, rule_rows,
 };
 use super::{
-    DecisionFilter, DecisionPage, Inserted, Lease, Store, StoreError, StoreOptions, redact_url,
-    ttl_millis,
+    DecisionFilter, DecisionPage, Inserted, Lease, RuleOutcomeFilter, Store, StoreError,
+    StoreOptions, redact_url, ttl_millis,
 };
 
 /// The migrations, embedded at build time so the binary carries its schema.
@@ -249,42 +249,114 @@ impl Store for SqliteStore {
         let after = page_token.map(decode_token).transpose()?;
 
         let mut query: QueryBuilder<'_, Sqlite> =
-            QueryBuilder::new("SELECT id, schema_version, body FROM decisions WHERE 1 = 1");
+            QueryBuilder::new("SELECT d.id, d.schema_version, d.body FROM ");
+        // "Rule failed" and the image digest have indexes in id order (`decision_rules_failed`
+        // `(rule_id, decision_id)`, `decision_images` `(digest, environment, decision_id)`):
+        // the list walks one newest first and joins each row to its decision by primary key, so
+        // a page of a rare rule's failures reads about a page of rows, not every decision.
+        // CROSS JOIN is how SQLite is told to keep that order of tables: without statistics its
+        // planner could start from `decisions` and probe once per decision of the whole table.
+        // "Rule passed" and "rule" have no index by rule (migration 0008 says why): they walk
+        // decisions newest first and look each up by key.
+        let rule_failed = filter
+            .rule
+            .as_ref()
+            .filter(|r| r.outcome == Some(RuleOutcomeFilter::Failed));
+        let order = if let Some(rule) = rule_failed {
+            // `'failed'` written out, not bound: SQLite uses a partial index only for a query
+            // whose WHERE it can see implies the index's.
+            query
+                .push("decision_rules AS r CROSS JOIN decisions AS d ")
+                .push("WHERE d.id = r.decision_id AND r.outcome = 'failed' AND r.rule_id = ")
+                .push_bind(rule.rule_id.as_str());
+            "r.decision_id"
+        } else if let Some(digest) = &filter.image_digest {
+            query
+                .push("decision_images AS i CROSS JOIN decisions AS d ")
+                .push("WHERE d.id = i.decision_id AND i.digest = ")
+                .push_bind(digest.as_str());
+            if let Some(environment) = &filter.environment {
+                // With the environment too the key prefix is complete and already in id order.
+                query
+                    .push(" AND i.environment = ")
+                    .push_bind(environment.as_str());
+            }
+            "i.decision_id"
+        } else {
+            query.push("decisions AS d WHERE 1 = 1");
+            "d.id"
+        };
+        if let Some(rule) = filter.rule.as_ref().filter(|_| rule_failed.is_none()) {
+            query
+                .push(" AND EXISTS (SELECT 1 FROM decision_rules AS r WHERE r.decision_id = d.id")
+                .push(" AND r.rule_id = ")
+                .push_bind(rule.rule_id.as_str());
+            if let Some(outcome) = rule.outcome {
+                query.push(" AND r.outcome = ").push_bind(outcome.as_str());
+            }
+            query.push(")");
+        }
+        if let Some(digest) = filter
+            .image_digest
+            .as_ref()
+            .filter(|_| rule_failed.is_some())
+        {
+            // A decision's image rows carry its environment, so this is a full-key lookup.
+            query
+                .push(" AND EXISTS (SELECT 1 FROM decision_images AS i WHERE i.digest = ")
+                .push_bind(digest.as_str())
+                .push(" AND i.environment = d.environment AND i.decision_id = d.id)");
+        }
         // Only the filters that are set become conditions, so the planner sees plain equalities
         // it can serve from the `(column, id)` indexes.
         if let Some(application) = &filter.application {
             query
-                .push(" AND application = ")
+                .push(" AND d.application = ")
                 .push_bind(application.as_str());
         }
         if let Some(environment) = &filter.environment {
             query
-                .push(" AND environment = ")
+                .push(" AND d.environment = ")
                 .push_bind(environment.as_str());
         }
         if let Some(verdict) = filter.verdict {
-            query.push(" AND verdict = ").push_bind(verdict.as_str());
+            query.push(" AND d.verdict = ").push_bind(verdict.as_str());
         }
         if let Some(status) = filter.status {
-            query.push(" AND status = ").push_bind(status.as_str());
+            query.push(" AND d.status = ").push_bind(status.as_str());
         }
         if let Some(caller_kind) = filter.caller_kind {
             query
-                .push(" AND caller_kind = ")
+                .push(" AND d.caller_kind = ")
                 .push_bind(caller_kind.as_str());
         }
         if let Some(principal) = &filter.principal {
             query
-                .push(" AND principal = ")
+                .push(" AND d.principal = ")
                 .push_bind(principal.as_str());
         }
+        let (from, until) = filter.created_range_millis();
+        if let Some(from) = from {
+            query.push(" AND d.created_at >= ").push_bind(from);
+        }
+        if let Some(until) = until {
+            query.push(" AND d.created_at < ").push_bind(until);
+        }
+        // The walked index's id column equals `d.id`; naming it lets SQLite see that the index
+        // already gives the order.
         if let Some(after) = &after {
-            query.push(" AND id < ").push_bind(after.as_str());
+            query
+                .push(" AND ")
+                .push(order)
+                .push(" < ")
+                .push_bind(after.as_str());
         }
         // One row beyond the page tells whether another page exists, so the last page carries
         // no token and callers never fetch an empty page.
         query
-            .push(" ORDER BY id DESC LIMIT ")
+            .push(" ORDER BY ")
+            .push(order)
+            .push(" DESC LIMIT ")
             .push_bind(i64::from(page_size) + 1);
 
         let rows: Vec<StoredDecision> = query
@@ -369,6 +441,7 @@ impl Store for SqliteStore {
             return Ok(false);
         }
         insert_events(&mut tx, &event_rows).await?;
+        upsert_rule_rows(&mut tx, next).await?;
         tx.commit().await.map_err(from_sqlx)?;
         Ok(true)
     }
@@ -740,6 +813,33 @@ async fn insert_events(
         .execute(&mut **tx)
         .await
         .map_err(from_sqlx)?;
+    }
+    Ok(())
+}
+
+/// Brings `next`'s `decision_rules` rows in step with its rule results inside the caller's
+/// transaction: an approval can replace a result (a time-bound rule that no longer holds), and
+/// lists must follow the stored results. Rows whose outcome is unchanged are not rewritten.
+async fn upsert_rule_rows(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    next: &Decision,
+) -> Result<(), StoreError> {
+    let (rule_ids, outcomes) = rule_rows(next);
+    let rows: Vec<(&str, &str)> = rule_ids.into_iter().zip(outcomes).collect();
+    // Three parameters a row, well under SQLite's limit of 32766 a statement.
+    for chunk in rows.chunks(1000) {
+        let mut upsert: QueryBuilder<'_, Sqlite> =
+            QueryBuilder::new("INSERT INTO decision_rules (rule_id, decision_id, outcome) ");
+        upsert.push_values(chunk, |mut b, (rule_id, outcome)| {
+            b.push_bind(*rule_id)
+                .push_bind(next.id.as_str())
+                .push_bind(*outcome);
+        });
+        upsert.push(
+            " ON CONFLICT (decision_id, rule_id) DO UPDATE SET outcome = excluded.outcome \
+             WHERE decision_rules.outcome <> excluded.outcome",
+        );
+        upsert.build().execute(&mut **tx).await.map_err(from_sqlx)?;
     }
     Ok(())
 }

@@ -20,7 +20,9 @@ use crate::domain::{
 };
 
 use super::test_schema::PgSchema;
-use super::{DecisionFilter, Inserted, Store, StoreError, StoreOptions, open};
+use super::{
+    DecisionFilter, Inserted, RuleFilter, RuleOutcomeFilter, Store, StoreError, StoreOptions, open,
+};
 
 // === fixtures ===
 
@@ -140,6 +142,11 @@ on_both_backends!(
     a_policy_version_is_stored_once_and_read_back,
     concurrent_puts_of_a_policy_version_store_one,
     a_policy_text_that_does_not_hash_to_its_version_is_refused,
+    lists_filter_on_the_image_digest,
+    lists_filter_on_a_rule_and_whether_it_failed_or_passed,
+    a_result_replaced_at_approval_moves_the_decision_between_outcomes,
+    lists_filter_on_a_creation_time_range,
+    traceability_filters_combine_and_page,
 );
 
 /// Builds a complete, valid `Decision` through the domain's own parse constructors.
@@ -150,6 +157,11 @@ struct DecisionBuilder {
     verdict: Verdict,
     status: DecisionStatus,
     idempotency_key: Option<String>,
+    /// The image digest is `sha256:` and 32 times this pair of hex digits.
+    digest: &'static str,
+    /// `(rule id, outcome)` of each rule result; `None` is the one passing `quality-gate`.
+    rules: Option<Vec<(&'static str, RuleOutcome)>>,
+    created_at: Option<chrono::DateTime<Utc>>,
 }
 
 fn decision() -> DecisionBuilder {
@@ -160,6 +172,27 @@ fn decision() -> DecisionBuilder {
         verdict: Verdict::Continue,
         status: DecisionStatus::Final,
         idempotency_key: None,
+        digest: "ab",
+        rules: None,
+        created_at: None,
+    }
+}
+
+/// A rule result with `outcome` (and the effect a high-severity rule gives it).
+fn rule_result(rule_id: &str, outcome: RuleOutcome) -> RuleResult {
+    RuleResult {
+        rule_id: rule_id.into(),
+        title: format!("{rule_id} holds"),
+        category: "general".into(),
+        severity: Severity::High,
+        outcome,
+        effect: match outcome {
+            RuleOutcome::Pass => Verdict::Continue,
+            RuleOutcome::Fail | RuleOutcome::Missing => Verdict::ManualReview,
+        },
+        reason: format!("{rule_id}: {}", outcome.as_str()),
+        remediation: String::new(),
+        policy_file: "p.yaml".into(),
     }
 }
 
@@ -194,8 +227,23 @@ impl DecisionBuilder {
         self
     }
 
+    fn digest(mut self, pair: &'static str) -> Self {
+        self.digest = pair;
+        self
+    }
+
+    fn rules(mut self, rules: &[(&'static str, RuleOutcome)]) -> Self {
+        self.rules = Some(rules.to_vec());
+        self
+    }
+
+    fn created_at(mut self, at: chrono::DateTime<Utc>) -> Self {
+        self.created_at = Some(at);
+        self
+    }
+
     fn build(self) -> Decision {
-        let digest = format!("sha256:{}", "ab".repeat(32));
+        let digest = format!("sha256:{}", self.digest.repeat(32));
         let request = CheckRequest {
             application: Application::parse(self.application).unwrap(),
             environment: Environment::parse(self.environment).unwrap(),
@@ -227,23 +275,31 @@ impl DecisionBuilder {
             "request": request.evidence_view(),
             "sonarqube": { "quality_gate": "OK", "coverage": 81, "issues": [] },
         });
-        let created_at = Utc::now();
+        let created_at = self.created_at.unwrap_or_else(Utc::now);
+        let rule_results = self.rules.map(|rules| {
+            rules
+                .iter()
+                .map(|(id, outcome)| rule_result(id, *outcome))
+                .collect::<Vec<_>>()
+        });
         Decision {
             id: DecisionId::generate(),
             verdict: self.verdict,
             status: self.status,
             request,
-            rule_results: vec![RuleResult {
-                rule_id: "quality-gate".into(),
-                title: "Quality gate passes".into(),
-                category: "code".into(),
-                severity: Severity::High,
-                outcome: RuleOutcome::Pass,
-                effect: Verdict::Continue,
-                reason: "quality gate is OK".into(),
-                remediation: "fix the failing conditions in SonarQube".into(),
-                policy_file: "builtin:baseline".into(),
-            }],
+            rule_results: rule_results.unwrap_or_else(|| {
+                vec![RuleResult {
+                    rule_id: "quality-gate".into(),
+                    title: "Quality gate passes".into(),
+                    category: "code".into(),
+                    severity: Severity::High,
+                    outcome: RuleOutcome::Pass,
+                    effect: Verdict::Continue,
+                    reason: "quality gate is OK".into(),
+                    remediation: "fix the failing conditions in SonarQube".into(),
+                    policy_file: "builtin:baseline".into(),
+                }]
+            }),
             evidence: Evidence {
                 document,
                 sources: vec![SourceReport {
@@ -1496,4 +1552,426 @@ async fn a_policy_text_that_does_not_hash_to_its_version_is_refused(backend: Bac
         .unwrap_err();
     assert_eq!(e.reason_code(), "store.corrupt", "{e}");
     assert!(e.to_string().contains("altered"), "{e}");
+}
+
+// === traceability: image digest, rule, time range ===
+
+/// Every id `filter` selects, following page tokens `size` decisions at a time.
+async fn page_through(store: &dyn Store, filter: &DecisionFilter, size: u32) -> Vec<DecisionId> {
+    let mut got = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = store
+            .list_decisions(filter, size, token.as_deref())
+            .await
+            .unwrap();
+        assert!(page.decisions.len() <= size as usize);
+        got.extend(page.decisions.into_iter().map(|d| d.id));
+        match page.next_page_token {
+            Some(t) => token = Some(t),
+            None => return got,
+        }
+    }
+}
+
+/// The ids of `xs`, newest first (the list order).
+fn newest_first(xs: &[&Decision]) -> Vec<DecisionId> {
+    let mut v: Vec<_> = xs.iter().map(|x| x.id.clone()).collect();
+    v.sort_by(|x, y| y.cmp(x));
+    v
+}
+
+fn digest(pair: &str) -> crate::domain::Digest {
+    crate::domain::Digest::parse(&format!("sha256:{}", pair.repeat(32))).unwrap()
+}
+
+fn rule(id: &str, outcome: Option<RuleOutcomeFilter>) -> Option<RuleFilter> {
+    RuleFilter::parse(Some(id), outcome).unwrap()
+}
+
+async fn lists_filter_on_the_image_digest(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = fx.store.as_ref();
+    let a = decision().digest("ab").build();
+    let b = decision().digest("cd").build();
+    let c = decision().digest("ab").environment("staging").build();
+    let d = decision().digest("cd").environment("staging").build();
+    for x in [&a, &b, &c, &d] {
+        insert(store, x).await;
+    }
+    let cases = [
+        (
+            DecisionFilter {
+                image_digest: Some(digest("ab")),
+                ..Default::default()
+            },
+            newest_first(&[&a, &c]),
+        ),
+        (
+            DecisionFilter {
+                image_digest: Some(digest("cd")),
+                environment: Some(Environment::parse("prod").unwrap()),
+                ..Default::default()
+            },
+            newest_first(&[&b]),
+        ),
+        (
+            DecisionFilter {
+                image_digest: Some(digest("ab")),
+                application: Some(Application::parse("nobody").unwrap()),
+                ..Default::default()
+            },
+            vec![],
+        ),
+        (
+            DecisionFilter {
+                image_digest: Some(digest("ef")),
+                ..Default::default()
+            },
+            vec![],
+        ),
+    ];
+    for (filter, want) in cases {
+        assert_eq!(all_ids(store, &filter).await, want, "{filter:?}");
+    }
+}
+
+async fn lists_filter_on_a_rule_and_whether_it_failed_or_passed(backend: Backend) {
+    use RuleOutcome::{Fail, Missing, Pass};
+    use RuleOutcomeFilter::{Failed, Passed};
+    let fx = fresh(backend).await;
+    let store = fx.store.as_ref();
+    let p = decision()
+        .rules(&[("pinned", Pass), ("reviewed", Fail)])
+        .build();
+    let q = decision()
+        .application("ledger")
+        .digest("cd")
+        .rules(&[("pinned", Fail), ("reviewed", Missing)])
+        .build();
+    let r = decision().rules(&[("pinned", Pass)]).build();
+    // A rule id twice in one decision (no valid policy set does that) is failed if any is.
+    let s = decision()
+        .rules(&[("reviewed", Pass), ("pinned", Missing), ("pinned", Pass)])
+        .build();
+    let none = decision().rules(&[]).build();
+    for x in [&p, &q, &r, &s, &none] {
+        insert(store, x).await;
+    }
+    let cases = [
+        (rule("pinned", None), newest_first(&[&p, &q, &r, &s])),
+        (rule("pinned", Some(Passed)), newest_first(&[&p, &r])),
+        (rule("pinned", Some(Failed)), newest_first(&[&q, &s])),
+        // Missing evidence counts as failed, whatever `on_missing` made of it.
+        (rule("reviewed", Some(Failed)), newest_first(&[&p, &q])),
+        (rule("reviewed", Some(Passed)), newest_first(&[&s])),
+        (rule("reviewed", None), newest_first(&[&p, &q, &s])),
+        (rule("never-evaluated", None), vec![]),
+    ];
+    for (rule, want) in cases {
+        let filter = DecisionFilter {
+            rule,
+            ..Default::default()
+        };
+        assert_eq!(all_ids(store, &filter).await, want, "{filter:?}");
+    }
+    // With the other filters, including the image digest.
+    let combined = [
+        (
+            DecisionFilter {
+                rule: rule("pinned", Some(Failed)),
+                application: Some(Application::parse("ledger").unwrap()),
+                ..Default::default()
+            },
+            newest_first(&[&q]),
+        ),
+        (
+            DecisionFilter {
+                rule: rule("pinned", Some(Failed)),
+                image_digest: Some(digest("ab")),
+                ..Default::default()
+            },
+            newest_first(&[&s]),
+        ),
+        (
+            DecisionFilter {
+                rule: rule("reviewed", None),
+                image_digest: Some(digest("cd")),
+                environment: Some(Environment::parse("prod").unwrap()),
+                ..Default::default()
+            },
+            newest_first(&[&q]),
+        ),
+        (
+            DecisionFilter {
+                rule: rule("pinned", Some(Passed)),
+                image_digest: Some(digest("cd")),
+                ..Default::default()
+            },
+            vec![],
+        ),
+    ];
+    for (filter, want) in combined {
+        assert_eq!(all_ids(store, &filter).await, want, "{filter:?}");
+    }
+}
+
+async fn a_result_replaced_at_approval_moves_the_decision_between_outcomes(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = fx.store.as_ref();
+    let pending = decision()
+        .verdict(Verdict::ManualReview)
+        .status(DecisionStatus::Pending)
+        .rules(&[
+            ("change-window", RuleOutcome::Pass),
+            ("prod-needs-review", RuleOutcome::Fail),
+        ])
+        .build();
+    insert(store, &pending).await;
+    let window = |outcome| DecisionFilter {
+        rule: rule("change-window", Some(outcome)),
+        ..Default::default()
+    };
+    assert_eq!(
+        all_ids(store, &window(RuleOutcomeFilter::Passed)).await,
+        vec![pending.id.clone()]
+    );
+
+    // Approved, but the change window closed in the meantime: the result is replaced.
+    let at = pending.created_at + ChronoDuration::minutes(5);
+    let event = DecisionEvent::new(
+        pending.id.clone(),
+        at,
+        EventKind::Resolved {
+            resolution: Resolution {
+                outcome: ResolutionOutcome::Approved,
+                by: "bob".into(),
+                principal: Some("bob".into()),
+                at,
+                comment: String::new(),
+                channel: Channel::Api,
+            },
+            groups: None,
+            newly_blocking: vec![rule_result("change-window", RuleOutcome::Fail)],
+        },
+    );
+    let approved = crate::domain::apply(Some(&pending), &event, at).unwrap();
+    assert_eq!(approved.verdict, Verdict::Terminate);
+    assert!(
+        store
+            .append_events(&approved, 1, std::slice::from_ref(&event))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        all_ids(store, &window(RuleOutcomeFilter::Failed)).await,
+        vec![pending.id.clone()]
+    );
+    assert!(
+        all_ids(store, &window(RuleOutcomeFilter::Passed))
+            .await
+            .is_empty()
+    );
+    // The results the approval did not touch stay where they were.
+    let review = DecisionFilter {
+        rule: rule("prod-needs-review", Some(RuleOutcomeFilter::Failed)),
+        ..Default::default()
+    };
+    assert_eq!(all_ids(store, &review).await, vec![pending.id.clone()]);
+}
+
+async fn lists_filter_on_a_creation_time_range(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = fx.store.as_ref();
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let ms = ChronoDuration::milliseconds;
+    let before = decision().created_at(t0 - ms(1)).build();
+    let at = decision().created_at(t0).build();
+    let hour = decision().created_at(t0 + ChronoDuration::hours(1)).build();
+    let later = decision().created_at(t0 + ChronoDuration::hours(2)).build();
+    for x in [&before, &at, &hour, &later] {
+        insert(store, x).await;
+    }
+    let range = |from: Option<chrono::DateTime<Utc>>, until: Option<chrono::DateTime<Utc>>| {
+        DecisionFilter {
+            created_from: from,
+            created_until: until,
+            ..Default::default()
+        }
+    };
+    let one_hour = t0 + ChronoDuration::hours(1);
+    let cases = [
+        // `created_from` is inclusive ...
+        (range(Some(t0), None), newest_first(&[&at, &hour, &later])),
+        // ... `created_until` exclusive.
+        (range(None, Some(one_hour)), newest_first(&[&before, &at])),
+        (range(Some(t0), Some(one_hour)), newest_first(&[&at])),
+        (range(Some(t0 - ms(1)), Some(t0)), newest_first(&[&before])),
+        (range(Some(later.created_at + ms(1)), None), vec![]),
+    ];
+    for (filter, want) in cases {
+        assert_eq!(all_ids(store, &filter).await, want, "{filter:?}");
+    }
+}
+
+async fn traceability_filters_combine_and_page(backend: Backend) {
+    use RuleOutcome::{Fail, Pass};
+    let fx = fresh(backend).await;
+    let store = fx.store.as_ref();
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let mut all = Vec::new();
+    for i in 0..12 {
+        // Two digests, the rule failing in every third, one decision a minute.
+        let d = decision()
+            .digest(if i % 2 == 0 { "ab" } else { "cd" })
+            .rules(&[("pinned", if i % 3 == 0 { Fail } else { Pass })])
+            .created_at(t0 + ChronoDuration::minutes(i))
+            .build();
+        insert(store, &d).await;
+        all.push(d);
+    }
+    let filters = [
+        DecisionFilter {
+            image_digest: Some(digest("ab")),
+            ..Default::default()
+        },
+        DecisionFilter {
+            image_digest: Some(digest("ab")),
+            environment: Some(Environment::parse("prod").unwrap()),
+            ..Default::default()
+        },
+        DecisionFilter {
+            rule: rule("pinned", None),
+            ..Default::default()
+        },
+        DecisionFilter {
+            rule: rule("pinned", Some(RuleOutcomeFilter::Passed)),
+            ..Default::default()
+        },
+        DecisionFilter {
+            rule: rule("pinned", Some(RuleOutcomeFilter::Failed)),
+            ..Default::default()
+        },
+        DecisionFilter {
+            rule: rule("pinned", Some(RuleOutcomeFilter::Failed)),
+            created_until: Some(t0 + ChronoDuration::minutes(10)),
+            ..Default::default()
+        },
+        DecisionFilter {
+            rule: rule("pinned", Some(RuleOutcomeFilter::Passed)),
+            image_digest: Some(digest("cd")),
+            ..Default::default()
+        },
+        DecisionFilter {
+            created_from: Some(t0 + ChronoDuration::minutes(2)),
+            created_until: Some(t0 + ChronoDuration::minutes(11)),
+            ..Default::default()
+        },
+        DecisionFilter {
+            rule: rule("pinned", Some(RuleOutcomeFilter::Passed)),
+            image_digest: Some(digest("ab")),
+            created_from: Some(t0 + ChronoDuration::minutes(1)),
+            created_until: Some(t0 + ChronoDuration::minutes(11)),
+            ..Default::default()
+        },
+    ];
+    for filter in filters {
+        let want: Vec<&Decision> = all
+            .iter()
+            .filter(|d| {
+                let digest_ok = filter.image_digest.as_ref().is_none_or(|g| {
+                    d.request
+                        .images
+                        .iter()
+                        .any(|i| i.digest.as_ref() == Some(g))
+                });
+                let rule_ok = filter.rule.as_ref().is_none_or(|r| {
+                    d.rule_results.iter().any(|x| {
+                        x.rule_id == r.rule_id
+                            && r.outcome.is_none_or(|o| RuleOutcomeFilter::of(x) == o)
+                    })
+                });
+                let from_ok = filter.created_from.is_none_or(|t| d.created_at >= t);
+                let until_ok = filter.created_until.is_none_or(|t| d.created_at < t);
+                digest_ok && rule_ok && from_ok && until_ok
+            })
+            .collect();
+        let want = newest_first(&want);
+        assert!(want.len() >= 3, "the case pages: {filter:?}");
+        assert_eq!(page_through(store, &filter, 2).await, want, "{filter:?}");
+    }
+}
+
+#[test]
+fn an_outcome_needs_a_rule_and_a_rule_id_has_the_policy_shape() {
+    assert_eq!(RuleFilter::parse(None, None).unwrap(), None);
+    let e = RuleFilter::parse(None, Some(RuleOutcomeFilter::Failed)).unwrap_err();
+    assert_eq!(e.field, "rule_outcome");
+    for bad in ["", "Pinned", "pinned rule", &"a".repeat(65), "pinned;--"] {
+        let e = RuleFilter::parse(Some(bad), None).unwrap_err();
+        assert_eq!(e.field, "rule_id", "{bad}");
+    }
+    assert_eq!(
+        RuleFilter::parse(
+            Some("image-pinned-by-digest"),
+            Some(RuleOutcomeFilter::Passed)
+        )
+        .unwrap()
+        .unwrap()
+        .outcome,
+        Some(RuleOutcomeFilter::Passed)
+    );
+    assert_eq!(
+        RuleOutcomeFilter::parse("failed").unwrap(),
+        RuleOutcomeFilter::Failed
+    );
+    assert_eq!(
+        RuleOutcomeFilter::parse("passed").unwrap(),
+        RuleOutcomeFilter::Passed
+    );
+    assert_eq!(
+        RuleOutcomeFilter::parse("fail").unwrap_err().field,
+        "rule_outcome"
+    );
+}
+
+#[test]
+fn a_time_range_must_end_after_it_starts() {
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let range = |from, until| DecisionFilter {
+        created_from: Some(from),
+        created_until: Some(until),
+        ..Default::default()
+    };
+    assert!(
+        range(t0, t0 + ChronoDuration::milliseconds(1))
+            .validate()
+            .is_ok()
+    );
+    for (from, until) in [(t0, t0), (t0 + ChronoDuration::seconds(1), t0)] {
+        let e = range(from, until).validate().unwrap_err();
+        assert_eq!(e.field, "created_until");
+    }
+    assert!(DecisionFilter::default().validate().is_ok());
+}
+
+#[test]
+fn rule_rows_are_one_per_rule_and_failed_wins() {
+    let d = decision()
+        .rules(&[
+            ("b", RuleOutcome::Pass),
+            ("a", RuleOutcome::Missing),
+            ("b", RuleOutcome::Fail),
+            ("c", RuleOutcome::Pass),
+        ])
+        .build();
+    let (ids, outcomes) = super::row::rule_rows(&d);
+    assert_eq!(ids, ["a", "b", "c"]);
+    assert_eq!(outcomes, ["failed", "failed", "passed"]);
 }

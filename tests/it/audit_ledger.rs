@@ -300,6 +300,34 @@ async fn an_export_verifies_and_edits_to_the_file_are_named() {
     assert_eq!(denied.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&denied.stderr).contains("403"));
 
+    // Traceability filters select decisions; every filtered export still verifies.
+    for (query, decisions) in [
+        ("?rule_id=needs-review&rule_outcome=failed", 3),
+        ("?rule_id=needs-review&rule_outcome=passed", 0),
+        (
+            &format!("?image_digest={}", crate::support::app::digest('a')) as &str,
+            3,
+        ),
+        (
+            &format!("?image_digest={}", crate::support::app::digest('b')),
+            0,
+        ),
+        (
+            "?created_from=2000-01-01T00:00:00Z&created_until=2100-01-01T00:00:00Z",
+            3,
+        ),
+        ("?created_until=2000-01-01T00:00:00Z", 0),
+    ] {
+        let r = verify_export(&l.key, &export_text(&l, query).await);
+        assert!(r.ok(), "{query}: {}", problems(&r));
+        assert_eq!(r.verified.decisions, decisions, "{query}");
+    }
+    let bad = l
+        .app
+        .get_as(Some("pc_audit"), "/v1/audit/export?rule_outcome=failed")
+        .await;
+    bad.expect(StatusCode::BAD_REQUEST);
+
     let lines: Vec<&str> = text.lines().collect();
     let find = |record: &str, seq: u64| {
         lines

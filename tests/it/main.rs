@@ -52,3 +52,4 @@ mod store_outage;
 mod supply_chain;
 mod support;
 mod tls;
+mod traceability;

@@ -6,9 +6,10 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{
     CallerKind, CheckRequest, CheckRequestDraft, Decision, DecisionStatus, ImageDraft,
-    PolicyVersionRecord, RuleOutcome, SourceDraft, SourceStatus, Verdict,
+    PolicyVersionRecord, RuleOutcome, SourceDraft, SourceStatus, ValidationError, Verdict,
 };
 use crate::pb;
+use crate::store::RuleOutcomeFilter;
 
 pub(super) fn draft(r: pb::CheckRequest) -> CheckRequestDraft {
     let caller = r.caller.unwrap_or_default();
@@ -103,6 +104,43 @@ fn status_to_pb(s: DecisionStatus) -> pb::DecisionStatus {
         DecisionStatus::Pending => pb::DecisionStatus::Pending,
         DecisionStatus::Final => pb::DecisionStatus::Final,
     }
+}
+
+/// A list request's `rule_outcome`: unspecified is none; a number this build does not know is
+/// refused rather than read as "any".
+pub(super) fn rule_outcome_from_pb(v: i32) -> Result<Option<RuleOutcomeFilter>, ValidationError> {
+    match pb::RuleOutcomeFilter::try_from(v) {
+        Ok(pb::RuleOutcomeFilter::Unspecified) => Ok(None),
+        Ok(pb::RuleOutcomeFilter::Failed) => Ok(Some(RuleOutcomeFilter::Failed)),
+        Ok(pb::RuleOutcomeFilter::Passed) => Ok(Some(RuleOutcomeFilter::Passed)),
+        Err(_) => Err(ValidationError::new(
+            "rule_outcome",
+            format!("unknown rule outcome {v}"),
+            "use RULE_OUTCOME_FILTER_FAILED or RULE_OUTCOME_FILTER_PASSED",
+        )),
+    }
+}
+
+/// A request's time field (`name`), when set; one outside what a time can be (nanos not in
+/// 0..1e9, seconds past year 262143) is refused.
+pub(super) fn time_from_pb(
+    name: &str,
+    t: Option<&prost_types::Timestamp>,
+) -> Result<Option<DateTime<Utc>>, ValidationError> {
+    t.map(|t| {
+        u32::try_from(t.nanos)
+            .ok()
+            .filter(|n| *n < 1_000_000_000)
+            .and_then(|nanos| DateTime::<Utc>::from_timestamp(t.seconds, nanos))
+            .ok_or_else(|| {
+                ValidationError::new(
+                    name,
+                    format!("seconds {} and nanos {} are not a time", t.seconds, t.nanos),
+                    "send a google.protobuf.Timestamp with nanos in 0..999999999",
+                )
+            })
+    })
+    .transpose()
 }
 
 fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {

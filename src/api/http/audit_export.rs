@@ -16,13 +16,12 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::problem::Problem;
-use super::{Authed, HttpState, query_problem};
+use super::{Authed, FilterParams, HttpState, decision_filter, query_problem};
 use crate::audit::checkpoint::public_key_from_pem;
-use crate::domain::{Application, CallerKind, Environment, ValidationError, Verdict};
+use crate::domain::ValidationError;
 use crate::gate::GateError;
 use crate::gate::export::{ExportSelection, ExportStream};
 use crate::report::{CsvWriter, HtmlWriter};
-use crate::store::DecisionFilter;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +31,11 @@ pub(super) struct ExportParams {
     environment: Option<String>,
     verdict: Option<String>,
     caller_kind: Option<String>,
+    image_digest: Option<String>,
+    rule_id: Option<String>,
+    rule_outcome: Option<String>,
+    created_from: Option<String>,
+    created_until: Option<String>,
 }
 
 pub(super) async fn audit_export(
@@ -40,7 +44,6 @@ pub(super) async fn audit_export(
     params: Result<Query<ExportParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
     let Query(p) = params.map_err(|e| query_problem(&e))?;
-    let invalid = |e: ValidationError| Problem::invalid(&e);
     let format = match p.format.as_deref().unwrap_or("jsonl") {
         "jsonl" => Format::Jsonl,
         "csv" => Format::Csv,
@@ -53,43 +56,33 @@ pub(super) async fn audit_export(
             )));
         }
     };
-    let mut described = Vec::new();
-    let mut describe = |name: &str, value: &Option<String>| {
-        if let Some(v) = value {
-            described.push(format!("{name}={v}"));
-        }
-    };
-    describe("application", &p.application);
-    describe("environment", &p.environment);
-    describe("verdict", &p.verdict);
-    describe("caller_kind", &p.caller_kind);
-    let filter = DecisionFilter {
-        application: p
-            .application
-            .as_deref()
-            .map(Application::parse)
-            .transpose()
-            .map_err(invalid)?,
-        environment: p
-            .environment
-            .as_deref()
-            .map(Environment::parse)
-            .transpose()
-            .map_err(invalid)?,
-        verdict: p
-            .verdict
-            .as_deref()
-            .map(Verdict::parse)
-            .transpose()
-            .map_err(invalid)?,
-        caller_kind: p
-            .caller_kind
-            .as_deref()
-            .map(CallerKind::parse)
-            .transpose()
-            .map_err(invalid)?,
-        ..DecisionFilter::default()
-    };
+    let given = [
+        ("application", &p.application),
+        ("environment", &p.environment),
+        ("verdict", &p.verdict),
+        ("caller_kind", &p.caller_kind),
+        ("image_digest", &p.image_digest),
+        ("rule_id", &p.rule_id),
+        ("rule_outcome", &p.rule_outcome),
+        ("created_from", &p.created_from),
+        ("created_until", &p.created_until),
+    ];
+    let described = given
+        .iter()
+        .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}={v}")))
+        .collect();
+    let filter = decision_filter(&FilterParams {
+        application: p.application.as_deref(),
+        environment: p.environment.as_deref(),
+        verdict: p.verdict.as_deref(),
+        status: None,
+        caller_kind: p.caller_kind.as_deref(),
+        image_digest: p.image_digest.as_deref(),
+        rule_id: p.rule_id.as_deref(),
+        rule_outcome: p.rule_outcome.as_deref(),
+        created_from: p.created_from.as_deref(),
+        created_until: p.created_until.as_deref(),
+    })?;
     let records = s
         .gate
         .audit_export(&principal, ExportSelection { filter, described })
