@@ -232,7 +232,8 @@ async fn list_decisions(
         rule_outcome: p.rule_outcome.as_deref(),
         created_from: p.created_from.as_deref(),
         created_until: p.created_until.as_deref(),
-    })?;
+    })
+    .map_err(|e| Problem::invalid(&e))?;
     let page = s
         .gate
         .list(
@@ -264,31 +265,14 @@ pub(super) struct FilterParams<'a> {
     pub created_until: Option<&'a str>,
 }
 
-/// Decodes the filter parameters; each bad one is a 400 naming it.
-pub(super) fn decision_filter(p: &FilterParams<'_>) -> Result<DecisionFilter, Problem> {
-    let invalid = |e: ValidationError| Problem::invalid(&e);
+/// Decodes the filter parameters; a bad one is named (a 400 at the caller).
+pub(super) fn decision_filter(p: &FilterParams<'_>) -> Result<DecisionFilter, ValidationError> {
     Ok(DecisionFilter {
-        application: p
-            .application
-            .map(Application::parse)
-            .transpose()
-            .map_err(invalid)?,
-        environment: p
-            .environment
-            .map(Environment::parse)
-            .transpose()
-            .map_err(invalid)?,
-        verdict: p.verdict.map(Verdict::parse).transpose().map_err(invalid)?,
-        status: p
-            .status
-            .map(DecisionStatus::parse)
-            .transpose()
-            .map_err(invalid)?,
-        caller_kind: p
-            .caller_kind
-            .map(CallerKind::parse)
-            .transpose()
-            .map_err(invalid)?,
+        application: p.application.map(Application::parse).transpose()?,
+        environment: p.environment.map(Environment::parse).transpose()?,
+        verdict: p.verdict.map(Verdict::parse).transpose()?,
+        status: p.status.map(DecisionStatus::parse).transpose()?,
+        caller_kind: p.caller_kind.map(CallerKind::parse).transpose()?,
         // The gate narrows lists for principals that may read only their own decisions.
         principal: None,
         image_digest: p
@@ -299,18 +283,13 @@ pub(super) fn decision_filter(p: &FilterParams<'_>) -> Result<DecisionFilter, Pr
                     ..e
                 })
             })
-            .transpose()
-            .map_err(invalid)?,
+            .transpose()?,
         rule: RuleFilter::parse(
             p.rule_id,
-            p.rule_outcome
-                .map(RuleOutcomeFilter::parse)
-                .transpose()
-                .map_err(invalid)?,
-        )
-        .map_err(invalid)?,
-        created_from: time_param("created_from", p.created_from).map_err(invalid)?,
-        created_until: time_param("created_until", p.created_until).map_err(invalid)?,
+            p.rule_outcome.map(RuleOutcomeFilter::parse).transpose()?,
+        )?,
+        created_from: time_param("created_from", p.created_from)?,
+        created_until: time_param("created_until", p.created_until)?,
     })
 }
 

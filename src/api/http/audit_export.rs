@@ -82,7 +82,8 @@ pub(super) async fn audit_export(
         rule_outcome: p.rule_outcome.as_deref(),
         created_from: p.created_from.as_deref(),
         created_until: p.created_until.as_deref(),
-    })?;
+    })
+    .map_err(|e| Problem::invalid(&e))?;
     let records = s
         .gate
         .audit_export(&principal, ExportSelection { filter, described })
