@@ -144,12 +144,20 @@ impl Gate {
                 .store
                 .list_decisions(filter, DECISION_PAGE, token.as_deref())
                 .await?;
-            for decision in page.decisions {
+            for listed in page.decisions {
+                // The state with its event count, then the numbered events: they belong together
+                // only if every counted event is numbered and inside the export's tree. A
+                // decision changed since (an event not yet numbered, or numbered after the
+                // export's checkpoint) is left for the next export.
+                let Some((decision, count)) = self.store.get_decision_versioned(&listed.id).await?
+                else {
+                    continue;
+                };
                 let entries = self.store.decision_entries(&decision.id).await?;
-                // A decision changed after the export's checkpoint is left for the next one.
-                if entries
-                    .iter()
-                    .any(|e| u64::try_from(e.seq).unwrap_or(u64::MAX) > tree_size)
+                if entries.len() as u64 != count
+                    || entries
+                        .iter()
+                        .any(|e| u64::try_from(e.seq).unwrap_or(u64::MAX) > tree_size)
                 {
                     continue;
                 }

@@ -630,7 +630,9 @@ async fn an_export_from_replicas_on_postgres_after_mixed_traffic_verifies() {
     )
     .await;
     clock.advance(chrono::Duration::hours(2));
-    for id in &ids[4..6] {
+    // Every review left is now past its deadline: each read expires it (or finds the sweeper
+    // did), so nothing changes while the exports below run.
+    for id in &ids[4..] {
         let d = b.decision(id).await.json_with(StatusCode::OK);
         assert_eq!(d["resolution"]["outcome"], "expired", "{d}");
     }
