@@ -22,7 +22,7 @@ use sha2::Sha256;
 use tracing::{debug, warn};
 
 use crate::domain::{Decision, DecisionId, DecisionStatus};
-use crate::gate::ReviewObserver;
+use crate::gate::{Clock, ReviewObserver, SystemClock};
 use crate::metrics::Metrics;
 use crate::secret::{Secret, SecretError, SecretSource};
 
@@ -194,6 +194,8 @@ pub struct Notifier {
     /// Reviews already announced as expiring, by target index. Per replica: after a lease
     /// handover a review may be announced once more.
     expiring_sent: Mutex<HashSet<(usize, DecisionId)>>,
+    /// The gate's clock: when a review expires and when a notification was sent.
+    clock: Arc<dyn Clock>,
 }
 
 struct Target {
@@ -254,7 +256,14 @@ impl Notifier {
             public_url: public_url.map(|u| u.trim_end_matches('/').to_string()),
             metrics,
             expiring_sent: Mutex::new(HashSet::new()),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Reads the time from `clock` (the gate's) instead of the system.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Whether any target is configured.
@@ -327,7 +336,7 @@ impl Notifier {
                 review: format!("{decision_link}/review"),
                 decision: decision_link,
             },
-            sent_at: Utc::now(),
+            sent_at: self.clock.now(),
         }
     }
 
@@ -462,7 +471,9 @@ impl ReviewObserver for Notifier {
         let (DecisionStatus::Pending, Some(deadline)) = (d.status, d.review_deadline) else {
             return;
         };
-        let left = (deadline - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        let left = (deadline - self.clock.now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
         for (index, t) in self.targets.iter().enumerate() {
             if left > t.expiring_within || !t.events.contains(&ReviewEvent::ReviewExpiring) {
                 continue;

@@ -145,7 +145,8 @@ impl App {
             &settings.notifications,
             settings.server.public_url.clone(),
             Arc::clone(&metrics),
-        )?;
+        )?
+        .with_clock(Arc::clone(&clock));
         let gate = Gate::new(
             policies.clone(),
             adapters,
