@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-st=${1:?usage: .ci/openapi_fuzz.sh <schemathesis> [<portcullis>]}
+st=${1:?usage: .ci/openapi_fuzz.sh <schemathesis> [<portcullis>] [<python with cryptography>]}
 bin=${2:-target/debug/portcullis}
 max_examples=${OPENAPI_FUZZ_EXAMPLES:-15}
 time_limit=${OPENAPI_FUZZ_SECONDS:-300}
@@ -92,6 +92,23 @@ timeout --kill-after=10 "$time_limit" "$st" run "$url/openapi.json" \
   --request-timeout 65 \
   --no-color \
   --output-sanitize true || status=$?
+
+# While the service is up, with the decisions the fuzzing left: a decision's proof and the audit
+# export checked by a verifier written from docs/audit.md alone (.ci/independent_verify.py), with
+# the Python given as the third argument.
+if [ "$status" -eq 0 ] && [ -n "${3:-}" ]; then
+  auth="Authorization: Bearer $token"
+  id=$(curl -fsS -H "$auth" "$url/v1/decisions?page_size=1" \
+    | "$3" -c 'import json,sys; print(json.load(sys.stdin)["decisions"][0]["id"])')
+  curl -fsS -H "$auth" "$url/v1/decisions/$id/proof" >"$work/proof.json"
+  curl -fsS "$url/v1/audit/public-key" \
+    | "$3" -c 'import json,sys; print(json.load(sys.stdin)["public_key_pem"], end="")' >"$work/public.pem"
+  curl -fsS -H "$auth" "$url/v1/audit/export" >"$work/export.jsonl"
+  if ! "$3" .ci/independent_verify.py "$work/public.pem" "$work/proof.json" "$work/export.jsonl"; then
+    echo "independent verification: FAILED — a verifier written from docs/audit.md disagrees" >&2
+    status=1
+  fi
+fi
 
 if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
   echo "openapi fuzz: FAILED — schemathesis ran past ${time_limit}s" >&2
