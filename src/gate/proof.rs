@@ -56,10 +56,9 @@ impl Gate {
                     });
                 }
                 _ if count == 0 => {
-                    // Stored before the log existed and never changed since: nothing to prove.
-                    return Err(GateError::Unavailable(StoreError::Corrupt(format!(
-                        "decision `{id}` predates the decision log and has no events yet"
-                    ))));
+                    // Stored before the log existed and unchanged since: it is recorded as it
+                    // stands (`adopted`), through the one write path, and then proved.
+                    self.record(id, |_, _| Ok(Vec::new())).await?;
                 }
                 _ => {
                     if self.signer.is_none() {

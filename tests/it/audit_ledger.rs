@@ -709,3 +709,46 @@ async fn a_history_rewritten_and_signed_again_is_caught_by_the_checkpoints_kept_
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn a_decision_older_than_the_log_is_adopted_when_its_proof_is_asked_for() {
+    let l = ledger().await;
+    let d = l
+        .app
+        .check(&good_check("legacy"))
+        .await
+        .json_with(StatusCode::CREATED);
+    let id = d["id"].as_str().unwrap().to_string();
+    // As a decision stored before migration 0005 looks: no events, a count of 0. Its `created`
+    // event is not numbered yet (the signer's next round is seconds away), so the log has no
+    // hole where it was.
+    let url = l.app.settings.store.url.clone();
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    let gone = sqlx::query("DELETE FROM decision_events WHERE decision_id = ? AND seq IS NULL")
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(gone.rows_affected(), 1);
+    sqlx::query("UPDATE decisions SET event_count = 0 WHERE id = ?")
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let proof: DecisionProof = serde_json::from_str(&proof_text(&l, &id).await).unwrap();
+    assert_eq!(proof.events.len(), 1);
+    assert!(
+        proof.events[0].event.contains("\"kind\":\"adopted\""),
+        "{}",
+        proof.events[0].event
+    );
+    let r = verify_proof(&proof, &l.key);
+    assert!(r.ok(), "{}", problems(&r));
+    assert!(verify_export(&l.key, &export_text(&l, "").await).ok());
+}
