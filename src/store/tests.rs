@@ -275,7 +275,11 @@ impl DecisionBuilder {
             "request": request.evidence_view(),
             "sonarqube": { "quality_gate": "OK", "coverage": 81, "issues": [] },
         });
-        let created_at = self.created_at.unwrap_or_else(Utc::now);
+        // A fixed time, not the wall clock: what a test compares against is then the same on
+        // every run.
+        let created_at = self
+            .created_at
+            .unwrap_or_else(|| chrono::DateTime::from_timestamp_millis(1_790_000_000_000).unwrap());
         let rule_results = self.rules.map(|rules| {
             rules
                 .iter()
@@ -758,7 +762,7 @@ async fn a_damaged_row_is_reported_as_corrupt(backend: Backend) {
 
 /// `pending` ended as `outcome`, and the event that says so.
 fn resolve(pending: &Decision, outcome: ResolutionOutcome, by: &str) -> (Decision, DecisionEvent) {
-    let at = Utc::now();
+    let at = pending.created_at + ChronoDuration::milliseconds(5);
     let resolution = Resolution {
         outcome,
         by: by.into(),
@@ -1066,7 +1070,7 @@ async fn a_checkpoint_index_is_stored_once(backend: Backend) {
         root: "ab".repeat(32),
         last_event_hash: "cd".repeat(32),
         previous: "00".repeat(32),
-        at: Utc::now(),
+        at: chrono::DateTime::from_timestamp_millis(1_790_000_000_000).unwrap(),
         key_id: signer.key_id().to_string(),
     };
     let first = signer.sign(checkpoint(1)).unwrap();
@@ -1093,7 +1097,7 @@ async fn retention_removes_old_final_decisions_and_keeps_their_places(backend: B
     let unsigned = decision().build();
     insert(store, &unsigned).await;
     let hashes = store.ledger_hashes(1, 2).await.unwrap();
-    let later = Utc::now() + ChronoDuration::minutes(1);
+    let later = done.created_at + ChronoDuration::minutes(1);
 
     assert_eq!(
         store.prune_decisions(0, later, 10).await.unwrap(),
