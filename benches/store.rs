@@ -1,6 +1,7 @@
 //! Check throughput and latency on each store backend, same workload: full HTTP checks through
-//! the real router and gate (built-in policy pack, no adapters, so the store is most of the
-//! cost), each with its own idempotency key (one key lookup and one insert per check).
+//! the real router and gate (a fixed 15-rule policy, `benches/store_policy/`: the built-in pack
+//! as it was before the decision ledger; no adapters, so the store is most of the cost), each
+//! with its own idempotency key (one key lookup and one insert per check).
 //! The decision ledger is on: every check stores its `created` event with the decision, and
 //! the sequencer / checkpoint signer runs every second (five times the default rate) while
 //! the checks run, as in service.
@@ -43,7 +44,14 @@ async fn serve(url: &str) -> String {
     .unwrap();
     let gate = Arc::new(
         Gate::new(
-            PolicyHandle::new(PolicySet::builtin().unwrap()),
+            // A fixed policy (the built-in pack as it was before the ledger, 15 rules), so that the
+            // ledger's cost is measured against the same evaluation and the same body sizes.
+            PolicyHandle::new(
+                PolicySet::load_dir(
+                    &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/store_policy"),
+                )
+                .unwrap(),
+            ),
             Vec::new(),
             store,
             Arc::new(Metrics::new()),
@@ -127,7 +135,16 @@ async fn run(url: &str, concurrency: usize, total: usize) -> (f64, f64, f64) {
 async fn measure(name: &str, store_url: &str) {
     let url = serve(store_url).await;
     run(&url, 4, 200).await; // warm-up
-    for (concurrency, total) in [(1, 1000), (16, 4000)] {
+    // `PORTCULLIS_BENCH_PLAN=1:3000` runs one client only (for a profile); the default is below.
+    let plan: Vec<(usize, usize)> = std::env::var("PORTCULLIS_BENCH_PLAN")
+        .map(|p| {
+            p.split(',')
+                .filter_map(|c| c.split_once(':'))
+                .map(|(c, n)| (c.parse().unwrap(), n.parse().unwrap()))
+                .collect()
+        })
+        .unwrap_or_else(|_| vec![(1, 1000), (16, 4000)]);
+    for (concurrency, total) in plan {
         let (rate, p50, p99) = run(&url, concurrency, total).await;
         println!(
             "{name:<10} concurrency {concurrency:>2}: {total} checks, {rate:>7.0} checks/s, p50 {p50:.2} ms, p99 {p99:.2} ms"
@@ -135,16 +152,28 @@ async fn measure(name: &str, store_url: &str) {
     }
 }
 
+/// Which backends to measure: `PORTCULLIS_BENCH_BACKENDS` (`sqlite,postgres` by default), so a
+/// profile can take one alone.
+fn wanted(backend: &str) -> bool {
+    std::env::var("PORTCULLIS_BENCH_BACKENDS")
+        .map(|v| v.split(',').any(|b| b.trim() == backend))
+        .unwrap_or(true)
+}
+
 fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        measure(
-            "sqlite",
-            &format!("sqlite://{}", dir.path().join("bench.db").display()),
-        )
-        .await;
-
+        if wanted("sqlite") {
+            measure(
+                "sqlite",
+                &format!("sqlite://{}", dir.path().join("bench.db").display()),
+            )
+            .await;
+        }
+        if !wanted("postgres") {
+            return;
+        }
         let base = std::env::var("PORTCULLIS_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let schema = format!("portcullis_bench_{}", std::process::id());

@@ -28,7 +28,7 @@ use super::ledger_rows::{
 use super::page::{clamp_page_size, decode_token, encode_token};
 use super::row::{
     DecisionRow, EventRow, PolicyVersionRow, StoredDecision, StoredEvent, StoredPolicyVersion,
-    StoredVersioned, StoredWithFingerprint, Unsequenced, link_rows, rule_rows,
+    StoredVersioned, StoredWithFingerprint, Unsequenced, image_digests, link_rows, rule_rows,
 };
 use super::{
     DecisionFilter, DecisionPage, Inserted, Lease, STARTUP_WAIT_FACTOR, Store, StoreError,
@@ -259,9 +259,11 @@ impl Store for PostgresStore {
         // arbiter when the racing row commits between the two checks.
         let created = EventRow::created(decision)?;
         let (rule_ids, outcomes) = rule_rows(decision);
-        // The decision, its rule rows (`decision_rules`, migration 0008) and its `created` event
-        // in one statement: the others are inserted from what the decision insert returns, so
-        // the loser of a key race inserts none of them.
+        let images = image_digests(decision);
+        // The decision, its rule rows (`decision_rules`, migration 0008), its image rows
+        // (`decision_images`, migration 0009) and its `created` event in one statement: the
+        // others are inserted from what the decision insert returns, so the loser of a key race
+        // inserts none of them.
         let result = self
             .bounded(
                 sqlx::query(
@@ -274,7 +276,9 @@ impl Store for PostgresStore {
                      ON CONFLICT DO NOTHING RETURNING id), \
                      r AS (INSERT INTO decision_rules (rule_id, decision_id, outcome) \
                      SELECT u.rule_id, d.id, u.outcome \
-                     FROM d, UNNEST($20::TEXT[], $21::TEXT[]) AS u(rule_id, outcome)) \
+                     FROM d, UNNEST($20::TEXT[], $21::TEXT[]) AS u(rule_id, outcome)), \
+                     i AS (INSERT INTO decision_images (digest, environment, decision_id) \
+                     SELECT u.digest, $5, d.id FROM d, UNNEST($22::TEXT[]) AS u(digest)) \
                      INSERT INTO decision_events (decision_id, idx, at, kind, body) \
                      SELECT id, 0, $17, $18, $19 FROM d",
                 )
@@ -299,6 +303,7 @@ impl Store for PostgresStore {
                 .bind(&created.body)
                 .bind(&rule_ids)
                 .bind(&outcomes)
+                .bind(&images)
                 .execute(&self.pool),
             )
             .await?;

@@ -101,6 +101,23 @@ pub(crate) fn rule_rows(decision: &Decision) -> (Vec<&str>, Vec<&'static str>) {
     rows.into_iter().map(|(id, o)| (id, o.as_str())).unzip()
 }
 
+/// The image digests `decision`'s request names, each once, in order: its `decision_images`
+/// rows (migration 0003), as its SQL did it.
+pub(crate) fn image_digests(decision: &Decision) -> Vec<&str> {
+    let mut digests: Vec<&str> = Vec::new();
+    for digest in decision
+        .request
+        .images
+        .iter()
+        .filter_map(|i| i.digest.as_ref())
+    {
+        if !digests.contains(&digest.as_str()) {
+            digests.push(digest.as_str());
+        }
+    }
+    digests
+}
+
 /// The unique idempotency slot of generation `generation` of `key`.
 pub(crate) fn slot(key: &str, generation: u32) -> String {
     if generation == 0 {

@@ -30,7 +30,7 @@ use super::ledger_rows::{
 use super::page::{clamp_page_size, decode_token, encode_token};
 use super::row::{
     DecisionRow, EventRow, PolicyVersionRow, StoredDecision, StoredEvent, StoredPolicyVersion,
-    StoredVersioned, StoredWithFingerprint, Unsequenced, link_rows, rule_rows,
+    StoredVersioned, StoredWithFingerprint, Unsequenced, image_digests, link_rows, rule_rows,
 };
 use super::{
     DecisionFilter, DecisionPage, Inserted, Lease, RuleOutcomeFilter, Store, StoreError,
@@ -60,6 +60,46 @@ pub(crate) struct SqliteStore {
     /// load. One process is the only writer of an embedded store, so an in-process queue is
     /// the whole queue.
     writer: tokio::sync::Mutex<()>,
+    /// The task that checkpoints the write-ahead log (`checkpoint_wal`); stopped with the store.
+    wal_checkpointer: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Some(task) = &self.wal_checkpointer {
+            task.abort();
+        }
+    }
+}
+
+/// How often a background task copies the write-ahead log into the database file.
+///
+/// SQLite's default is to do it inside whichever commit takes the log past 1,000 pages, so every
+/// few dozen checks one of them waited for a checkpoint (and its fsync) before it could answer:
+/// that was the one-connection p99 of `benches/store.rs`. Here commits never checkpoint unless
+/// the task has fallen far behind (`WAL_BACKSTOP_PAGES`).
+const WAL_CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// The log size (in 4 KiB pages) at which a commit checkpoints anyway, as SQLite would by
+/// default at 1,000: a bound on the log should the background task stall.
+const WAL_BACKSTOP_PAGES: u32 = 16_384;
+
+/// Checkpoints the write-ahead log every `WAL_CHECKPOINT_EVERY` until the pool closes. PASSIVE:
+/// it copies what no reader still needs and never waits for, or blocks, readers or the writer.
+async fn checkpoint_wal(pool: SqlitePool) {
+    let mut every = tokio::time::interval(WAL_CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !pool.is_closed() {
+        every.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            // A busy or closing database; the next tick tries again, and the backstop bounds
+            // the log meanwhile.
+            tracing::debug!(error = %e, "write-ahead log checkpoint skipped");
+        }
+    }
 }
 
 impl SqliteStore {
@@ -73,7 +113,8 @@ impl SqliteStore {
             // commits, the trade SQLite recommends for WAL.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            .pragma("wal_autocheckpoint", WAL_BACKSTOP_PAGES.to_string());
 
         let pool_options = SqlitePoolOptions::new().acquire_timeout(options.connect_timeout);
         let pool_options = if is_in_memory(url) {
@@ -97,10 +138,37 @@ impl SqliteStore {
             .map_err(from_sqlx)?;
         MIGRATOR.run(&pool).await.map_err(from_migrate)?;
         tracing::debug!(store.url = %redact_url(url), "sqlite store opened");
+        // An in-memory database has no log to checkpoint.
+        let wal_checkpointer =
+            (!is_in_memory(url)).then(|| tokio::spawn(checkpoint_wal(pool.clone())).abort_handle());
         Ok(Self {
             pool,
             writer: tokio::sync::Mutex::new(()),
+            wal_checkpointer,
         })
+    }
+
+    /// Indexes the failed rules of decisions stored since the last sequencer batch, if there
+    /// are any, so a "rule failed" list sees every decision (migration 0009).
+    async fn catch_up_failed_rules(&self) -> Result<(), StoreError> {
+        let behind: bool = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT MAX(id) FROM decision_events), 0) > \
+             (SELECT event_id FROM rule_index_head WHERE id = 1)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        if !behind {
+            return Ok(());
+        }
+        let _turn = self.writer.lock().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(from_sqlx)?;
+        index_failed_rules(&mut tx).await?;
+        tx.commit().await.map_err(from_sqlx)
     }
 
     /// The decision in one idempotency slot (one generation of one key).
@@ -153,15 +221,18 @@ impl Store for SqliteStore {
         // number of concurrent inserts with one key, exactly one writes. A read first would let
         // two callers both see "absent" and both write.
         let created = EventRow::created(decision)?;
-        // The decision and its `created` event in one statement (so one autocommit transaction
-        // and one turn of the write lock): the view's INSTEAD OF trigger inserts the decision
-        // and, only if that insert happened, the event (migration 0005).
+        let (rule_ids, outcomes) = rule_rows(decision);
+        let rules = json_text(&rule_ids.iter().zip(&outcomes).collect::<Vec<_>>())?;
+        let images = json_text(&image_digests(decision))?;
+        // The decision, its `created` event and its rule and image rows in one statement (so one
+        // autocommit transaction and one turn of the write lock): the view's INSTEAD OF trigger
+        // inserts the decision and, only if that insert happened, the rest (migration 0009).
         sqlx::query(
             "INSERT INTO decision_inserts (id, idempotency_key, request_fingerprint, application, \
              environment, verdict, status, caller_kind, policy_version, created_at, decided_at, \
              schema_version, body, principal, idempotency_base, idempotency_generation, \
-             event_at, event_body) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             event_at, event_body, rules, images) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(row.id)
         .bind(row.idempotency_key.as_deref())
@@ -181,6 +252,8 @@ impl Store for SqliteStore {
         .bind(row.idempotency_generation)
         .bind(created.at_ms)
         .bind(&created.body)
+        .bind(rules)
+        .bind(images)
         .execute(&self.pool)
         .await
         .map_err(from_sqlx)?;
@@ -250,8 +323,8 @@ impl Store for SqliteStore {
 
         let mut query: QueryBuilder<'_, Sqlite> =
             QueryBuilder::new("SELECT d.id, d.schema_version, d.body FROM ");
-        // "Rule failed" and the image digest have indexes in id order (`decision_rules_failed`
-        // `(rule_id, decision_id)`, `decision_images` `(digest, environment, decision_id)`):
+        // "Rule failed" and the image digest have indexes in id order (the table
+        // `decision_rules_failed` `(rule_id, decision_id)`, brought up to date first, `decision_images` `(digest, environment, decision_id)`):
         // the list walks one newest first and joins each row to its decision by primary key, so
         // a page of a rare rule's failures reads about a page of rows, not every decision.
         // CROSS JOIN is how SQLite is told to keep that order of tables: without statistics its
@@ -262,12 +335,13 @@ impl Store for SqliteStore {
             .rule
             .as_ref()
             .filter(|r| r.outcome == Some(RuleOutcomeFilter::Failed));
+        if rule_failed.is_some() {
+            self.catch_up_failed_rules().await?;
+        }
         let order = if let Some(rule) = rule_failed {
-            // `'failed'` written out, not bound: SQLite uses a partial index only for a query
-            // whose WHERE it can see implies the index's.
             query
-                .push("decision_rules AS r CROSS JOIN decisions AS d ")
-                .push("WHERE d.id = r.decision_id AND r.outcome = 'failed' AND r.rule_id = ")
+                .push("decision_rules_failed AS r CROSS JOIN decisions AS d ")
+                .push("WHERE d.id = r.decision_id AND r.rule_id = ")
                 .push_bind(rule.rule_id.as_str());
             "r.decision_id"
         } else if let Some(digest) = &filter.image_digest {
@@ -442,6 +516,7 @@ impl Store for SqliteStore {
         }
         insert_events(&mut tx, &event_rows).await?;
         upsert_rule_rows(&mut tx, next).await?;
+        sync_failed_rules(&mut tx, next.id.as_str()).await?;
         tx.commit().await.map_err(from_sqlx)?;
         Ok(true)
     }
@@ -466,6 +541,8 @@ impl Store for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(from_sqlx)?;
+        // The batch's failed rules go into their index in the same turn (migration 0009).
+        index_failed_rules(&mut tx).await?;
         let (head_seq, head_hash): (i64, String) =
             sqlx::query_as("SELECT seq, hash FROM ledger_head WHERE id = 1")
                 .fetch_one(&mut *tx)
@@ -479,7 +556,7 @@ impl Store for SqliteStore {
         .await
         .map_err(from_sqlx)?;
         if rows.is_empty() {
-            tx.rollback().await.map_err(from_sqlx)?;
+            tx.commit().await.map_err(from_sqlx)?;
             return Ok(0);
         }
         let (links, (seq, hash)) = link_rows(&rows, head_seq, &head_hash)?;
@@ -635,14 +712,17 @@ impl Store for SqliteStore {
             tx.rollback().await.map_err(from_sqlx)?;
             return Ok(0);
         }
-        for statement in PRUNE_STATEMENTS {
-            let mut query: QueryBuilder<'_, Sqlite> = QueryBuilder::new(*statement);
+        // The failed-rule index first, found through the rows it mirrors (it is keyed by rule).
+        let statements = std::iter::once((PRUNE_FAILED_RULES, "))"))
+            .chain(PRUNE_STATEMENTS.iter().map(|statement| (*statement, ")")));
+        for (statement, close) in statements {
+            let mut query: QueryBuilder<'_, Sqlite> = QueryBuilder::new(statement);
             query.push(" (");
             let mut list = query.separated(", ");
             for id in &ids {
                 list.push_bind(id.as_str());
             }
-            query.push(")");
+            query.push(close);
             query.build().execute(&mut *tx).await.map_err(from_sqlx)?;
         }
         tx.commit().await.map_err(from_sqlx)?;
@@ -844,6 +924,62 @@ async fn upsert_rule_rows(
     Ok(())
 }
 
+/// What retention runs first, for SQLite's own failed-rule index (migration 0009).
+const PRUNE_FAILED_RULES: &str = "DELETE FROM decision_rules_failed WHERE (rule_id, decision_id) \
+     IN (SELECT rule_id, decision_id FROM decision_rules WHERE outcome = 'failed' AND decision_id IN";
+
+/// Puts the failed rules of every decision created after `rule_index_head` into
+/// `decision_rules_failed` and moves the head to the last event (migration 0009). Inside the
+/// caller's write transaction, so nothing is appended between the two statements.
+async fn index_failed_rules(tx: &mut sqlx::Transaction<'_, Sqlite>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT OR IGNORE INTO decision_rules_failed (rule_id, decision_id) \
+         SELECT r.rule_id, r.decision_id FROM decision_events AS e \
+         CROSS JOIN decision_rules AS r \
+         WHERE e.id > (SELECT event_id FROM rule_index_head WHERE id = 1) AND e.idx = 0 \
+         AND r.decision_id = e.decision_id AND r.outcome = 'failed'",
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(from_sqlx)?;
+    sqlx::query(
+        "UPDATE rule_index_head SET event_id = (SELECT MAX(id) FROM decision_events) \
+         WHERE id = 1 AND event_id < (SELECT COALESCE(MAX(id), 0) FROM decision_events)",
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(from_sqlx)?;
+    Ok(())
+}
+
+/// Makes `decision_rules_failed` hold exactly the failed rules of decision `id` as
+/// `decision_rules` has them, after a review changed its results. Whether or not the decision
+/// was indexed yet: a later `index_failed_rules` reads the same rows and adds nothing new.
+async fn sync_failed_rules(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM decision_rules_failed WHERE (rule_id, decision_id) IN \
+         (SELECT rule_id, decision_id FROM decision_rules WHERE decision_id = ?1 \
+          AND outcome = 'passed')",
+    )
+    .bind(id)
+    .execute(&mut **tx)
+    .await
+    .map_err(from_sqlx)?;
+    sqlx::query(
+        "INSERT OR IGNORE INTO decision_rules_failed (rule_id, decision_id) \
+         SELECT rule_id, decision_id FROM decision_rules WHERE decision_id = ?1 \
+         AND outcome = 'failed'",
+    )
+    .bind(id)
+    .execute(&mut **tx)
+    .await
+    .map_err(from_sqlx)?;
+    Ok(())
+}
+
 /// Whether `url` names a database that lives only in memory (`sqlite::memory:`,
 /// `sqlite://:memory:`, or `mode=memory`). sqlx parses the same forms but does not say.
 fn is_in_memory(url: &str) -> bool {
@@ -862,4 +998,10 @@ fn create_parent_dir(file: &Path) -> Result<(), StoreError> {
         }),
         _ => Ok(()),
     }
+}
+
+/// A small value as the JSON text a trigger reads with `json_each` (migration 0009).
+fn json_text<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Corrupt(format!("rows for a decision could not be encoded: {e}")))
 }

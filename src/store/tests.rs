@@ -1659,7 +1659,12 @@ async fn lists_filter_on_a_rule_and_whether_it_failed_or_passed(backend: Backend
         .rules(&[("reviewed", Pass), ("pinned", Missing), ("pinned", Pass)])
         .build();
     let none = decision().rules(&[]).build();
-    for x in [&p, &q, &r, &s, &none] {
+    // Some before the sequencer's last batch and some after: SQLite indexes failed rules with
+    // the batch and catches up before a list, and a list must see both alike.
+    insert(store, &p).await;
+    insert(store, &q).await;
+    store.sequence_events(100).await.unwrap();
+    for x in [&r, &s, &none] {
         insert(store, x).await;
     }
     let cases = [
@@ -1732,6 +1737,8 @@ async fn a_result_replaced_at_approval_moves_the_decision_between_outcomes(backe
         ])
         .build();
     insert(store, &pending).await;
+    // Indexed before the review changes it (SQLite keeps failed rules in a batch-filled index).
+    store.sequence_events(100).await.unwrap();
     let window = |outcome| DecisionFilter {
         rule: rule("change-window", Some(outcome)),
         ..Default::default()
