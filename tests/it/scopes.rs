@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use portcullis::auth::Role;
-use portcullis::gate::ManualClock;
+use portcullis::clock::ManualClock;
 use serde_json::{Value, json};
 
 use crate::http::good_check;
