@@ -126,7 +126,9 @@ async fn world_with(scm: Scm, policy: &str) -> World {
         adapter[k] = json!(v);
     }
     adapter["page_size"] = json!(2);
+    // A manual clock: the rate limit that lifts is waited for by moving it, not in real time.
     let app = TestApp::builder()
+        .clock(crate::support::clock_at_t0())
         .adapter(adapter)
         .policies(&[("source.yaml", policy)])
         .spawn()
