@@ -390,7 +390,7 @@ async fn the_built_in_pack_reads_trivy_reports_from_ci() {
     let digest = sim::aqua::DIGESTS[1].1;
     let report = json!({
         "SchemaVersion": 2, "Trivy": {"Version": "0.69.3"},
-        "CreatedAt": (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339(),
+        "CreatedAt": (crate::support::t0() - chrono::Duration::hours(1)).to_rfc3339(),
         "ArtifactName": "ghcr.io/acme/orders-api:2.0.0",
         "Metadata": {"OS": {"Family": "debian", "Name": "12"}, "RepoDigests": [format!("ghcr.io/acme/orders-api@{digest}")]},
         "Results": [{"Target": "app.jar", "Class": "lang-pkgs", "Type": "jar", "Vulnerabilities": [
@@ -399,6 +399,7 @@ async fn the_built_in_pack_reads_trivy_reports_from_ci() {
     });
     std::fs::write(reports.path().join("orders.json"), report.to_string()).unwrap();
     let app = TestApp::builder()
+        .clock(crate::support::clock_at_t0())
         .adapter(json!({"kind": "trivy", "name": "trivy", "reports_dir": reports.path()}))
         .spawn()
         .await;
