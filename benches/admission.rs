@@ -152,7 +152,7 @@ async fn run(label: &str, url: &str, size: Size) {
             Arc::clone(&store),
             metrics,
             None,
-            Arc::new(portcullis::gate::SystemClock),
+            Arc::new(portcullis::clock::SystemClock),
         )
         .unwrap(),
     );

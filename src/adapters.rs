@@ -22,15 +22,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use crate::clock::Clock;
 use crate::domain::{CheckRequest, CommitSha, Digest, FailureReason};
-
-/// Where an adapter reads the time: the system clock in service, a fixed time in tests.
-pub type Clock = Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>;
-
-/// The system clock.
-pub fn system_clock() -> Clock {
-    Arc::new(chrono::Utc::now)
-}
 
 pub mod aqua;
 pub mod cache;
@@ -245,8 +238,12 @@ pub enum AdapterBuildError {
 /// Builds the configured adapters. Names must be unique and must not be `request`.
 ///
 /// Everything that can be checked without calling a tool is checked here (names, templates,
-/// JSONPaths, secrets), so a bad configuration stops start-up instead of failing checks.
-pub fn build(configs: &[AdapterConfig]) -> Result<Vec<Arc<dyn Adapter>>, AdapterBuildError> {
+/// JSONPaths, secrets), so a bad configuration stops start-up instead of failing checks. Every
+/// adapter reads the time, and waits before a retry, by `clock` (the gate's).
+pub fn build(
+    configs: &[AdapterConfig],
+    clock: &Arc<dyn Clock>,
+) -> Result<Vec<Arc<dyn Adapter>>, AdapterBuildError> {
     let mut seen = HashSet::new();
     let mut adapters: Vec<Arc<dyn Adapter>> = Vec::with_capacity(configs.len());
     for config in configs {
@@ -259,17 +256,19 @@ pub fn build(configs: &[AdapterConfig]) -> Result<Vec<Arc<dyn Adapter>>, Adapter
             });
         }
         adapters.push(match config {
-            AdapterConfig::Http(c) => Arc::new(HttpJsonPathAdapter::build(c)?),
-            AdapterConfig::Sonarqube(c) => Arc::new(SonarQubeAdapter::build(c)?),
-            AdapterConfig::Jira(c) => Arc::new(JiraAdapter::build(c)?),
-            AdapterConfig::Servicenow(c) => Arc::new(ServiceNowAdapter::build(c)?),
-            AdapterConfig::Aqua(c) => Arc::new(AquaAdapter::build(c)?),
-            AdapterConfig::Trivy(c) => Arc::new(TrivyAdapter::build(c)?),
-            AdapterConfig::Registry(c) => Arc::new(RegistryAdapter::build(c)?),
-            AdapterConfig::Sbom(c) => Arc::new(SbomAdapter::build(c)?),
+            AdapterConfig::Http(c) => Arc::new(HttpJsonPathAdapter::build(c, Arc::clone(clock))?),
+            AdapterConfig::Sonarqube(c) => Arc::new(SonarQubeAdapter::build(c, Arc::clone(clock))?),
+            AdapterConfig::Jira(c) => Arc::new(JiraAdapter::build(c, Arc::clone(clock))?),
+            AdapterConfig::Servicenow(c) => {
+                Arc::new(ServiceNowAdapter::build(c, Arc::clone(clock))?)
+            }
+            AdapterConfig::Aqua(c) => Arc::new(AquaAdapter::build(c, Arc::clone(clock))?),
+            AdapterConfig::Trivy(c) => Arc::new(TrivyAdapter::build(c, Arc::clone(clock))?),
+            AdapterConfig::Registry(c) => Arc::new(RegistryAdapter::build(c, Arc::clone(clock))?),
+            AdapterConfig::Sbom(c) => Arc::new(SbomAdapter::build(c, Arc::clone(clock))?),
             AdapterConfig::Sarif(c) => Arc::new(SarifAdapter::build(c)?),
-            AdapterConfig::Github(c) => Arc::new(GitHubAdapter::build(c)?),
-            AdapterConfig::Gitlab(c) => Arc::new(GitLabAdapter::build(c)?),
+            AdapterConfig::Github(c) => Arc::new(GitHubAdapter::build(c, Arc::clone(clock))?),
+            AdapterConfig::Gitlab(c) => Arc::new(GitLabAdapter::build(c, Arc::clone(clock))?),
         });
     }
     Ok(adapters)
@@ -304,6 +303,14 @@ fn check_name(name: &str) -> Result<(), AdapterBuildError> {
 #[expect(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
+
+    /// [`super::build`] on the system clock: nothing here reads the time or waits.
+    fn build(configs: &[AdapterConfig]) -> Result<Vec<Arc<dyn Adapter>>, AdapterBuildError> {
+        super::build(
+            configs,
+            &(Arc::new(crate::clock::SystemClock) as Arc<dyn Clock>),
+        )
+    }
 
     fn configs(yaml: &str) -> Vec<AdapterConfig> {
         serde_norway::from_str(yaml).unwrap()

@@ -23,8 +23,8 @@ use globset::{Glob, GlobMatcher};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::clock::Clock;
 use crate::domain::{DecisionStatus, Environment, ImageRef, Verdict};
-use crate::gate::Clock;
 use crate::metrics::Metrics;
 use crate::store::{ImageDecision, MAX_IMAGE_DECISIONS, Store, StoreError};
 

@@ -8,7 +8,6 @@
 //! handed to policy as *missing*, and policy's default for missing is fail-closed.
 
 mod checkpoint;
-mod clock;
 mod evidence;
 pub mod export;
 mod ingest;
@@ -31,6 +30,7 @@ use tracing::{Instrument, info, info_span};
 
 use crate::adapters::Adapter;
 use crate::auth::{Principal, Role};
+use crate::clock::{Clock, SystemClock};
 use crate::domain::{
     CheckRequest, Decision, DecisionId, DecisionStatus, Environments, Evidence, RuleOutcome, Tier,
     ValidationError, Verdict,
@@ -39,7 +39,6 @@ use crate::metrics::Metrics;
 use crate::policy::{EvalInput, PolicyHandle};
 use crate::store::{DecisionFilter, DecisionPage, Inserted, Store, StoreError};
 
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use ingest::{CommitIngestReceipt, IngestReceipt};
 pub use review::{ReviewAnswer, ReviewObserver};
 pub use watch::DecisionStream;

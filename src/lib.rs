@@ -13,6 +13,7 @@
 //! - `review_routing`: reviews decided by a ServiceNow change's approval (opened, polled, called back).
 //! - `notify`: signed outbound webhooks when reviews open, end or near their deadline.
 //! - `api`: gRPC and HTTP/JSON transports; `pb`: generated protobuf types.
+//! - `clock`: where time is read and waited for (the system's, or a test's manual clock).
 //! - `auth`, `config`, `metrics`, `telemetry`, `serve`: wiring and cross-cutting concerns.
 //! - `client`, `cli`: the command line, including the pipeline client `portcullis check`.
 
@@ -23,6 +24,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod contracts;
 pub mod domain;

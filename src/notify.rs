@@ -21,8 +21,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tracing::{debug, warn};
 
+use crate::clock::{Clock, SystemClock};
 use crate::domain::{Decision, DecisionId, DecisionStatus};
-use crate::gate::{Clock, ReviewObserver, SystemClock};
+use crate::gate::ReviewObserver;
 use crate::metrics::Metrics;
 use crate::secret::{Secret, SecretError, SecretSource};
 

@@ -83,13 +83,15 @@ pub struct App {
 
 impl App {
     pub async fn build(settings: Settings) -> Result<App, ServeError> {
-        Self::build_with_clock(settings, Arc::new(crate::gate::SystemClock)).await
+        Self::build_with_clock(settings, Arc::new(crate::clock::SystemClock)).await
     }
 
-    /// [`App::build`] with the gate reading time from `clock` (tests set it instead of sleeping).
+    /// [`App::build`] with everything that reads the time or waits for a retry reading `clock`:
+    /// the gate, adapters, review routing, notifications and admission (tests set it instead of
+    /// sleeping).
     pub async fn build_with_clock(
         settings: Settings,
-        clock: Arc<dyn crate::gate::Clock>,
+        clock: Arc<dyn crate::clock::Clock>,
     ) -> Result<App, ServeError> {
         settings.validate()?;
         let auth = Arc::new(Authenticator::new(&settings.auth.tokens)?);
@@ -128,7 +130,7 @@ impl App {
             },
         )
         .await?;
-        let adapters = adapters::build(&settings.adapters)?;
+        let adapters = adapters::build(&settings.adapters, &clock)?;
         let metrics = Arc::new(Metrics::new());
         let admission = if settings.admission.enabled {
             Some(Arc::new(crate::admission::Admission::build(
@@ -180,7 +182,7 @@ impl App {
                 replay_window: settings.gate.replay_window,
             },
         )
-        .with_clock(clock)
+        .with_clock(Arc::clone(&clock))
         .with_signer(signer);
         let gate = if notifier.is_empty() {
             gate
@@ -191,12 +193,14 @@ impl App {
             &settings.review.routes,
             &settings.adapters,
             settings.server.public_url.clone(),
+            &clock,
         )?
         .map(Arc::new);
         let jira = crate::review_routing::JiraRouting::build(
             &settings.review.routes,
             &settings.adapters,
             settings.server.public_url.clone(),
+            &clock,
         )?
         .map(Arc::new);
         let gate = match &servicenow {

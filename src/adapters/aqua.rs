@@ -47,6 +47,7 @@ use super::credentials::{AuthConfig, Credentials, sensitive};
 use super::http_client::{HttpClient, HttpRequest, HttpResponse};
 use super::instance::{self, invalid};
 use super::{Adapter, AdapterBuildError, AdapterError, Facts};
+use crate::clock::Clock;
 use crate::domain::finding::summary;
 use crate::domain::{
     CheckRequest, Finding, FindingKind, FindingSeverity, ImageRef, Location, Package,
@@ -133,7 +134,7 @@ impl std::fmt::Debug for AquaAdapter {
 }
 
 impl AquaAdapter {
-    pub fn build(config: &AquaConfig) -> Result<Self, AdapterBuildError> {
+    pub fn build(config: &AquaConfig, clock: Arc<dyn Clock>) -> Result<Self, AdapterBuildError> {
         let name = &config.name;
         let base = instance::base_url(name, &config.base_url)?;
         let auth = match (
@@ -170,6 +171,7 @@ impl AquaAdapter {
             config.retries,
             config.max_concurrency,
             config.tls.as_ref(),
+            clock,
         )?;
         Ok(Self {
             inner: Arc::new(Inner {

@@ -126,7 +126,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    // Paused time: each call's 20 ms (long enough for the second lookup to find it in flight)
+    // passes at once.
+    #[tokio::test(start_paused = true)]
     async fn identical_lookups_share_one_call_and_a_zero_ttl_keeps_nothing() {
         let cache = FactCache::new(Duration::from_secs(10));
         let calls = Arc::new(AtomicUsize::new(0));
@@ -171,7 +173,7 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 4);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn errors_are_shared_but_not_kept() {
         let cache = FactCache::new(Duration::from_secs(10));
         let calls = Arc::new(AtomicUsize::new(0));

@@ -5,7 +5,8 @@
 //! The fake is a real HTTP server on `127.0.0.1:0`, bound before it is spawned, so tests never
 //! wait for it to be ready. It answers 401 to any request that does not carry `TEST_SECRET` in
 //! some header, and echoes the request's headers into its bodies, so an adapter that leaks what
-//! a tool echoes is caught.
+//! a tool echoes is caught. The adapter reads a manual clock, so a `Retry-After` is waited for by
+//! moving that clock, not in real time; the deadline fault runs on tokio's paused time.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,7 @@ use tokio::time::Instant;
 
 use super::template::tests::request;
 use super::{Adapter, AdapterError};
+use crate::clock::{Clock, ManualClock};
 
 /// The credential `make` must configure; it must never come back out of the adapter.
 pub(crate) const TEST_SECRET: &str = "s3cr3t-conformance-t0ken";
@@ -68,7 +70,7 @@ impl Step {
         }
     }
 
-    fn retry_after(mut self, value: &'static str) -> Self {
+    pub(crate) fn retry_after(mut self, value: &'static str) -> Self {
         self.retry_after = Some(value);
         self
     }
@@ -192,17 +194,25 @@ fn within(seconds: f64) -> Instant {
     Instant::now() + Duration::from_secs_f64(seconds)
 }
 
-/// Runs the adapter contract's fault list. `make(base_url)` builds the adapter under test aimed
-/// at the fake tool, sending `TEST_SECRET` as its credential; `expected` is the facts document
-/// the adapter must extract from `ok_body()`.
+/// Runs the adapter contract's fault list. `make(base_url, clock)` builds the adapter under test
+/// aimed at the fake tool, reading time from `clock` and sending `TEST_SECRET` as its credential;
+/// `expected` is the facts document the adapter must extract from `ok_body()`.
 #[expect(clippy::unwrap_used, reason = "tests")]
-pub(crate) async fn run(make: impl Fn(&str) -> Arc<dyn Adapter>, expected: serde_json::Value) {
+pub(crate) async fn run(
+    make: impl Fn(&str, Arc<dyn Clock>) -> Arc<dyn Adapter>,
+    expected: serde_json::Value,
+) {
     let req = request();
+    let t0 = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
     // Every error message, excerpt and URL the adapter produced, for the leak check at the end.
     let mut reported: Vec<String> = Vec::new();
+    // The result, the requests the fake saw, and how far the adapter's clock moved (the waits).
     let mut fault = async |steps: Vec<Step>, seconds: f64| {
         let tool = FakeTool::start(steps).await;
-        let result = make(&tool.base).collect(&req, within(seconds)).await;
+        let clock = Arc::new(ManualClock::new(t0));
+        let result = make(&tool.base, clock.clone())
+            .collect(&req, within(seconds))
+            .await;
         match &result {
             Ok(f) => reported.extend([
                 format!("{f:?}"),
@@ -211,12 +221,12 @@ pub(crate) async fn run(make: impl Fn(&str) -> Arc<dyn Adapter>, expected: serde
             ]),
             Err(e) => reported.extend([e.to_string(), format!("{e:?}")]),
         }
-        (result, tool.hits())
+        (result, tool.hits(), clock.now() - t0)
     };
 
     // 200: facts extracted, trail recorded; success also proves the credential was sent (the
     // fake answers 401 otherwise).
-    let (r, _) = fault(vec![Step::ok()], 3.0).await;
+    let (r, _, _) = fault(vec![Step::ok()], 3.0).await;
     let facts = r.unwrap();
     assert_eq!(facts.document, expected, "facts extracted from a 200");
     assert!(
@@ -229,7 +239,7 @@ pub(crate) async fn run(make: impl Fn(&str) -> Arc<dyn Adapter>, expected: serde
         "excerpt recorded: {excerpt}"
     );
 
-    let (r, hits) = fault(vec![Step::status(500)], 3.0).await;
+    let (r, hits, _) = fault(vec![Step::status(500)], 3.0).await;
     let e = r.unwrap_err();
     assert!(
         matches!(e, AdapterError::BadResponse { .. }) && e.to_string().contains("500"),
@@ -237,7 +247,7 @@ pub(crate) async fn run(make: impl Fn(&str) -> Arc<dyn Adapter>, expected: serde
     );
     assert_eq!(hits, 1, "a plain 500 is not retried");
 
-    let (r, hits) = fault(vec![Step::status(503), Step::ok()], 3.0).await;
+    let (r, hits, _) = fault(vec![Step::status(503), Step::ok()], 3.0).await;
     assert_eq!(
         r.unwrap().document,
         expected,
@@ -245,15 +255,20 @@ pub(crate) async fn run(make: impl Fn(&str) -> Arc<dyn Adapter>, expected: serde
     );
     assert_eq!(hits, 2);
 
-    let (r, hits) = fault(vec![Step::status(429).retry_after("1"), Step::ok()], 3.0).await;
+    let (r, hits, waited) = fault(vec![Step::status(429).retry_after("1"), Step::ok()], 3.0).await;
     assert_eq!(
         r.unwrap().document,
         expected,
         "429 with a Retry-After that fits is retried"
     );
     assert_eq!(hits, 2);
+    assert_eq!(
+        waited,
+        chrono::Duration::seconds(1),
+        "the retry waits what Retry-After asks"
+    );
 
-    let (r, hits) = fault(vec![Step::status(429).retry_after("60"), Step::ok()], 3.0).await;
+    let (r, hits, _) = fault(vec![Step::status(429).retry_after("60"), Step::ok()], 3.0).await;
     let e = r.unwrap_err();
     assert!(
         matches!(
@@ -267,7 +282,7 @@ pub(crate) async fn run(make: impl Fn(&str) -> Arc<dyn Adapter>, expected: serde
     assert_eq!(hits, 1, "a Retry-After past the deadline is not waited for");
 
     for status in [401, 403] {
-        let (r, hits) = fault(vec![Step::status(status)], 3.0).await;
+        let (r, hits, _) = fault(vec![Step::status(status)], 3.0).await;
         let e = r.unwrap_err();
         assert!(
             matches!(e, AdapterError::Auth { status: s } if s == status),
@@ -276,25 +291,29 @@ pub(crate) async fn run(make: impl Fn(&str) -> Arc<dyn Adapter>, expected: serde
         assert_eq!(hits, 1, "auth failures are not retried");
     }
 
-    let (r, _) = fault(vec![Step::status(404)], 3.0).await;
+    let (r, _, _) = fault(vec![Step::status(404)], 3.0).await;
     let e = r.unwrap_err();
     assert!(matches!(e, AdapterError::NotFound { .. }), "{e:?}");
 
-    let (r, _) = fault(vec![Step::ok().delay(Duration::from_secs(30))], 0.5).await;
+    // Paused, tokio's clock jumps to the deadline once nothing else can happen: the deadline is
+    // kept without waiting for it.
+    tokio::time::pause();
+    let (r, _, _) = fault(vec![Step::ok().delay(Duration::from_secs(30))], 0.5).await;
+    tokio::time::resume();
     let e = r.unwrap_err();
     assert!(matches!(e, AdapterError::Timeout { .. }), "{e:?}");
 
-    let (r, _) = fault(vec![Step::ok().body(Payload::Garbage)], 3.0).await;
+    let (r, _, _) = fault(vec![Step::ok().body(Payload::Garbage)], 3.0).await;
     let e = r.unwrap_err();
     assert!(matches!(e, AdapterError::BadResponse { .. }), "{e:?}");
 
-    let (r, _) = fault(vec![Step::ok().body(Payload::Huge)], 3.0).await;
+    let (r, _, _) = fault(vec![Step::ok().body(Payload::Huge)], 3.0).await;
     let e = r.unwrap_err();
     assert!(matches!(e, AdapterError::BadResponse { .. }), "{e:?}");
 
     let mut redirect = Step::status(302);
     redirect.location = Some("https://sso.example/login?token=leak");
-    let (r, hits) = fault(vec![redirect], 3.0).await;
+    let (r, hits, _) = fault(vec![redirect], 3.0).await;
     let e = r.unwrap_err();
     assert!(matches!(e, AdapterError::BadResponse { .. }), "{e:?}");
     assert!(!e.to_string().contains("leak"), "{e}");
@@ -306,10 +325,13 @@ pub(crate) async fn run(make: impl Fn(&str) -> Arc<dyn Adapter>, expected: serde
         .local_addr()
         .unwrap()
         .port();
-    let e = make(&format!("http://127.0.0.1:{port}"))
-        .collect(&req, within(3.0))
-        .await
-        .unwrap_err();
+    let e = make(
+        &format!("http://127.0.0.1:{port}"),
+        Arc::new(ManualClock::new(t0)),
+    )
+    .collect(&req, within(3.0))
+    .await
+    .unwrap_err();
     assert!(matches!(e, AdapterError::Unreachable { .. }), "{e:?}");
     reported.push(e.to_string());
 

@@ -45,7 +45,8 @@ use super::cache::FactCache;
 use super::deployed_source::DeployedSource;
 use super::http_client::HttpClient;
 use super::instance::{self, invalid};
-use super::{Adapter, AdapterBuildError, AdapterError, Clock, Facts};
+use super::{Adapter, AdapterBuildError, AdapterError, Facts};
+use crate::clock::Clock;
 use crate::domain::CheckRequest;
 
 /// The REST API version the adapter is written against.
@@ -102,7 +103,7 @@ struct Inner {
     page_size: u32,
     max_pages: u32,
     timeout: Duration,
-    clock: Clock,
+    clock: Arc<dyn Clock>,
 }
 
 /// A built `kind: github` adapter.
@@ -122,7 +123,7 @@ impl std::fmt::Debug for GitHubAdapter {
 }
 
 impl GitHubAdapter {
-    pub fn build(config: &GitHubConfig) -> Result<Self, AdapterBuildError> {
+    pub fn build(config: &GitHubConfig, clock: Arc<dyn Clock>) -> Result<Self, AdapterBuildError> {
         let name = &config.name;
         let base = instance::base_url(name, &config.base_url)?;
         if !(1..=100).contains(&config.page_size) {
@@ -138,6 +139,7 @@ impl GitHubAdapter {
             config.retries,
             config.max_concurrency,
             None,
+            Arc::clone(&clock),
         )?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -148,18 +150,10 @@ impl GitHubAdapter {
                 page_size: config.page_size,
                 max_pages: config.max_pages,
                 timeout: config.timeout,
-                clock: super::system_clock(),
+                clock,
             }),
             cache: FactCache::new(config.cache_ttl),
         })
-    }
-
-    /// The same adapter reading time (JWT claims, token expiry) from `clock`.
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.clock = clock;
-        }
-        self
     }
 }
 

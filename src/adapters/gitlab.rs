@@ -34,6 +34,7 @@ use super::github::{next_link, segment};
 use super::http_client::{HttpClient, HttpRequest, HttpResponse};
 use super::instance::{self, invalid};
 use super::{Adapter, AdapterBuildError, AdapterError, Facts};
+use crate::clock::Clock;
 use crate::domain::CheckRequest;
 use crate::secret::SecretSource;
 
@@ -111,7 +112,7 @@ impl std::fmt::Debug for GitLabAdapter {
 }
 
 impl GitLabAdapter {
-    pub fn build(config: &GitLabConfig) -> Result<Self, AdapterBuildError> {
+    pub fn build(config: &GitLabConfig, clock: Arc<dyn Clock>) -> Result<Self, AdapterBuildError> {
         let name = &config.name;
         let base = instance::base_url(name, &config.base_url)?;
         let api = base
@@ -152,6 +153,7 @@ impl GitLabAdapter {
             config.retries,
             config.max_concurrency,
             None,
+            clock,
         )?;
         Ok(Self {
             inner: Arc::new(Inner {

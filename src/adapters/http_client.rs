@@ -5,6 +5,7 @@
 //! Adapters describe a call as an [`HttpRequest`] and get back an [`HttpResponse`] (parsed JSON,
 //! an excerpt for the audit trail, the URL without credentials). They never touch `reqwest`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -15,6 +16,7 @@ use tokio::time::{Instant, timeout_at};
 
 use super::redact::{Redactor, redact_url};
 use super::{AdapterBuildError, AdapterError};
+use crate::clock::{Clock, SystemClock};
 
 /// Largest response body read. A gate answers within seconds; a tool answering with more than
 /// this is misconfigured (wrong endpoint, missing filter) and reading it would only burn memory.
@@ -43,6 +45,9 @@ pub struct ClientSettings {
     pub connect_timeout: Duration,
     /// What the client trusts (system roots plus `ca_file`) and presents (mTLS).
     pub tls: crate::tls::ClientTlsConfig,
+    /// What a `Retry-After` date is measured against, and what waits before a retry; the
+    /// deadline stays a monotonic `Instant`.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl ClientSettings {
@@ -54,6 +59,7 @@ impl ClientSettings {
             max_response_bytes: MAX_RESPONSE_BYTES,
             connect_timeout: Duration::from_secs(3),
             tls: crate::tls::ClientTlsConfig::default(),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -241,7 +247,11 @@ impl HttpClient {
             if Instant::now() + delay >= deadline {
                 return Err(error);
             }
-            tokio::time::sleep(delay).await;
+            tracing::debug!(
+                adapter = %self.settings.adapter, attempt, wait_ms = millis(delay),
+                url = %shown_url, "http retry wait"
+            );
+            self.settings.clock.sleep(delay).await;
         }
     }
 
@@ -318,8 +328,9 @@ impl HttpClient {
         // A rate limit (GitHub answers its primary limit with 403 or 429, `x-ratelimit-remaining:
         // 0` and the reset time; its secondary limit and GitLab with `Retry-After`) is retryable
         // whatever the expected statuses; a plain 403 is a refusal.
+        let now = self.settings.clock.now();
         if matches!(code, 403 | 429)
-            && let Some(hint) = rate_limit_wait(response.headers())
+            && let Some(hint) = rate_limit_wait(response.headers(), now)
         {
             let error = AdapterError::RateLimited {
                 retry_after_s: hint.map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
@@ -334,7 +345,7 @@ impl HttpClient {
             };
             return with_status(outcome, Retry::No);
         }
-        let retry_after = retry_after(response.headers());
+        let retry_after = retry_after(response.headers(), now);
         let (error, retry) = match code {
             401 | 403 => (AdapterError::Auth { status: code }, Retry::No),
             404 => (
@@ -499,24 +510,28 @@ async fn read_capped(
     }
 }
 
-/// `Retry-After` as a duration: delay-seconds or an HTTP date (RFC 9110 §10.2.3). A date in the
-/// past means "now".
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+/// `Retry-After` as a duration: delay-seconds or an HTTP date (RFC 9110 §10.2.3) measured from
+/// `now`. A date in the past means "now".
+pub fn retry_after(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
     let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let delta = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    let delta = at.with_timezone(&chrono::Utc) - now;
     Some(delta.to_std().unwrap_or(Duration::ZERO))
 }
 
 /// Whether a 403/429 is a rate limit, and how long it asks to wait: `Retry-After`, else (with
 /// `x-ratelimit-remaining: 0` or GitLab's `RateLimit-Remaining: 0`) the reset time, an epoch in
 /// seconds, taken relative to the response's own `Date` so no local clock is read (`None` wait
-/// when the server sends no `Date`). `None` when the answer is not a rate limit.
-pub fn rate_limit_wait(headers: &HeaderMap) -> Option<Option<Duration>> {
-    if let Some(d) = retry_after(headers) {
+/// when the server sends no `Date`). `None` when the answer is not a rate limit. `now` is only
+/// for a `Retry-After` date.
+pub fn rate_limit_wait(
+    headers: &HeaderMap,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Option<Duration>> {
+    if let Some(d) = retry_after(headers, now) {
         return Some(Some(d));
     }
     let number = |name: &str| {
@@ -607,47 +622,89 @@ pub fn is_valid_status(code: u16) -> bool {
 mod tests {
     use super::*;
 
+    /// The tests' "now": 2015-10-21T07:28:00Z.
+    fn now() -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp(1_445_412_480, 0).unwrap()
+    }
+
     #[test]
     fn retry_after_accepts_seconds_and_dates() {
         let mut h = HeaderMap::new();
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-
-        let later = chrono::Utc::now() + chrono::Duration::seconds(120);
-        let date = later.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
-        h.insert(header::RETRY_AFTER, HeaderValue::from_str(&date).unwrap());
-        let d = retry_after(&h).unwrap();
-        assert!(
-            d > Duration::from_secs(100) && d <= Duration::from_secs(120),
-            "{d:?}"
-        );
+        assert_eq!(retry_after(&h, now()), Some(Duration::from_secs(7)));
 
         h.insert(
             header::RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:30:00 GMT"),
         );
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        assert_eq!(retry_after(&h, now()), Some(Duration::from_secs(120)));
+
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:27:00 GMT"),
+        );
+        assert_eq!(retry_after(&h, now()), Some(Duration::ZERO), "a past date");
 
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&h), None);
+        assert_eq!(retry_after(&h, now()), None);
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_date_is_waited_for_by_the_clients_clock() {
+        use crate::adapters::conformance::{FakeTool, Step, TEST_SECRET};
+        use crate::clock::ManualClock;
+
+        // Two seconds after the client's "now"; by the wall clock, long past.
+        let tool = FakeTool::start(vec![
+            Step::status(429).retry_after("Wed, 21 Oct 2015 07:28:02 GMT"),
+            Step::ok(),
+        ])
+        .await;
+        let clock = Arc::new(ManualClock::new(now()));
+        let client = HttpClient::new(ClientSettings {
+            clock: clock.clone(),
+            ..ClientSettings::new("t")
+        })
+        .unwrap();
+        let mut request = HttpRequest::get(Url::parse(&tool.base).unwrap());
+        request
+            .headers
+            .insert("x-key", HeaderValue::from_static(TEST_SECRET));
+        let response = client
+            .send(&request, Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(tool.hits(), 2);
+        assert_eq!(clock.now() - now(), chrono::Duration::seconds(2));
     }
 
     #[test]
     fn rate_limits_are_told_from_refusals() {
         let mut h = HeaderMap::new();
-        assert_eq!(rate_limit_wait(&h), None, "a plain 403 is a refusal");
+        assert_eq!(rate_limit_wait(&h, now()), None, "a plain 403 is a refusal");
         h.insert("x-ratelimit-remaining", HeaderValue::from_static("12"));
-        assert_eq!(rate_limit_wait(&h), None);
+        assert_eq!(rate_limit_wait(&h, now()), None);
         h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
-        assert_eq!(rate_limit_wait(&h), Some(None), "no Date: no wait known");
+        assert_eq!(
+            rate_limit_wait(&h, now()),
+            Some(None),
+            "no Date: no wait known"
+        );
         h.insert("x-ratelimit-reset", HeaderValue::from_static("1445412482"));
         h.insert(
             header::DATE,
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
-        assert_eq!(rate_limit_wait(&h), Some(Some(Duration::from_secs(2))));
+        assert_eq!(
+            rate_limit_wait(&h, now()),
+            Some(Some(Duration::from_secs(2)))
+        );
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-        assert_eq!(rate_limit_wait(&h), Some(Some(Duration::from_secs(60))));
+        assert_eq!(
+            rate_limit_wait(&h, now()),
+            Some(Some(Duration::from_secs(60)))
+        );
     }
 
     #[test]

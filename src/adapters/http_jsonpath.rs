@@ -27,6 +27,7 @@
 //! array itself (`$.items`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -40,6 +41,7 @@ use super::http_client::{ClientSettings, HttpClient, HttpRequest, is_valid_statu
 use super::redact::is_secret_name;
 use super::template::{Encoding, JsonTemplate, MissingValue, Template};
 use super::{Adapter, AdapterBuildError, AdapterError, Facts};
+use crate::clock::Clock;
 use crate::domain::CheckRequest;
 use crate::secret::SecretSource;
 
@@ -155,7 +157,10 @@ impl std::fmt::Debug for HttpJsonPathAdapter {
 impl HttpJsonPathAdapter {
     /// Validates the configuration, resolves secrets and builds the client. Errors name the
     /// adapter and the field.
-    pub fn build(config: &HttpAdapterConfig) -> Result<Self, AdapterBuildError> {
+    pub fn build(
+        config: &HttpAdapterConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AdapterBuildError> {
         let invalid = |field: &str, message: String| AdapterBuildError::Invalid {
             name: config.name.clone(),
             message: format!("`{field}`: {message}"),
@@ -269,6 +274,7 @@ impl HttpJsonPathAdapter {
             retries: config.retries,
             max_concurrency: config.max_concurrency,
             tls: config.tls.clone().unwrap_or_default(),
+            clock,
             ..ClientSettings::new(config.name.clone())
         })?;
         Ok(Self {
@@ -380,16 +386,25 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::adapters::AdapterConfig;
     use crate::adapters::conformance::{self, TEST_SECRET};
     use crate::adapters::template::tests::request;
-    use crate::adapters::{AdapterConfig, build};
+    use crate::clock::{Clock, SystemClock};
 
     fn config(yaml: &str) -> Result<Vec<AdapterConfig>, serde_norway::Error> {
         serde_norway::from_str(yaml)
     }
 
-    /// The adapter under conformance: a secret bearer header and the fixture's facts.
-    fn adapter(base: &str) -> Arc<dyn Adapter> {
+    fn system() -> Arc<dyn Clock> {
+        Arc::new(SystemClock)
+    }
+
+    fn build(configs: &[AdapterConfig]) -> Result<Vec<Arc<dyn Adapter>>, AdapterBuildError> {
+        crate::adapters::build(configs, &system())
+    }
+
+    /// The adapter under conformance, on `clock`: a secret bearer header and the fixture's facts.
+    fn adapter(base: &str, clock: Arc<dyn Clock>) -> Arc<dyn Adapter> {
         let yaml = format!(
             r#"
 - kind: http
@@ -405,7 +420,9 @@ mod tests {
     absent: $.nothing
 "#
         );
-        build(&config(&yaml).unwrap()).unwrap().remove(0)
+        crate::adapters::build(&config(&yaml).unwrap(), &clock)
+            .unwrap()
+            .remove(0)
     }
 
     #[tokio::test]
@@ -430,7 +447,7 @@ mod tests {
             "- {kind: http, name: t, url: 'http://h/', extract: {one: $.status, many: '$.findings[*].id', none: $.zzz, 'null': $.n}}",
         )
         .unwrap();
-        let adapter = HttpJsonPathAdapter::build(http(&configs[0])).unwrap();
+        let adapter = HttpJsonPathAdapter::build(http(&configs[0]), system()).unwrap();
         let mut json = conformance::ok_body();
         json["n"] = serde_json::Value::Null;
         assert_eq!(
@@ -450,7 +467,7 @@ mod tests {
             !shown.contains("lit3ral") && !shown.contains("s3cr3t"),
             "{shown}"
         );
-        assert!(!format!("{:?}", adapter("http://127.0.0.1:9")).contains(TEST_SECRET));
+        assert!(!format!("{:?}", adapter("http://127.0.0.1:9", system())).contains(TEST_SECRET));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! tool's config struct repeats the keys (serde `flatten` would silently disable
 //! `deny_unknown_fields`), and calls these.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -10,6 +11,7 @@ use tokio::time::Instant;
 
 use super::AdapterBuildError;
 use super::http_client::{ClientSettings, HttpClient};
+use crate::clock::Clock;
 
 pub fn default_timeout() -> Duration {
     Duration::from_secs(5)
@@ -73,6 +75,7 @@ pub fn client(
     retries: u32,
     max_concurrency: usize,
     tls: Option<&crate::tls::ClientTlsConfig>,
+    clock: Arc<dyn Clock>,
 ) -> Result<HttpClient, AdapterBuildError> {
     if timeout.is_zero() {
         return Err(invalid(name, "timeout", "must be longer than zero"));
@@ -84,6 +87,7 @@ pub fn client(
     settings.retries = retries;
     settings.max_concurrency = max_concurrency;
     settings.tls = tls.cloned().unwrap_or_default();
+    settings.clock = clock;
     HttpClient::new(settings)
 }
 

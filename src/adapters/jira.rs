@@ -41,6 +41,7 @@ use super::http_client::{HttpClient, HttpRequest, HttpResponse};
 use super::instance::{self, invalid};
 use super::template::{Encoding, Template};
 use super::{Adapter, AdapterBuildError, AdapterError, Facts};
+use crate::clock::Clock;
 use crate::domain::CheckRequest;
 
 const ISSUE_FIELDS: &str = "summary,status,resolution,issuetype,project,labels,updated";
@@ -126,7 +127,7 @@ impl std::fmt::Debug for JiraAdapter {
 }
 
 impl JiraAdapter {
-    pub fn build(config: &JiraConfig) -> Result<Self, AdapterBuildError> {
+    pub fn build(config: &JiraConfig, clock: Arc<dyn Clock>) -> Result<Self, AdapterBuildError> {
         let name = &config.name;
         let base = instance::base_url(name, &config.base_url)?;
         let mut headers = HeaderMap::new();
@@ -166,6 +167,7 @@ impl JiraAdapter {
             config.retries,
             config.max_concurrency,
             config.tls.as_ref(),
+            clock,
         )?;
         Ok(Self {
             inner: Arc::new(Inner {

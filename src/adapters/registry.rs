@@ -49,6 +49,7 @@ use super::cache::FactCache;
 use super::credentials::AuthConfig;
 use super::instance::{self, invalid};
 use super::{Adapter, AdapterBuildError, AdapterError, Facts};
+use crate::clock::Clock;
 use crate::domain::{CheckRequest, ImageRef};
 use crate::secret::SecretSource;
 
@@ -139,7 +140,10 @@ impl std::fmt::Debug for RegistryAdapter {
 }
 
 impl RegistryAdapter {
-    pub fn build(config: &RegistryConfig) -> Result<Self, AdapterBuildError> {
+    pub fn build(
+        config: &RegistryConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AdapterBuildError> {
         let name = &config.name;
         if config.registries.is_empty() {
             return Err(invalid(
@@ -187,6 +191,7 @@ impl RegistryAdapter {
                 config.retries,
                 config.max_concurrency,
                 None,
+                Arc::clone(&clock),
             )?;
             let registry = Registry::new(
                 r.host.clone(),

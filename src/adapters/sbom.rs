@@ -38,7 +38,8 @@ use super::cache::FactCache;
 use super::instance::{self, invalid};
 use super::trivy::IngestError;
 use super::vex::{self, Statement, VexReport};
-use super::{Adapter, AdapterBuildError, AdapterError, Clock, Facts, Submission};
+use super::{Adapter, AdapterBuildError, AdapterError, Facts, Submission};
+use crate::clock::Clock;
 use crate::domain::finding::summary;
 use crate::domain::{CheckRequest, Digest, Finding, ImageRef};
 
@@ -117,7 +118,7 @@ struct Inner {
 pub struct SbomAdapter {
     inner: Arc<Inner>,
     cache: FactCache<Value>,
-    clock: Clock,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for SbomAdapter {
@@ -129,7 +130,7 @@ impl std::fmt::Debug for SbomAdapter {
 }
 
 impl SbomAdapter {
-    pub fn build(config: &SbomConfig) -> Result<Self, AdapterBuildError> {
+    pub fn build(config: &SbomConfig, clock: Arc<dyn Clock>) -> Result<Self, AdapterBuildError> {
         if !config.documents_dir.is_dir() {
             return Err(invalid(
                 &config.name,
@@ -145,14 +146,8 @@ impl SbomAdapter {
                 require_justification: config.require_justification,
             }),
             cache: FactCache::new(config.cache_ttl),
-            clock: super::system_clock(),
+            clock,
         })
-    }
-
-    /// The same adapter reading time from `clock` (tests set the time this way).
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
     }
 }
 
@@ -176,7 +171,7 @@ impl Adapter for SbomAdapter {
             &self.inner.dir,
             digest.as_str(),
             report,
-            (self.clock)(),
+            self.clock.now(),
             submission,
         );
         if stored.is_ok() {
@@ -195,7 +190,7 @@ impl Adapter for SbomAdapter {
                 detail: "the check names no image, so no SBOM can be bound to it".into(),
             });
         }
-        let now = (self.clock)();
+        let now = self.clock.now();
         let mut images = Vec::new();
         for image in &request.images {
             let digest = image

@@ -48,6 +48,7 @@ use super::http_client::{HttpClient, HttpRequest, HttpResponse};
 use super::instance::{self, invalid};
 use super::template::{Encoding, Template};
 use super::{Adapter, AdapterBuildError, AdapterError, Facts};
+use crate::clock::Clock;
 use crate::domain::CheckRequest;
 
 mod changes;
@@ -147,7 +148,10 @@ enum Lookup {
 }
 
 impl ServiceNowAdapter {
-    pub fn build(config: &ServiceNowConfig) -> Result<Self, AdapterBuildError> {
+    pub fn build(
+        config: &ServiceNowConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AdapterBuildError> {
         let name = &config.name;
         let base = instance::base_url(name, &config.base_url)?;
         let auth = match (
@@ -200,6 +204,7 @@ impl ServiceNowAdapter {
             config.retries,
             config.max_concurrency,
             config.tls.as_ref(),
+            clock,
         )?;
         Ok(Self {
             inner: Arc::new(Inner {

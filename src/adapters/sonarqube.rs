@@ -50,6 +50,7 @@ use super::http_client::{HttpClient, HttpRequest, HttpResponse};
 use super::instance::{self, invalid};
 use super::template::{Encoding, Template};
 use super::{Adapter, AdapterBuildError, AdapterError, Facts};
+use crate::clock::Clock;
 use crate::domain::CheckRequest;
 
 /// Label naming the scanner's compute-engine task (`ceTaskId` in `report-task.txt`).
@@ -136,7 +137,10 @@ enum Selector {
 }
 
 impl SonarQubeAdapter {
-    pub fn build(config: &SonarQubeConfig) -> Result<Self, AdapterBuildError> {
+    pub fn build(
+        config: &SonarQubeConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AdapterBuildError> {
         let name = &config.name;
         let base = instance::base_url(name, &config.base_url)?;
         let mut headers = HeaderMap::new();
@@ -171,6 +175,7 @@ impl SonarQubeAdapter {
             config.retries,
             config.max_concurrency,
             config.tls.as_ref(),
+            clock,
         )?;
         Ok(Self {
             inner: Arc::new(Inner {

@@ -23,7 +23,7 @@
 //! A report whose `CreatedAt` is missing, unparseable or later than now (beyond
 //! [`CLOCK_SKEW`]) is refused at ingestion and skipped when reading, so it can neither count as
 //! fresh nor outrank a real report; "newest" compares times, not strings. Time comes from the
-//! adapter's [`Clock`] (the system clock unless a test sets one).
+//! injected [`Clock`] (the gate's: the system clock in service, a manual one in tests).
 //!
 //! [`ingest_report`] validates a report submitted for a digest and stores it where this adapter
 //! reads; the pipeline-facing ingestion API is to call it.
@@ -38,11 +38,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::Clock;
 use super::cache::FactCache;
 use super::instance::{self, invalid};
 use super::vex::{self, VexReport};
 use super::{Adapter, AdapterBuildError, AdapterError, Facts, Submission};
+use crate::clock::Clock;
 use crate::domain::finding::summary;
 use crate::domain::{
     CheckRequest, Digest, Finding, FindingKind, FindingSeverity, ImageRef, Location, Package,
@@ -95,7 +95,7 @@ struct Inner {
 pub struct TrivyAdapter {
     inner: Arc<Inner>,
     cache: FactCache<Value>,
-    clock: Clock,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for TrivyAdapter {
@@ -107,7 +107,7 @@ impl std::fmt::Debug for TrivyAdapter {
 }
 
 impl TrivyAdapter {
-    pub fn build(config: &TrivyConfig) -> Result<Self, AdapterBuildError> {
+    pub fn build(config: &TrivyConfig, clock: Arc<dyn Clock>) -> Result<Self, AdapterBuildError> {
         if !config.reports_dir.is_dir() {
             return Err(invalid(
                 &config.name,
@@ -131,15 +131,8 @@ impl TrivyAdapter {
                 vex_dir: config.vex_dir.clone(),
             }),
             cache: FactCache::new(config.cache_ttl),
-            clock: super::system_clock(),
+            clock,
         })
-    }
-
-    /// The same adapter reading time from `clock` (tests set the time this way).
-    #[must_use]
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
     }
 }
 
@@ -163,7 +156,7 @@ impl Adapter for TrivyAdapter {
             &self.inner.dir,
             digest.as_str(),
             report,
-            (self.clock)(),
+            self.clock.now(),
             submission,
         );
         if stored.is_ok() {
@@ -191,7 +184,7 @@ impl Adapter for TrivyAdapter {
                 })?;
             let inner = Arc::clone(&self.inner);
             let key = digest.clone();
-            let now = (self.clock)();
+            let now = self.clock.now();
             let fact = self
                 .cache
                 .get_or_fetch(&key, async move {
@@ -204,7 +197,7 @@ impl Adapter for TrivyAdapter {
                 .await?;
             images.push(fact);
         }
-        let now = (self.clock)();
+        let now = self.clock.now();
         let max = self.inner.max_age;
         for f in &mut images {
             let scanned = f["scanned_at"]
@@ -635,6 +628,7 @@ fn finding(v: &Value, target: Option<&str>, digest: &str) -> Finding {
 mod tests {
     use super::*;
     use crate::adapters::template::tests::request;
+    use crate::clock::ManualClock;
 
     const DIGEST: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
@@ -677,7 +671,7 @@ mod tests {
             dir.display()
         ))
         .unwrap();
-        TrivyAdapter::build(&c).unwrap().with_clock(Arc::new(now))
+        TrivyAdapter::build(&c, Arc::new(ManualClock::new(now()))).unwrap()
     }
 
     async fn collect(a: &TrivyAdapter) -> Result<Value, AdapterError> {

@@ -27,7 +27,10 @@ pub(super) fn run(cmd: ConfigCommand) -> anyhow::Result<()> {
         }
         None => PolicySet::builtin()?,
     };
-    let adapters = adapters::build(&settings.adapters).context("adapters")?;
+    // Built to validate the configuration only: no tool is called.
+    let clock: std::sync::Arc<dyn crate::clock::Clock> =
+        std::sync::Arc::new(crate::clock::SystemClock);
+    let adapters = adapters::build(&settings.adapters, &clock).context("adapters")?;
     let signer = crate::serve::signing_key(&settings.audit)?;
     if auth.is_open() {
         for addr in [settings.server.http_addr, settings.server.grpc_addr] {

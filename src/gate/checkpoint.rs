@@ -150,8 +150,8 @@ mod tests {
 
     use super::*;
     use crate::audit::checkpoint::{public_key_from_pem, signature_holds};
+    use crate::clock::{Clock, ManualClock};
     use crate::gate::test_gate::{check, gate};
-    use crate::gate::{Clock, ManualClock};
 
     #[tokio::test]
     async fn a_checkpoint_covers_every_event_so_far_and_chains_to_the_one_before() {

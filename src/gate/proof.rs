@@ -175,7 +175,7 @@ mod tests {
     use crate::audit::checkpoint::public_key_from_pem;
     use crate::audit::verify::verify_proof;
     use crate::auth::{Principal, Role};
-    use crate::gate::ManualClock;
+    use crate::clock::ManualClock;
     use crate::gate::test_gate::{check, gate};
 
     #[tokio::test]

@@ -76,8 +76,8 @@ mod tests {
     use crate::audit::checkpoint::public_key_from_pem;
     use crate::audit::verify::ExportVerifier;
     use crate::auth::{Principal, Role};
+    use crate::clock::ManualClock;
     use crate::domain::DecisionStatus;
-    use crate::gate::ManualClock;
     use crate::gate::export::ExportSelection;
     use crate::gate::test_gate::{check, gate};
 

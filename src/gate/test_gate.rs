@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use crate::audit::checkpoint::CheckpointSigner;
 use crate::auth::{Principal, Role};
-use crate::gate::{Gate, GateOptions, ManualClock};
+use crate::clock::ManualClock;
+use crate::gate::{Gate, GateOptions};
 use crate::metrics::Metrics;
 use crate::policy::{PolicyHandle, PolicySet};
 

@@ -44,6 +44,7 @@ use super::{
 };
 use crate::adapters::{AdapterConfig, JiraAdapter};
 use crate::auth::{Principal, Role};
+use crate::clock::Clock;
 use crate::domain::{Channel, Decision, ReviewTicket};
 use crate::gate::{Gate, GateError, ReviewAnswer, ReviewObserver};
 
@@ -134,6 +135,7 @@ impl JiraRouting {
         routes: &BTreeMap<String, ReviewRoute>,
         adapters: &[AdapterConfig],
         public_url: Option<String>,
+        clock: &Arc<dyn Clock>,
     ) -> Result<Option<Self>, RoutingError> {
         let mut built = BTreeMap::new();
         for (environment, route) in routes {
@@ -162,7 +164,7 @@ impl JiraRouting {
                     AdapterConfig::Jira(c) if c.name == jira.adapter => Some(c),
                     _ => None,
                 },
-                JiraAdapter::build,
+                |c| JiraAdapter::build(c, Arc::clone(clock)),
             )?;
             built.insert(environment.clone(), (jira.clone(), adapter));
         }

@@ -41,6 +41,7 @@ use super::{
 use crate::adapters::servicenow::{ChangeDraft, ChangeStatus};
 use crate::adapters::{AdapterConfig, ServiceNowAdapter};
 use crate::auth::{Principal, Role};
+use crate::clock::Clock;
 use crate::domain::{Channel, Decision, DecisionId, ReviewTicket};
 use crate::gate::{Gate, GateError, ReviewAnswer, ReviewObserver};
 
@@ -125,6 +126,7 @@ impl ServiceNowRouting {
         routes: &BTreeMap<String, ReviewRoute>,
         adapters: &[AdapterConfig],
         public_url: Option<String>,
+        clock: &Arc<dyn Clock>,
     ) -> Result<Option<Self>, RoutingError> {
         let mut built = BTreeMap::new();
         for (environment, route) in routes {
@@ -145,7 +147,7 @@ impl ServiceNowRouting {
                     AdapterConfig::Servicenow(c) if c.name == sn.adapter => Some(c),
                     _ => None,
                 },
-                ServiceNowAdapter::build,
+                |c| ServiceNowAdapter::build(c, Arc::clone(clock)),
             )?;
             built.insert(environment.clone(), (sn.clone(), adapter));
         }

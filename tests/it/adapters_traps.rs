@@ -16,7 +16,7 @@ use crate::support::TestApp;
 
 fn build(yaml: &str) -> std::sync::Arc<dyn Adapter> {
     let configs: Vec<AdapterConfig> = serde_norway::from_str(&format!("[{yaml}]")).unwrap();
-    adapters::build(&configs).unwrap().remove(0)
+    crate::support::build_adapters(&configs).remove(0)
 }
 
 fn soon() -> Instant {
@@ -271,7 +271,7 @@ async fn jira_creates_review_issues_with_adf() {
     let AdapterConfig::Jira(c) = &configs[0] else {
         unreachable!()
     };
-    let jira = adapters::JiraAdapter::build(c).unwrap();
+    let jira = adapters::JiraAdapter::build(c, crate::support::clock_at_t0()).unwrap();
     let created = jira
         .create_issue(
             "OPS",
@@ -307,7 +307,7 @@ fn every_kind_loads_through_the_settings_file() {
     )
     .unwrap();
     let settings = config::load_from(Some(&path), Vec::new()).unwrap();
-    let built = adapters::build(&settings.adapters).unwrap();
+    let built = crate::support::build_adapters(&settings.adapters);
     let kinds: Vec<_> = built.iter().map(|a| (a.name(), a.kind())).collect();
     assert_eq!(
         kinds,
@@ -327,7 +327,7 @@ fn every_kind_loads_through_the_settings_file() {
         "[{kind: jira, name: j, base_url: 'https://a', auth: {type: login, username: u, password: {value: p}}}]",
     )
     .unwrap();
-    let e = adapters::build(&wrong_auth).unwrap_err();
+    let e = crate::support::try_build_adapters(&wrong_auth).unwrap_err();
     assert!(e.to_string().contains("auth.type"), "{e}");
 }
 
@@ -390,7 +390,7 @@ async fn the_built_in_pack_reads_trivy_reports_from_ci() {
     let digest = sim::aqua::DIGESTS[1].1;
     let report = json!({
         "SchemaVersion": 2, "Trivy": {"Version": "0.69.3"},
-        "CreatedAt": (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339(),
+        "CreatedAt": (crate::support::t0() - chrono::Duration::hours(1)).to_rfc3339(),
         "ArtifactName": "ghcr.io/acme/orders-api:2.0.0",
         "Metadata": {"OS": {"Family": "debian", "Name": "12"}, "RepoDigests": [format!("ghcr.io/acme/orders-api@{digest}")]},
         "Results": [{"Target": "app.jar", "Class": "lang-pkgs", "Type": "jar", "Vulnerabilities": [
@@ -399,6 +399,7 @@ async fn the_built_in_pack_reads_trivy_reports_from_ci() {
     });
     std::fs::write(reports.path().join("orders.json"), report.to_string()).unwrap();
     let app = TestApp::builder()
+        .clock(crate::support::clock_at_t0())
         .adapter(json!({"kind": "trivy", "name": "trivy", "reports_dir": reports.path()}))
         .spawn()
         .await;

@@ -432,7 +432,7 @@ async fn the_age_limit_reads_the_injected_clock() {
     let start = chrono::DateTime::parse_from_rfc3339("2026-03-12T09:00:00Z")
         .unwrap()
         .with_timezone(&chrono::Utc);
-    let clock = std::sync::Arc::new(portcullis::gate::ManualClock::new(start));
+    let clock = std::sync::Arc::new(portcullis::clock::ManualClock::new(start));
     let app = TestApp::builder()
         .policies(&[("p.yaml", POLICY)])
         .clock(clock.clone())

@@ -550,7 +550,7 @@ async fn rows_deleted_reordered_or_forged_in_the_database_are_named() {
 /// A replica on `schema` reviewing every deploy, on the shared `clock`.
 async fn replica(
     schema: &crate::support::db::PgSchema,
-    clock: &std::sync::Arc<portcullis::gate::ManualClock>,
+    clock: &std::sync::Arc<portcullis::clock::ManualClock>,
 ) -> TestApp {
     TestApp::builder()
         .policies(&[("p.yaml", REVIEW)])
@@ -570,7 +570,7 @@ async fn an_export_from_replicas_on_postgres_after_mixed_traffic_verifies() {
     let Some(schema) = crate::support::db::PgSchema::create().await else {
         return;
     };
-    let clock = std::sync::Arc::new(portcullis::gate::ManualClock::new(
+    let clock = std::sync::Arc::new(portcullis::clock::ManualClock::new(
         chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap(),
     ));
     let (a, b) = (

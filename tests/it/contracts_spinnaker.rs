@@ -305,14 +305,20 @@ async fn an_unknown_status_id_is_404_and_statuses_are_json() {
 
 #[tokio::test]
 async fn a_review_nobody_resolves_expires_as_expired() {
+    let clock = crate::support::clock_at_t0();
     let app = TestApp::builder()
+        .clock(clock.clone())
         .policies(&[("p.yaml", REVIEW)])
         .token("spinnaker", "pc_spinnaker", vec![Role::Pipeline])
-        .review_timeout(std::time::Duration::from_millis(300))
+        .review_timeout(std::time::Duration::from_secs(3600))
         .spawn()
         .await;
+    // Nobody answers: after the first poll, the review's hour passes.
     let run = stage(&app, "exec-12-production", &pinned())
-        .run(|_, _| Next::Keep)
+        .run(|_, _| {
+            clock.advance(chrono::Duration::hours(1));
+            Next::Keep
+        })
         .await;
     assert!(matches!(run.outcome, Outcome::Terminal(_)), "{run:?}");
     assert_eq!(run.last_monitor_body["status"], "EXPIRED");

@@ -11,6 +11,7 @@ use crate::support::app::digest;
 
 const NO_CRITICALS: &str = "rules:\n  - id: no-critical-vulnerabilities\n    title: No critical vulnerabilities\n    category: vulnerabilities\n    severity: critical\n    condition: { path: $.trivy.vulnerabilities.critical, op: \"==\", value: 0 }\n";
 
+/// A Trivy report made at [`crate::support::t0`]: a service reading it must stand there too.
 pub fn report(digest: &str, critical: bool) -> Value {
     let vulns = if critical {
         json!([{"VulnerabilityID": "CVE-2021-44228", "PkgName": "log4j-core", "InstalledVersion": "2.14.1",
@@ -20,15 +21,17 @@ pub fn report(digest: &str, critical: bool) -> Value {
     };
     json!({
         "SchemaVersion": 2,
-        "CreatedAt": chrono::Utc::now().to_rfc3339(),
+        "CreatedAt": crate::support::t0().to_rfc3339(),
         "ArtifactName": "ghcr.io/acme/orders:2.0.0",
         "Metadata": {"OS": {"Family": "debian", "Name": "12"}, "RepoDigests": [format!("ghcr.io/acme/orders@{digest}")]},
         "Results": [{"Target": "app.jar", "Class": "lang-pkgs", "Type": "jar", "Vulnerabilities": vulns}],
     })
 }
 
+/// The service on [`crate::support::t0`], when [`report`]s are made.
 async fn app(reports: &std::path::Path) -> TestApp {
     TestApp::builder()
+        .clock(crate::support::clock_at_t0())
         .policies(&[("p.yaml", NO_CRITICALS)])
         .adapter(
             json!({"kind": "trivy", "name": "trivy", "reports_dir": reports, "cache_ttl": "1h"}),

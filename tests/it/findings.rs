@@ -85,6 +85,7 @@ async fn sbom_vex_and_sarif_from_ci_decide_a_later_check() {
     let sarif = tempfile::tempdir().unwrap();
     let trivy = tempfile::tempdir().unwrap();
     let app = TestApp::builder()
+        .clock(crate::support::clock_at_t0())
         .policies(&[("p.yaml", POLICY)])
         .adapter(json!({"kind": "sbom", "name": "sbom", "documents_dir": sbom.path(), "max_age": "100000d", "cache_ttl": "1h"}))
         .adapter(json!({"kind": "sarif", "name": "sast", "logs_dir": sarif.path(), "cache_ttl": "1h"}))
@@ -95,7 +96,7 @@ async fn sbom_vex_and_sarif_from_ci_decide_a_later_check() {
 
     // A Trivy JSON report of the same image, with log4j (as its GHSA id) critical.
     let report = json!({
-        "SchemaVersion": 2, "CreatedAt": chrono::Utc::now().to_rfc3339(),
+        "SchemaVersion": 2, "CreatedAt": crate::support::t0().to_rfc3339(),
         "ArtifactName": "ghcr.io/acme/payments:1.2",
         "Metadata": {"OS": {"Family": "alpine", "Name": "3.19.1"}, "RepoDigests": [format!("ghcr.io/acme/payments@{DIGEST}")]},
         "Results": [{"Target": "app/lib/log4j-core-2.14.1.jar", "Class": "lang-pkgs", "Type": "jar", "Vulnerabilities": [

@@ -116,6 +116,7 @@ fn report_of(d: &str, len: usize) -> Vec<u8> {
 
 async fn limited_app(reports: &std::path::Path) -> TestApp {
     TestApp::builder()
+        .clock(crate::support::clock_at_t0())
         .adapter(json!({"kind": "trivy", "name": "trivy", "reports_dir": reports}))
         .token("ci", "pc_ci", vec![Role::Pipeline])
         .max_evidence_bytes(LIMIT)
@@ -196,6 +197,7 @@ async fn grpc_takes_a_report_of_exactly_the_limit_and_refuses_one_byte_more() {
 async fn the_default_limit_is_the_same_on_both_transports() {
     let reports = tempfile::tempdir().unwrap();
     let app = TestApp::builder()
+        .clock(crate::support::clock_at_t0())
         .adapter(json!({"kind": "trivy", "name": "trivy", "reports_dir": reports.path()}))
         .token("ci", "pc_ci", vec![Role::Pipeline])
         .spawn()

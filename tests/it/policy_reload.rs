@@ -74,11 +74,17 @@ async fn edits_are_picked_up_and_broken_edits_keep_the_last_good_set() {
         "rules:\n  - id: broken\n    severity: catastrophic\n",
     )
     .unwrap();
-    // Give the reloader several intervals to (not) swap; the version must stay v2 throughout.
-    for _ in 0..10 {
-        tokio::time::sleep(Duration::from_millis(60)).await;
-        assert_eq!(policy_version(&app).await, v2);
-    }
+    // Once the reloader has read the broken edit (it says so on /readyz), it has kept v2.
+    eventually(
+        Duration::from_secs(10),
+        "the broken edit to be rejected",
+        || async {
+            let ready: Value = app.get("/readyz").await.json().await.unwrap();
+            ready["policy_rejected_edit"].as_array().cloned()
+        },
+    )
+    .await;
+    assert_eq!(policy_version(&app).await, v2);
     let third: Value = app
         .post_check(&good_check("r3"))
         .await

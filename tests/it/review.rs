@@ -176,10 +176,12 @@ async fn a_waiting_check_client_exits_0_once_approved() {
 
 #[tokio::test]
 async fn a_review_nobody_resolves_expires_and_terminates() {
+    let clock = crate::support::clock_at_t0();
     let app = TestApp::builder()
+        .clock(clock.clone())
         .policies(&[("p.yaml", REVIEW)])
         .token("ci", "pc_pipeline", vec![Role::Pipeline])
-        .review_timeout(Duration::from_millis(300))
+        .review_timeout(Duration::from_secs(3600))
         .spawn()
         .await;
     let d: Value = app
@@ -194,6 +196,7 @@ async fn a_review_nobody_resolves_expires_and_terminates() {
         "a pending review carries its deadline: {d}"
     );
     let id = d["id"].as_str().unwrap().to_string();
+    clock.advance(chrono::Duration::hours(1));
     // The sweeper (or a read past the deadline) expires it.
     let expired = eventually(Duration::from_secs(10), "the review to expire", || async {
         let d: Value = app
@@ -212,25 +215,39 @@ async fn a_review_nobody_resolves_expires_and_terminates() {
 
 #[tokio::test]
 async fn a_watching_client_sees_the_expiry() {
+    let clock = crate::support::clock_at_t0();
     let app = TestApp::builder()
+        .clock(clock.clone())
         .policies(&[("p.yaml", REVIEW)])
-        .review_timeout(Duration::from_millis(500))
+        .review_timeout(Duration::from_secs(3600))
         .spawn()
         .await;
-    let out = crate::cli::portcullis(&[
+    // Once the client's check is pending, its deadline passes; the sweeper expires it by the
+    // clock, and the watching client hears of it (or reads it expired, if it watches later).
+    let deadline_passes = async {
+        eventually(Duration::from_secs(10), "the client's check", || async {
+            let list: Value = app.get("/v1/decisions").await.json().await.ok()?;
+            (!list["decisions"].as_array()?.is_empty()).then_some(())
+        })
+        .await;
+        clock.advance(chrono::Duration::hours(1));
+    };
+    let server = app.grpc_url();
+    let image = format!("ghcr.io/acme/payments@{}", crate::support::app::digest('9'));
+    let args = [
         "check",
         "--server",
-        &app.grpc_url(),
+        &server,
         "-a",
         "payments",
         "-e",
         "prod",
         "--image",
-        &format!("ghcr.io/acme/payments@{}", crate::support::app::digest('9')),
+        &image,
         "--deadline",
         "30s",
-    ])
-    .await;
+    ];
+    let (out, ()) = tokio::join!(crate::cli::portcullis(&args), deadline_passes);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -249,13 +266,15 @@ const FRESH_SCAN: &str = "rules:\n  - id: needs-review\n    title: Needs a human
 
 #[tokio::test]
 async fn time_bound_rules_are_checked_again_when_approved() {
+    let clock = crate::support::clock_at_t0();
     let app = TestApp::builder()
+        .clock(clock.clone())
         .policies(&[("p.yaml", FRESH_SCAN)])
         .token("ci", "pc_pipeline", vec![Role::Pipeline])
         .token("bob", "pc_bob", vec![Role::Approver])
         .spawn()
         .await;
-    let scanned = chrono::Utc::now() - chrono::Duration::milliseconds(1500);
+    let scanned = crate::support::t0() - chrono::Duration::milliseconds(1500);
     let mut body = good_check("fresh");
     body["labels"]["scanned_at"] = json!(scanned.to_rfc3339());
     let d: Value = app.post_check(&body).await.json().await.unwrap();
@@ -269,10 +288,8 @@ async fn time_bound_rules_are_checked_again_when_approved() {
         .clone();
     assert_eq!(scan_rule["outcome"], "pass", "{d}");
 
-    // The approver answers after the scan has aged past 2 s: a known instant, not a readiness wait.
-    let stale_at = scanned + chrono::Duration::milliseconds(2100);
-    let wait = (stale_at - chrono::Utc::now()).to_std().unwrap_or_default();
-    tokio::time::sleep(wait).await;
+    // The approver answers once the scan has aged past 2 s.
+    clock.advance(chrono::Duration::milliseconds(600));
 
     let (status, after) = review(
         &app,

@@ -153,7 +153,7 @@ async fn the_gate_opens_a_change_and_polling_follows_it_to_approval() {
 }
 
 #[tokio::test]
-async fn a_callback_resolves_within_a_second_and_a_second_one_is_a_no_op() {
+async fn a_callback_resolves_in_its_own_request_and_a_second_one_is_a_no_op() {
     let sims = sim::start(0).await.unwrap();
     // Polling is an hour away: only the callback can resolve it.
     let app = app(&sims, "1h", true).await;
@@ -174,10 +174,9 @@ async fn a_callback_resolves_within_a_second_and_a_second_one_is_a_no_op() {
         json!({"approval": "approved", "approver": "carol.cab", "comments": "CAB ok"}),
     )
     .await;
-    let started = std::time::Instant::now();
+    // Resolved by the time the callback is answered: the poll an hour away plays no part.
     let (status, a) = callback(&app, "pc_snow", &number).await;
     assert_eq!(status, 200, "{a}");
-    assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(a["resolved"], true);
     assert_eq!(a["verdict"], "continue");
     assert_eq!(a["by"], "carol.cab");

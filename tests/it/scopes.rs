@@ -1,10 +1,7 @@
 //! Token scopes, the recorded principal, cancel ownership and the replay window, as clients see
 //! them: two tokens with different scopes against one real service.
 
-use std::sync::Arc;
-
 use portcullis::auth::Role;
-use portcullis::gate::ManualClock;
 use serde_json::{Value, json};
 
 use crate::http::good_check;
@@ -327,6 +324,7 @@ async fn evidence_for_an_image_out_of_scope_is_refused_and_the_submitter_is_reco
     let reports = tempfile::tempdir().unwrap();
     let policy = "rules:\n  - id: no-critical\n    title: No criticals\n    category: vulnerabilities\n    severity: critical\n    condition: { path: $.trivy.vulnerabilities.critical, op: \"==\", value: 0 }\n";
     let app = TestApp::builder()
+        .clock(crate::support::clock_at_t0())
         .policies(&[("p.yaml", policy)])
         .adapter(json!({"kind": "trivy", "name": "trivy", "reports_dir": reports.path(), "cache_ttl": "1h"}))
         .token_scoped(
@@ -346,7 +344,7 @@ async fn evidence_for_an_image_out_of_scope_is_refused_and_the_submitter_is_reco
     let d = digest('c');
     let report = json!({
         "SchemaVersion": 2,
-        "CreatedAt": chrono::Utc::now().to_rfc3339(),
+        "CreatedAt": crate::support::t0().to_rfc3339(),
         "ArtifactName": "ghcr.io/acme/payments:1",
         "Metadata": {"OS": {"Family": "debian", "Name": "12"},
                      "RepoDigests": [format!("ghcr.io/acme/payments@{d}")]},
@@ -381,7 +379,7 @@ async fn evidence_for_an_image_out_of_scope_is_refused_and_the_submitter_is_reco
 
 #[tokio::test]
 async fn a_repeated_key_replays_only_within_the_window_then_is_evaluated_anew() {
-    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let clock = crate::support::clock_at_t0();
     let app = TestApp::builder()
         .policies(&[("p.yaml", REVIEW_PROD)])
         .token("ci", "pc_ci", vec![Role::Pipeline])

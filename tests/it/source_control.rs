@@ -126,7 +126,9 @@ async fn world_with(scm: Scm, policy: &str) -> World {
         adapter[k] = json!(v);
     }
     adapter["page_size"] = json!(2);
+    // A manual clock: the rate limit that lifts is waited for by moving it, not in real time.
     let app = TestApp::builder()
+        .clock(crate::support::clock_at_t0())
         .adapter(adapter)
         .policies(&[("source.yaml", policy)])
         .spawn()
@@ -453,17 +455,13 @@ async fn the_app_installation_token_is_reused_renewed_and_reminted_once_when_ref
     use portcullis::adapters::{Adapter, GitHubAdapter, GitHubConfig};
     let sims = sim::start(0).await.unwrap();
     let start = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
-    let at = std::sync::Arc::new(std::sync::Mutex::new(start));
-    let clock: portcullis::adapters::Clock = {
-        let at = at.clone();
-        std::sync::Arc::new(move || *at.lock().unwrap())
-    };
+    let clock = std::sync::Arc::new(portcullis::clock::ManualClock::new(start));
     let config: GitHubConfig = serde_json::from_value(json!({"name": "github",
         "base_url": sims.github.base_url, "cache_ttl": "0s",
         "auth": {"type": "app", "app_id": sim::github::APP_ID,
             "private_key": {"value": sim::github::APP_PRIVATE_KEY}}}))
     .unwrap();
-    let adapter = GitHubAdapter::build(&config).unwrap().with_clock(clock);
+    let adapter = GitHubAdapter::build(&config, clock.clone()).unwrap();
     let req = crate::adapters::request(|d| {
         d.sources[0].repository = format!("github.com/{SEEDED}");
         d.sources[0].commit = COMMIT.into();
@@ -480,13 +478,13 @@ async fn the_app_installation_token_is_reused_renewed_and_reminted_once_when_ref
     let minted = calls().await;
     let reused = calls().await;
     assert_eq!(minted, reused + 2, "installation lookup and token, once");
-    *at.lock().unwrap() = start + chrono::Duration::minutes(50);
+    clock.set(start + chrono::Duration::minutes(50));
     assert_eq!(
         calls().await,
         reused,
         "still valid for more than five minutes"
     );
-    *at.lock().unwrap() = start + chrono::Duration::minutes(56);
+    clock.set(start + chrono::Duration::minutes(56));
     assert_eq!(calls().await, reused + 2, "renewed before it expires");
     sims.github.control.apply(&FaultSettings {
         tokens_expired: Some(true),

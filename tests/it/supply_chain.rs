@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis::adapters::{self, Adapter, AdapterConfig};
+use portcullis::adapters::{Adapter, AdapterConfig};
 use portcullis::sim::{self, Sims};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -32,7 +32,7 @@ fn config(sims: &Sims, pems: &[(&str, &str)]) -> Value {
 
 fn adapter(config: &Value) -> Arc<dyn Adapter> {
     let c: AdapterConfig = serde_json::from_value(config.clone()).unwrap();
-    adapters::build(&[c]).unwrap().remove(0)
+    crate::support::build_adapters(&[c]).remove(0)
 }
 
 async fn facts(adapter: &dyn Adapter, reference: &str) -> Value {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use portcullis::gate::ManualClock;
+use portcullis::clock::ManualClock;
 use portcullis::pb;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

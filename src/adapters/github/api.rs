@@ -57,7 +57,7 @@ impl Inner {
         for attempt in 0..2 {
             let header = self
                 .auth
-                .header(&self.client, &self.base, &repo, &self.clock, deadline)
+                .header(&self.client, &self.base, &repo, &*self.clock, deadline)
                 .await?;
             let mut request = HttpRequest::get(url.clone());
             request.headers.insert(http::header::AUTHORIZATION, header);

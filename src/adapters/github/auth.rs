@@ -17,8 +17,9 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use super::super::AdapterError;
 use super::super::http_client::{HttpClient, HttpRequest};
-use super::super::{AdapterError, Clock};
+use crate::clock::Clock;
 use crate::secret::{Secret, SecretSource};
 
 /// Renew an installation token this long before GitHub says it expires.
@@ -103,7 +104,7 @@ impl Auth {
         client: &HttpClient,
         base: &Url,
         repo: &str,
-        clock: &Clock,
+        clock: &dyn Clock,
         deadline: Instant,
     ) -> Result<HeaderValue, AdapterError> {
         match self {
@@ -153,7 +154,7 @@ impl App {
         client: &HttpClient,
         base: &Url,
         repo: &str,
-        clock: &Clock,
+        clock: &dyn Clock,
         deadline: Instant,
     ) -> Result<HeaderValue, AdapterError> {
         let account = match self.installation_id {
@@ -165,7 +166,7 @@ impl App {
                 .to_ascii_lowercase(),
         };
         let mut cached = self.tokens.lock().await;
-        let now = clock();
+        let now = clock.now();
         if let Some((_, token, expires)) = cached.get(&account)
             && now + RENEW_BEFORE < *expires
         {

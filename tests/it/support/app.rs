@@ -44,7 +44,7 @@ pub struct TestAppBuilder {
     tokens: Vec<(String, String, Vec<Role>, Vec<String>)>,
     /// `scopes` by token name, as JSON (the YAML shape).
     scopes: std::collections::BTreeMap<String, Value>,
-    clock: Option<Arc<dyn portcullis::gate::Clock>>,
+    clock: Option<Arc<dyn portcullis::clock::Clock>>,
     approvals: Vec<(String, u32, Vec<String>)>,
     evidence_deadline: Option<std::time::Duration>,
     review_timeout: Option<std::time::Duration>,
@@ -243,7 +243,7 @@ impl TestAppBuilder {
     }
 
     /// The gate reads time from `clock` (set it instead of sleeping).
-    pub fn clock(mut self, clock: Arc<dyn portcullis::gate::Clock>) -> Self {
+    pub fn clock(mut self, clock: Arc<dyn portcullis::clock::Clock>) -> Self {
         self.clock = Some(clock);
         self
     }
@@ -406,7 +406,7 @@ pub async fn start_with_clock(
     settings: Settings,
     dir: Arc<tempfile::TempDir>,
     token: Option<String>,
-    clock: Arc<dyn portcullis::gate::Clock>,
+    clock: Arc<dyn portcullis::clock::Clock>,
 ) -> TestApp {
     let app = App::build_with_clock(settings.clone(), clock)
         .await
