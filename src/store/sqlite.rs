@@ -148,6 +148,27 @@ impl SqliteStore {
         })
     }
 
+    /// One writer's turn: the in-process queue (`writer`), then a transaction begun IMMEDIATE,
+    /// which takes SQLite's write lock up front. Bind both, the guard first, so the transaction
+    /// ends before the next writer's turn begins.
+    async fn write_turn(
+        &self,
+    ) -> Result<
+        (
+            tokio::sync::MutexGuard<'_, ()>,
+            sqlx::Transaction<'static, Sqlite>,
+        ),
+        StoreError,
+    > {
+        let turn = self.writer.lock().await;
+        let tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(from_sqlx)?;
+        Ok((turn, tx))
+    }
+
     /// Indexes the failed rules of decisions stored since the last sequencer batch, if there
     /// are any, so a "rule failed" list sees every decision (migration 0009).
     async fn catch_up_failed_rules(&self) -> Result<(), StoreError> {
@@ -161,12 +182,7 @@ impl SqliteStore {
         if !behind {
             return Ok(());
         }
-        let _turn = self.writer.lock().await;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(from_sqlx)?;
+        let (_turn, mut tx) = self.write_turn().await?;
         index_failed_rules(&mut tx).await?;
         tx.commit().await.map_err(from_sqlx)
     }
@@ -481,12 +497,7 @@ impl Store for SqliteStore {
         let count = expected.saturating_add(i64::try_from(events.len()).unwrap_or(i64::MAX));
         // IMMEDIATE takes the write lock up front (waiting `busy_timeout` for it), so the
         // compare-and-set UPDATE and the event inserts run as one writer's turn.
-        let _turn = self.writer.lock().await;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(from_sqlx)?;
+        let (_turn, mut tx) = self.write_turn().await?;
         let updated = sqlx::query(
             "UPDATE decisions SET idempotency_key = ?, application = ?, environment = ?, \
              verdict = ?, status = ?, caller_kind = ?, policy_version = ?, created_at = ?, \
@@ -535,12 +546,7 @@ impl Store for SqliteStore {
 
     async fn sequence_events(&self, max: u32) -> Result<u64, StoreError> {
         // IMMEDIATE: the write lock is the sequencer's turn; nobody appends meanwhile.
-        let _turn = self.writer.lock().await;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(from_sqlx)?;
+        let (_turn, mut tx) = self.write_turn().await?;
         // The batch's failed rules go into their index in the same turn (migration 0009).
         index_failed_rules(&mut tx).await?;
         let (head_seq, head_hash): (i64, String) =
@@ -688,12 +694,7 @@ impl Store for SqliteStore {
         before: chrono::DateTime<chrono::Utc>,
         limit: u32,
     ) -> Result<u64, StoreError> {
-        let _turn = self.writer.lock().await;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(from_sqlx)?;
+        let (_turn, mut tx) = self.write_turn().await?;
         // Final, decided before the cut, and every event numbered inside the signed part.
         let ids: Vec<String> = sqlx::query_scalar(
             "SELECT d.id FROM decisions AS d \
