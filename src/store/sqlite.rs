@@ -1,13 +1,14 @@
 //! The embedded SQLite backend, the default store for a single replica. All SQLite-specific SQL
 //! and connection settings live here; row conversion is in `row.rs`.
 //!
-//! Reads and lease writes are single autocommit statements. That matters in WAL mode: a
+//! Every write goes through one connection behind an in-process queue (`SqliteStore::writer`);
+//! reads use the pool. Single writes are autocommit statements: a decision and its `created`
+//! event are one statement (an insert into the `decision_inserts` view, whose trigger writes
+//! both), as are lease writes. The multi-statement writes (an event append with the decision it
+//! leads to, the sequencer) begin `IMMEDIATE`, which takes the write lock first: in WAL mode a
 //! transaction that reads and then writes can fail with SQLITE_BUSY without waiting for
-//! `busy_timeout`, while a lone INSERT or UPDATE takes the write lock up front and waits its
-//! turn. A decision and its `created` event are one statement too (an insert into the
-//! `decision_inserts` view, whose trigger writes both). The multi-statement writes (an event
-//! append with the decision it leads to, the sequencer) begin `IMMEDIATE`, which takes the
-//! write lock first, and queue on an in-process mutex rather than in SQLite's busy handler.
+//! `busy_timeout`. Queueing in-process rather than in SQLite's busy handler matters under load:
+//! the busy handler sleeps (up to 100 ms a time) instead of waiting its turn.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -54,14 +55,72 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub(crate) struct SqliteStore {
     pool: SqlitePool,
-    /// Taken around every multi-statement write transaction. SQLite has one writer; without
+    /// Taken around every write. SQLite has one writer; without
     /// this, connections that find the write lock taken back off in SQLite's busy handler
     /// (sleeps of up to 100 ms) instead of queueing, which put a 600 ms tail on checks under
     /// load. One process is the only writer of an embedded store, so an in-process queue is
     /// the whole queue.
-    writer: tokio::sync::Mutex<()>,
+    ///
+    /// What it guards is the one connection every write goes through (`pool` serves reads).
+    /// Writing through one connection keeps that connection's page cache valid from one write
+    /// to the next; with writes spread over the pool, each connection found the database
+    /// changed by another at its next transaction, dropped its whole cache and read the pages
+    /// back (with this and migration 0010, `benches/store.rs` makes ≈ 18 `pread` calls a
+    /// check instead of ≈ 75).
+    writer: tokio::sync::Mutex<Writer>,
     /// The task that checkpoints the write-ahead log (`checkpoint_wal`); stopped with the store.
     wal_checkpointer: Option<tokio::task::AbortHandle>,
+}
+
+/// The one connection that writes, and what it knows of the log.
+#[derive(Debug)]
+struct Writer {
+    pool: SqlitePool,
+    /// The log's head (sequence number, chain hash) as this writer last moved or read it, so a
+    /// decision's `created` event is numbered and hashed as it is stored (migration 0010);
+    /// `None` when it must be read again. The insert's trigger checks it against the table.
+    head: Option<Head>,
+}
+
+/// A place in the log: the last sequence number and its chain hash.
+type Head = (i64, [u8; 32]);
+
+impl Writer {
+    /// The head, read from the table unless known.
+    async fn head(&mut self) -> Result<Head, StoreError> {
+        if let Some(head) = self.head {
+            return Ok(head);
+        }
+        let head = read_head(&self.pool).await?;
+        self.head = Some(head);
+        Ok(head)
+    }
+}
+
+/// `ledger_head` as read through `executor`.
+async fn read_head<'e, E>(executor: E) -> Result<Head, StoreError>
+where
+    E: sqlx::Executor<'e, Database = Sqlite>,
+{
+    let (seq, hash): (i64, String) =
+        sqlx::query_as("SELECT seq, hash FROM ledger_head WHERE id = 1")
+            .fetch_one(executor)
+            .await
+            .map_err(from_sqlx)?;
+    let hash = crate::audit::hash_from_hex(&hash, "ledger_head.hash")
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok((seq, hash))
+}
+
+/// The place after `head` of an event whose canonical text is `body`.
+fn next_place(head: Head, body: &str) -> Head {
+    (head.0 + 1, crate::audit::chain::link(&head.1, body))
+}
+
+/// Whether `e` is migration 0010's trigger refusing a stale head.
+fn is_head_moved(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.message().contains("the ledger head moved"))
 }
 
 impl Drop for SqliteStore {
@@ -133,17 +192,33 @@ impl SqliteStore {
         };
 
         let pool = pool_options
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
             .map_err(from_sqlx)?;
         MIGRATOR.run(&pool).await.map_err(from_migrate)?;
+        let write_pool = if is_in_memory(url) {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .acquire_timeout(options.connect_timeout)
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(connect)
+                .await
+                .map_err(from_sqlx)?
+        };
         tracing::debug!(store.url = %redact_url(url), "sqlite store opened");
         // An in-memory database has no log to checkpoint.
         let wal_checkpointer =
             (!is_in_memory(url)).then(|| tokio::spawn(checkpoint_wal(pool.clone())).abort_handle());
         Ok(Self {
             pool,
-            writer: tokio::sync::Mutex::new(()),
+            writer: tokio::sync::Mutex::new(Writer {
+                pool: write_pool,
+                head: None,
+            }),
             wal_checkpointer,
         })
     }
@@ -155,13 +230,13 @@ impl SqliteStore {
         &self,
     ) -> Result<
         (
-            tokio::sync::MutexGuard<'_, ()>,
+            tokio::sync::MutexGuard<'_, Writer>,
             sqlx::Transaction<'static, Sqlite>,
         ),
         StoreError,
     > {
         let turn = self.writer.lock().await;
-        let tx = self
+        let tx = turn
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
@@ -243,51 +318,52 @@ impl Store for SqliteStore {
         // The decision, its `created` event and its rule and image rows in one statement (so one
         // autocommit transaction and one turn of the write lock): the view's INSTEAD OF trigger
         // inserts the decision and, only if that insert happened, the rest (migration 0009).
-        sqlx::query(
-            "INSERT INTO decision_inserts (id, idempotency_key, request_fingerprint, application, \
-             environment, verdict, status, caller_kind, policy_version, created_at, decided_at, \
-             schema_version, body, principal, idempotency_base, idempotency_generation, \
-             event_at, event_body, rules, images) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(row.id)
-        .bind(row.idempotency_key.as_deref())
-        .bind(row.request_fingerprint)
-        .bind(row.application)
-        .bind(row.environment)
-        .bind(row.verdict)
-        .bind(row.status)
-        .bind(row.caller_kind)
-        .bind(row.policy_version)
-        .bind(row.created_at_ms)
-        .bind(row.decided_at_ms)
-        .bind(row.schema_version)
-        .bind(&row.body)
-        .bind(row.principal)
-        .bind(row.idempotency_base)
-        .bind(row.idempotency_generation)
-        .bind(created.at_ms)
-        .bind(&created.body)
-        .bind(rules)
-        .bind(images)
-        .execute(&self.pool)
-        .await
-        .map_err(from_sqlx)?;
-
-        let Some(key) = row.idempotency_key.as_deref() else {
-            return Ok(Inserted::Created);
+        // The in-process queue, not SQLite's busy handler, orders it behind other writes, and
+        // the writer numbers and hashes the event as it stores it (migration 0010).
+        let new = NewDecision {
+            row: &row,
+            created: &created,
+            rules: &rules,
+            images: &images,
         };
-        // A view insert reports no row count, so the slot says who won: this decision, or the
-        // one that held the key first (then nothing of this one was written).
-        let holder: Option<String> =
-            sqlx::query_scalar("SELECT id FROM decisions WHERE idempotency_key = ?")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(from_sqlx)?;
-        if holder.as_deref() == Some(row.id) {
+        let mut writer = self.writer.lock().await;
+        let before = writer.head().await?;
+        // Unknown until the statement has run and the winner is known: an error must not leave
+        // a head guessed.
+        writer.head = None;
+        let place = next_place(before, &created.body);
+        let (before, place, won) = match new.insert(&writer.pool, place).await {
+            Ok(()) => (before, place, new.won(&writer.pool).await?),
+            // Another process moved the head (or someone edited the table), so nothing was
+            // stored: read the head and insert in one transaction, which holds the write lock
+            // from the read on.
+            Err(e) if is_head_moved(&e) => {
+                let mut tx = writer
+                    .pool
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(from_sqlx)?;
+                let before = read_head(&mut *tx).await?;
+                let place = next_place(before, &created.body);
+                new.insert(&mut *tx, place).await.map_err(from_sqlx)?;
+                let won = new.won(&mut *tx).await?;
+                tx.commit().await.map_err(from_sqlx)?;
+                (before, place, won)
+            }
+            Err(e) => return Err(from_sqlx(e)),
+        };
+        // A decision that lost its idempotency-key race stored nothing and left the head.
+        writer.head = Some(if won { place } else { before });
+        drop(writer);
+        if won {
             return Ok(Inserted::Created);
         }
+        let Some(key) = row.idempotency_key.as_deref() else {
+            return Err(StoreError::Corrupt(format!(
+                "decision `{}` has no idempotency key and yet was not stored",
+                row.id
+            )));
+        };
         // The winner has committed (its row is what conflicted), and rows are never deleted,
         // so this read finds it.
         let (decision, fingerprint) = self.by_slot(key).await?.ok_or_else(|| {
@@ -497,7 +573,7 @@ impl Store for SqliteStore {
         let count = expected.saturating_add(i64::try_from(events.len()).unwrap_or(i64::MAX));
         // IMMEDIATE takes the write lock up front (waiting `busy_timeout` for it), so the
         // compare-and-set UPDATE and the event inserts run as one writer's turn.
-        let (_turn, mut tx) = self.write_turn().await?;
+        let (mut turn, mut tx) = self.write_turn().await?;
         let updated = sqlx::query(
             "UPDATE decisions SET idempotency_key = ?, application = ?, environment = ?, \
              verdict = ?, status = ?, caller_kind = ?, policy_version = ?, created_at = ?, \
@@ -525,10 +601,21 @@ impl Store for SqliteStore {
             tx.rollback().await.map_err(from_sqlx)?;
             return Ok(false);
         }
-        insert_events(&mut tx, &event_rows).await?;
+        // Numbered and hashed as they are stored, after the head this turn reads (migration
+        // 0010 explains why not by the sequencer).
+        turn.head = None;
+        let mut place = read_head(&mut *tx).await?;
+        let mut places = Vec::with_capacity(event_rows.len());
+        for e in &event_rows {
+            place = next_place(place, &e.body);
+            places.push(place);
+        }
+        insert_events(&mut tx, &event_rows, &places).await?;
+        move_head(&mut tx, place).await?;
         upsert_rule_rows(&mut tx, next).await?;
         sync_failed_rules(&mut tx, next.id.as_str()).await?;
         tx.commit().await.map_err(from_sqlx)?;
+        turn.head = Some(place);
         Ok(true)
     }
 
@@ -545,8 +632,10 @@ impl Store for SqliteStore {
     }
 
     async fn sequence_events(&self, max: u32) -> Result<u64, StoreError> {
-        // IMMEDIATE: the write lock is the sequencer's turn; nobody appends meanwhile.
-        let (_turn, mut tx) = self.write_turn().await?;
+        // IMMEDIATE: the write lock is the sequencer's turn; nobody appends meanwhile. Events
+        // are numbered as they are stored (migration 0010); this numbers those that were not:
+        // rows stored before that migration.
+        let (mut turn, mut tx) = self.write_turn().await?;
         // The batch's failed rules go into their index in the same turn (migration 0009).
         index_failed_rules(&mut tx).await?;
         let (head_seq, head_hash): (i64, String) =
@@ -575,6 +664,7 @@ impl Store for SqliteStore {
         });
         update.push(") AS v WHERE decision_events.id = v.column1");
         update.build().execute(&mut *tx).await.map_err(from_sqlx)?;
+        turn.head = None;
         sqlx::query("UPDATE ledger_head SET seq = ?, hash = ? WHERE id = 1")
             .bind(seq)
             .bind(hash)
@@ -637,10 +727,10 @@ impl Store for SqliteStore {
                 b.push_bind(level).push_bind(index).push_bind(hash);
             });
             insert.push(" ON CONFLICT (level, idx) DO NOTHING");
-            let _turn = self.writer.lock().await;
+            let writer = self.writer.lock().await;
             insert
                 .build()
-                .execute(&self.pool)
+                .execute(&writer.pool)
                 .await
                 .map_err(from_sqlx)?;
         }
@@ -763,7 +853,7 @@ impl Store for SqliteStore {
             .map_err(|e| StoreError::Corrupt(format!("a checkpoint could not be encoded: {e}")))?;
         let c = &checkpoint.checkpoint;
         let result = sqlx::query("INSERT INTO ledger_checkpoints (idx, tree_size, at, body) VALUES (?, ?, ?, ?) ON CONFLICT (idx) DO NOTHING").bind(i64::try_from(c.index).unwrap_or(i64::MAX)).bind(i64::try_from(c.tree_size).unwrap_or(i64::MAX)).bind(c.at.timestamp_millis()).bind(body)
-            .execute(&self.pool)
+            .execute(&self.writer.lock().await.pool)
             .await
             .map_err(from_sqlx)?;
         Ok(result.rows_affected() == 1)
@@ -782,7 +872,7 @@ impl Store for SqliteStore {
         .bind(row.version)
         .bind(row.created_at_ms)
         .bind(&row.body)
-        .execute(&self.pool)
+        .execute(&self.writer.lock().await.pool)
         .await
         .map_err(from_sqlx)?;
         Ok(result.rows_affected() == 1)
@@ -832,7 +922,7 @@ impl Store for SqliteStore {
         .bind(job)
         .bind(holder)
         .bind(ttl_millis(ttl))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer.lock().await.pool)
         .await
         .map_err(from_sqlx)?;
         Ok(generation.map(|generation| Lease {
@@ -853,7 +943,7 @@ impl Store for SqliteStore {
         .bind(&lease.job)
         .bind(&lease.holder)
         .bind(lease.generation)
-        .execute(&self.pool)
+        .execute(&self.writer.lock().await.pool)
         .await
         .map_err(from_sqlx)?;
         Ok(result.rows_affected() == 1)
@@ -869,32 +959,46 @@ impl Store for SqliteStore {
         .bind(&lease.job)
         .bind(&lease.holder)
         .bind(lease.generation)
-        .execute(&self.pool)
+        .execute(&self.writer.lock().await.pool)
         .await
         .map_err(from_sqlx)?;
         Ok(result.rows_affected() == 1)
     }
 }
 
-/// Stores `rows` (not yet numbered: the sequencer does that) inside the caller's transaction.
+/// Stores `rows` at their `places` in the log inside the caller's transaction.
 async fn insert_events(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     rows: &[EventRow],
+    places: &[Head],
 ) -> Result<(), StoreError> {
-    for e in rows {
+    for (e, (seq, hash)) in rows.iter().zip(places) {
         sqlx::query(
-            "INSERT INTO decision_events (decision_id, idx, at, kind, body) \
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO decision_events (decision_id, idx, at, kind, body, seq, hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&e.decision_id)
         .bind(e.idx)
         .bind(e.at_ms)
         .bind(e.kind)
         .bind(&e.body)
+        .bind(*seq)
+        .bind(crate::audit::hex(hash))
         .execute(&mut **tx)
         .await
         .map_err(from_sqlx)?;
     }
+    Ok(())
+}
+
+/// Moves `ledger_head` to `head` inside the caller's transaction.
+async fn move_head(tx: &mut sqlx::Transaction<'_, Sqlite>, head: Head) -> Result<(), StoreError> {
+    sqlx::query("UPDATE ledger_head SET seq = ?, hash = ? WHERE id = 1")
+        .bind(head.0)
+        .bind(crate::audit::hex(&head.1))
+        .execute(&mut **tx)
+        .await
+        .map_err(from_sqlx)?;
     Ok(())
 }
 
@@ -998,6 +1102,77 @@ fn create_parent_dir(file: &Path) -> Result<(), StoreError> {
             StoreError::Unavailable(format!("cannot create directory `{}`: {e}", dir.display()))
         }),
         _ => Ok(()),
+    }
+}
+
+/// A decision as the one statement that stores it (the `decision_inserts` view).
+struct NewDecision<'a> {
+    row: &'a DecisionRow<'a>,
+    created: &'a EventRow,
+    rules: &'a str,
+    images: &'a str,
+}
+
+impl NewDecision<'_> {
+    /// Stores the decision with its `created` event at `place` in the log; migration 0010's
+    /// trigger refuses it, storing nothing, if the log's head is not the place before.
+    async fn insert<'e, E>(&self, executor: E, place: Head) -> Result<(), sqlx::Error>
+    where
+        E: sqlx::Executor<'e, Database = Sqlite>,
+    {
+        let (row, created) = (self.row, self.created);
+        sqlx::query(
+            "INSERT INTO decision_inserts (id, idempotency_key, request_fingerprint, \
+             application, environment, verdict, status, caller_kind, policy_version, \
+             created_at, decided_at, schema_version, body, principal, idempotency_base, \
+             idempotency_generation, event_at, event_body, rules, images, event_seq, \
+             event_hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(row.id)
+        .bind(row.idempotency_key.as_deref())
+        .bind(row.request_fingerprint)
+        .bind(row.application)
+        .bind(row.environment)
+        .bind(row.verdict)
+        .bind(row.status)
+        .bind(row.caller_kind)
+        .bind(row.policy_version)
+        .bind(row.created_at_ms)
+        .bind(row.decided_at_ms)
+        .bind(row.schema_version)
+        .bind(&row.body)
+        .bind(row.principal)
+        .bind(row.idempotency_base)
+        .bind(row.idempotency_generation)
+        .bind(created.at_ms)
+        .bind(&created.body)
+        .bind(self.rules)
+        .bind(self.images)
+        .bind(place.0)
+        .bind(crate::audit::hex(&place.1))
+        .execute(executor)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether this decision holds its idempotency slot, once inserted: a view insert reports
+    /// no row count, so the slot says who won, this decision or the one that held the key
+    /// first (then nothing of this one was written). One without a key always wins.
+    async fn won<'e, E>(&self, executor: E) -> Result<bool, StoreError>
+    where
+        E: sqlx::Executor<'e, Database = Sqlite>,
+    {
+        let Some(key) = self.row.idempotency_key.as_deref() else {
+            return Ok(true);
+        };
+        let holder: Option<String> =
+            sqlx::query_scalar("SELECT id FROM decisions WHERE idempotency_key = ?")
+                .bind(key)
+                .fetch_optional(executor)
+                .await
+                .map_err(from_sqlx)?;
+        Ok(holder.as_deref() == Some(self.row.id))
     }
 }
 

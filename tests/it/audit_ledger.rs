@@ -717,21 +717,33 @@ async fn a_decision_older_than_the_log_is_adopted_when_its_proof_is_asked_for() 
         .await
         .json_with(StatusCode::CREATED);
     let id = d["id"].as_str().unwrap().to_string();
-    // As a decision stored before migration 0005 looks: no events, a count of 0. Its `created`
-    // event is not numbered yet (the signer's next round is seconds away), so the log has no
-    // hole where it was.
+    // As a decision stored before migration 0005 looks: no events, a count of 0, and a log
+    // that never held them. Its `created` event is the last one numbered (SQLite numbers events
+    // as it stores them) and no checkpoint covers it yet (the signer's next round is seconds
+    // away), so taking it out and moving the head back leaves no hole.
     let url = l.app.settings.store.url.clone();
     let pool = sqlx::sqlite::SqlitePoolOptions::new()
         .max_connections(1)
         .connect(&url)
         .await
         .unwrap();
-    let gone = sqlx::query("DELETE FROM decision_events WHERE decision_id = ? AND seq IS NULL")
-        .bind(&id)
-        .execute(&pool)
-        .await
-        .unwrap();
+    let gone = sqlx::query(
+        "DELETE FROM decision_events WHERE decision_id = ? \
+         AND seq = (SELECT seq FROM ledger_head WHERE id = 1)",
+    )
+    .bind(&id)
+    .execute(&pool)
+    .await
+    .unwrap();
     assert_eq!(gone.rows_affected(), 1);
+    sqlx::query(
+        "UPDATE ledger_head SET seq = seq - 1, hash = COALESCE(\
+         (SELECT hash FROM decision_events WHERE seq = ledger_head.seq - 1), \
+         '0000000000000000000000000000000000000000000000000000000000000000') WHERE id = 1",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     sqlx::query("UPDATE decisions SET event_count = 0 WHERE id = ?")
         .bind(&id)
         .execute(&pool)
