@@ -49,8 +49,9 @@ fn record_skip() {
         .append(true)
         .open(&path);
     match file {
+        // One write per line: with `append`, tests skipping at once do not interleave.
         Ok(mut f) => {
-            let _ = writeln!(f, "{name}");
+            let _ = f.write_all(format!("{name}\n").as_bytes());
         }
         Err(e) => eprintln!("cannot record the skip in {}: {e}", path.to_string_lossy()),
     }
