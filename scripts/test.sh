@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # README's test command. Needs only the Rust toolchain: installs cargo-nextest from crates.io when
 # it is missing, runs the whole suite, and says loudly when the PostgreSQL-backed tests could not
-# run because no server is reachable (they return early; everything else runs).
+# run because no server is reachable (they return early; everything else runs): before the run
+# when nothing answers on the port, and after it when a test recorded a skip in
+# $PORTCULLIS_PG_SKIPPED_FILE (a port that answers while the login fails, say).
 # PORTCULLIS_REQUIRE_POSTGRES=1 (set by .ci/run) turns a missing server into a failure instead.
 # Likewise the HTML audit report's browser test needs `chromium` (the distribution's package) and
 # is skipped loudly without it; PORTCULLIS_REQUIRE_BROWSER=1 makes that a failure.
@@ -27,16 +29,29 @@ if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
   postgres_up=yes
 fi
 
+# The integration tests that skip without a server append their names here (tests/it/support/db.rs).
+export PORTCULLIS_PG_SKIPPED_FILE="$PWD/target/pg-skipped"
+mkdir -p target
+rm -f "$PORTCULLIS_PG_SKIPPED_FILE"
+
 banner() {
   cat <<TXT
 
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
-!! No PostgreSQL at $host:$port (PORTCULLIS_TEST_DATABASE_URL): the PostgreSQL-backed tests
-!! (store suite postgres::*, replicas::*, store_outage::*) were SKIPPED — they returned early.
+!! No usable PostgreSQL at $host:$port (PORTCULLIS_TEST_DATABASE_URL): the PostgreSQL-backed
+!! tests were SKIPPED — they returned early: the store suite's postgres::* and
+!! a_wrong_postgres_database_fails_at_once_without_the_password and
+!! replicas_migrating_at_once_share_one_schema, replicas::*, store_outage::*,
+!! audit_ledger::an_export_from_replicas_on_postgres_after_mixed_traffic_verifies.
 !! Start a server (trust auth, database \`test\`) or point PORTCULLIS_TEST_DATABASE_URL at one.
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
 
 TXT
+  if [ -s "$PORTCULLIS_PG_SKIPPED_FILE" ]; then
+    echo "!! Skipped in this run ($PORTCULLIS_PG_SKIPPED_FILE):"
+    sort "$PORTCULLIS_PG_SKIPPED_FILE" | sed 's/^/!!   /'
+    echo
+  fi
 }
 
 if [ "$postgres_up" = no ]; then
@@ -74,6 +89,8 @@ fi
 
 status=0
 cargo nextest run "$@" || status=$?
-[ "$postgres_up" = no ] && banner
+if [ "$postgres_up" = no ] || [ -s "$PORTCULLIS_PG_SKIPPED_FILE" ]; then
+  banner
+fi
 [ "$browser_up" = no ] && browser_banner
 exit "$status"

@@ -157,6 +157,26 @@ pub enum AuthError {
     Invalid,
 }
 
+impl AuthError {
+    /// What every transport calls this failure (HTTP `reason_code`).
+    pub fn reason_code(&self) -> &'static str {
+        "auth.unauthenticated"
+    }
+
+    /// How the caller can fix it, in one sentence; HTTP shows it as `help`, gRPC in the status
+    /// message, as for gate errors.
+    pub fn help(&self) -> &'static str {
+        match self {
+            AuthError::Missing => {
+                "send `Authorization: Bearer <token>` with a token configured in `auth.tokens`"
+            }
+            AuthError::Invalid => {
+                "send a token whose SHA-256 is configured in `auth.tokens` (`portcullis token generate` makes a pair)"
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthConfigError {
     #[error("token `{name}`: `sha256` must be 64 hex digits (use `portcullis token generate`)")]

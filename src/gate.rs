@@ -155,8 +155,6 @@ pub enum GateError {
     },
     #[error("`{principal}` is not in an approver group for this environment (one of: {groups})")]
     NotInApproverGroup { principal: String, groups: String },
-    #[error("{0} is not implemented yet")]
-    Unimplemented(&'static str),
     #[error("the service is shutting down")]
     ShuttingDown,
     #[error("the audit record could not be made: {0}")]
@@ -207,7 +205,7 @@ impl GateError {
             GateError::PolicyVersionUnknown(_) => {
                 "give the `policy_version` of a stored decision: a version is stored when it first decides a check"
             }
-            GateError::NotFound(_) | GateError::Unimplemented(_) | GateError::Audit(_) => {
+            GateError::NotFound(_) | GateError::Audit(_) => {
                 return None;
             }
         };
@@ -234,7 +232,6 @@ impl GateError {
             GateError::SeparationOfDuties { .. } => "review.separation_of_duties",
             GateError::NotInApproverGroup { .. } => "review.not_in_approver_group",
             GateError::AlreadyApproved { .. } => "review.already_approved",
-            GateError::Unimplemented(_) => "unimplemented",
             GateError::ShuttingDown => "shutting_down",
             GateError::Audit(e) => e.reason_code(),
             GateError::Internal(_) => "internal",
@@ -378,10 +375,11 @@ impl Gate {
         );
         match handle.await {
             Ok(result) => result,
-            // A panic inside a check is a bug; it must still not become an answer.
-            Err(e) => Err(GateError::Unavailable(StoreError::Unavailable(format!(
-                "check task failed: {e}"
-            )))),
+            // A task canceled under it means the runtime is going down.
+            Err(e) if e.is_cancelled() => Err(GateError::ShuttingDown),
+            // A panic inside a check is a bug, not a store outage; it must still not become an
+            // answer.
+            Err(e) => Err(GateError::Internal(format!("the check task failed: {e}"))),
         }
     }
 

@@ -7,10 +7,11 @@
 //! - `policy`: rules as YAML, validated with spans, evaluated over evidence; no I/O.
 //! - `adapters`: evidence sources behind one trait, and the shared HTTP client.
 //! - `audit`: the hash chain, Merkle tree and signed checkpoints a verifier checks.
-//! - `store`: durable decisions (SQLite embedded; PostgreSQL later).
+//! - `store`: durable decisions (SQLite embedded for one replica; PostgreSQL for several).
 //! - `gate`: the core service every transport calls.
 //! - `report`: the audit export as CSV and as a self-contained HTML report.
-//! - `review_routing`: reviews decided by a ServiceNow change's approval (opened, polled, called back).
+//! - `review_routing`: reviews decided outside the gate, by a ServiceNow change's approval or a
+//!   Jira issue's status (opened, polled, and read again on a callback or webhook).
 //! - `notify`: signed outbound webhooks when reviews open, end or near their deadline.
 //! - `api`: gRPC and HTTP/JSON transports; `pb`: generated protobuf types.
 //! - `clock`: where time is read and waited for (the system's, or a test's manual clock).

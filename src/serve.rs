@@ -310,41 +310,41 @@ impl App {
             ));
         }
 
-        // One sweeper per replica; the store lease lets only one of them work at a time.
-        tokio::spawn(Arc::clone(&gate).run_expiry_sweeper(
+        // Every lease-held job, in one list awaited at shutdown: each gives its lease up when
+        // `stop` is cancelled, and `run` returns only after they have, so a replica taking over
+        // need not wait for a lease to lapse.
+        let mut jobs = Vec::new();
+        // One sweeper per replica; the `review-expiry` lease lets only one of them work at a time.
+        jobs.push(tokio::spawn(Arc::clone(&gate).run_expiry_sweeper(
             format!("portcullis-{}", uuid::Uuid::new_v4()),
             settings.review.sweep_interval,
             stop.clone(),
-        ));
-
-        let mut followers = Vec::new();
+        )));
         // One checkpoint signer at a time, under the `audit-checkpoint` lease.
-        let checkpointer = tokio::spawn(Arc::clone(&gate).run_checkpointer(
+        jobs.push(tokio::spawn(Arc::clone(&gate).run_checkpointer(
             format!("portcullis-{}", uuid::Uuid::new_v4()),
             settings.audit.checkpoint_interval,
             stop.clone(),
-        ));
-        followers.push(checkpointer);
+        )));
         if let Some(retention) = settings.audit.retention {
-            followers.push(tokio::spawn(Arc::clone(&gate).run_retention(
+            jobs.push(tokio::spawn(Arc::clone(&gate).run_retention(
                 format!("portcullis-{}", uuid::Uuid::new_v4()),
                 retention,
                 settings.audit.retention_interval,
                 stop.clone(),
             )));
         }
-
-        // Reviews routed to ServiceNow: one replica at a time opens and polls their changes.
-        // Awaited at shutdown, so their leases are handed over before `run` returns.
+        // Reviews routed to ServiceNow or Jira: one replica at a time opens and polls their
+        // tickets.
         if let Some(routing) = &servicenow {
-            followers.push(tokio::spawn(Arc::clone(routing).run(
+            jobs.push(tokio::spawn(Arc::clone(routing).run(
                 Arc::clone(&gate),
                 format!("portcullis-{}", uuid::Uuid::new_v4()),
                 stop.clone(),
             )));
         }
         if let Some(routing) = &jira {
-            followers.push(tokio::spawn(Arc::clone(routing).run(
+            jobs.push(tokio::spawn(Arc::clone(routing).run(
                 Arc::clone(&gate),
                 format!("portcullis-{}", uuid::Uuid::new_v4()),
                 stop.clone(),
@@ -489,8 +489,8 @@ impl App {
         info!("shutting down: draining in-flight checks");
         stop.cancel();
         let drained = gate.drain(settings.server.shutdown_grace).await;
-        for follower in followers {
-            let _ = tokio::time::timeout(settings.server.shutdown_grace, follower).await;
+        for job in jobs {
+            let _ = tokio::time::timeout(settings.server.shutdown_grace, job).await;
         }
         if !drained {
             warn!(grace = ?settings.server.shutdown_grace, "checks still running after the grace period");

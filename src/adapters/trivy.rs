@@ -26,7 +26,8 @@
 //! injected [`Clock`] (the gate's: the system clock in service, a manual one in tests).
 //!
 //! [`ingest_report`] validates a report submitted for a digest and stores it where this adapter
-//! reads; the pipeline-facing ingestion API is to call it.
+//! reads; the ingestion API (`POST /v1/evidence/{source}/{digest}`, gRPC `SubmitEvidence`,
+//! through `Gate::ingest_evidence`) calls it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -61,7 +61,7 @@ pub fn service(
             .and_then(|v| v.to_str().ok());
         let principal = auth
             .authenticate(header)
-            .map_err(|e| Status::unauthenticated(e.to_string()))?;
+            .map_err(|e| Status::unauthenticated(format!("{e} (how to fix: {})", e.help())))?;
         req.extensions_mut().insert(principal);
         Ok(req)
     })
@@ -98,7 +98,6 @@ pub fn status(e: GateError) -> Status {
         GateError::SeparationOfDuties { .. } | GateError::NotInApproverGroup { .. } => {
             Status::permission_denied(message)
         }
-        GateError::Unimplemented(_) => Status::unimplemented(message),
         GateError::Audit(_) | GateError::Internal(_) => Status::internal(message),
     }
 }

@@ -1,5 +1,6 @@
 //! ARCHITECTURE.md stays true: every top-level module is in the codemap and depends only on what
-//! its "May depend on" column allows, every source file says
+//! its "May depend on" column allows (names after "never" are forbidden; comments are not
+//! uses), every source file says
 //! its job in a `//!` line, and `anyhow` stays at the binary edge.
 
 use std::path::{Path, PathBuf};
@@ -94,35 +95,119 @@ fn only_the_store_runs_sql() {
     }
 }
 
-/// The codemap's "May depend on" column, module by module; `None` for a module that wires
-/// everything (`serve`).
-fn allowed_dependencies() -> Vec<(String, Option<Vec<String>>)> {
-    let arch = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
+/// One row of the codemap's "May depend on" column.
+#[derive(Debug, PartialEq)]
+struct Deps {
+    /// The modules named before any "never"; `None` for a module that wires everything
+    /// (`serve`).
+    allowed: Option<Vec<String>>,
+    /// The modules named after "never" (`sim`: "never `adapters`").
+    forbidden: Vec<String>,
+}
+
+/// The codemap's "May depend on" column, module by module, from ARCHITECTURE.md's text.
+fn parse_codemap(arch: &str) -> Vec<(String, Deps)> {
     let name = regex::Regex::new(r"`([a-z_]+)(::[a-z_]+)*`").unwrap();
+    let never_word = regex::Regex::new(r"\bnever\b").unwrap();
+    let names = |text: &str| -> Vec<String> {
+        name.captures_iter(text).map(|c| c[1].to_string()).collect()
+    };
     arch.lines()
         .filter_map(|line| {
             let row = line.strip_prefix("| `")?;
             let (module, rest) = row.split_once("` | ")?;
             let deps = rest.trim_end_matches(" |").rsplit(" | ").next()?;
-            let allowed = (!deps.contains("everything it wires"))
-                .then(|| name.captures_iter(deps).map(|c| c[1].to_string()).collect());
-            Some((module.to_string(), allowed))
+            // "never `x`" forbids `x`: it must not count as allowed for being backticked.
+            let (may, never) = match never_word.find(deps) {
+                Some(m) => (&deps[..m.start()], &deps[m.end()..]),
+                None => (deps, ""),
+            };
+            let allowed = (!may.contains("everything it wires")).then(|| names(may));
+            let forbidden = names(never);
+            Some((module.to_string(), Deps { allowed, forbidden }))
+        })
+        .collect()
+}
+
+/// The top-level modules `code` names as `crate::x` and `deps` does not allow (`module` itself
+/// aside, and only names in `modules`). Comment lines (`//`, `//!`, `///`) do not count: a doc
+/// may mention what the code must not use.
+fn disallowed_uses(code: &str, module: &str, modules: &[&str], deps: &Deps) -> Vec<String> {
+    let used = regex::Regex::new(r"crate::([a-z_]+)").unwrap();
+    let Some(allowed) = &deps.allowed else {
+        return Vec::new();
+    };
+    code.lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .flat_map(|line| used.captures_iter(line).map(|c| c[1].to_string()))
+        .filter(|dep| {
+            dep != module
+                && modules.contains(&dep.as_str())
+                && (deps.forbidden.contains(dep) || !allowed.contains(dep))
         })
         .collect()
 }
 
 #[test]
+fn the_codemap_parser_forbids_what_follows_never_and_skips_comments() {
+    let arch = "| Module | Its one job | May depend on |\n\
+                |---|---|---|\n\
+                | `sim` | Simulators (`sim/<tool>.rs`) | axum, serde; never `adapters` |\n\
+                | `gate` | The core | `domain`, `store` (its errors) |\n\
+                | `serve` | Wiring | everything it wires |\n\
+                | `domain` | Values | std |\n\
+                | `store` | SQL | `domain` |\n\
+                | `adapters` | Tools | `domain` |\n";
+    let table = parse_codemap(arch);
+    let row = |m: &str| &table.iter().find(|(n, _)| n == m).unwrap().1;
+    assert_eq!(
+        row("sim"),
+        &Deps {
+            allowed: Some(vec![]),
+            forbidden: vec!["adapters".into()]
+        }
+    );
+    assert_eq!(
+        row("gate").allowed,
+        Some(vec!["domain".into(), "store".into()])
+    );
+    assert_eq!(row("serve").allowed, None);
+
+    let modules: Vec<&str> = table.iter().map(|(m, _)| m.as_str()).collect();
+    // A real use breaks the table; the same words in a comment do not.
+    let code = "//! Never calls `crate::adapters`.\n\
+                /// Unlike crate::store.\n\
+                // crate::gate is wired in serve.\n\
+                use crate::sim::faults;\n\
+                use crate::adapters::Adapter;\n";
+    assert_eq!(
+        disallowed_uses(code, "sim", &modules, row("sim")),
+        vec!["adapters".to_string()]
+    );
+    let code = "use crate::domain::Id;\nuse crate::store::Store;\nuse crate::adapters::A;\n";
+    assert_eq!(
+        disallowed_uses(code, "gate", &modules, row("gate")),
+        vec!["adapters".to_string()]
+    );
+    assert!(disallowed_uses(code, "serve", &modules, row("serve")).is_empty());
+}
+
+#[test]
 fn modules_depend_only_on_what_the_codemap_allows() {
-    let table = allowed_dependencies();
+    let arch = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
+    let table = parse_codemap(&arch);
     let modules: Vec<&str> = table.iter().map(|(m, _)| m.as_str()).collect();
     assert!(
         modules.contains(&"gate") && modules.contains(&"api"),
         "{modules:?}"
     );
-    let used = regex::Regex::new(r"crate::([a-z_]+)").unwrap();
+    let sim = &table.iter().find(|(m, _)| m == "sim").unwrap().1;
+    assert_eq!(sim.forbidden, vec!["adapters".to_string()]);
     let mut wrong = Vec::new();
-    for (module, allowed) in &table {
-        let Some(allowed) = allowed else { continue };
+    for (module, deps) in &table {
+        if deps.allowed.is_none() {
+            continue;
+        }
         let mut files = Vec::new();
         let file = root().join("src").join(format!("{module}.rs"));
         if file.exists() {
@@ -140,11 +225,8 @@ fn modules_depend_only_on_what_the_codemap_allows() {
             let text = std::fs::read_to_string(&f).unwrap();
             // Test modules sit at the end of a file; what they use is not a dependency.
             let code = text.split("#[cfg(test)]").next().unwrap_or("");
-            for c in used.captures_iter(code) {
-                let dep = &c[1];
-                if dep != module && modules.contains(&dep) && !allowed.iter().any(|a| a == dep) {
-                    wrong.push(format!("{} uses `crate::{dep}`", f.display()));
-                }
+            for dep in disallowed_uses(code, module, &modules, deps) {
+                wrong.push(format!("{} uses `crate::{dep}`", f.display()));
             }
         }
     }

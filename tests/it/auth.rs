@@ -22,6 +22,9 @@ async fn requests_without_a_valid_token_are_refused() {
         .unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    let p: Value = resp.json().await.unwrap();
+    assert_eq!(p["reason_code"], "auth.unauthenticated");
+    assert!(p["help"].as_str().unwrap().contains("auth.tokens"), "{p}");
     let resp = app
         .http
         .post(app.url("/v1/checks"))
@@ -36,6 +39,29 @@ async fn requests_without_a_valid_token_are_refused() {
         !body.contains("wrong"),
         "the presented token must not be echoed: {body}"
     );
+    let p: Value = serde_json::from_str(&body).unwrap();
+    assert!(p["help"].as_str().unwrap().contains("auth.tokens"), "{p}");
+    // gRPC callers see the same help in the status message.
+    for token in [None, Some("wrong")] {
+        let e = portcullis::client::GateClient::new(
+            &app.grpc_url(),
+            token,
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap()
+        .check(
+            crate::grpc::grpc_check("a"),
+            tokio::time::Instant::now() + std::time::Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+        let portcullis::client::ClientError::Auth(message) = &e else {
+            panic!("{e}");
+        };
+        assert!(message.contains("how to fix:"), "{message}");
+        assert!(message.contains("auth.tokens"), "{message}");
+        assert!(!message.contains("wrong"), "{message}");
+    }
     // Health stays open for probes.
     assert_eq!(
         app.http

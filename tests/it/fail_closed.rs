@@ -1,8 +1,14 @@
 //! Every fault of an evidence source ends as a stated reason and a non-continue verdict; only a
-//! healthy answer lets the deploy through.
+//! healthy answer lets the deploy through. A bug inside a check is an internal error, not an outage.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use portcullis::clock::{Clock, SystemClock};
+use portcullis::pb;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -148,4 +154,57 @@ async fn the_built_in_pack_without_adapters_says_what_it_could_not_evaluate() {
             .any(|r| r["rule_id"] == "image-pinned-by-digest" && r["outcome"] == "pass"),
         "{d}"
     );
+}
+
+/// A clock that panics the first time it is read after `arm`: a stand-in for a bug inside a
+/// check (nothing else in an idle service reads the time).
+#[derive(Debug, Default)]
+struct PanicOnce(AtomicBool);
+
+impl PanicOnce {
+    fn arm(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Clock for PanicOnce {
+    fn now(&self) -> DateTime<Utc> {
+        assert!(
+            !self.0.swap(false, Ordering::SeqCst),
+            "a bug inside a check (this test's clock)"
+        );
+        SystemClock.now()
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        SystemClock.sleep(duration)
+    }
+}
+
+#[tokio::test]
+async fn a_check_that_panics_is_an_internal_error_not_an_outage() {
+    let clock = Arc::new(PanicOnce::default());
+    let app = TestApp::builder().clock(clock.clone()).spawn().await;
+
+    clock.arm();
+    let resp = app.post_check(&good_check("panics")).await;
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let p: Value = resp.json().await.unwrap();
+    assert_eq!(p["reason_code"], "internal", "{p}");
+    assert!(p["help"].as_str().is_some(), "{p}");
+
+    clock.arm();
+    let mut client = pb::gate_client::GateClient::connect(app.grpc_url())
+        .await
+        .unwrap();
+    let status = client
+        .check(crate::grpc::grpc_check("panics-grpc"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Internal, "{status:?}");
+    assert!(status.message().contains("bug"), "{status:?}");
+
+    // Nothing was decided, and the service still answers.
+    let resp = app.post_check(&good_check("after")).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
 }

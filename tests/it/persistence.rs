@@ -1,10 +1,15 @@
-//! Restarts lose nothing: decisions live in the store, not in memory.
+//! Restarts lose nothing: decisions live in the store, not in memory; and a graceful stop hands
+//! every background job's lease over at once.
 
-use serde_json::Value;
-
-use crate::http::good_check;
+use std::sync::Arc;
 use std::time::Duration;
 
+use portcullis::review_routing::ReviewRoute;
+use portcullis::sim;
+use portcullis::store::StoreOptions;
+use serde_json::{Value, json};
+
+use crate::http::good_check;
 use crate::support::app::start;
 use crate::support::fake_tool;
 use crate::support::poll::eventually;
@@ -83,4 +88,90 @@ async fn shutdown_drains_a_check_in_flight() {
         .get(&format!("/v1/decisions/{}", d["id"].as_str().unwrap()))
         .await;
     assert_eq!(stored.status(), 200);
+}
+
+/// Every lease-held background job gives its lease up before the service's `run` returns: right
+/// after a graceful stop another replica claims each of them at once, instead of waiting for a
+/// lease to lapse.
+#[tokio::test]
+async fn a_stopped_service_holds_no_job_lease() {
+    const JOBS: [&str; 5] = [
+        "review-expiry",
+        "audit-checkpoint",
+        "audit-retention",
+        "review-servicenow",
+        "review-jira",
+    ];
+    let sims = sim::start(0).await.unwrap();
+    let builder = TestApp::builder()
+        .adapter(json!({
+            "kind": "servicenow", "name": "servicenow", "base_url": sims.servicenow.base_url,
+            "auth": {"type": "basic", "username": sim::servicenow::USER,
+                     "password": {"value": sim::servicenow::PASSWORD}},
+        }))
+        .adapter(json!({
+            "kind": "jira", "name": "jira", "base_url": sims.jira.base_url,
+            "auth": {"type": "basic", "username": sim::jira::EMAIL,
+                     "password": {"value": sim::jira::API_TOKEN}},
+        }));
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut settings = builder.settings(dir.path());
+    settings.audit.retention = Some(Duration::from_secs(365 * 24 * 3600));
+    let routes = [
+        (
+            "prod",
+            json!({"servicenow": {"adapter": "servicenow", "assignment_group": "CAB Approval"}}),
+        ),
+        (
+            "staging",
+            json!({"jira": {"adapter": "jira", "project": "REL",
+                            "approved_statuses": ["Approved"], "rejected_statuses": ["Rejected"]}}),
+        ),
+    ];
+    for (environment, route) in routes {
+        let route: ReviewRoute = serde_json::from_value(route).unwrap();
+        settings.review.routes.insert(environment.into(), route);
+    }
+    let app = start(settings, dir, None).await;
+
+    // Stop only once every job holds its lease (a released lease has `expires_at = 0`).
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(&app.settings.store.url)
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "every job to hold its lease",
+        || {
+            let pool = pool.clone();
+            async move {
+                let held: Vec<String> =
+                    sqlx::query_scalar("SELECT job FROM leases WHERE expires_at > 0")
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap();
+                JOBS.iter()
+                    .all(|job| held.iter().any(|h| h == job))
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    pool.close().await;
+    let (settings, _dir) = app.stop().await;
+
+    let store = portcullis::store::open(&settings.store.url, &StoreOptions::default())
+        .await
+        .unwrap();
+    for job in JOBS {
+        let lease = store
+            .try_claim(job, "another-replica", Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(
+            lease.is_some(),
+            "`{job}` is still held after the service stopped"
+        );
+    }
 }

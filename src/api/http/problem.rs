@@ -95,7 +95,6 @@ impl From<GateError> for Problem {
             GateError::NotFound(_) | GateError::PolicyVersionUnknown(_) => StatusCode::NOT_FOUND,
             GateError::Unavailable(StoreError::InvalidPageToken) => StatusCode::BAD_REQUEST,
             GateError::Unavailable(_) | GateError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            GateError::Unimplemented(_) => StatusCode::NOT_IMPLEMENTED,
             GateError::Audit(_) | GateError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut p = Problem::new(status, e.reason_code(), e.to_string());
@@ -106,11 +105,6 @@ impl From<GateError> for Problem {
 
 impl From<AuthError> for Problem {
     fn from(e: AuthError) -> Self {
-        Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "auth.unauthenticated",
-            e.to_string(),
-        )
-        .with_help("send `Authorization: Bearer <token>` with a token configured in `auth.tokens`")
+        Problem::new(StatusCode::UNAUTHORIZED, e.reason_code(), e.to_string()).with_help(e.help())
     }
 }
