@@ -13,7 +13,9 @@
 //! size cap, classification, redaction) lives once, in `http_client` and `redact`.
 //!
 //! Adding a tool: a new file under `adapters/`, a new `AdapterConfig` variant, a new arm in
-//! `build`, and one test line calling `conformance::run`; the compiler points at the first three.
+//! `build` (the compiler points at these three), and one `conformance!` line plus its case in
+//! tests/it/adapters.rs, the one conformance suite every adapter passes (the report-ingestion
+//! adapters through its `ingestion!` list).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -44,9 +46,6 @@ pub mod sonarqube;
 pub mod template;
 pub mod trivy;
 pub mod vex;
-
-#[cfg(test)]
-mod conformance;
 
 pub use aqua::{AquaAdapter, AquaConfig};
 pub use github::{GitHubAdapter, GitHubConfig};

@@ -9,7 +9,8 @@
 //! Control API, on every simulator's port (never subject to faults):
 //! - `POST /_sim/faults` with any of `{"delay_ms": 50, "fail_next": {"count": 2, "status": 503},
 //!   "rate_limit_next": {"count": 1, "retry_after_s": 1}, "malformed_next": 1,
-//!   "credentials_expired": true, "tokens_expired": true}`; keys left out keep their value;
+//!   "credentials_expired": true, "tokens_expired": true}` (every key: `faults::FaultSettings`);
+//!   keys left out keep their value;
 //! - `POST /_sim/scenario/{name}` switches a tool-specific scenario (see each tool's module);
 //! - `POST /_sim/reset` clears faults and re-seeds the data;
 //! - `GET /_sim/stats` gives `{"requests": N}`, the API requests received (faulted ones included).

@@ -651,31 +651,47 @@ mod tests {
 
     #[tokio::test]
     async fn a_retry_after_date_is_waited_for_by_the_clients_clock() {
-        use crate::adapters::conformance::{FakeTool, Step, TEST_SECRET};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use axum::response::IntoResponse;
+
         use crate::clock::ManualClock;
 
-        // Two seconds after the client's "now"; by the wall clock, long past.
-        let tool = FakeTool::start(vec![
-            Step::status(429).retry_after("Wed, 21 Oct 2015 07:28:02 GMT"),
-            Step::ok(),
-        ])
-        .await;
+        // A 429 whose Retry-After is a date two seconds after the client's "now" (by the wall
+        // clock, long past), then a 200. The fault model's 429 gives seconds only.
+        let hits = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::clone(&hits);
+        let app = axum::Router::new().fallback(move || {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    (
+                        http::StatusCode::TOO_MANY_REQUESTS,
+                        [(header::RETRY_AFTER, "Wed, 21 Oct 2015 07:28:02 GMT")],
+                    )
+                        .into_response()
+                } else {
+                    "{}".into_response()
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
         let clock = Arc::new(ManualClock::new(now()));
         let client = HttpClient::new(ClientSettings {
             clock: clock.clone(),
             ..ClientSettings::new("t")
         })
         .unwrap();
-        let mut request = HttpRequest::get(Url::parse(&tool.base).unwrap());
-        request
-            .headers
-            .insert("x-key", HeaderValue::from_static(TEST_SECRET));
+        let request = HttpRequest::get(Url::parse(&base).unwrap());
         let response = client
             .send(&request, Instant::now() + Duration::from_secs(5))
             .await
             .unwrap();
         assert_eq!(response.status, 200);
-        assert_eq!(tool.hits(), 2);
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
         assert_eq!(clock.now() - now(), chrono::Duration::seconds(2));
     }
 

@@ -1,7 +1,10 @@
-//! Fault injection shared by the simulators: a middleware in front of each tool's API that
-//! delays, fails the next N calls with a status, answers 429 with `Retry-After`, or sends a
-//! malformed, empty, HTML, oversized or cut-off body, or cuts paged lists short after their first
-//! page; plus the generic part of the control API (`/_sim/faults`, `/_sim/stats`).
+//! The one fault model for fake tools: a middleware in front of a tool's API that delays, never
+//! answers, fails the next N calls with a status, answers 429 with `Retry-After`, redirects to a
+//! sign-in page, or sends a malformed, empty, HTML, oversized or cut-off body, or cuts paged lists
+//! short after their first page; plus the generic part of the control API (`/_sim/faults`,
+//! `/_sim/stats`). The simulators and the tests' own fake tools ([`wrap`] any router, with
+//! [`json_error`] when the tool has no error shape of its own) share it, so a fault means the
+//! same thing everywhere.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +55,13 @@ pub struct FaultSettings {
     /// is cut).
     #[serde(default)]
     pub truncated_next: Option<u32>,
+    /// Answer the next N API calls with `302 Found` to [`REDIRECT_LOCATION`], a sign-in page
+    /// whose URL carries a token: what an SSO proxy in front of a tool does.
+    #[serde(default)]
+    pub redirect_next: Option<u32>,
+    /// Never answer the next N API calls (the connection stays open): a hung tool.
+    #[serde(default)]
+    pub hang_next: Option<u32>,
     /// Paged lists end early: every page after the first comes back empty and without the paging
     /// headers or counts, although the first page announced more.
     #[serde(default)]
@@ -88,6 +98,8 @@ struct FaultState {
     wrong_type: u32,
     huge: u32,
     truncated: u32,
+    redirect: u32,
+    hang: u32,
     truncate_pagination: bool,
     credentials_expired: bool,
 }
@@ -110,7 +122,13 @@ enum Injected {
     WrongType,
     Huge,
     Truncated,
+    Redirect,
+    Hang,
 }
+
+/// Where [`FaultSettings::redirect_next`] sends a client. The query carries a marker that must
+/// never come back out of an adapter (an SSO redirect's URL may hold a token).
+pub const REDIRECT_LOCATION: &str = "https://sso.example/login?token=redirect-leak-9f3e";
 
 /// Size of the oversized body: twice the adapters' response cap.
 const HUGE_BYTES: usize = 8 * 1024 * 1024;
@@ -151,6 +169,12 @@ impl Control {
         }
         if let Some(n) = settings.truncated_next {
             s.truncated = n;
+        }
+        if let Some(n) = settings.redirect_next {
+            s.redirect = n;
+        }
+        if let Some(n) = settings.hang_next {
+            s.hang = n;
         }
         if let Some(t) = settings.truncate_pagination {
             s.truncate_pagination = t;
@@ -212,6 +236,8 @@ impl Control {
             (&mut s.wrong_type, Injected::WrongType),
             (&mut s.huge, Injected::Huge),
             (&mut s.truncated, Injected::Truncated),
+            (&mut s.redirect, Injected::Redirect),
+            (&mut s.hang, Injected::Hang),
         ];
         for (count, fault) in counters {
             if *count > 0 {
@@ -223,7 +249,8 @@ impl Control {
     }
 }
 
-/// Puts the fault middleware in front of `api` and adds the generic control routes.
+/// Puts the fault middleware in front of `api` (any router: a simulator's or a test's fake tool)
+/// and adds the generic control routes.
 pub fn wrap(api: Router, control: Arc<Control>, render: ErrorRenderer) -> Router {
     api.layer(middleware::from_fn_with_state(
         (Arc::clone(&control), render),
@@ -235,6 +262,16 @@ pub fn wrap(api: Router, control: Arc<Control>, render: ErrorRenderer) -> Router
             .route("/_sim/stats", get(stats))
             .with_state(control),
     )
+}
+
+/// The error shape of a tool without one of its own: `{"error": "..."}` with the status, and
+/// `Retry-After` for a 429.
+pub fn json_error(status: StatusCode, retry_after_s: Option<u64>) -> Response {
+    let body = Json(serde_json::json!({"error": format!("HTTP {}", status.as_u16())}));
+    match retry_after_s {
+        Some(s) => (status, [(header::RETRY_AFTER, s.to_string())], body).into_response(),
+        None => (status, body).into_response(),
+    }
 }
 
 async fn inject(
@@ -297,6 +334,13 @@ async fn inject(
             )
                 .into_response()
         }
+        Some(Injected::Redirect) => (
+            StatusCode::FOUND,
+            [(header::LOCATION, REDIRECT_LOCATION)],
+            Body::empty(),
+        )
+            .into_response(),
+        Some(Injected::Hang) => std::future::pending().await,
     }
 }
 
@@ -319,6 +363,8 @@ async fn get_faults(State(control): State<Arc<Control>>) -> Json<serde_json::Val
         "wrong_type_next": s.wrong_type,
         "huge_next": s.huge,
         "truncated_next": s.truncated,
+        "redirect_next": s.redirect,
+        "hang_next": s.hang,
         "truncate_pagination": s.truncate_pagination,
         "credentials_expired": s.credentials_expired,
     }))

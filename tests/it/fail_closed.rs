@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use portcullis::clock::{Clock, SystemClock};
 use portcullis::pb;
+use portcullis::sim::FaultSettings;
+use portcullis::sim::faults::{FailNext, RateLimitNext};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -65,7 +67,7 @@ async fn a_healthy_source_lets_the_deploy_through() {
     assert_eq!(d["verdict"], "continue", "{d}");
     assert_eq!(d["evidence"]["freeze"]["frozen"], false);
     assert_eq!(d["sources"][0]["status"], "ok");
-    assert_eq!(tool.calls.count(), 1);
+    assert_eq!(tool.requests(), 1);
 }
 
 #[tokio::test]
@@ -83,29 +85,70 @@ async fn a_failing_condition_terminates() {
 
 #[tokio::test]
 async fn every_fault_is_classified_and_never_continues() {
-    let tool = fake_tool::spawn().await;
-    let refused = refused_addr().await;
+    // Each fault holds for every call (the adapter retries once), on a fresh fake tool.
+    let many = 1_000;
+    let fail = |status| FaultSettings {
+        fail_next: Some(FailNext {
+            count: many,
+            status,
+        }),
+        ..Default::default()
+    };
     let cases = [
-        (tool.url("/status/500"), "bad_response"),
-        (tool.url("/status/503"), "bad_response"),
-        (tool.url("/status/401"), "auth"),
-        (tool.url("/status/403"), "auth"),
-        (tool.url("/status/404"), "not_found"),
-        (tool.url("/ratelimit"), "rate_limited"),
-        (tool.url("/garbage"), "bad_response"),
-        (tool.url("/hang"), "timeout"),
-        (format!("http://{refused}/freeze"), "unreachable"),
+        (fail(500), "bad_response"),
+        (fail(503), "bad_response"),
+        (fail(401), "auth"),
+        (fail(403), "auth"),
+        (fail(404), "not_found"),
+        (
+            FaultSettings {
+                rate_limit_next: Some(RateLimitNext {
+                    count: many,
+                    retry_after_s: 120,
+                }),
+                ..Default::default()
+            },
+            "rate_limited",
+        ),
+        (
+            FaultSettings {
+                malformed_next: Some(many),
+                ..Default::default()
+            },
+            "bad_response",
+        ),
+        (
+            FaultSettings {
+                hang_next: Some(many),
+                ..Default::default()
+            },
+            "timeout",
+        ),
     ];
-    for (url, reason) in cases {
+    let refused = refused_addr().await;
+    let mut urls = Vec::new();
+    for (faults, reason) in cases {
+        let tool = fake_tool::spawn().await;
+        let shown = format!("{faults:?}");
+        tool.faults(faults);
+        urls.push((tool.url("/freeze/{environment}"), shown, reason, Some(tool)));
+    }
+    urls.push((
+        format!("http://{refused}/freeze"),
+        "refused".into(),
+        "unreachable",
+        None,
+    ));
+    for (url, fault, reason, _tool) in urls {
         let d = verdict_with(Some(url.clone())).await;
         // The rule is critical: missing evidence takes its failure verdict.
-        assert_eq!(d["verdict"], "terminate", "{url}: {d}");
-        assert_eq!(d["rule_results"][0]["outcome"], "missing", "{url}: {d}");
-        assert_eq!(source_reason(&d), reason, "{url}: {d}");
+        assert_eq!(d["verdict"], "terminate", "{fault}: {d}");
+        assert_eq!(d["rule_results"][0]["outcome"], "missing", "{fault}: {d}");
+        assert_eq!(source_reason(&d), reason, "{fault}: {d}");
         let why = d["rule_results"][0]["reason"].as_str().unwrap();
         assert!(
             why.contains("freeze"),
-            "{url}: the reason should name the source: {why}"
+            "{fault}: the reason should name the source: {why}"
         );
     }
 }

@@ -45,10 +45,15 @@ async fn decisions_survive_a_restart() {
 #[tokio::test]
 async fn shutdown_drains_a_check_in_flight() {
     let tool = fake_tool::spawn().await;
+    // Slow enough to stop the service mid-check.
+    tool.faults(portcullis::sim::FaultSettings {
+        delay_ms: Some(300),
+        ..Default::default()
+    });
     let policy = "rules:\n  - id: not-frozen\n    title: Not frozen\n    category: test\n    severity: critical\n    condition: { path: $.freeze.frozen, op: \"==\", value: false }\n";
     let app = TestApp::builder()
         .policies(&[("p.yaml", policy)])
-        .adapter(serde_json::json!({"kind": "http", "name": "freeze", "url": tool.url("/slow/{environment}"), "extract": {"frozen": "$.frozen"}}))
+        .adapter(serde_json::json!({"kind": "http", "name": "freeze", "url": tool.url("/freeze/{environment}"), "extract": {"frozen": "$.frozen"}}))
         .spawn()
         .await;
     let client = app.http.clone();
@@ -62,12 +67,12 @@ async fn shutdown_drains_a_check_in_flight() {
             .unwrap()
     });
     // Stop only once the check is inside the gate, waiting on its evidence.
-    let calls = tool.calls.clone();
+    let control = tool.control();
     eventually(
         Duration::from_secs(5),
         "the check to reach the adapter",
         || {
-            let n = calls.count();
+            let n = control.requests();
             async move { (n > 0).then_some(()) }
         },
     )

@@ -1,54 +1,74 @@
-//! A fake evidence tool on 127.0.0.1:0 whose routes each behave one way: answer, fail with a
-//! status, rate-limit, hang, return garbage, or count calls. Bound before it is served, so there
-//! is nothing to wait for.
+//! A fake evidence tool on 127.0.0.1:0 with the simulators' fault model
+//! (`portcullis::sim::faults`): its routes answer well, and faults (a status, 429, a hang, a
+//! redirect, a bad body …) are set through its `Control`, exactly as on a simulator. Bound before
+//! it is served, so there is nothing to wait for.
+//!
+//! Routes:
+//! - `GET /freeze/{env}`: a change-freeze service, `{"environment", "frozen", "open_incidents"}`;
+//! - `GET|POST /api/{application}`: a generic scanner answer for `payments-api` (404 for anything
+//!   else), only to a request carrying [`TOKEN`] in some header (401 otherwise, and when the
+//!   control says the credentials expired); the request's headers are echoed into the body, so
+//!   an adapter that leaks what a tool echoes is caught.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use portcullis::sim::faults::{self, Control};
+use portcullis::sim::{self, FaultSettings, SimHandle};
 
-#[derive(Clone, Default)]
-pub struct Calls(Arc<AtomicUsize>);
+/// The credential the fake's `/api` routes require; it must never come back out of an adapter.
+pub const TOKEN: &str = "s3cr3t-fake-tool-t0ken";
 
-impl Calls {
-    pub fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
+/// The scanner answer of `/api/payments-api` (before the echo of the request is added).
+pub fn scan_body() -> serde_json::Value {
+    serde_json::json!({
+        "status": "OK",
+        "summary": {"critical": 0, "high": 2},
+        "findings": [{"id": "CVE-1"}, {"id": "CVE-2"}],
+    })
 }
 
 pub struct FakeTool {
-    pub addr: SocketAddr,
-    pub calls: Calls,
+    pub handle: SimHandle,
 }
 
 impl FakeTool {
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}{path}", self.handle.base_url)
+    }
+
+    /// Requests received so far, faulted ones included.
+    pub fn requests(&self) -> u64 {
+        self.handle.control.requests()
+    }
+
+    pub fn control(&self) -> Arc<Control> {
+        Arc::clone(&self.handle.control)
+    }
+
+    pub fn faults(&self, settings: FaultSettings) {
+        self.handle.control.apply(&settings);
     }
 }
 
 pub async fn spawn() -> FakeTool {
-    let calls = Calls::default();
-    let app = Router::new()
+    FakeTool {
+        handle: sim::serve("fake", 0, router).await.unwrap(),
+    }
+}
+
+/// The fake's routes behind the shared fault middleware.
+pub fn router(control: Arc<Control>) -> Router {
+    let api = Router::new()
         .route("/freeze/{env}", get(freeze))
-        .route("/status/{code}", get(status))
-        .route("/ratelimit", get(ratelimit))
-        .route("/hang", get(hang))
-        .route("/slow/{env}", get(slow))
-        .route("/garbage", get(garbage))
-        .with_state(calls.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    FakeTool { addr, calls }
+        .route("/api/{application}", get(scan).post(scan))
+        .with_state(Arc::clone(&control));
+    faults::wrap(api, control, faults::json_error)
 }
 
 /// An address where nothing listens: bound, then released.
@@ -57,45 +77,31 @@ pub async fn refused_addr() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
-async fn freeze(State(calls): State<Calls>, Path(env): Path<String>) -> Response {
-    calls.0.fetch_add(1, Ordering::SeqCst);
+async fn freeze(Path(env): Path<String>) -> Response {
     axum::Json(serde_json::json!({ "environment": env, "frozen": env == "prod-frozen", "open_incidents": 0 }))
         .into_response()
 }
 
-async fn status(State(calls): State<Calls>, Path(code): Path<u16>) -> Response {
-    calls.0.fetch_add(1, Ordering::SeqCst);
-    (
-        StatusCode::from_u16(code).unwrap(),
-        axum::Json(serde_json::json!({"error": "boom"})),
-    )
-        .into_response()
-}
-
-async fn ratelimit(State(calls): State<Calls>) -> Response {
-    calls.0.fetch_add(1, Ordering::SeqCst);
-    (
-        StatusCode::TOO_MANY_REQUESTS,
-        [("retry-after", "120")],
-        "slow down",
-    )
-        .into_response()
-}
-
-async fn hang(State(calls): State<Calls>) -> Response {
-    calls.0.fetch_add(1, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_secs(3600)).await;
-    "too late".into_response()
-}
-
-async fn garbage(State(calls): State<Calls>) -> Response {
-    calls.0.fetch_add(1, Ordering::SeqCst);
-    ([("content-type", "application/json")], "{not json").into_response()
-}
-
-/// Answers like `/freeze/{env}` after 300 ms: long enough to stop the service mid-check.
-async fn slow(State(calls): State<Calls>, Path(env): Path<String>) -> Response {
-    calls.0.fetch_add(1, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    axum::Json(serde_json::json!({ "environment": env, "frozen": false })).into_response()
+async fn scan(
+    State(control): State<Arc<Control>>,
+    Path(application): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let authorised = headers
+        .values()
+        .any(|v| v.to_str().unwrap_or("").contains(TOKEN));
+    if !authorised || control.credentials_expired() {
+        return faults::json_error(StatusCode::UNAUTHORIZED, None);
+    }
+    if application != "payments-api" {
+        return faults::json_error(StatusCode::NOT_FOUND, None);
+    }
+    let echo: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").into()))
+        .collect();
+    let mut body = scan_body();
+    body["_echo"] = serde_json::json!({"uri": uri.to_string(), "headers": echo});
+    axum::Json(body).into_response()
 }
