@@ -10,7 +10,8 @@
 //! - `store`: durable decisions (SQLite embedded; PostgreSQL later).
 //! - `gate`: the core service every transport calls.
 //! - `report`: the audit export as CSV and as a self-contained HTML report.
-//! - `review_routing`: reviews decided by a ServiceNow change's approval (opened, polled, called back).
+//! - `review_routing`: reviews decided by a ServiceNow change or a Jira issue, through one generic
+//!   follower (opened, polled with backoff, called back).
 //! - `notify`: signed outbound webhooks when reviews open, end or near their deadline.
 //! - `api`: gRPC and HTTP/JSON transports; `pb`: generated protobuf types.
 //! - `clock`: where time is read and waited for (the system's, or a test's manual clock).

@@ -449,6 +449,60 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
 
+    fn routed_to_jira() -> (BTreeMap<String, ReviewRoute>, Vec<AdapterConfig>) {
+        let route: ReviewRoute = serde_json::from_value(serde_json::json!({"jira": {
+            "project": "REL", "approved_statuses": ["Approved"], "rejected_statuses": ["Rejected"],
+        }}))
+        .unwrap();
+        let adapter: AdapterConfig = serde_json::from_value(serde_json::json!({
+            "kind": "jira", "name": "jira", "base_url": "https://acme.atlassian.net",
+            "auth": {"type": "basic", "username": "u", "password": {"value": "p"}},
+        }))
+        .unwrap();
+        (BTreeMap::from([("prod".to_string(), route)]), vec![adapter])
+    }
+
+    #[test]
+    fn routing_reviews_needs_an_absolute_base_for_ticket_links() {
+        let (routes, adapters) = routed_to_jira();
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+        for base in [
+            None,
+            Some(""),
+            Some("/portcullis"),
+            Some("gate.example.com"),
+        ] {
+            let built = Follower::build(super::super::Jira, &routes, &adapters, base, &clock);
+            assert!(
+                matches!(built, Err(RoutingError::NoPublicUrl { .. })),
+                "{base:?}: {built:?}"
+            );
+        }
+        let built = Follower::build(
+            super::super::Jira,
+            &routes,
+            &adapters,
+            Some("https://gate.example.com/"),
+            &clock,
+        )
+        .unwrap()
+        .unwrap();
+        let id = DecisionId::generate();
+        assert_eq!(
+            built.links.decision(&id),
+            format!("https://gate.example.com/v1/decisions/{id}")
+        );
+        // Nothing routed to Jira: no follower, whatever the base.
+        let none = Follower::build(
+            super::super::Jira,
+            &BTreeMap::new(),
+            &adapters,
+            None,
+            &clock,
+        );
+        assert!(matches!(none, Ok(None)));
+    }
+
     #[test]
     fn backoff_doubles_up_to_the_maximum_by_the_injected_clock() {
         let clock = Arc::new(ManualClock::new(
