@@ -148,6 +148,7 @@ on_both_backends!(
     lists_filter_on_a_creation_time_range,
     traceability_filters_combine_and_page,
     a_pending_review_is_found_by_its_ticket_among_many,
+    migration_0011_indexes_the_tickets_of_reviews_already_pending,
 );
 
 /// Builds a complete, valid `Decision` through the domain's own parse constructors.
@@ -2117,4 +2118,69 @@ async fn a_pending_review_is_found_by_its_ticket_among_many(backend: Backend) {
         );
         assert!(!plan.iter().any(|p| p.starts_with("SCAN")), "{plan:?}");
     }
+}
+
+async fn migration_0011_indexes_the_tickets_of_reviews_already_pending(backend: Backend) {
+    let fx = fresh(backend).await;
+    let ticket = |number: &str, id: &str| crate::domain::ReviewTicket {
+        system: "servicenow".into(),
+        adapter: "servicenow".into(),
+        number: number.into(),
+        id: id.into(),
+        opened_by_gate: false,
+        at: chrono::DateTime::from_timestamp_millis(1_790_000_000_000).unwrap(),
+    };
+    // Stored as they were before 0011: the ticket in the body only, no index row.
+    let mut pending = decision()
+        .verdict(Verdict::ManualReview)
+        .status(DecisionStatus::Pending)
+        .build();
+    pending.review_ticket = Some(ticket("CHG0000001", "sys1"));
+    insert(fx.store.as_ref(), &pending).await;
+    let mut finished = decision().build();
+    finished.review_ticket = Some(ticket("CHG0000002", "sys2"));
+    insert(fx.store.as_ref(), &finished).await;
+    // Undo 0011, as if the database predates it, and open the store again: it migrates.
+    let undo: &[&str] = match backend {
+        Backend::Sqlite => &[
+            "DROP TRIGGER decision_tickets_on_attach",
+            "DROP TRIGGER decision_tickets_on_delete",
+            "DROP TABLE decision_tickets",
+        ],
+        Backend::Postgres => &[
+            "DROP TRIGGER decision_tickets_on_attach ON decision_events",
+            "DROP TRIGGER decision_tickets_on_delete ON decisions",
+            "DROP FUNCTION decision_tickets_fill()",
+            "DROP FUNCTION decision_tickets_forget()",
+            "DROP TABLE decision_tickets",
+        ],
+    };
+    for statement in undo {
+        raw_exec(&fx, backend, statement).await;
+    }
+    raw_exec(
+        &fx,
+        backend,
+        "DELETE FROM _sqlx_migrations WHERE version = 11",
+    )
+    .await;
+    let store = open(&fx.url, &StoreOptions::default()).await.unwrap();
+    let found = store
+        .find_pending_by_ticket("servicenow", "chg0000001")
+        .await
+        .unwrap();
+    assert_eq!(found.map(|d| d.id), Some(pending.id.clone()));
+    let found = store
+        .find_pending_by_ticket("servicenow", "sys1")
+        .await
+        .unwrap();
+    assert_eq!(found.map(|d| d.id), Some(pending.id));
+    // A final decision is never looked up by its ticket.
+    assert!(
+        store
+            .find_pending_by_ticket("servicenow", "CHG0000002")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
