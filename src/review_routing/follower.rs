@@ -7,10 +7,10 @@
 //! never trusts the body.
 //!
 //! One rule for what goes wrong, whatever the system: a failed open, a failed read and a
-//! refused resolution all back off (the interval doubles up to the route's maximum); an open
-//! the system refuses (it answered, with a 4xx or an unusable body) is also recorded on the
-//! decision's `refused_attempts`, so the reason is visible where the review waits, not only in
-//! a log.
+//! refused resolution all back off (the interval doubles up to the route's maximum); a failed
+//! open is also recorded on the decision's `refused_attempts` (`review_route.refused` when the
+//! system answered with a 4xx or an unusable body, `review_route.unavailable` when it did not
+//! answer), so the reason is visible where the review waits, not only in a log.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -346,7 +346,7 @@ impl<S: TicketSystem> Follower<S> {
         Ok(stored.review_ticket.unwrap_or(ticket))
     }
 
-    /// Logs what went wrong with review `id`; a refused open is also recorded on the decision.
+    /// Logs what went wrong with review `id`; a failed open is also recorded on the decision.
     async fn failed(
         &self,
         gate: &Arc<Gate>,
@@ -364,7 +364,9 @@ impl<S: TicketSystem> Follower<S> {
             if ticket.is_some() { "follow" } else { "open" },
             S::TICKET
         );
-        if ticket.is_none() && matches!(e, FollowError::Refused { .. }) {
+        // A review without its ticket says why on the decision, where people look for it
+        // (deduplicated: the same reason again is kept once).
+        if ticket.is_none() {
             let reason = format!("cannot open {} for the review: {e}", S::TICKET);
             gate.note_unaccepted_resolution(id, S::CHANNEL, e.reason_code(), &reason)
                 .await;
