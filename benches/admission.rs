@@ -18,7 +18,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Extension;
 use portcullis::admission::{Admission, AdmissionSettings};
 use portcullis::api::http::{HttpState, router};
 use portcullis::auth::Authenticator;
@@ -156,17 +155,17 @@ async fn run(label: &str, url: &str, size: Size) {
         )
         .unwrap(),
     );
-    let app = router(
-        HttpState {
-            gate,
-            auth: Arc::new(Authenticator::new(&[]).unwrap()),
-            public_url: None,
-        },
-        portcullis::contracts::routes(),
-        1 << 20,
-        64 << 20,
-    )
-    .layer(Extension(Some(admission)));
+    let http = HttpState {
+        gate,
+        auth: Arc::new(Authenticator::new(&[]).unwrap()),
+        public_url: None,
+    };
+    let contracts = portcullis::contracts::routes(portcullis::contracts::ContractState {
+        http: http.clone(),
+        reviews: Default::default(),
+        admission: Some(admission),
+    });
+    let app = router(http, contracts, 1 << 20, 64 << 20);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });

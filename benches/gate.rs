@@ -118,16 +118,17 @@ async fn start(delay: Duration) -> Server {
             replay_window: std::time::Duration::from_secs(3600),
         },
     ));
-    let app = router(
-        HttpState {
-            gate,
-            auth: Arc::new(Authenticator::new(&[]).unwrap()),
-            public_url: None,
-        },
-        portcullis::contracts::routes(),
-        1 << 20,
-        64 << 20,
-    );
+    let http = HttpState {
+        gate,
+        auth: Arc::new(Authenticator::new(&[]).unwrap()),
+        public_url: None,
+    };
+    let contracts = portcullis::contracts::routes(portcullis::contracts::ContractState {
+        http: http.clone(),
+        reviews: Default::default(),
+        admission: None,
+    });
+    let app = router(http, contracts, 1 << 20, 64 << 20);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1/checks", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });

@@ -73,16 +73,17 @@ async fn serve(url: &str) -> String {
         Duration::from_secs(1),
         tokio_util::sync::CancellationToken::new(),
     ));
-    let app = router(
-        HttpState {
-            gate,
-            auth: Arc::new(Authenticator::new(&[]).unwrap()),
-            public_url: None,
-        },
-        portcullis::contracts::routes(),
-        1 << 20,
-        64 << 20,
-    );
+    let http = HttpState {
+        gate,
+        auth: Arc::new(Authenticator::new(&[]).unwrap()),
+        public_url: None,
+    };
+    let contracts = portcullis::contracts::routes(portcullis::contracts::ContractState {
+        http: http.clone(),
+        reviews: Default::default(),
+        admission: None,
+    });
+    let app = router(http, contracts, 1 << 20, 64 << 20);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1/checks", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });

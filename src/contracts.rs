@@ -10,14 +10,74 @@ pub mod rollouts;
 pub mod servicenow;
 pub mod spinnaker;
 
+use std::sync::Arc;
+
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 
+use crate::admission::Admission;
 use crate::api::http::HttpState;
+use crate::api::http::problem::Problem;
+use crate::auth::Authenticator;
+use crate::review_routing::{FollowError, ReviewFollowers};
 
-/// The contract routes, merged into the HTTP router by `api::http::router`.
-pub fn routes() -> Router<HttpState> {
+/// What the contracts' handlers reach, each part through `State<…>` (`FromRef`): the HTTP
+/// state every route shares, the review followers (`None` per system where nothing routes to
+/// it) and admission (`None` when disabled).
+#[derive(Clone)]
+pub struct ContractState {
+    pub http: HttpState,
+    pub reviews: ReviewFollowers,
+    pub admission: Option<Arc<Admission>>,
+}
+
+impl FromRef<ContractState> for HttpState {
+    fn from_ref(s: &ContractState) -> Self {
+        s.http.clone()
+    }
+}
+
+impl FromRef<ContractState> for Arc<Authenticator> {
+    fn from_ref(s: &ContractState) -> Self {
+        Arc::clone(&s.http.auth)
+    }
+}
+
+impl FromRef<ContractState> for ReviewFollowers {
+    fn from_ref(s: &ContractState) -> Self {
+        s.reviews.clone()
+    }
+}
+
+impl FromRef<ContractState> for Option<Arc<Admission>> {
+    fn from_ref(s: &ContractState) -> Self {
+        s.admission.clone()
+    }
+}
+
+/// The one mapping of a routed review's errors onto HTTP, for every inbound hint.
+impl From<FollowError> for Problem {
+    fn from(e: FollowError) -> Self {
+        let status = match e {
+            FollowError::Gate(e) => return e.into(),
+            FollowError::System { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            FollowError::Refused { .. } => StatusCode::BAD_GATEWAY,
+            FollowError::NotDecided { .. } => StatusCode::CONFLICT,
+            FollowError::NotRouted { .. } => StatusCode::NOT_FOUND,
+        };
+        let problem = Problem::new(status, e.reason_code(), e.to_string());
+        match e.help() {
+            Some(help) => problem.with_help(help),
+            None => problem,
+        }
+    }
+}
+
+/// The contract routes, with their state applied, merged into the HTTP router by
+/// `api::http::router`.
+pub fn routes(state: ContractState) -> Router<HttpState> {
     Router::new()
         .route("/v1/analysis", post(rollouts::analysis))
         .route("/v1/spinnaker/gates", post(spinnaker::create))
@@ -31,11 +91,12 @@ pub fn routes() -> Router<HttpState> {
         .route("/v1/servicenow/callback", post(servicenow::callback))
         .route("/v1/jira/webhook", post(jira::webhook))
         .route("/v1/admission", post(admission::review))
+        .with_state(state)
 }
 
 /// The router of `admission.listener`: `POST /v1/admission` and nothing else, with the same
 /// body limit as the main port. The caller's TLS peer reaches the handler as `ConnectInfo`.
-pub fn admission_routes(state: HttpState, max_body_bytes: usize) -> Router {
+pub fn admission_routes(state: ContractState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/v1/admission", post(admission::review))
         .layer(DefaultBodyLimit::max(max_body_bytes))

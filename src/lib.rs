@@ -10,8 +10,8 @@
 //! - `store`: durable decisions (SQLite embedded for one replica; PostgreSQL for several).
 //! - `gate`: the core service every transport calls.
 //! - `report`: the audit export as CSV and as a self-contained HTML report.
-//! - `review_routing`: reviews decided outside the gate, by a ServiceNow change's approval or a
-//!   Jira issue's status (opened, polled, and read again on a callback or webhook).
+//! - `review_routing`: reviews decided by a ServiceNow change or a Jira issue, through one generic
+//!   follower (opened, polled with backoff, called back).
 //! - `notify`: signed outbound webhooks when reviews open, end or near their deadline.
 //! - `api`: gRPC and HTTP/JSON transports; `pb`: generated protobuf types.
 //! - `clock`: where time is read and waited for (the system's, or a test's manual clock).

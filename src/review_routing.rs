@@ -1,10 +1,13 @@
 //! Reviews decided outside the gate: per environment, a pending review can be routed to a
 //! ServiceNow change (`servicenow.rs`: the CAB's approval decides) or a Jira issue (`jira.rs`:
-//! reaching a configured status decides). Each follower opens or attaches the ticket, records it
-//! on the decision (`review_ticket`), and polls it with backoff in a background task that one
-//! replica at a time runs under its own store lease; resolutions go through
-//! `Gate::resolve_by_channel` with the system's name as channel, so a second report of the same
-//! outcome is a no-op.
+//! reaching a configured status decides). Each system only opens a ticket and reads its state
+//! (`follower::TicketSystem`); the one generic `follower::Follower` opens or attaches the
+//! ticket, records it on the decision (`review_ticket`), and polls it with backoff by the
+//! injected clock in a background task that one replica at a time runs under the system's own
+//! store lease, and answers the inbound hint (callback, webhook) by reading the ticket back;
+//! resolutions go through `Gate::resolve_by_channel` with the system's name as channel, so a
+//! second report of the same outcome is a no-op. Ticket links are absolute, so routing needs
+//! `server.public_url`.
 //!
 //! ```yaml
 //! review:
@@ -15,28 +18,34 @@
 //!       jira: {adapter: jira, project: REL, approved_statuses: [Approved], rejected_statuses: [Rejected]}
 //! ```
 
+pub mod follower;
 pub mod jira;
 pub mod servicenow;
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use serde::Deserialize;
-use tokio::sync::Notify;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-use tracing::warn;
 
-use crate::adapters::AdapterBuildError;
-use crate::adapters::AdapterConfig;
-use crate::domain::{Decision, DecisionId, ReviewTicket};
-use crate::gate::jobs::Job;
-use crate::gate::{Gate, GateError, ReviewObserver};
+use crate::adapters::{AdapterBuildError, AdapterConfig, AdapterError};
+use crate::domain::Decision;
+use crate::gate::GateError;
 
-pub use jira::{JiraRoute, JiraRouting};
-pub use servicenow::{ServiceNowRoute, ServiceNowRouting};
+pub use follower::{Follower, Inbound, Links, TicketState, TicketSystem};
+pub use jira::{Jira, JiraRoute};
+pub use servicenow::{ServiceNow, ServiceNowRoute};
+
+/// The follower of reviews routed to ServiceNow.
+pub type ServiceNowRouting = Follower<ServiceNow>;
+/// The follower of reviews routed to Jira.
+pub type JiraRouting = Follower<Jira>;
+
+/// The followers of every system, `None` where no environment routes to it: what the inbound
+/// hints (the ServiceNow callback, the Jira webhook) reach through the HTTP state.
+#[derive(Debug, Clone, Default)]
+pub struct ReviewFollowers {
+    pub servicenow: Option<Arc<ServiceNowRouting>>,
+    pub jira: Option<Arc<JiraRouting>>,
+}
 
 /// Where reviews of one environment go (`review.routes.<env>`): one of `servicenow`, `jira`.
 #[derive(Debug, Clone, Deserialize)]
@@ -71,6 +80,13 @@ pub enum RoutingError {
         environment: String,
         message: String,
     },
+    #[error(
+        "review.routes.{environment}.{system}: routing reviews needs `server.public_url`, an absolute http(s) URL (the HTTP listener listens on every address, so its own address names no host): tickets link back to their decision, and people open those links from {system}"
+    )]
+    NoPublicUrl {
+        environment: String,
+        system: &'static str,
+    },
 }
 
 /// Why a routed review could not be opened, followed or resolved.
@@ -78,22 +94,80 @@ pub enum RoutingError {
 pub enum FollowError {
     #[error(transparent)]
     Gate(#[from] GateError),
+    /// No answer (timeout, connection, TLS, rate limit): worth trying again later.
     #[error("{system} cannot be reached right now: {message}")]
     System {
         system: &'static str,
         message: String,
     },
-    #[error("change `{number}` is not approved or rejected in ServiceNow (approval `{approval}`)")]
-    NotDecided { number: String, approval: String },
+    /// The system answered, and said no (a 4xx such as a bad field or a missing permission,
+    /// or an answer that cannot be used): the same request will not do better by itself.
+    #[error("{system} refused the request: {message}")]
+    Refused {
+        system: &'static str,
+        message: String,
+    },
+    /// An inbound hint about a ticket that does not decide its review yet.
+    #[error("{system} ticket `{ticket}` does not decide the review yet ({detail})")]
+    NotDecided {
+        system: &'static str,
+        ticket: String,
+        detail: String,
+    },
+    /// An inbound hint for a system no environment routes reviews to.
+    #[error("no environment routes reviews to {system}")]
+    NotRouted { system: &'static str },
 }
 
 impl FollowError {
+    /// The system's call failed: `Refused` when it answered, `System` when it did not.
+    pub fn from_adapter(system: &'static str, e: &AdapterError) -> Self {
+        let message = e.to_string();
+        match e {
+            AdapterError::Auth { .. }
+            | AdapterError::BadResponse { .. }
+            | AdapterError::NotFound { .. } => FollowError::Refused { system, message },
+            AdapterError::Timeout { .. }
+            | AdapterError::Unreachable { .. }
+            | AdapterError::Tls { .. }
+            | AdapterError::RateLimited { .. } => FollowError::System { system, message },
+        }
+    }
+
     pub fn reason_code(&self) -> &'static str {
         match self {
             FollowError::Gate(e) => e.reason_code(),
             FollowError::System { .. } => "review_route.unavailable",
-            FollowError::NotDecided { .. } => "servicenow.not_decided",
+            FollowError::Refused { .. } => "review_route.refused",
+            FollowError::NotDecided { system, .. } => match *system {
+                servicenow::CHANNEL => "servicenow.not_decided",
+                _ => "jira.not_decided",
+            },
+            FollowError::NotRouted { system } => match *system {
+                servicenow::CHANNEL => "servicenow.not_routed",
+                _ => "jira.not_routed",
+            },
         }
+    }
+
+    /// How to fix it, for people reading the error on either transport.
+    pub fn help(&self) -> Option<String> {
+        Some(match self {
+            FollowError::Gate(e) => return e.help(),
+            FollowError::System { system, .. } => {
+                format!("polling resolves the review once {system} answers again")
+            }
+            FollowError::Refused { system, .. } => format!(
+                "check the route in `review.routes` and the adapter's permissions in {system}; the follower backs off and tries again"
+            ),
+            FollowError::NotDecided { .. } => {
+                "call back once the ticket is approved or rejected; polling will pick it up as well"
+                    .into()
+            }
+            FollowError::NotRouted { system } => {
+                format!("configure `review.routes.<environment>.{system}`")
+            }
+        })
     }
 }
 
@@ -124,119 +198,9 @@ fn route_adapter<'a, C: 'a, A>(
         })
 }
 
-/// The review's ticket in `system`: the one recorded on the decision, or a new one from `open`.
-/// `None` when the review belongs to another system, or opening failed (logged as `what`).
-async fn ticket_for<Fut>(
-    d: &Decision,
-    system: &str,
-    what: &str,
-    open: impl FnOnce() -> Fut,
-) -> Option<ReviewTicket>
-where
-    Fut: Future<Output = Result<ReviewTicket, FollowError>>,
-{
-    match &d.review_ticket {
-        Some(t) if t.system == system => Some(t.clone()),
-        Some(_) => None,
-        None => match open().await {
-            Ok(t) => Some(t),
-            Err(e) => {
-                warn!(
-                    check.id = d.id.as_str(),
-                    reason_code = e.reason_code(),
-                    "cannot open {what} for the review: {e}"
-                );
-                None
-            }
-        },
-    }
-}
-
-/// Wakes a follower as soon as a review opens on this replica.
-struct Wake(Arc<Notify>);
-
-impl ReviewObserver for Wake {
-    fn review_opened(&self, _decision: &Decision) {
-        self.0.notify_one();
-    }
-    fn review_resolved(&self, _decision: &Decision) {}
-}
-
-/// Runs `round` every `tick` (and when woken) while this replica holds lease `job`, until
-/// `stop`: the gate's one lease loop (`gate::jobs`).
-async fn run_claimed<F, Fut>(
-    gate: Arc<Gate>,
-    job: &'static str,
-    holder: String,
-    tick: Duration,
-    wake: Arc<Notify>,
-    stop: CancellationToken,
-    round: F,
-) where
-    F: FnMut(Arc<Gate>) -> Fut,
-    Fut: Future<Output = Result<(), GateError>>,
-{
-    let job = Job {
-        name: job,
-        holder,
-        every: tick.clamp(Duration::from_millis(20), Duration::from_secs(1)),
-        // Long enough to outlive a slow round, short enough that another replica takes over soon.
-        ttl: Duration::from_secs(15),
-        wake: Some(wake),
-    };
-    gate.run_job(job, stop, round).await;
-}
-
-/// When to look at each routed review next. Per replica: a new lease holder starts afresh.
-#[derive(Default)]
-struct Backoff {
-    next: Mutex<HashMap<DecisionId, (Instant, Duration)>>,
-}
-
-impl Backoff {
-    fn due(&self, id: &DecisionId) -> bool {
-        let now = Instant::now();
-        self.next
-            .lock()
-            .map(|p| p.get(id).is_none_or(|(at, _)| *at <= now))
-            .unwrap_or(true)
-    }
-
-    /// The first look, `first` from now.
-    fn start(&self, id: &DecisionId, first: Duration) {
-        if let Ok(mut p) = self.next.lock() {
-            p.insert(id.clone(), (Instant::now() + first, first));
-        }
-    }
-
-    /// Nothing yet: double the interval, up to `max`.
-    fn again(&self, id: &DecisionId, first: Duration, max: Duration) {
-        if let Ok(mut p) = self.next.lock() {
-            let interval = p
-                .get(id)
-                .map_or(first, |(_, i)| i.saturating_mul(2))
-                .min(max);
-            p.insert(id.clone(), (Instant::now() + interval, interval));
-        }
-    }
-
-    fn done(&self, id: &DecisionId) {
-        if let Ok(mut p) = self.next.lock() {
-            p.remove(id);
-        }
-    }
-
-    /// Forgets reviews that are no longer pending.
-    fn keep_only(&self, pending: &[Decision]) {
-        if let Ok(mut p) = self.next.lock() {
-            p.retain(|id, _| pending.iter().any(|d| &d.id == id));
-        }
-    }
-}
-
 /// The ticket text: what needs a review, the failing rules with their remediation, the evidence
 /// sources, the images and the decision link.
-fn describe(d: &Decision, base: &str) -> String {
+fn describe(d: &Decision, links: &Links) -> String {
     let mut text = format!(
         "Portcullis asks for a review of deploying {} to {}.\n{}\n\nFailing rules:\n",
         d.request.application, d.request.environment, d.summary
@@ -266,6 +230,6 @@ fn describe(d: &Decision, base: &str) -> String {
     for image in &d.request.images {
         text.push_str(&format!("- image {image}\n"));
     }
-    text.push_str(&format!("\nDecision: {base}/v1/decisions/{}\n", d.id));
+    text.push_str(&format!("\nDecision: {}\n", links.decision(&d.id)));
     text
 }

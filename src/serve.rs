@@ -68,8 +68,7 @@ pub enum ServeError {
 pub struct App {
     settings: Settings,
     gate: Arc<Gate>,
-    servicenow: Option<Arc<crate::review_routing::ServiceNowRouting>>,
-    jira: Option<Arc<crate::review_routing::JiraRouting>>,
+    reviews: crate::review_routing::ReviewFollowers,
     admission: Option<Arc<crate::admission::Admission>>,
     auth: Arc<Authenticator>,
     policies: PolicyHandle,
@@ -189,17 +188,23 @@ impl App {
         } else {
             gate.with_observer(Arc::new(notifier))
         };
+        // Bound before review routing is built: without `server.public_url`, ticket links use the
+        // listener's own address.
+        let http = bind(settings.server.http_addr).await?;
+        let review_base = review_base(&settings, &http);
         let servicenow = crate::review_routing::ServiceNowRouting::build(
+            crate::review_routing::ServiceNow,
             &settings.review.routes,
             &settings.adapters,
-            settings.server.public_url.clone(),
+            review_base.as_deref(),
             &clock,
         )?
         .map(Arc::new);
         let jira = crate::review_routing::JiraRouting::build(
+            crate::review_routing::Jira,
             &settings.review.routes,
             &settings.adapters,
-            settings.server.public_url.clone(),
+            review_base.as_deref(),
             &clock,
         )?
         .map(Arc::new);
@@ -239,15 +244,13 @@ impl App {
             )),
             _ => None,
         };
-        let http = bind(settings.server.http_addr).await?;
         let grpc = bind(settings.server.grpc_addr).await?;
         Ok(App {
             tls,
             admission_listener,
             settings,
             gate,
-            servicenow,
-            jira,
+            reviews: crate::review_routing::ReviewFollowers { servicenow, jira },
             admission,
             auth,
             policies,
@@ -285,8 +288,7 @@ impl App {
         let App {
             settings,
             gate,
-            servicenow,
-            jira,
+            reviews,
             admission,
             auth,
             policies,
@@ -336,14 +338,14 @@ impl App {
         }
         // Reviews routed to ServiceNow or Jira: one replica at a time opens and polls their
         // tickets.
-        if let Some(routing) = &servicenow {
+        if let Some(routing) = &reviews.servicenow {
             jobs.push(tokio::spawn(Arc::clone(routing).run(
                 Arc::clone(&gate),
                 format!("portcullis-{}", uuid::Uuid::new_v4()),
                 stop.clone(),
             )));
         }
-        if let Some(routing) = &jira {
+        if let Some(routing) = &reviews.jira {
             jobs.push(tokio::spawn(Arc::clone(routing).run(
                 Arc::clone(&gate),
                 format!("portcullis-{}", uuid::Uuid::new_v4()),
@@ -356,6 +358,12 @@ impl App {
             auth: Arc::clone(&auth),
             public_url: settings.server.public_url.clone(),
         };
+        // The contracts reach the review followers and admission through typed state.
+        let contract_state = crate::contracts::ContractState {
+            http: http_state.clone(),
+            reviews,
+            admission,
+        };
         // The API server's own port: `POST /v1/admission` only, over TLS, with the client's
         // certificate handed to the handler (who may call is decided there).
         let admission_task = match admission_listener {
@@ -367,10 +375,9 @@ impl App {
                         message: e.to_string(),
                     })?;
                 let router = crate::contracts::admission_routes(
-                    http_state.clone(),
+                    contract_state.clone(),
                     settings.server.max_body_bytes,
                 )
-                .layer(axum::Extension(admission.clone()))
                 .layer(TraceLayer::new_for_http());
                 let admission_stop = stop.clone();
                 Some(tokio::spawn(async move {
@@ -386,15 +393,10 @@ impl App {
         };
         let http_router = api::http::router(
             http_state,
-            crate::contracts::routes(),
+            crate::contracts::routes(contract_state),
             settings.server.max_body_bytes,
             settings.server.max_evidence_bytes,
         )
-        // The ServiceNow callback and the Jira webhook reach their routing through extensions
-        // (`None` when unset).
-        .layer(axum::Extension(servicenow))
-        .layer(axum::Extension(jira))
-        .layer(axum::Extension(admission))
         // Outermost, so every request (rejected ones too) gets a span.
         .layer(TraceLayer::new_for_http());
         let http_stop = stop.clone();
@@ -515,6 +517,32 @@ impl App {
             None => Ok(()),
         }
     }
+}
+
+/// The absolute base of the links review tickets carry: `server.public_url`, else the HTTP
+/// listener's own address when it names one host (a development setup; warned about). `None`
+/// when the listener listens on every address: its address names no host, and review routing
+/// then refuses to start (`RoutingError::NoPublicUrl`).
+fn review_base(settings: &Settings, http: &TcpListener) -> Option<String> {
+    if let Some(url) = &settings.server.public_url {
+        return Some(url.clone());
+    }
+    let addr = http
+        .local_addr()
+        .ok()
+        .filter(|a| !a.ip().is_unspecified())?;
+    let scheme = if settings.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let base = format!("{scheme}://{addr}");
+    if !settings.review.routes.is_empty() {
+        warn!(
+            "`server.public_url` is not set: review tickets link to {base}; set it to the URL people reach the gate at"
+        );
+    }
+    Some(base)
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {

@@ -464,6 +464,16 @@ pub trait Store: Send + Sync + 'static {
     /// Gives the lease up early so another holder need not wait for it to lapse. `false` when it
     /// was no longer held.
     async fn release(&self, lease: &Lease) -> Result<bool, StoreError>;
+
+    /// The pending decision whose review waits on ticket `handle` of `system` (`servicenow`,
+    /// `jira`): its number, matched without regard to ASCII case, or its id in that system,
+    /// matched exactly. The newest if several wait on it. One indexed lookup
+    /// (`decision_tickets`, migration 0011, filled when a ticket is attached), never a scan.
+    async fn find_pending_by_ticket(
+        &self,
+        system: &str,
+        handle: &str,
+    ) -> Result<Option<Decision>, StoreError>;
 }
 
 /// Opens the store named by `url` (`sqlite://path`, `sqlite::memory:`, `postgres://…` or

@@ -141,7 +141,7 @@ pub fn authenticate(
 /// `POST /v1/admission`
 pub(crate) async fn review(
     State(state): State<HttpState>,
-    Extension(admission): Extension<Option<Arc<Admission>>>,
+    State(admission): State<Option<Arc<Admission>>>,
     peer: Option<Extension<ConnectInfo<TlsPeer>>>,
     headers: HeaderMap,
     body: Bytes,

@@ -4,20 +4,17 @@
 //! bearer token (role pipeline or approver). The body is only a hint: the issue is read back
 //! from Jira and the review resolves only if its status is a configured approved / rejected
 //! one, so a forged or repeated call changes nothing. Always `200` with `{resolved, …}` unless
-//! the body is unusable (`400`) or Jira cannot be read (`503`).
+//! the body is unusable (`400`), Jira cannot be read (`503`) or refuses the read (`502`).
 
-use std::sync::Arc;
-
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
 use crate::api::http::problem::Problem;
 use crate::api::http::{Authed, HttpState};
 use crate::domain::ValidationError;
-use crate::review_routing::{FollowError, JiraRouting};
+use crate::review_routing::{FollowError, Inbound, ReviewFollowers, jira};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -49,7 +46,7 @@ pub struct WebhookAnswer {
 /// `POST /v1/jira/webhook`
 pub(crate) async fn webhook(
     State(s): State<HttpState>,
-    Extension(routing): Extension<Option<Arc<JiraRouting>>>,
+    State(reviews): State<ReviewFollowers>,
     Authed(principal): Authed,
     body: Bytes,
 ) -> Result<Json<WebhookAnswer>, Problem> {
@@ -68,37 +65,29 @@ pub(crate) async fn webhook(
             "send the issue's `key` (or `id`)",
         )));
     }
-    let Some(routing) = routing else {
-        return Err(Problem::new(
-            StatusCode::NOT_FOUND,
-            "jira.not_routed",
-            "no environment routes reviews to Jira",
-        )
-        .with_help("configure `review.routes.<environment>.jira`"));
+    let Some(routing) = reviews.jira else {
+        return Err(FollowError::NotRouted {
+            system: jira::CHANNEL,
+        }
+        .into());
     };
     tracing::debug!(event = body.webhook_event.as_str(), key, id, "jira webhook");
     let issue = if key.is_empty() { id } else { key }.to_string();
-    match routing.webhook(&s.gate, &principal, key, id).await {
-        Ok(Some(d)) => Ok(Json(WebhookAnswer {
+    match routing.inbound(&s.gate, &principal, &[key, id]).await? {
+        Inbound::Resolved(d) => Ok(Json(WebhookAnswer {
             resolved: true,
             issue,
             decision_id: Some(d.id.to_string()),
             verdict: Some(d.verdict.as_str().to_string()),
             outcome: d.resolution.map(|r| r.outcome.as_str().to_string()),
         })),
-        Ok(None) => Ok(Json(WebhookAnswer {
+        // The webhook is only a hint: an issue whose status decides nothing yet is no error.
+        Inbound::Waiting { .. } | Inbound::NoReview => Ok(Json(WebhookAnswer {
             resolved: false,
             issue,
             decision_id: None,
             verdict: None,
             outcome: None,
         })),
-        Err(FollowError::Gate(e)) => Err(e.into()),
-        Err(e) => Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            e.reason_code(),
-            e.to_string(),
-        )
-        .with_help("polling resolves the review once Jira answers again")),
     }
 }

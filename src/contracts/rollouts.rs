@@ -26,8 +26,10 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
+use super::fields::base_url;
 use crate::api::http::problem::Problem;
 use crate::api::http::{Authed, HttpState};
 use crate::domain::{
@@ -79,13 +81,15 @@ pub(crate) struct AnalysisResponse {
     decision_id: String,
     status: &'static str,
     reason: String,
-    /// Where to read (and, with the review lifecycle, resolve) the decision.
+    /// Where to read (and, with the review lifecycle, resolve) the decision: absolute, on the
+    /// same base URL as every contract's links (`fields::base_url`).
     review_url: String,
 }
 
 pub(crate) async fn analysis(
     State(s): State<HttpState>,
     Authed(principal): Authed,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<AnalysisResponse>, Problem> {
     let req: AnalysisRequest = serde_json::from_slice(&body).map_err(|e| {
@@ -124,7 +128,7 @@ pub(crate) async fn analysis(
             }));
         }
     };
-    Ok(Json(response(&decision)))
+    Ok(Json(response(&decision, &base_url(&s, &headers))))
 }
 
 fn draft(r: &AnalysisRequest) -> CheckRequestDraft {
@@ -180,7 +184,7 @@ fn draft(r: &AnalysisRequest) -> CheckRequestDraft {
     }
 }
 
-fn response(d: &Decision) -> AnalysisResponse {
+fn response(d: &Decision, base: &str) -> AnalysisResponse {
     let applicable = d.rule_results.len();
     let passed = d
         .rule_results
@@ -204,6 +208,6 @@ fn response(d: &Decision) -> AnalysisResponse {
             DecisionStatus::Final => "final",
         },
         reason: d.summary.chars().take(300).collect(),
-        review_url: format!("/v1/decisions/{}", d.id),
+        review_url: format!("{base}/v1/decisions/{}", d.id),
     }
 }

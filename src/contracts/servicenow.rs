@@ -18,11 +18,8 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use std::sync::Arc;
-
-use axum::Extension;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 use super::fields::{StringList, base_url};
@@ -32,6 +29,7 @@ use crate::domain::{
     CallerKind, ChangeNumber, CheckRequestDraft, Decision, DecisionStatus, ImageDraft, SourceDraft,
     ValidationError, Verdict,
 };
+use crate::review_routing::{self, FollowError, Inbound, ReviewFollowers};
 
 /// The body ServiceNow sends (see `integrations/servicenow/outbound-rest-message.md`).
 #[derive(Debug, Default, Deserialize)]
@@ -170,11 +168,10 @@ pub struct CallbackAnswer {
 /// `POST /v1/servicenow/callback`
 pub(crate) async fn callback(
     State(s): State<HttpState>,
-    Extension(routing): Extension<Option<Arc<crate::review_routing::ServiceNowRouting>>>,
+    State(reviews): State<ReviewFollowers>,
     Authed(principal): Authed,
     body: Bytes,
 ) -> Result<Json<CallbackAnswer>, Problem> {
-    use crate::review_routing::FollowError;
     let body: Callback = serde_json::from_slice(&body).map_err(|e| {
         Problem::invalid(&ValidationError::new(
             "",
@@ -183,13 +180,11 @@ pub(crate) async fn callback(
         ))
     })?;
     let number = change_number(&body.number).map_err(|e| Problem::invalid(&e))?;
-    let Some(routing) = routing else {
-        return Err(Problem::new(
-            StatusCode::NOT_FOUND,
-            "servicenow.not_routed",
-            "no environment routes reviews to ServiceNow",
-        )
-        .with_help("configure `review.routes.<environment>.servicenow`"));
+    let Some(routing) = reviews.servicenow else {
+        return Err(FollowError::NotRouted {
+            system: review_routing::servicenow::CHANNEL,
+        }
+        .into());
     };
     tracing::debug!(
         number = number.as_str(),
@@ -198,8 +193,8 @@ pub(crate) async fn callback(
         approver = body.approver.as_str(),
         "servicenow callback"
     );
-    match routing.callback(&s.gate, &principal, &number).await {
-        Ok(Some(d)) => {
+    match routing.inbound(&s.gate, &principal, &[&number]).await? {
+        Inbound::Resolved(d) => {
             let r = d.resolution.as_ref();
             Ok(Json(CallbackAnswer {
                 resolved: true,
@@ -211,7 +206,7 @@ pub(crate) async fn callback(
                 message: d.summary.clone(),
             }))
         }
-        Ok(None) => Ok(Json(CallbackAnswer {
+        Inbound::NoReview => Ok(Json(CallbackAnswer {
             resolved: false,
             message: format!("no pending review waits on `{number}`; nothing to do"),
             change_number: number,
@@ -220,19 +215,13 @@ pub(crate) async fn callback(
             outcome: None,
             by: None,
         })),
-        Err(FollowError::Gate(e)) => Err(e.into()),
-        Err(e @ FollowError::NotDecided { .. }) => Err(Problem::new(
-            StatusCode::CONFLICT,
-            e.reason_code(),
-            e.to_string(),
-        )
-        .with_help("call back once the change's approval is `approved` or `rejected`; polling will pick it up as well")),
-        Err(e @ FollowError::System { .. }) => Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            e.reason_code(),
-            e.to_string(),
-        )
-        .with_help("polling resolves the review once ServiceNow answers again")),
+        // ServiceNow calls back when the change is decided: a change that is not is a conflict.
+        Inbound::Waiting { ticket, detail } => Err(FollowError::NotDecided {
+            system: review_routing::servicenow::CHANNEL,
+            ticket,
+            detail,
+        }
+        .into()),
     }
 }
 

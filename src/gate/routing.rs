@@ -68,7 +68,7 @@ impl Gate {
     }
 
     /// The pending review waiting on ticket `number` (or id) of `system`, if any (`principal` must be
-    /// allowed to read decisions).
+    /// allowed to read decisions): one indexed store lookup, whatever the number of pending reviews.
     pub async fn find_by_review_ticket(
         &self,
         principal: &Principal,
@@ -76,11 +76,7 @@ impl Gate {
         number: &str,
     ) -> Result<Option<Decision>, GateError> {
         require(principal, super::READERS)?;
-        Ok(self.pending_reviews().await?.into_iter().find(|d| {
-            d.review_ticket.as_ref().is_some_and(|t| {
-                t.system == system && (t.number.eq_ignore_ascii_case(number) || t.id == number)
-            })
-        }))
+        Ok(self.store.find_pending_by_ticket(system, number).await?)
     }
 
     /// Resolves a review on an outside system's word (`channel`, e.g. `servicenow`), recorded

@@ -2,7 +2,8 @@
 //! creates an issue (ADF description on Cloud v3) with the failing rules, and the review ends
 //! when the issue reaches one of the configured statuses — `approved_statuses` → approve,
 //! `rejected_statuses` → reject — by polling with backoff under the `review-jira` lease, and
-//! at once on `POST /v1/jira/webhook` (the issue is read back; the body is only a hint).
+//! at once on `POST /v1/jira/webhook` (the issue is read back; the body is only a hint). Only
+//! `open` and `read` live here; `follower.rs` does the rest, as for every system.
 //!
 //! Status names are per workflow and editable, and an "Approved" status may sit in any category
 //! (contract §2.4), so only the statuses named here count, by name (case-insensitive) or id;
@@ -31,28 +32,21 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::Notify;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
 
-use super::{
-    Backoff, FollowError, ReviewRoute, RoutingError, Wake, describe, route_adapter, run_claimed,
-    ticket_for,
-};
+use super::follower::{Links, TicketState, TicketSystem};
+use super::{FollowError, ReviewRoute, RoutingError, describe, route_adapter};
 use crate::adapters::{AdapterConfig, JiraAdapter};
-use crate::auth::{Principal, Role};
 use crate::clock::Clock;
 use crate::domain::{Channel, Decision, ReviewTicket};
-use crate::gate::{Gate, GateError, ReviewAnswer, ReviewObserver};
+use crate::gate::ReviewAnswer;
 
 /// The channel (and ticket system) of Jira resolutions.
 pub const CHANNEL: &str = "jira";
-
-/// The lease under which one replica at a time creates and polls issues.
-const JOB: &str = "review-jira";
 
 /// Bound on the Jira calls for one review in one round.
 const CALL_DEADLINE: Duration = Duration::from_secs(15);
@@ -112,31 +106,35 @@ impl JiraRoute {
     }
 }
 
-/// Creates and follows Jira issues for routed reviews.
-pub struct JiraRouting {
-    routes: BTreeMap<String, (JiraRoute, Arc<JiraAdapter>)>,
-    public_url: Option<String>,
-    wake: Arc<Notify>,
-    polls: Backoff,
-    follower: Principal,
+/// One environment's Jira route: its configuration and the adapter it calls.
+#[derive(Debug)]
+pub struct JiraRouted {
+    config: JiraRoute,
+    adapter: Arc<JiraAdapter>,
 }
 
-impl std::fmt::Debug for JiraRouting {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JiraRouting")
-            .field("environments", &self.routes.keys().collect::<Vec<_>>())
-            .finish_non_exhaustive()
-    }
+/// Jira as a system that decides reviews.
+#[derive(Debug, Default)]
+pub struct Jira;
+
+fn failed(e: &crate::adapters::AdapterError) -> FollowError {
+    FollowError::from_adapter(CHANNEL, e)
 }
 
-impl JiraRouting {
-    /// `None` when no environment routes reviews to Jira.
-    pub fn build(
+#[async_trait]
+impl TicketSystem for Jira {
+    type Route = JiraRouted;
+    const CHANNEL: Channel = Channel::Jira;
+    const JOB: &'static str = "review-jira";
+    const FOLLOWER: &'static str = "jira-follower";
+    const TICKET: &'static str = "a Jira issue";
+
+    fn routes(
+        &self,
         routes: &BTreeMap<String, ReviewRoute>,
         adapters: &[AdapterConfig],
-        public_url: Option<String>,
         clock: &Arc<dyn Clock>,
-    ) -> Result<Option<Self>, RoutingError> {
+    ) -> Result<BTreeMap<String, JiraRouted>, RoutingError> {
         let mut built = BTreeMap::new();
         for (environment, route) in routes {
             let Some(jira) = &route.jira else {
@@ -166,195 +164,39 @@ impl JiraRouting {
                 },
                 |c| JiraAdapter::build(c, Arc::clone(clock)),
             )?;
-            built.insert(environment.clone(), (jira.clone(), adapter));
+            built.insert(
+                environment.clone(),
+                JiraRouted {
+                    config: jira.clone(),
+                    adapter,
+                },
+            );
         }
-        if built.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(Self {
-            routes: built,
-            public_url: public_url.map(|u| u.trim_end_matches('/').to_string()),
-            wake: Arc::new(Notify::new()),
-            polls: Backoff::default(),
-            follower: Principal::new("jira-follower", vec![Role::Approver]),
-        }))
+        Ok(built)
     }
 
-    /// The gate hook that wakes the follower when a review opens.
-    pub fn observer(&self) -> Arc<dyn ReviewObserver> {
-        Arc::new(Wake(Arc::clone(&self.wake)))
+    fn adapter(route: &JiraRouted) -> &str {
+        &route.config.adapter
     }
 
-    /// Creates issues for new routed reviews and polls open ones until `stop`, while this
-    /// replica holds the `review-jira` lease.
-    pub async fn run(self: Arc<Self>, gate: Arc<Gate>, holder: String, stop: CancellationToken) {
-        let tick = self
-            .routes
-            .values()
-            .map(|(r, _)| r.poll_interval)
-            .min()
-            .unwrap_or(Duration::from_secs(1));
-        let wake = Arc::clone(&self.wake);
-        run_claimed(gate, JOB, holder, tick, wake, stop, |gate| {
-            let this = Arc::clone(&self);
-            async move { this.round(&gate).await }
-        })
-        .await;
+    fn poll(route: &JiraRouted) -> (Duration, Duration) {
+        (route.config.poll_interval, route.config.max_poll_interval)
     }
 
-    /// One pass over the pending reviews: create what has no issue yet, poll what is due.
-    pub async fn round(&self, gate: &Arc<Gate>) -> Result<(), GateError> {
-        let pending = gate.pending_reviews().await?;
-        self.polls.keep_only(&pending);
-        for d in pending {
-            let Some((route, adapter)) = self.routes.get(d.request.environment.as_str()) else {
-                continue;
-            };
-            let Some(ticket) = ticket_for(&d, CHANNEL, "a Jira issue", || {
-                self.open(gate, &d, route, adapter)
-            })
-            .await
-            else {
-                continue;
-            };
-            if !self.polls.due(&d.id) {
-                continue;
-            }
-            match self
-                .follow(gate, &self.follower, &d, &ticket, route, adapter)
-                .await
-            {
-                Ok(true) => self.polls.done(&d.id),
-                Ok(false) => self
-                    .polls
-                    .again(&d.id, route.poll_interval, route.max_poll_interval),
-                Err(e) => {
-                    warn!(
-                        check.id = d.id.as_str(),
-                        key = ticket.number.as_str(),
-                        reason_code = e.reason_code(),
-                        "cannot follow the review's issue: {e}"
-                    );
-                    self.polls
-                        .again(&d.id, route.poll_interval, route.max_poll_interval);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads the issue; resolves the review when its status is a configured one. `true` when
-    /// the review is final.
-    async fn follow(
-        &self,
-        gate: &Arc<Gate>,
-        principal: &Principal,
-        d: &Decision,
-        ticket: &ReviewTicket,
-        route: &JiraRoute,
-        adapter: &JiraAdapter,
-    ) -> Result<bool, FollowError> {
-        let deadline = Instant::now() + CALL_DEADLINE;
-        // By id: a moved issue keeps its id and answers under its new key.
-        let issue = adapter
-            .issue_status(&ticket.id, deadline)
-            .await
-            .map_err(|e| FollowError::System {
-                system: CHANNEL,
-                message: e.to_string(),
-            })?;
-        let Some(answer) = route.answer(&issue) else {
-            return Ok(false);
-        };
-        let comment = format!(
-            "Jira issue {} reached status `{}`",
-            issue["key"].as_str().unwrap_or(ticket.number.as_str()),
-            issue["status"]["name"].as_str().unwrap_or_default()
-        );
-        let status_id = issue["status"]["id"].as_str().unwrap_or_default();
-        let mover = adapter
-            .status_changed_by(&ticket.id, status_id, deadline)
-            .await
-            .map_err(|e| format!("its changelog cannot be read ({e})"))
-            .and_then(|m| {
-                m.ok_or_else(|| "its changelog names nobody who moved it there".to_string())
-            });
-        let by = match (mover, answer) {
-            (Ok(by), _) => by,
-            (Err(why), ReviewAnswer::Approve) => {
-                let reason = format!(
-                    "Jira issue {} reached status `{}`, but {why}; the review stays pending until who approved can be read",
-                    issue["key"].as_str().unwrap_or(ticket.number.as_str()),
-                    issue["status"]["name"].as_str().unwrap_or_default()
-                );
-                gate.note_unaccepted_resolution(
-                    &d.id,
-                    Channel::Jira,
-                    crate::review_routing::servicenow::APPROVER_UNKNOWN,
-                    &reason,
-                )
-                .await;
-                return Ok(false);
-            }
-            (Err(_), ReviewAnswer::Reject) => CHANNEL.to_string(),
-        };
-        gate.resolve_by_channel(principal, &d.id, answer, &by, &comment, Channel::Jira)
-            .await?;
-        Ok(true)
-    }
-
-    /// An inbound Jira webhook (or Automation "send web request") about issue `key` / `id`:
-    /// the issue is read back and the review resolved if its status decides it. `Ok(None)`: no
-    /// pending review waits on that issue, or its status decides nothing yet.
-    pub async fn webhook(
-        &self,
-        gate: &Arc<Gate>,
-        principal: &Principal,
-        key: &str,
-        id: &str,
-    ) -> Result<Option<Decision>, FollowError> {
-        let mut found = None;
-        for handle in [key, id].into_iter().filter(|h| !h.trim().is_empty()) {
-            found = gate
-                .find_by_review_ticket(principal, CHANNEL, handle)
-                .await?;
-            if found.is_some() {
-                break;
-            }
-        }
-        let Some(d) = found else {
-            return Ok(None);
-        };
-        let (Some(ticket), Some((route, adapter))) = (
-            d.review_ticket.clone(),
-            self.routes.get(d.request.environment.as_str()),
-        ) else {
-            return Ok(None);
-        };
-        if self
-            .follow(gate, principal, &d, &ticket, route, adapter)
-            .await?
-        {
-            self.polls.done(&d.id);
-            return Ok(Some(gate.get(principal, &d.id).await?));
-        }
-        Ok(None)
-    }
-
-    /// Creates the review issue for `d` and records it.
+    /// Creates the review issue for `d`.
     async fn open(
         &self,
-        gate: &Arc<Gate>,
         d: &Decision,
-        route: &JiraRoute,
-        adapter: &JiraAdapter,
+        route: &JiraRouted,
+        links: &Links,
+        now: DateTime<Utc>,
     ) -> Result<ReviewTicket, FollowError> {
-        let base = self.public_url.as_deref().unwrap_or("");
-        let mut description = describe(d, base);
+        let config = &route.config;
+        let mut description = describe(d, links);
         description.push_str(&format!(
             "Move this issue to {} to approve the deploy, or to {} to reject it.",
-            route.approved_statuses.join(" / "),
-            route.rejected_statuses.join(" / ")
+            config.approved_statuses.join(" / "),
+            config.rejected_statuses.join(" / ")
         ));
         let summary: String = format!(
             "Review: deploy {} to {} (Portcullis)",
@@ -363,36 +205,66 @@ impl JiraRouting {
         .chars()
         .take(250)
         .collect();
-        let created = adapter
+        let created = route
+            .adapter
             .create_issue(
-                &route.project,
-                &route.issue_type,
+                &config.project,
+                &config.issue_type,
                 &summary,
                 &description,
-                &route.labels,
+                &config.labels,
                 Instant::now() + CALL_DEADLINE,
             )
             .await
-            .map_err(|e| FollowError::System {
-                system: CHANNEL,
-                message: e.to_string(),
-            })?;
-        let ticket = ReviewTicket {
+            .map_err(|e| failed(&e))?;
+        Ok(ReviewTicket {
             system: CHANNEL.to_string(),
-            adapter: route.adapter.clone(),
-            number: created.key.clone(),
-            id: created.id.clone(),
+            adapter: config.adapter.clone(),
+            number: created.key,
+            id: created.id,
             opened_by_gate: true,
-            at: gate.now(),
+            at: now,
+        })
+    }
+
+    /// Reads the issue (by id: a moved issue keeps its id and answers under its new key) and,
+    /// when its status is a configured one, who moved it there, from its changelog.
+    async fn read(
+        &self,
+        ticket: &ReviewTicket,
+        route: &JiraRouted,
+    ) -> Result<TicketState, FollowError> {
+        let deadline = Instant::now() + CALL_DEADLINE;
+        let issue = route
+            .adapter
+            .issue_status(&ticket.id, deadline)
+            .await
+            .map_err(|e| failed(&e))?;
+        let status = issue["status"]["name"].as_str().unwrap_or_default();
+        let Some(answer) = route.config.answer(&issue) else {
+            return Ok(TicketState::Waiting {
+                detail: format!("status `{status}`"),
+            });
         };
-        info!(
-            check.id = d.id.as_str(),
-            key = created.key.as_str(),
-            "review follows a Jira issue"
+        let summary = format!(
+            "Jira issue {} reached status `{status}`",
+            issue["key"].as_str().unwrap_or(ticket.number.as_str()),
         );
-        self.polls.start(&d.id, route.poll_interval);
-        let stored = gate.attach_review_ticket(&d.id, ticket.clone()).await?;
-        Ok(stored.review_ticket.unwrap_or(ticket))
+        let status_id = issue["status"]["id"].as_str().unwrap_or_default();
+        let by = route
+            .adapter
+            .status_changed_by(&ticket.id, status_id, deadline)
+            .await
+            .map_err(|e| format!("its changelog cannot be read ({e})"))
+            .and_then(|m| {
+                m.ok_or_else(|| "its changelog names nobody who moved it there".to_string())
+            });
+        Ok(TicketState::Decided {
+            answer,
+            by,
+            summary,
+            note: String::new(),
+        })
     }
 }
 

@@ -919,4 +919,27 @@ impl Store for PostgresStore {
             .await?;
         Ok(result.rows_affected() == 1)
     }
+
+    async fn find_pending_by_ticket(
+        &self,
+        system: &str,
+        handle: &str,
+    ) -> Result<Option<Decision>, StoreError> {
+        // Numbers are stored upper-cased, ids as they are (migration 0011).
+        let stored: Option<StoredDecision> = self
+            .bounded(
+                sqlx::query_as(
+                    "SELECT d.id, d.schema_version, d.body \
+                     FROM decision_tickets AS t JOIN decisions AS d ON d.id = t.decision_id \
+                     WHERE t.system = $1 AND t.handle IN ($2, $3) AND d.status = 'pending' \
+                     ORDER BY t.decision_id DESC LIMIT 1",
+                )
+                .bind(system)
+                .bind(handle)
+                .bind(handle.to_ascii_uppercase())
+                .fetch_optional(&self.pool),
+            )
+            .await?;
+        stored.map(StoredDecision::into_decision).transpose()
+    }
 }

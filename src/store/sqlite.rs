@@ -964,6 +964,29 @@ impl Store for SqliteStore {
         .map_err(from_sqlx)?;
         Ok(result.rows_affected() == 1)
     }
+
+    async fn find_pending_by_ticket(
+        &self,
+        system: &str,
+        handle: &str,
+    ) -> Result<Option<Decision>, StoreError> {
+        // Numbers are stored upper-cased, ids as they are (migration 0011). CROSS JOIN keeps
+        // the ticket index outermost: without statistics SQLite would otherwise start from the
+        // status index, a scan of every pending decision.
+        let stored: Option<StoredDecision> = sqlx::query_as(
+            "SELECT d.id, d.schema_version, d.body \
+             FROM decision_tickets AS t CROSS JOIN decisions AS d ON d.id = t.decision_id \
+             WHERE t.system = ?1 AND t.handle IN (?2, ?3) AND d.status = 'pending' \
+             ORDER BY t.decision_id DESC LIMIT 1",
+        )
+        .bind(system)
+        .bind(handle)
+        .bind(handle.to_ascii_uppercase())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        stored.map(StoredDecision::into_decision).transpose()
+    }
 }
 
 /// Stores `rows` at their `places` in the log inside the caller's transaction.

@@ -147,6 +147,8 @@ on_both_backends!(
     a_result_replaced_at_approval_moves_the_decision_between_outcomes,
     lists_filter_on_a_creation_time_range,
     traceability_filters_combine_and_page,
+    a_pending_review_is_found_by_its_ticket_among_many,
+    migration_0011_indexes_the_tickets_of_reviews_already_pending,
 );
 
 /// Builds a complete, valid `Decision` through the domain's own parse constructors.
@@ -2008,4 +2010,196 @@ fn rule_rows_are_one_per_rule_and_failed_wins() {
     let (ids, outcomes) = super::row::rule_rows(&d);
     assert_eq!(ids, ["a", "b", "c"]);
     assert_eq!(outcomes, ["failed", "failed", "passed"]);
+}
+
+/// Attaches ticket `number` / `id` of `system` to pending `d` through the one write path
+/// (an appended `review_ticket_attached` event), as the gate does.
+async fn attach_ticket(store: &dyn Store, d: &Decision, system: &str, number: &str, id: &str) {
+    let (_, count) = store.get_decision_versioned(&d.id).await.unwrap().unwrap();
+    let at = d.created_at + ChronoDuration::milliseconds(1);
+    let event = DecisionEvent::new(
+        d.id.clone(),
+        at,
+        EventKind::ReviewTicketAttached {
+            ticket: crate::domain::ReviewTicket {
+                system: system.into(),
+                adapter: system.into(),
+                number: number.into(),
+                id: id.into(),
+                opened_by_gate: true,
+                at,
+            },
+        },
+    );
+    let next = crate::domain::apply(Some(d), &event, at).unwrap();
+    assert!(store.append_events(&next, count, &[event]).await.unwrap());
+}
+
+async fn a_pending_review_is_found_by_its_ticket_among_many(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = fx.store.as_ref();
+    let pending = || {
+        decision()
+            .verdict(Verdict::ManualReview)
+            .status(DecisionStatus::Pending)
+            .build()
+    };
+    // Many pending reviews, a few hundred more than one page of `list_decisions`, only some of
+    // them routed.
+    let mut all = Vec::new();
+    for i in 0..700 {
+        let d = pending();
+        insert(store, &d).await;
+        if i % 7 == 0 {
+            attach_ticket(
+                store,
+                &d,
+                "servicenow",
+                &format!("CHG{i:07}"),
+                &format!("sys{i}"),
+            )
+            .await;
+        }
+        all.push(d);
+    }
+    let wanted = &all[350];
+    let found = |system: &'static str, handle: String| async move {
+        store
+            .find_pending_by_ticket(system, &handle)
+            .await
+            .unwrap()
+            .map(|d| d.id)
+    };
+    // By number (any case) or by id (exactly), only in its own system.
+    assert_eq!(
+        found("servicenow", "CHG0000350".into()).await,
+        Some(wanted.id.clone())
+    );
+    assert_eq!(
+        found("servicenow", "chg0000350".into()).await,
+        Some(wanted.id.clone())
+    );
+    assert_eq!(
+        found("servicenow", "sys350".into()).await,
+        Some(wanted.id.clone())
+    );
+    assert_eq!(
+        found("servicenow", "SYS350".into()).await,
+        None,
+        "ids match exactly"
+    );
+    assert_eq!(found("jira", "CHG0000350".into()).await, None);
+    assert_eq!(
+        found("servicenow", "CHG0000351".into()).await,
+        None,
+        "never routed"
+    );
+
+    // A Jira issue: key and numeric id.
+    let issue = pending();
+    insert(store, &issue).await;
+    attach_ticket(store, &issue, "jira", "REL-12", "10042").await;
+    assert_eq!(found("jira", "rel-12".into()).await, Some(issue.id.clone()));
+    assert_eq!(found("jira", "10042".into()).await, Some(issue.id.clone()));
+
+    // Once resolved, the review no longer waits on its ticket.
+    let (resolved, event) = resolve(wanted, ResolutionOutcome::Approved, "bob");
+    let (_, count) = store
+        .get_decision_versioned(&wanted.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .append_events(&resolved, count, &[event])
+            .await
+            .unwrap()
+    );
+    assert_eq!(found("servicenow", "CHG0000350".into()).await, None);
+
+    // The lookup is a search of the ticket index, not a scan.
+    if let Backend::Sqlite = backend {
+        let raw = sqlx::SqlitePool::connect(&fx.url).await.unwrap();
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+            "EXPLAIN QUERY PLAN SELECT d.id, d.schema_version, d.body \
+             FROM decision_tickets AS t CROSS JOIN decisions AS d ON d.id = t.decision_id \
+             WHERE t.system = 'servicenow' AND t.handle IN ('A', 'a') AND d.status = 'pending' \
+             ORDER BY t.decision_id DESC LIMIT 1",
+        )
+        .fetch_all(&raw)
+        .await
+        .unwrap();
+        let plan: Vec<String> = plan.into_iter().map(|(_, _, _, detail)| detail).collect();
+        assert!(
+            plan.iter()
+                .any(|p| p.starts_with("SEARCH t USING PRIMARY KEY")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|p| p.starts_with("SCAN")), "{plan:?}");
+    }
+}
+
+async fn migration_0011_indexes_the_tickets_of_reviews_already_pending(backend: Backend) {
+    let fx = fresh(backend).await;
+    let ticket = |number: &str, id: &str| crate::domain::ReviewTicket {
+        system: "servicenow".into(),
+        adapter: "servicenow".into(),
+        number: number.into(),
+        id: id.into(),
+        opened_by_gate: false,
+        at: chrono::DateTime::from_timestamp_millis(1_790_000_000_000).unwrap(),
+    };
+    // Stored as they were before 0011: the ticket in the body only, no index row.
+    let mut pending = decision()
+        .verdict(Verdict::ManualReview)
+        .status(DecisionStatus::Pending)
+        .build();
+    pending.review_ticket = Some(ticket("CHG0000001", "sys1"));
+    insert(fx.store.as_ref(), &pending).await;
+    let mut finished = decision().build();
+    finished.review_ticket = Some(ticket("CHG0000002", "sys2"));
+    insert(fx.store.as_ref(), &finished).await;
+    // Undo 0011, as if the database predates it, and open the store again: it migrates.
+    let undo: &[&str] = match backend {
+        Backend::Sqlite => &[
+            "DROP TRIGGER decision_tickets_on_attach",
+            "DROP TRIGGER decision_tickets_on_delete",
+            "DROP TABLE decision_tickets",
+        ],
+        Backend::Postgres => &[
+            "DROP TRIGGER decision_tickets_on_attach ON decision_events",
+            "DROP TRIGGER decision_tickets_on_delete ON decisions",
+            "DROP FUNCTION decision_tickets_fill()",
+            "DROP FUNCTION decision_tickets_forget()",
+            "DROP TABLE decision_tickets",
+        ],
+    };
+    for statement in undo {
+        raw_exec(&fx, backend, statement).await;
+    }
+    raw_exec(
+        &fx,
+        backend,
+        "DELETE FROM _sqlx_migrations WHERE version = 11",
+    )
+    .await;
+    let store = open(&fx.url, &StoreOptions::default()).await.unwrap();
+    let found = store
+        .find_pending_by_ticket("servicenow", "chg0000001")
+        .await
+        .unwrap();
+    assert_eq!(found.map(|d| d.id), Some(pending.id.clone()));
+    let found = store
+        .find_pending_by_ticket("servicenow", "sys1")
+        .await
+        .unwrap();
+    assert_eq!(found.map(|d| d.id), Some(pending.id));
+    // A final decision is never looked up by its ticket.
+    assert!(
+        store
+            .find_pending_by_ticket("servicenow", "CHG0000002")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -169,3 +169,20 @@ async fn malformed_measurements_are_4xx_not_a_verdict() {
     let body = app.analysis(&bad).await.json_with(StatusCode::BAD_REQUEST);
     assert_eq!(body["field"], "images[0].reference.digest");
 }
+
+#[tokio::test]
+async fn the_review_url_is_absolute_on_the_same_base_as_every_contract_link() {
+    let app = TestApp::builder()
+        .policies(&[("p.yaml", REVIEW)])
+        .spawn()
+        .await;
+    let image = format!("ghcr.io/acme/payments@{}", digest('9'));
+    let body = measure(&app, &measurement(&image, "5c6d7e")).await;
+    let id = body["decisionId"].as_str().unwrap();
+    // Without `server.public_url`, the base is the request's own host.
+    assert_eq!(
+        body["reviewUrl"],
+        format!("http://{}/v1/decisions/{id}", app.http_addr),
+        "{body}"
+    );
+}

@@ -233,3 +233,70 @@ async fn who_moved_the_issue_approves_and_separation_of_duties_applies_to_them()
     assert_eq!(d["resolution"]["outcome"], "approved", "{d}");
     assert_eq!(d["resolution"]["by"], "rita@acme.example", "{d}");
 }
+
+#[tokio::test]
+async fn an_issue_jira_refuses_to_create_is_noted_on_the_review_and_backed_off() {
+    let sims = sim::start(0).await.unwrap();
+    let builder = TestApp::builder()
+        .policies(&[("p.yaml", REVIEW)])
+        .token("ci", "pc_pipeline", vec![Role::Pipeline])
+        .adapter(json!({
+            "kind": "jira", "name": "jira", "base_url": sims.jira.base_url,
+            "auth": {"type": "basic", "username": sim::jira::EMAIL,
+                     "password": {"value": sim::jira::API_TOKEN}},
+        }));
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut settings = builder.settings(dir.path());
+    // No project: Jira answers the create with 400 and a field error.
+    let route: ReviewRoute = serde_json::from_value(json!({"jira": {
+        "adapter": "jira", "project": "",
+        "approved_statuses": ["Approved"], "rejected_statuses": ["Rejected"],
+        "poll_interval": "1h", "max_poll_interval": "1h",
+    }}))
+    .unwrap();
+    settings.review.routes.insert("prod".into(), route);
+    let app = crate::support::app::start(settings, dir, Some("pc_pipeline".into())).await;
+
+    let first: Value = app
+        .post_check(&good_check("jira-refused-1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let d = noted(&app, first["id"].as_str().unwrap()).await;
+    assert_eq!(d["status"], "pending", "{d}");
+    assert!(d["review_ticket"].is_null(), "{d}");
+    let attempt = &d["refused_attempts"][0];
+    assert_eq!(attempt["reason_code"], "review_route.refused", "{d}");
+    assert_eq!(attempt["channel"], "jira", "{d}");
+    let reason = attempt["reason"].as_str().unwrap();
+    assert!(reason.contains("HTTP 400"), "{reason}");
+    assert!(!reason.contains("cannot be reached"), "{reason}");
+
+    // Two more reviews wake the follower for two more rounds; each opens its own issue once,
+    // and the first review, backed off for an hour, is not retried in them.
+    let before = sims.jira.control.requests();
+    for key in ["jira-refused-2", "jira-refused-3"] {
+        let d: Value = app.post_check(&good_check(key)).await.json().await.unwrap();
+        noted(&app, d["id"].as_str().unwrap()).await;
+    }
+    assert_eq!(sims.jira.control.requests(), before + 2);
+    let d = decision(&app, first["id"].as_str().unwrap()).await;
+    assert_eq!(d["refused_attempts"].as_array().unwrap().len(), 1, "{d}");
+}
+
+/// Waits until the review has a refused attempt on it; returns the decision.
+async fn noted(app: &TestApp, id: &str) -> Value {
+    eventually(
+        Duration::from_secs(10),
+        "the refusal on the review",
+        || async {
+            let d = decision(app, id).await;
+            d["refused_attempts"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+                .then_some(d)
+        },
+    )
+    .await
+}
