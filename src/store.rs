@@ -5,12 +5,14 @@
 //! Architecture invariant: no module but `store` runs SQL.
 //!
 //! Layout: `row.rs` turns a `Decision` into column values and back (shared by every backend),
-//! `page.rs` is the page token, `errors.rs` maps sqlx errors, and each backend keeps its SQL in
-//! its own file (`sqlite.rs`, `postgres.rs`) with its migrations under `migrations/<backend>/`.
+//! `page.rs` is the page token, `list.rs` the list query above its FROM clause, `errors.rs` maps
+//! sqlx errors, and each backend keeps its SQL in its own file (`sqlite.rs`, `postgres.rs`) with
+//! its migrations under `migrations/<backend>/`.
 //! The one suite in `tests.rs` runs against both, which is what keeps their behaviour equal.
 
 mod errors;
 mod ledger_rows;
+mod list;
 mod page;
 mod postgres;
 mod row;
@@ -263,7 +265,7 @@ pub struct DecisionPage {
 }
 
 /// A claim on a named piece of background work (e.g. "poll pending reviews"), held by one
-/// replica until it lapses, unless renewed. See `Store::try_claim`.
+/// replica until it lapses, unless its holder claims it again (which extends it). See `Store::try_claim`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     pub job: String,
@@ -383,8 +385,6 @@ pub trait Store: Send + Sync + 'static {
         expected_events: u64,
         events: &[DecisionEvent],
     ) -> Result<bool, StoreError>;
-    /// Every event recorded for decision `id`, oldest first.
-    async fn decision_events(&self, id: &DecisionId) -> Result<Vec<DecisionEvent>, StoreError>;
     /// Numbers and hashes up to `max` events that have none yet, in the order they were
     /// stored, after the log's head, and moves the head; returns how many. One sequencer at a
     /// time wins the head (a row lock); the lease holder runs it before each checkpoint.
@@ -458,9 +458,6 @@ pub trait Store: Send + Sync + 'static {
         holder: &str,
         ttl: Duration,
     ) -> Result<Option<Lease>, StoreError>;
-    /// Extends a held lease by `ttl` from now. `false` when it was lost (lapsed, or taken over):
-    /// the holder must stop the work.
-    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, StoreError>;
     /// Gives the lease up early so another holder need not wait for it to lapse. `false` when it
     /// was no longer held.
     async fn release(&self, lease: &Lease) -> Result<bool, StoreError>;

@@ -25,10 +25,11 @@ use super::errors::{from_migrate, from_sqlx};
 use super::ledger_rows::{
     PRUNE_STATEMENTS, checkpoint_from_body, db_int, node_columns, nodes_from_rows,
 };
-use super::page::{clamp_page_size, decode_token, encode_token};
+use super::list;
+use super::page::{clamp_page_size, decode_token};
 use super::row::{
-    DecisionRow, EventRow, PolicyVersionRow, StoredDecision, StoredEvent, StoredPolicyVersion,
-    StoredVersioned, StoredWithFingerprint, Unsequenced, image_digests, link_rows, rule_rows,
+    DecisionRow, EventRow, PolicyVersionRow, StoredDecision, StoredPolicyVersion, StoredVersioned,
+    StoredWithFingerprint, Unsequenced, image_digests, link_rows, rule_rows,
 };
 use super::{
     DecisionFilter, DecisionPage, Inserted, Lease, STARTUP_WAIT_FACTOR, Store, StoreError,
@@ -370,8 +371,7 @@ impl Store for PostgresStore {
         let page_size = clamp_page_size(page_size);
         let after = page_token.map(decode_token).transpose()?;
 
-        let mut query: QueryBuilder<'_, Postgres> =
-            QueryBuilder::new("SELECT d.id, d.schema_version, d.body FROM ");
+        let mut query: QueryBuilder<'_, Postgres> = QueryBuilder::new(list::SELECT);
         // The same shape as SQLite's (see there): a rule or image filter joins its index table
         // by primary key. PostgreSQL orders the joins by its statistics, so nothing is forced;
         // ordering by the joined id lets either table's index give the page order.
@@ -384,10 +384,7 @@ impl Store for PostgresStore {
                 query.push(" AND r.outcome = ").push_bind(outcome.as_str());
             }
             if let Some(digest) = &filter.image_digest {
-                query
-                    .push(" AND EXISTS (SELECT 1 FROM decision_images AS i WHERE i.digest = ")
-                    .push_bind(digest.as_str())
-                    .push(" AND i.environment = d.environment AND i.decision_id = d.id)");
+                list::push_image_exists(&mut query, digest.as_str());
             }
             "r.decision_id"
         } else if let Some(digest) = &filter.image_digest {
@@ -405,69 +402,13 @@ impl Store for PostgresStore {
             query.push("decisions AS d WHERE TRUE");
             "d.id"
         };
-        if let Some(application) = &filter.application {
-            query
-                .push(" AND d.application = ")
-                .push_bind(application.as_str());
-        }
-        if let Some(environment) = &filter.environment {
-            query
-                .push(" AND d.environment = ")
-                .push_bind(environment.as_str());
-        }
-        if let Some(verdict) = filter.verdict {
-            query.push(" AND d.verdict = ").push_bind(verdict.as_str());
-        }
-        if let Some(status) = filter.status {
-            query.push(" AND d.status = ").push_bind(status.as_str());
-        }
-        if let Some(caller_kind) = filter.caller_kind {
-            query
-                .push(" AND d.caller_kind = ")
-                .push_bind(caller_kind.as_str());
-        }
-        if let Some(principal) = &filter.principal {
-            query
-                .push(" AND d.principal = ")
-                .push_bind(principal.as_str());
-        }
-        let (from, until) = filter.created_range_millis();
-        if let Some(from) = from {
-            query.push(" AND d.created_at >= ").push_bind(from);
-        }
-        if let Some(until) = until {
-            query.push(" AND d.created_at < ").push_bind(until);
-        }
-        if let Some(after) = &after {
-            query
-                .push(" AND ")
-                .push(order)
-                .push(" < ")
-                .push_bind(after.as_str());
-        }
-        query
-            .push(" ORDER BY ")
-            .push(order)
-            .push(" DESC LIMIT ")
-            .push_bind(i64::from(page_size) + 1);
+        list::push_conditions(&mut query, filter);
+        list::push_page(&mut query, order, after.as_ref(), page_size);
 
         let rows: Vec<StoredDecision> = self
             .bounded(query.build_query_as().fetch_all(&self.pool))
             .await?;
-        let more = rows.len() > page_size as usize;
-        let decisions = rows
-            .into_iter()
-            .take(page_size as usize)
-            .map(StoredDecision::into_decision)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_page_token = match decisions.last() {
-            Some(last) if more => Some(encode_token(&last.id)),
-            _ => None,
-        };
-        Ok(DecisionPage {
-            decisions,
-            next_page_token,
-        })
+        list::page(rows, page_size)
     }
 
     async fn get_decision_versioned(
@@ -553,20 +494,6 @@ impl Store for PostgresStore {
             Ok(true)
         })
         .await
-    }
-
-    async fn decision_events(&self, id: &DecisionId) -> Result<Vec<DecisionEvent>, StoreError> {
-        let rows: Vec<StoredEvent> = self
-            .bounded(
-                sqlx::query_as(
-                    "SELECT decision_id, idx, body FROM decision_events WHERE decision_id = $1 \
-                     ORDER BY idx",
-                )
-                .bind(id.as_str())
-                .fetch_all(&self.pool),
-            )
-            .await?;
-        rows.into_iter().map(StoredEvent::into_event).collect()
     }
 
     async fn sequence_events(&self, max: u32) -> Result<u64, StoreError> {
@@ -878,26 +805,6 @@ impl Store for PostgresStore {
             holder: holder.to_string(),
             generation,
         }))
-    }
-
-    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, StoreError> {
-        let sql = concat!(
-            "UPDATE leases SET expires_at = ",
-            now_ms!(),
-            " + $1 WHERE job = $2 AND holder = $3 AND generation = $4 AND expires_at > ",
-            now_ms!()
-        );
-        let result = self
-            .bounded(
-                sqlx::query(sql)
-                    .bind(ttl_millis(ttl))
-                    .bind(&lease.job)
-                    .bind(&lease.holder)
-                    .bind(lease.generation)
-                    .execute(&self.pool),
-            )
-            .await?;
-        Ok(result.rows_affected() == 1)
     }
 
     async fn release(&self, lease: &Lease) -> Result<bool, StoreError> {

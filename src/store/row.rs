@@ -257,32 +257,6 @@ impl EventRow {
     }
 }
 
-/// One stored event as read back.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct StoredEvent {
-    pub(crate) decision_id: String,
-    pub(crate) idx: i64,
-    pub(crate) body: String,
-}
-
-impl StoredEvent {
-    pub(crate) fn into_event(self) -> Result<DecisionEvent, StoreError> {
-        let event: DecisionEvent = serde_json::from_str(&self.body).map_err(|e| {
-            StoreError::Corrupt(format!(
-                "event {} of decision `{}` is not a valid stored event: {e}",
-                self.idx, self.decision_id
-            ))
-        })?;
-        if event.decision_id.as_str() != self.decision_id {
-            return Err(StoreError::Corrupt(format!(
-                "event {} of decision `{}` belongs to decision `{}`",
-                self.idx, self.decision_id, event.decision_id
-            )));
-        }
-        Ok(event)
-    }
-}
-
 /// A decision with its event count (`decisions.event_count`), the token of a compare-and-set.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct StoredVersioned {

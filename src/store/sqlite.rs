@@ -28,10 +28,11 @@ use super::errors::{from_migrate, from_sqlx};
 use super::ledger_rows::{
     PRUNE_STATEMENTS, checkpoint_from_body, db_int, node_columns, nodes_from_rows,
 };
-use super::page::{clamp_page_size, decode_token, encode_token};
+use super::list;
+use super::page::{clamp_page_size, decode_token};
 use super::row::{
-    DecisionRow, EventRow, PolicyVersionRow, StoredDecision, StoredEvent, StoredPolicyVersion,
-    StoredVersioned, StoredWithFingerprint, Unsequenced, image_digests, link_rows, rule_rows,
+    DecisionRow, EventRow, PolicyVersionRow, StoredDecision, StoredPolicyVersion, StoredVersioned,
+    StoredWithFingerprint, Unsequenced, image_digests, link_rows, rule_rows,
 };
 use super::{
     DecisionFilter, DecisionPage, Inserted, Lease, RuleOutcomeFilter, Store, StoreError,
@@ -413,8 +414,7 @@ impl Store for SqliteStore {
         let page_size = clamp_page_size(page_size);
         let after = page_token.map(decode_token).transpose()?;
 
-        let mut query: QueryBuilder<'_, Sqlite> =
-            QueryBuilder::new("SELECT d.id, d.schema_version, d.body FROM ");
+        let mut query: QueryBuilder<'_, Sqlite> = QueryBuilder::new(list::SELECT);
         // "Rule failed" and the image digest have indexes in id order (the table
         // `decision_rules_failed` `(rule_id, decision_id)`, brought up to date first, `decision_images` `(digest, environment, decision_id)`):
         // the list walks one newest first and joins each row to its decision by primary key, so
@@ -435,6 +435,9 @@ impl Store for SqliteStore {
                 .push("decision_rules_failed AS r CROSS JOIN decisions AS d ")
                 .push("WHERE d.id = r.decision_id AND r.rule_id = ")
                 .push_bind(rule.rule_id.as_str());
+            if let Some(digest) = &filter.image_digest {
+                list::push_image_exists(&mut query, digest.as_str());
+            }
             "r.decision_id"
         } else if let Some(digest) = &filter.image_digest {
             query
@@ -462,88 +465,15 @@ impl Store for SqliteStore {
             }
             query.push(")");
         }
-        if let Some(digest) = filter
-            .image_digest
-            .as_ref()
-            .filter(|_| rule_failed.is_some())
-        {
-            // A decision's image rows carry its environment, so this is a full-key lookup.
-            query
-                .push(" AND EXISTS (SELECT 1 FROM decision_images AS i WHERE i.digest = ")
-                .push_bind(digest.as_str())
-                .push(" AND i.environment = d.environment AND i.decision_id = d.id)");
-        }
-        // Only the filters that are set become conditions, so the planner sees plain equalities
-        // it can serve from the `(column, id)` indexes.
-        if let Some(application) = &filter.application {
-            query
-                .push(" AND d.application = ")
-                .push_bind(application.as_str());
-        }
-        if let Some(environment) = &filter.environment {
-            query
-                .push(" AND d.environment = ")
-                .push_bind(environment.as_str());
-        }
-        if let Some(verdict) = filter.verdict {
-            query.push(" AND d.verdict = ").push_bind(verdict.as_str());
-        }
-        if let Some(status) = filter.status {
-            query.push(" AND d.status = ").push_bind(status.as_str());
-        }
-        if let Some(caller_kind) = filter.caller_kind {
-            query
-                .push(" AND d.caller_kind = ")
-                .push_bind(caller_kind.as_str());
-        }
-        if let Some(principal) = &filter.principal {
-            query
-                .push(" AND d.principal = ")
-                .push_bind(principal.as_str());
-        }
-        let (from, until) = filter.created_range_millis();
-        if let Some(from) = from {
-            query.push(" AND d.created_at >= ").push_bind(from);
-        }
-        if let Some(until) = until {
-            query.push(" AND d.created_at < ").push_bind(until);
-        }
-        // The walked index's id column equals `d.id`; naming it lets SQLite see that the index
-        // already gives the order.
-        if let Some(after) = &after {
-            query
-                .push(" AND ")
-                .push(order)
-                .push(" < ")
-                .push_bind(after.as_str());
-        }
-        // One row beyond the page tells whether another page exists, so the last page carries
-        // no token and callers never fetch an empty page.
-        query
-            .push(" ORDER BY ")
-            .push(order)
-            .push(" DESC LIMIT ")
-            .push_bind(i64::from(page_size) + 1);
+        list::push_conditions(&mut query, filter);
+        list::push_page(&mut query, order, after.as_ref(), page_size);
 
         let rows: Vec<StoredDecision> = query
             .build_query_as()
             .fetch_all(&self.pool)
             .await
             .map_err(from_sqlx)?;
-        let more = rows.len() > page_size as usize;
-        let decisions = rows
-            .into_iter()
-            .take(page_size as usize)
-            .map(StoredDecision::into_decision)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_page_token = match decisions.last() {
-            Some(last) if more => Some(encode_token(&last.id)),
-            _ => None,
-        };
-        Ok(DecisionPage {
-            decisions,
-            next_page_token,
-        })
+        list::page(rows, page_size)
     }
 
     async fn get_decision_versioned(
@@ -617,18 +547,6 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(from_sqlx)?;
         turn.head = Some(place);
         Ok(true)
-    }
-
-    async fn decision_events(&self, id: &DecisionId) -> Result<Vec<DecisionEvent>, StoreError> {
-        let rows: Vec<StoredEvent> = sqlx::query_as(
-            "SELECT decision_id, idx, body FROM decision_events WHERE decision_id = ? \
-             ORDER BY idx",
-        )
-        .bind(id.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(from_sqlx)?;
-        rows.into_iter().map(StoredEvent::into_event).collect()
     }
 
     async fn sequence_events(&self, max: u32) -> Result<u64, StoreError> {
@@ -930,23 +848,6 @@ impl Store for SqliteStore {
             holder: holder.to_string(),
             generation,
         }))
-    }
-
-    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, StoreError> {
-        let result = sqlx::query(concat!(
-            "UPDATE leases SET expires_at = ",
-            now_ms!(),
-            " + ?1 WHERE job = ?2 AND holder = ?3 AND generation = ?4 AND expires_at > ",
-            now_ms!()
-        ))
-        .bind(ttl_millis(ttl))
-        .bind(&lease.job)
-        .bind(&lease.holder)
-        .bind(lease.generation)
-        .execute(&self.writer.lock().await.pool)
-        .await
-        .map_err(from_sqlx)?;
-        Ok(result.rows_affected() == 1)
     }
 
     async fn release(&self, lease: &Lease) -> Result<bool, StoreError> {
