@@ -153,6 +153,35 @@ async fn the_gate_opens_a_change_and_polling_follows_it_to_approval() {
 }
 
 #[tokio::test]
+async fn grpc_shows_the_review_ticket_http_shows() {
+    let sims = sim::start(0).await.unwrap();
+    // Polled once an hour: the review stays pending on its change while both transports read it.
+    let app = app(&sims, "1h", true).await;
+    let mut body = good_check("route-grpc");
+    body["change_refs"]["servicenow_changes"] = json!([]);
+    let id = pending(&app, &body).await;
+    let number = ticket(&app, &id).await;
+    let http = decision(&app, &id).await["review_ticket"].clone();
+
+    let mut grpc = portcullis::client::GateClient::new(
+        &app.grpc_url(),
+        Some("pc_pipeline"),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let d = grpc.get(&id).await.unwrap();
+    let t = d.review_ticket.expect("the gRPC decision names its ticket");
+    assert_eq!(t.system, "servicenow");
+    assert_eq!(t.number, number);
+    assert_eq!(t.id, http["id"].as_str().unwrap());
+    assert!(!t.id.is_empty());
+    assert!(t.opened_by_gate);
+    let at = t.at.unwrap();
+    let http_at = chrono::DateTime::parse_from_rfc3339(http["at"].as_str().unwrap()).unwrap();
+    assert_eq!(at.seconds, http_at.timestamp());
+}
+
+#[tokio::test]
 async fn a_callback_resolves_in_its_own_request_and_a_second_one_is_a_no_op() {
     let sims = sim::start(0).await.unwrap();
     // Polling is an hour away: only the callback can resolve it.

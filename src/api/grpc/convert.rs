@@ -288,6 +288,13 @@ pub(super) fn decision(d: &Decision) -> pb::Decision {
                 principal: r.principal.clone().unwrap_or_default(),
             })
             .collect(),
+        review_ticket: d.review_ticket.as_ref().map(|t| pb::ReviewTicket {
+            system: t.system.clone(),
+            number: t.number.clone(),
+            id: t.id.clone(),
+            opened_by_gate: t.opened_by_gate,
+            at: Some(timestamp(t.at)),
+        }),
     }
 }
 
