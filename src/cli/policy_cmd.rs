@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Subcommand, ValueEnum};
 
 use super::ExitCode;
+use crate::config;
 use crate::policy::{cases, lint};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -17,10 +18,16 @@ pub(super) enum Format {
 #[derive(Debug, Subcommand)]
 pub(super) enum PolicyCommand {
     /// Validate a directory of policy files; problems are printed as `file:line:col: message`.
+    ///
+    /// With `--config FILE`, rules are checked against the adapter instances that configuration
+    /// defines: a rule reading an instance it does not define is an error.
     Lint {
         dir: PathBuf,
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
+        /// A configuration file (as for `serve`) whose adapter instance names the rules may read.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Run policy test cases (YAML): evidence in, expected verdict and reasons out.
     Test {
@@ -31,8 +38,26 @@ pub(super) enum PolicyCommand {
 
 pub(super) fn run(cmd: PolicyCommand) -> ExitCode {
     match cmd {
-        PolicyCommand::Lint { dir, format } => {
-            let report = lint::lint_dir(&dir);
+        PolicyCommand::Lint {
+            dir,
+            format,
+            config,
+        } => {
+            let instances = match config.as_deref().map(|file| config::load(Some(file))) {
+                None => None,
+                Some(Ok(settings)) => Some(
+                    settings
+                        .adapters
+                        .iter()
+                        .map(|a| a.name().to_string())
+                        .collect::<Vec<_>>(),
+                ),
+                Some(Err(e)) => {
+                    eprintln!("error: --config: {e}");
+                    return ExitCode::BadInput;
+                }
+            };
+            let report = lint::lint_dir_for(&dir, instances.as_deref());
             match format {
                 Format::Human => print!("{}", report.render_human()),
                 Format::Json => println!(

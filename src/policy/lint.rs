@@ -106,6 +106,14 @@ impl LintReport {
 
 /// Lints the policy files of `dir`.
 pub fn lint_dir(dir: &Path) -> LintReport {
+    lint_dir_for(dir, None)
+}
+
+/// `lint_dir` against the adapter instances a configuration defines (`policy lint --config`):
+/// then a rule reading a namespace that is neither `request` nor one of `instances` is an error,
+/// since the gate would have no source of that name and the rule's evidence would always be
+/// missing. Without `instances` the adapter kinds and the files' `sources:` are assumed.
+pub fn lint_dir_for(dir: &Path, instances: Option<&[String]>) -> LintReport {
     match PolicySource::read_dir(dir) {
         Ok(sources) if sources.is_empty() => LintReport {
             files: 0,
@@ -121,7 +129,7 @@ pub fn lint_dir(dir: &Path) -> LintReport {
                 ),
             }],
         },
-        Ok(sources) => lint_sources(sources),
+        Ok(sources) => lint_sources_for(sources, instances),
         Err(errors) => LintReport {
             files: 0,
             rules: 0,
@@ -136,6 +144,11 @@ pub fn lint_dir(dir: &Path) -> LintReport {
 
 /// Lints policy files given as text.
 pub fn lint_sources(sources: Vec<PolicySource>) -> LintReport {
+    lint_sources_for(sources, None)
+}
+
+/// `lint_sources` against configured adapter `instances` (see `lint_dir_for`).
+pub fn lint_sources_for(sources: Vec<PolicySource>, instances: Option<&[String]>) -> LintReport {
     let files = sources.len();
     let (set, errors) = PolicySet::load_partial(sources);
     let mut diagnostics: Vec<LintDiagnostic> = errors
@@ -167,7 +180,12 @@ pub fn lint_sources(sources: Vec<PolicySource>) -> LintReport {
             .filter(|f| f.name == rule.file)
             .flat_map(|f| f.sources.iter().map(|t| t.value.as_str()))
             .collect();
-        lint_rule(rule, &declared, &mut diagnostics);
+        // With a configuration its instances are the namespaces there are, checked instead of
+        // the assumed kinds and declarations.
+        lint_rule(rule, &declared, instances.is_none(), &mut diagnostics);
+        if let Some(instances) = instances {
+            unconfigured_sources(rule, instances, &mut diagnostics);
+        }
     }
     diagnostics.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
     LintReport {
@@ -177,7 +195,43 @@ pub fn lint_sources(sources: Vec<PolicySource>) -> LintReport {
     }
 }
 
-fn lint_rule(rule: &Rule, declared: &[&str], out: &mut Vec<LintDiagnostic>) {
+/// With a configuration: every namespace a rule reads must be `request` or a configured
+/// instance, else the gate answers "no evidence source named … is configured" on every check.
+fn unconfigured_sources(rule: &Rule, instances: &[String], out: &mut Vec<LintDiagnostic>) {
+    let mut known: Vec<&str> = vec!["request"];
+    known.extend(instances.iter().map(String::as_str));
+    let mut seen: Vec<&str> = Vec::new();
+    for (leaf, path) in rule
+        .condition
+        .leaves()
+        .into_iter()
+        .flat_map(|l| l.paths().map(move |p| (l, p)))
+    {
+        let source = path.source();
+        if known.contains(&source) || seen.contains(&source) {
+            continue;
+        }
+        seen.push(source);
+        let hint = closest(source, &known)
+            .map(|s| format!("did you mean `{s}`? "))
+            .unwrap_or_default();
+        out.push(error_diag(
+            rule.file.clone(),
+            leaf.path_pos.line,
+            leaf.path_pos.col,
+            format!(
+                "rule `{}` reads `{source}`, but the configuration has no adapter instance named `{source}`",
+                rule.id
+            ),
+            Some(format!(
+                "{hint}configured instances: {}; add an adapter named `{source}` under `adapters:` or read one that exists (its evidence would always be missing)",
+                if instances.is_empty() { "none".to_string() } else { instances.join(", ") }
+            )),
+        ));
+    }
+}
+
+fn lint_rule(rule: &Rule, declared: &[&str], namespaces: bool, out: &mut Vec<LintDiagnostic>) {
     let f = rule.file.as_str();
     if rule.description.is_none() {
         out.push(warning(
@@ -233,6 +287,9 @@ fn lint_rule(rule: &Rule, declared: &[&str], out: &mut Vec<LintDiagnostic>) {
             format!("rule `{}` can never apply: `callers` is empty", rule.id),
             "remove `callers` to apply to every caller, or list some",
         ));
+    }
+    if !namespaces {
+        return;
     }
     let mut known: Vec<&str> = KNOWN_SOURCES.to_vec();
     known.extend_from_slice(declared);
@@ -394,6 +451,33 @@ mod tests {
             help.as_deref()
                 .unwrap()
                 .starts_with("did you mean `sonarqube`?")
+        );
+    }
+
+    #[test]
+    fn configured_instances_are_the_namespaces_there_are() {
+        let text = "rules:\n  - id: r\n    title: T\n    severity: low\n    description: d\n    remediation: r\n    condition: {all: [{path: $.sq_main.ok, op: exists}, {path: $.request.application, op: exists}, {path: $.sonarqube.ok, op: exists}]}\n";
+        let source = || {
+            vec![PolicySource {
+                name: "p.yaml".into(),
+                text: text.into(),
+            }]
+        };
+        let instances = vec!["sq_main".to_string()];
+        let r = lint_sources_for(source(), Some(&instances));
+        assert_eq!(r.diagnostics.len(), 1, "{:?}", r.diagnostics);
+        let d = &r.diagnostics[0];
+        assert_eq!(d.severity, LintSeverity::Error);
+        assert!(d.message.contains("`sonarqube`"), "{}", d.message);
+        // Without a configuration the kind is assumed and the instance name is unknown.
+        let r = lint_sources_for(source(), None);
+        assert!(!r.has_errors());
+        assert!(
+            r.diagnostics
+                .iter()
+                .any(|d| d.message.contains("`sq_main`")),
+            "{:?}",
+            r.diagnostics
         );
     }
 

@@ -166,6 +166,68 @@ async fn policy_lint_passes_good_policies_and_locates_broken_ones() {
 }
 
 #[tokio::test]
+async fn policy_lint_with_a_config_knows_its_adapter_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    let rule = |id: &str, path: &str| {
+        format!(
+            "rules:\n  - id: {id}\n    title: T\n    severity: high\n    description: d\n    remediation: r\n    condition: {{ path: {path}, op: exists }}\n"
+        )
+    };
+    std::fs::write(policies.join("a.yaml"), rule("scanned", "$.scans.ok")).unwrap();
+    let config = dir.path().join("portcullis.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "adapters:\n  - kind: trivy\n    name: scans\n    reports_dir: {}\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let lint = |extra: &[&str]| {
+        let mut args = vec!["policy", "lint", policies.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        portcullis(&args).await
+    };
+
+    // Without the configuration `scans` is no namespace lint knows of.
+    let out = run(lint(&[])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("unknown evidence namespace `scans`"),
+        "{}",
+        text(&out)
+    );
+
+    // With it, a rule reading a configured instance lints clean.
+    let out = run(lint(&["--config", config.to_str().unwrap()])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("scans`"), "{}", text(&out));
+
+    // A rule reading an instance the configuration lacks is an error, located and explained.
+    std::fs::write(policies.join("b.yaml"), rule("sonar", "$.sonar.ok")).unwrap();
+    let out = run(lint(&["--config", config.to_str().unwrap()])).await;
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let all = text(&out);
+    assert!(all.contains("b.yaml:7:"), "{all}");
+    assert!(all.contains("no adapter instance named `sonar`"), "{all}");
+    assert!(all.contains("configured instances: scans"), "{all}");
+
+    // A configuration that does not load is bad input, not a lint result.
+    let out = run(lint(&[
+        "--config",
+        dir.path().join("missing.yaml").to_str().unwrap(),
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[tokio::test]
 async fn policy_test_runs_case_files() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let cases = root.join("src/policy/builtin/supply-chain.cases.yaml");
