@@ -68,11 +68,14 @@ async fn serve(url: &str) -> String {
         .with_signer(Arc::new(CheckpointSigner::generate())),
     );
     // The ledger's background half, as `serve` runs it (more often than the 5 s default).
-    tokio::spawn(Arc::clone(&gate).run_checkpointer(
-        "bench".into(),
-        Duration::from_secs(1),
-        tokio_util::sync::CancellationToken::new(),
-    ));
+    // `PORTCULLIS_BENCH_CHECKPOINTER=off` leaves it out, to see what it costs.
+    if std::env::var("PORTCULLIS_BENCH_CHECKPOINTER").as_deref() != Ok("off") {
+        tokio::spawn(Arc::clone(&gate).run_checkpointer(
+            "bench".into(),
+            Duration::from_secs(1),
+            tokio_util::sync::CancellationToken::new(),
+        ));
+    }
     let http = HttpState {
         gate,
         auth: Arc::new(Authenticator::new(&[]).unwrap()),
