@@ -19,11 +19,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use portcullis::admission::{Admission, AdmissionSettings};
-use portcullis::api::http::{HttpState, router};
 use portcullis::auth::Authenticator;
+use portcullis::edge::HttpState;
 use portcullis::gate::{Gate, GateOptions};
 use portcullis::metrics::Metrics;
 use portcullis::policy::{PolicyHandle, PolicySet};
+use portcullis::serve::http_router;
 use portcullis::store::{self, StoreOptions};
 use serde_json::{Value, json};
 
@@ -160,12 +161,15 @@ async fn run(label: &str, url: &str, size: Size) {
         auth: Arc::new(Authenticator::new(&[]).unwrap()),
         public_url: None,
     };
-    let contracts = portcullis::contracts::routes(portcullis::contracts::ContractState {
-        http: http.clone(),
-        reviews: Default::default(),
-        admission: Some(admission),
-    });
-    let app = router(http, contracts, 1 << 20, 64 << 20);
+    let app = http_router(
+        portcullis::contracts::ContractState {
+            http,
+            reviews: Default::default(),
+            admission: Some(admission),
+        },
+        1 << 20,
+        64 << 20,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });

@@ -17,12 +17,13 @@ use std::time::{Duration, Instant as StdInstant};
 use async_trait::async_trait;
 use criterion::{Criterion, criterion_group};
 use portcullis::adapters::{Adapter, AdapterError, Facts};
-use portcullis::api::http::{HttpState, router};
 use portcullis::auth::Authenticator;
 use portcullis::domain::CheckRequest;
+use portcullis::edge::HttpState;
 use portcullis::gate::{Gate, GateOptions};
 use portcullis::metrics::Metrics;
 use portcullis::policy::{PolicyHandle, PolicySet};
+use portcullis::serve::http_router;
 use portcullis::store::{self, StoreOptions};
 use serde_json::json;
 
@@ -123,12 +124,15 @@ async fn start(delay: Duration) -> Server {
         auth: Arc::new(Authenticator::new(&[]).unwrap()),
         public_url: None,
     };
-    let contracts = portcullis::contracts::routes(portcullis::contracts::ContractState {
-        http: http.clone(),
-        reviews: Default::default(),
-        admission: None,
-    });
-    let app = router(http, contracts, 1 << 20, 64 << 20);
+    let app = http_router(
+        portcullis::contracts::ContractState {
+            http,
+            reviews: Default::default(),
+            admission: None,
+        },
+        1 << 20,
+        64 << 20,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1/checks", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });

@@ -20,12 +20,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use portcullis::api::http::{HttpState, router};
 use portcullis::audit::checkpoint::CheckpointSigner;
 use portcullis::auth::Authenticator;
+use portcullis::edge::HttpState;
 use portcullis::gate::{Gate, GateOptions};
 use portcullis::metrics::Metrics;
 use portcullis::policy::{PolicyHandle, PolicySet};
+use portcullis::serve::http_router;
 use portcullis::store::{self, StoreOptions};
 use serde_json::json;
 use sqlx::Connection;
@@ -68,22 +69,28 @@ async fn serve(url: &str) -> String {
         .with_signer(Arc::new(CheckpointSigner::generate())),
     );
     // The ledger's background half, as `serve` runs it (more often than the 5 s default).
-    tokio::spawn(Arc::clone(&gate).run_checkpointer(
-        "bench".into(),
-        Duration::from_secs(1),
-        tokio_util::sync::CancellationToken::new(),
-    ));
+    // `PORTCULLIS_BENCH_CHECKPOINTER=off` leaves it out, to see what it costs.
+    if std::env::var("PORTCULLIS_BENCH_CHECKPOINTER").as_deref() != Ok("off") {
+        tokio::spawn(Arc::clone(&gate).run_checkpointer(
+            "bench".into(),
+            Duration::from_secs(1),
+            tokio_util::sync::CancellationToken::new(),
+        ));
+    }
     let http = HttpState {
         gate,
         auth: Arc::new(Authenticator::new(&[]).unwrap()),
         public_url: None,
     };
-    let contracts = portcullis::contracts::routes(portcullis::contracts::ContractState {
-        http: http.clone(),
-        reviews: Default::default(),
-        admission: None,
-    });
-    let app = router(http, contracts, 1 << 20, 64 << 20);
+    let app = http_router(
+        portcullis::contracts::ContractState {
+            http,
+            reviews: Default::default(),
+            admission: None,
+        },
+        1 << 20,
+        64 << 20,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1/checks", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });

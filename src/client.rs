@@ -246,6 +246,24 @@ impl GateClient {
             .await
     }
 
+    /// [`GateClient::wait_final`] until `stop` completes instead of a deadline (then
+    /// [`ClientError::Deadline`]): the caller decides when waiting is over, by an event or its
+    /// own clock, rather than by tokio's timer.
+    pub async fn wait_final_until(
+        &mut self,
+        id: &str,
+        stop: impl std::future::Future<Output = ()>,
+        on_update: impl FnMut(&pb::Decision),
+    ) -> Result<pb::Decision, ClientError> {
+        // A year: never reached, `stop` is the deadline.
+        let never = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        tokio::select! {
+            biased;
+            r = self.wait_final(id, never, on_update) => r,
+            () = stop => Err(ClientError::Deadline),
+        }
+    }
+
     /// [`GateClient::wait_final`], telling `on_retry` about each transient failure, and giving
     /// up with that failure once the service has been out of reach for `connect_window`.
     pub async fn wait_final_reporting(

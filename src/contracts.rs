@@ -2,6 +2,8 @@
 //! `web` metric provider, Spinnaker's Webhook stage, ServiceNow's change approval, Jira webhooks,
 //! Kubernetes admission), each translated onto the one
 //! [`crate::gate::Gate`]. Like `api`, a contract never decides; it maps shapes and statuses.
+//! Both stand on the HTTP edge (`crate::edge`: state, caller, problem+json and its one error
+//! mapping, body decoding, base URL); neither names the other.
 
 pub mod admission;
 mod fields;
@@ -14,14 +16,12 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 
 use crate::admission::Admission;
-use crate::api::http::HttpState;
-use crate::api::http::problem::Problem;
 use crate::auth::Authenticator;
-use crate::review_routing::{FollowError, ReviewFollowers};
+use crate::edge::HttpState;
+use crate::review_routing::ReviewFollowers;
 
 /// What the contracts' handlers reach, each part through `State<…>` (`FromRef`): the HTTP
 /// state every route shares, the review followers (`None` per system where nothing routes to
@@ -57,26 +57,8 @@ impl FromRef<ContractState> for Option<Arc<Admission>> {
     }
 }
 
-/// The one mapping of a routed review's errors onto HTTP, for every inbound hint.
-impl From<FollowError> for Problem {
-    fn from(e: FollowError) -> Self {
-        let status = match e {
-            FollowError::Gate(e) => return e.into(),
-            FollowError::System { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            FollowError::Refused { .. } => StatusCode::BAD_GATEWAY,
-            FollowError::NotDecided { .. } => StatusCode::CONFLICT,
-            FollowError::NotRouted { .. } => StatusCode::NOT_FOUND,
-        };
-        let problem = Problem::new(status, e.reason_code(), e.to_string());
-        match e.help() {
-            Some(help) => problem.with_help(help),
-            None => problem,
-        }
-    }
-}
-
-/// The contract routes, with their state applied, merged into the HTTP router by
-/// `api::http::router`.
+/// The contract routes, with their state applied, merged with `api::http::routes()` by `serve`
+/// (which applies the body limit, the fallback and the shared `HttpState`).
 pub fn routes(state: ContractState) -> Router<HttpState> {
     Router::new()
         .route("/v1/analysis", post(rollouts::analysis))

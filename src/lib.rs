@@ -14,6 +14,8 @@
 //!   follower (opened, polled with backoff, called back).
 //! - `notify`: signed outbound webhooks when reviews open, end or near their deadline.
 //! - `api`: gRPC and HTTP/JSON transports; `pb`: generated protobuf types.
+//! - `edge`: the HTTP plumbing under `api` and `contracts` (state, caller, problem+json, JSON
+//!   body decoding, base URL); `contracts`: external callers' exact shapes.
 //! - `clock`: where time is read and waited for (the system's, or a test's manual clock).
 //! - `auth`, `config`, `metrics`, `telemetry`, `serve`: wiring and cross-cutting concerns.
 //! - `client`, `cli`: the command line, including the pipeline client `portcullis check`.
@@ -29,6 +31,7 @@ pub mod clock;
 pub mod config;
 pub mod contracts;
 pub mod domain;
+pub mod edge;
 pub mod gate;
 pub mod metrics;
 pub mod notify;

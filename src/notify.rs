@@ -363,6 +363,7 @@ impl Notifier {
                 body: body.clone(),
                 metrics: Arc::clone(&self.metrics),
                 decision: d.id.to_string(),
+                clock: Arc::clone(&self.clock),
             };
             tokio::spawn(delivery.run());
         }
@@ -500,6 +501,9 @@ struct Delivery {
     body: bytes::Bytes,
     metrics: Arc<Metrics>,
     decision: String,
+    /// The gate's clock: the backoff between attempts is waited on it, so a test's manual
+    /// clock moves instead of the test waiting.
+    clock: Arc<dyn Clock>,
 }
 
 impl Delivery {
@@ -525,7 +529,7 @@ impl Delivery {
                 Err(Failure::Transient(m)) => last = m,
             }
             if attempt < ATTEMPTS {
-                tokio::time::sleep(backoff).await;
+                self.clock.sleep(backoff).await;
                 backoff = backoff.saturating_mul(2);
             }
         }

@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
@@ -16,12 +18,33 @@ use crate::adapters;
 use crate::api;
 use crate::auth::{AuthConfigError, Authenticator};
 use crate::config::Settings;
+use crate::contracts::{self, ContractState};
 use crate::gate::{Gate, GateOptions};
 use crate::metrics::Metrics;
 use crate::policy::{PolicyErrors, PolicyHandle, PolicySet};
 use crate::store::{self, StoreError, StoreOptions};
 use crate::tls::ServerTls;
 use crate::tls::server::TlsListener;
+
+/// The HTTP port's router: the gate's own routes (`api::http::routes`) and the caller contracts'
+/// (`contracts::routes`), merged here so neither module names the other, under one body limit
+/// (`server.max_body_bytes`); evidence submission keeps its own (`server.max_evidence_bytes`);
+/// anything else is a `route.not_found` problem. Tracing is layered by the caller.
+pub fn http_router(
+    state: ContractState,
+    max_body_bytes: usize,
+    max_evidence_bytes: usize,
+) -> Router {
+    let http = state.http.clone();
+    Router::new()
+        .merge(api::http::routes())
+        .merge(contracts::routes(state))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        // Merged after the general limit is applied, so reports keep their own, larger one.
+        .merge(api::http::evidence_routes(max_evidence_bytes))
+        .fallback(crate::edge::not_found)
+        .with_state(http)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -353,14 +376,13 @@ impl App {
             )));
         }
 
-        let http_state = api::http::HttpState {
-            gate: Arc::clone(&gate),
-            auth: Arc::clone(&auth),
-            public_url: settings.server.public_url.clone(),
-        };
         // The contracts reach the review followers and admission through typed state.
-        let contract_state = crate::contracts::ContractState {
-            http: http_state.clone(),
+        let contract_state = ContractState {
+            http: crate::edge::HttpState {
+                gate: Arc::clone(&gate),
+                auth: Arc::clone(&auth),
+                public_url: settings.server.public_url.clone(),
+            },
             reviews,
             admission,
         };
@@ -374,7 +396,7 @@ impl App {
                         server: "admission",
                         message: e.to_string(),
                     })?;
-                let router = crate::contracts::admission_routes(
+                let router = contracts::admission_routes(
                     contract_state.clone(),
                     settings.server.max_body_bytes,
                 )
@@ -391,9 +413,8 @@ impl App {
             }
             None => None,
         };
-        let http_router = api::http::router(
-            http_state,
-            crate::contracts::routes(contract_state),
+        let http_router = http_router(
+            contract_state,
             settings.server.max_body_bytes,
             settings.server.max_evidence_bytes,
         )

@@ -538,6 +538,20 @@ fn utc(field: &str, value: &str) -> Result<Value, AdapterError> {
 }
 
 fn normalise(record: &Value) -> Result<Value, AdapterError> {
+    // Every field `sysparm_fields` asked for must be there (an unset one is `""`): a record
+    // without one, filtered on it below, would read as "no such change" instead of a bad answer.
+    if let Some(missing) = FIELDS.split(',').find(|f| raw(record, f).is_none()) {
+        let which = raw(record, "number")
+            .map(|n| format!("change `{n}`"))
+            .unwrap_or_else(|| "a change record".to_string());
+        return Err(AdapterError::BadResponse {
+            detail: format!(
+                "ServiceNow returned {which} without the `{missing}` field it was asked for; \
+                 give the integration user read access to `change_request.{missing}` (a field \
+                 ACL hides it), or check the instance's table API"
+            ),
+        });
+    }
     let need = |f: &str| {
         raw(record, f).ok_or_else(|| AdapterError::BadResponse {
             detail: format!("a change request has no raw `{f}`"),
@@ -567,4 +581,44 @@ fn normalise(record: &Value) -> Result<Value, AdapterError> {
         "on_hold": raw(record, "on_hold"),
         "active": raw(record, "active"),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    /// A record as the Table API returns it for `sysparm_fields=FIELDS`, raw values.
+    fn record() -> Value {
+        let mut r = serde_json::Map::new();
+        for f in FIELDS.split(',') {
+            r.insert(f.to_string(), Value::from(""));
+        }
+        r.insert("number".into(), "CHG0030001".into());
+        r.insert("state".into(), "-1".into());
+        r.insert("approval".into(), "approved".into());
+        r.insert("active".into(), "true".into());
+        Value::Object(r)
+    }
+
+    #[test]
+    fn a_record_with_every_requested_field_normalises() {
+        let change = normalise(&record()).unwrap();
+        assert_eq!(change["number"], "CHG0030001");
+        assert_eq!(change["approved"], true);
+    }
+
+    #[test]
+    fn a_record_missing_a_requested_field_is_a_bad_response_naming_it() {
+        let mut r = record();
+        r.as_object_mut().unwrap().remove("active");
+        match normalise(&r) {
+            Err(AdapterError::BadResponse { detail }) => {
+                assert!(detail.contains("`active`"), "{detail}");
+                assert!(detail.contains("`CHG0030001`"), "{detail}");
+                assert!(!detail.contains("no active change"), "{detail}");
+            }
+            other => panic!("expected a bad response, got {other:?}"),
+        }
+    }
 }

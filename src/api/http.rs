@@ -1,39 +1,37 @@
 //! The HTTP/JSON API: the gate's operations under `/v1/…`, plus `/healthz`, `/readyz`,
-//! `/metrics` and `/openapi.json`. A thin translation onto [`Gate`]; errors are problem+json.
+//! `/metrics` and `/openapi.json`. A thin translation onto [`crate::gate::Gate`], standing on
+//! the HTTP edge (`crate::edge`: state, caller, problem+json, body decoding); `serve` merges
+//! these routes with the contracts'.
 
 mod audit_export;
 mod body;
-pub(crate) mod evidence;
-pub mod problem;
+mod evidence;
 mod served_doc;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use self::problem::Problem;
 use super::view::{DecisionView, PolicyVersionView};
-use crate::auth::{Authenticator, Principal};
 use crate::domain::{
     Application, CallerKind, Channel, DecisionId, DecisionStatus, Digest, Environment,
     ValidationError, Verdict,
 };
-use crate::gate::{Gate, ReviewAnswer};
+use crate::edge::{Authed, HttpState, Problem, decode_json};
+use crate::gate::ReviewAnswer;
 use crate::store::{DecisionFilter, RuleFilter, RuleOutcomeFilter};
 
 /// The OpenAPI document served at `/openapi.json`; a test keeps it in step with [`ROUTES`].
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// Every route this module serves, as (method, path template). The OpenAPI test compares it
-/// with the document both ways.
+/// Every route the HTTP port serves (this module's and the contracts', merged in `serve`), as
+/// (method, path template). The OpenAPI test compares it with the document both ways.
 pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/checks"),
     ("get", "/v1/decisions"),
@@ -61,29 +59,10 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// Longest a `GET /v1/decisions/{id}?wait=` may hold a request open.
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
-#[derive(Clone)]
-pub struct HttpState {
-    pub gate: Arc<Gate>,
-    pub auth: Arc<Authenticator>,
-    /// `server.public_url`, for absolute links; `None` derives them from the request.
-    pub public_url: Option<String>,
-}
-
-impl FromRef<HttpState> for Arc<Authenticator> {
-    fn from_ref(s: &HttpState) -> Self {
-        Arc::clone(&s.auth)
-    }
-}
-
-/// The routes, with the caller contracts' routes (`contracts::routes()`, passed in by `serve` so
-/// that `api` does not depend on `contracts`) and the body limit applied. Tracing and timeouts
-/// are layered in `serve`.
-pub fn router(
-    state: HttpState,
-    contracts: Router<HttpState>,
-    max_body_bytes: usize,
-    max_evidence_bytes: usize,
-) -> Router {
+/// The gate's own routes (all but evidence submission, which has its own body limit:
+/// [`evidence_routes`]). `serve` merges them with the contracts' routes and applies the body
+/// limit, the fallback and the state; tracing and timeouts are layered there too.
+pub fn routes() -> Router<HttpState> {
     Router::new()
         .route("/v1/checks", post(create_check))
         .route("/v1/decisions", get(list_decisions))
@@ -97,32 +76,12 @@ pub fn router(
         .route("/v1/audit/public-key", get(audit_public_key))
         .route("/v1/audit/export", get(audit_export::audit_export))
         .route("/v1/policies/{version}", get(get_policy_version))
-        .merge(contracts)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        // Added after the general limit so evidence reports keep their own, larger one.
-        .merge(evidence::routes(max_evidence_bytes))
-        .fallback(not_found)
-        .with_state(state)
 }
 
-/// The authenticated caller, from `Authorization: Bearer …`.
-pub struct Authed(pub Principal);
-
-impl<S> FromRequestParts<S> for Authed
-where
-    Arc<Authenticator>: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let auth = Arc::<Authenticator>::from_ref(state);
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        Ok(Authed(auth.authenticate(header)?))
-    }
+/// `POST /v1/evidence/{source}/{digest}` with `server.max_evidence_bytes` as its body limit;
+/// merged after the general limit is applied, so reports keep their own, larger one.
+pub fn evidence_routes(max_evidence_bytes: usize) -> Router<HttpState> {
+    evidence::routes(max_evidence_bytes)
 }
 
 async fn create_check(
@@ -331,13 +290,12 @@ async fn resolve_review(
     body: Bytes,
 ) -> Result<Json<DecisionView>, Problem> {
     let id = DecisionId::parse(&id).map_err(|e| Problem::invalid(&e))?;
-    let body: ReviewBody = serde_json::from_slice(&body).map_err(|e| {
-        Problem::invalid(&ValidationError::new(
-            "",
-            format!("the review body is not valid: {e}"),
-            "send {\"resolution\": \"approve\" | \"reject\", \"comment\": \"why\"}",
-        ))
-    })?;
+    let body: ReviewBody = decode_json(
+        &body,
+        "the review body",
+        "send {\"resolution\": \"approve\" | \"reject\", \"comment\": \"why\"}",
+    )
+    .map_err(|e| Problem::invalid(&e))?;
     let answer = ReviewAnswer::parse(&body.resolution).map_err(|e| Problem::invalid(&e))?;
     let d = s
         .gate
@@ -425,11 +383,6 @@ async fn metrics(State(s): State<HttpState>) -> Response {
 async fn openapi(State(s): State<HttpState>) -> Response {
     let doc = served_doc::document(OPENAPI, s.gate.environments());
     ([(header::CONTENT_TYPE, "application/json")], doc).into_response()
-}
-
-async fn not_found() -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "route.not_found", "no such route")
-        .with_help("see /openapi.json for the routes this service has")
 }
 
 fn query_problem(e: &axum::extract::rejection::QueryRejection) -> Problem {

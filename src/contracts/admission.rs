@@ -24,20 +24,17 @@ use axum::{Extension, Json};
 use serde_json::{Value, json};
 
 use crate::admission::{Admission, AdmissionCaller, AdmissionRequest};
-use crate::api::http::HttpState;
-use crate::api::http::problem::Problem;
 use crate::auth::Role;
 use crate::domain::ValidationError;
+use crate::edge::{HttpState, Problem, decode_json};
 use crate::tls::server::TlsPeer;
 
 const API_VERSION: &str = "admission.k8s.io/v1";
 
-fn invalid(message: String) -> Problem {
-    Problem::invalid(&ValidationError::new(
-        "",
-        message,
-        "send an `admission.k8s.io/v1` `AdmissionReview` with a `request` (what the API server sends a validating webhook)",
-    ))
+const REVIEW_HELP: &str = "send an `admission.k8s.io/v1` `AdmissionReview` with a `request` (what the API server sends a validating webhook)";
+
+fn invalid(field: &str, message: String) -> Problem {
+    Problem::invalid(&ValidationError::new(field, message, REVIEW_HELP))
 }
 
 fn text(v: &Value) -> String {
@@ -46,19 +43,24 @@ fn text(v: &Value) -> String {
 
 /// Decodes the review's `request`.
 pub fn decode(body: &[u8]) -> Result<AdmissionRequest, Box<Problem>> {
-    let review: Value =
-        serde_json::from_slice(body).map_err(|e| invalid(format!("the body is not json: {e}")))?;
-    if review["apiVersion"] != API_VERSION || review["kind"] != "AdmissionReview" {
-        return Err(Box::new(invalid(format!(
-            "expected `apiVersion: {API_VERSION}` and `kind: AdmissionReview`, got `{}` `{}`",
-            text(&review["apiVersion"]),
-            text(&review["kind"])
-        ))));
+    let review: Value = decode_json(body, "the admission review", REVIEW_HELP)
+        .map_err(|e| Box::new(Problem::invalid(&e)))?;
+    for (field, expected) in [("apiVersion", API_VERSION), ("kind", "AdmissionReview")] {
+        if review[field] != expected {
+            return Err(Box::new(invalid(
+                field,
+                format!(
+                    "expected `apiVersion: {API_VERSION}` and `kind: AdmissionReview`, got `{}` `{}`",
+                    text(&review["apiVersion"]),
+                    text(&review["kind"])
+                ),
+            )));
+        }
     }
     let r = &review["request"];
     let uid = text(&r["uid"]);
     if uid.is_empty() {
-        return Err(Box::new(invalid("`request.uid` is missing".into())));
+        return Err(Box::new(invalid("request.uid", "is missing".into())));
     }
     Ok(AdmissionRequest {
         uid,

@@ -1,10 +1,7 @@
-//! Shapes every caller contract shares: a list sent either as one string or as an array, and the
-//! service's own base URL for the links a contract answers with.
+//! Shapes the caller contracts share: a list sent either as one string or as an array. (The base
+//! URL of their links is the edge's, `edge::base_url`.)
 
-use axum::http::{HeaderMap, header};
 use serde::Deserialize;
-
-use crate::api::http::HttpState;
 
 /// A list a caller may send as an array or as one comma- or newline-separated string (what
 /// Spinnaker's SpEL and ServiceNow's scripts produce). Blank items, and SpEL that failed to
@@ -31,25 +28,6 @@ impl StringList {
             .map(str::to_string)
             .collect()
     }
-}
-
-/// The absolute base URL links are built on: `server.public_url` when set, else the request's
-/// `Host` (with `X-Forwarded-Proto` when it says `http` or `https`), else `localhost`. Absolute
-/// because callers such as Orca fail on a relative status URL.
-pub(crate) fn base_url(s: &HttpState, headers: &HeaderMap) -> String {
-    if let Some(base) = &s.public_url {
-        return base.trim_end_matches('/').to_string();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .filter(|p| *p == "https" || *p == "http")
-        .unwrap_or("http");
-    format!("{scheme}://{host}")
 }
 
 #[cfg(test)]

@@ -11,9 +11,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
-use crate::api::http::problem::Problem;
-use crate::api::http::{Authed, HttpState};
 use crate::domain::ValidationError;
+use crate::edge::{Authed, HttpState, Problem, decode_json};
 use crate::review_routing::{FollowError, Inbound, ReviewFollowers, jira};
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,13 +49,12 @@ pub(crate) async fn webhook(
     Authed(principal): Authed,
     body: Bytes,
 ) -> Result<Json<WebhookAnswer>, Problem> {
-    let body: Webhook = serde_json::from_slice(&body).map_err(|e| {
-        Problem::invalid(&ValidationError::new(
-            "",
-            format!("the webhook body is not valid: {e}"),
-            "send Jira's webhook body, or {\"issue\": {\"key\": \"{{issue.key}}\"}} from Automation",
-        ))
-    })?;
+    let body: Webhook = decode_json(
+        &body,
+        "the webhook body",
+        "send Jira's webhook body, or {\"issue\": {\"key\": \"{{issue.key}}\"}} from Automation",
+    )
+    .map_err(|e| Problem::invalid(&e))?;
     let (key, id) = (body.issue.key.trim(), body.issue.id.trim());
     if key.is_empty() && id.is_empty() {
         return Err(Problem::invalid(&ValidationError::new(

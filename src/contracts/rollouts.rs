@@ -29,13 +29,11 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
-use super::fields::base_url;
-use crate::api::http::problem::Problem;
-use crate::api::http::{Authed, HttpState};
 use crate::domain::{
     CallerKind, CheckRequestDraft, Decision, DecisionStatus, ImageDraft, RuleOutcome,
     ValidationError, Verdict,
 };
+use crate::edge::{Authed, HttpState, Problem, base_url, decode_json};
 
 /// Longest the endpoint waits for a decision before answering `pending`; the check goes on in
 /// the background and the next measurement (same rollout and pod hash) finds it. Rollouts'
@@ -82,7 +80,7 @@ pub(crate) struct AnalysisResponse {
     status: &'static str,
     reason: String,
     /// Where to read (and, with the review lifecycle, resolve) the decision: absolute, on the
-    /// same base URL as every contract's links (`fields::base_url`).
+    /// same base URL as every contract's links (`edge::base_url`).
     review_url: String,
 }
 
@@ -92,13 +90,12 @@ pub(crate) async fn analysis(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<AnalysisResponse>, Problem> {
-    let req: AnalysisRequest = serde_json::from_slice(&body).map_err(|e| {
-        Problem::invalid(&ValidationError::new(
-            "",
-            format!("the analysis request is not valid: {e}"),
-            "send the jsonBody of integrations/rollouts/analysis-template.yaml (app, environment, namespace, rollout, podTemplateHash, image)",
-        ))
-    })?;
+    let req: AnalysisRequest = decode_json(
+        &body,
+        "the analysis request",
+        "send the jsonBody of integrations/rollouts/analysis-template.yaml (app, environment, namespace, rollout, podTemplateHash, image)",
+    )
+    .map_err(|e| Problem::invalid(&e))?;
     let revision = req.rollout_revision.trim();
     if revision.is_empty() || !revision.bytes().all(|b| b.is_ascii_digit()) || revision.len() > 18 {
         return Err(Problem::invalid(&ValidationError::new(

@@ -22,13 +22,12 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
-use super::fields::{StringList, base_url};
-use crate::api::http::problem::Problem;
-use crate::api::http::{Authed, HttpState};
+use super::fields::StringList;
 use crate::domain::{
     CallerKind, ChangeNumber, CheckRequestDraft, Decision, DecisionStatus, ImageDraft, SourceDraft,
     ValidationError, Verdict,
 };
+use crate::edge::{Authed, HttpState, Problem, base_url, decode_json};
 use crate::review_routing::{self, FollowError, Inbound, ReviewFollowers};
 
 /// The body ServiceNow sends (see `integrations/servicenow/outbound-rest-message.md`).
@@ -119,13 +118,12 @@ pub(crate) async fn change_check(
     Authed(principal): Authed,
     body: Bytes,
 ) -> Result<Json<ChangeCheckAnswer>, Problem> {
-    let body: ChangeCheck = serde_json::from_slice(&body).map_err(|e| {
-        Problem::invalid(&ValidationError::new(
-            "",
-            format!("the change-check body is not valid: {e}"),
-            "send {number, application, environment, artifacts} as in integrations/servicenow/README.md",
-        ))
-    })?;
+    let body: ChangeCheck = decode_json(
+        &body,
+        "the change-check body",
+        "send {number, application, environment, artifacts} as in integrations/servicenow/README.md",
+    )
+    .map_err(|e| Problem::invalid(&e))?;
     let number = change_number(&body.number).map_err(|e| Problem::invalid(&e))?;
     let attempt = body.attempt.as_string();
     let request = draft(&body, &number, &attempt)
@@ -172,13 +170,12 @@ pub(crate) async fn callback(
     Authed(principal): Authed,
     body: Bytes,
 ) -> Result<Json<CallbackAnswer>, Problem> {
-    let body: Callback = serde_json::from_slice(&body).map_err(|e| {
-        Problem::invalid(&ValidationError::new(
-            "",
-            format!("the callback body is not valid: {e}"),
-            "send {number, sys_id, approval} as integrations/servicenow/business-rule-callback.js does",
-        ))
-    })?;
+    let body: Callback = decode_json(
+        &body,
+        "the callback body",
+        "send {number, sys_id, approval} as integrations/servicenow/business-rule-callback.js does",
+    )
+    .map_err(|e| Problem::invalid(&e))?;
     let number = change_number(&body.number).map_err(|e| Problem::invalid(&e))?;
     let Some(routing) = reviews.servicenow else {
         return Err(FollowError::NotRouted {

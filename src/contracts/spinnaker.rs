@@ -22,13 +22,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::fields::{StringList, base_url};
-use crate::api::http::problem::Problem;
-use crate::api::http::{Authed, HttpState};
+use super::fields::StringList;
 use crate::domain::{
     CallerKind, Channel, CheckRequestDraft, Decision, DecisionId, DecisionStatus, IdempotencyKey,
     ImageDraft, ResolutionOutcome, SourceDraft, ValidationError, Verdict,
 };
+use crate::edge::{Authed, HttpState, Problem, base_url, decode_json};
 use crate::gate::GateError;
 
 /// The stage's statuses. `successStatuses: APPROVED`, `canceledStatuses: CANCELED`,
@@ -167,13 +166,12 @@ pub(crate) async fn create(
 ) -> Result<Response, SpinnakerError> {
     let Authed(principal) = auth?;
     // Whatever the Content-Type: a preconfigured stage without the header sends text/plain.
-    let body: CreateBody = serde_json::from_slice(&body).map_err(|e| {
-        Problem::invalid(&ValidationError::new(
-            "",
-            format!("the payload is not valid JSON: {e}"),
-            "check the stage payload; SpEL values pasted into a string template are not JSON-escaped",
-        ))
-    })?;
+    let body: CreateBody = decode_json(
+        &body,
+        "the payload",
+        "check the stage payload; SpEL values pasted into a string template are not JSON-escaped",
+    )
+    .map_err(|e| Problem::invalid(&e))?;
     if body.request_id.trim().is_empty() {
         return Err(Problem::invalid(&ValidationError::new(
             "requestId",
@@ -255,13 +253,12 @@ pub(crate) async fn cancel(
     let Authed(principal) = auth?;
     // Orca ignores the answer, but a malformed cancel must not look like one that found
     // nothing: say what is wrong, as create does.
-    let body: CancelBody = serde_json::from_slice(&body).map_err(|e| {
-        Problem::invalid(&ValidationError::new(
-            "",
-            format!("the cancel payload is not valid JSON: {e}"),
-            "send `{\"requestId\": \"${execution.id}-<gate>\"}` as the stage's cancelPayload",
-        ))
-    })?;
+    let body: CancelBody = decode_json(
+        &body,
+        "the cancel payload",
+        "send `{\"requestId\": \"${execution.id}-<gate>\"}` as the stage's cancelPayload",
+    )
+    .map_err(|e| Problem::invalid(&e))?;
     let key = IdempotencyKey::parse(&idempotency_key(&body.request_id))
         .ok()
         .filter(|_| !body.request_id.trim().is_empty())

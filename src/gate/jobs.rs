@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::{Gate, GateError};
+use crate::clock::Clock;
 
 /// One lease-held job.
 #[derive(Debug, Clone)]
@@ -28,6 +29,10 @@ pub struct Job {
     pub ttl: Duration,
     /// Runs a round early when notified (a review was just opened).
     pub wake: Option<Arc<Notify>>,
+    /// Rounds come `every` by this clock rather than by tokio's timer: a job whose rounds act
+    /// on the clock's time (the review followers' polls) then runs when a test advances its
+    /// manual clock, not on a real-time cadence.
+    pub paced_by: Option<Arc<dyn Clock>>,
 }
 
 impl Job {
@@ -39,6 +44,7 @@ impl Job {
             every,
             ttl: every.saturating_mul(3).max(Duration::from_secs(5)),
             wake: None,
+            paced_by: None,
         }
     }
 }
@@ -53,12 +59,26 @@ impl Gate {
         let mut tick = tokio::time::interval(job.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut held = None;
+        // By the pacing clock: when the next round is due (the first one at once).
+        let mut next_at = None;
         loop {
+            let paced = async {
+                match (job.paced_by.as_deref(), next_at) {
+                    (Some(clock), Some(at)) => clock.sleep_until(at).await,
+                    (Some(_), None) => {}
+                    (None, _) => {
+                        tick.tick().await;
+                    }
+                }
+            };
             tokio::select! {
                 () = stop.cancelled() => break,
-                _ = tick.tick() => {}
+                () = paced => {}
                 () = woken(job.wake.as_deref()) => {}
             }
+            next_at = job.paced_by.as_deref().map(|clock| {
+                clock.now() + chrono::Duration::from_std(job.every).unwrap_or(chrono::Duration::MAX)
+            });
             match self.store.try_claim(job.name, &job.holder, job.ttl).await {
                 Ok(Some(lease)) => {
                     held = Some(lease);

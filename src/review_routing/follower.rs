@@ -189,6 +189,8 @@ impl<S: TicketSystem> Follower<S> {
             // Long enough to outlive a slow round, short enough that another replica takes over soon.
             ttl: Duration::from_secs(15),
             wake: Some(Arc::clone(&self.wake)),
+            // Polls are due by the injected clock, so rounds come by it too.
+            paced_by: Some(self.polls.clock()),
         };
         gate.run_job(job, stop, |gate| {
             let this = Arc::clone(&self);
@@ -392,6 +394,10 @@ struct Backoff {
 }
 
 impl Backoff {
+    fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.clock)
+    }
+
     fn new(clock: Arc<dyn Clock>) -> Self {
         Self {
             clock,

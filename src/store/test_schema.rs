@@ -50,6 +50,7 @@ impl PgSchema {
                     "SKIPPED: no PostgreSQL reachable at PORTCULLIS_TEST_DATABASE_URL ({err}); \
                      this PostgreSQL-backed test did not run"
                 );
+                record_skip();
                 return None;
             }
             Err(err) => panic!(
@@ -134,5 +135,32 @@ impl Drop for PgSchema {
             });
         });
         let _ = cleanup.join();
+    }
+}
+
+/// Appends this test's name (libtest names the thread after the test) to the file
+/// `PORTCULLIS_PG_SKIPPED_FILE` names: `scripts/test.sh` sets it under `target/` and lists the
+/// skips in a banner, since nextest hides a passing test's stderr and a port that answers while
+/// the login fails is not caught by the script's TCP probe.
+fn record_skip() {
+    use std::io::Write as _;
+    let Some(path) = std::env::var_os("PORTCULLIS_PG_SKIPPED_FILE") else {
+        return;
+    };
+    let name = std::thread::current()
+        .name()
+        .filter(|n| *n != "main")
+        .unwrap_or("a PostgreSQL-backed test")
+        .to_string();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path);
+    match file {
+        // One write per line: with `append`, tests skipping at once do not interleave.
+        Ok(mut f) => {
+            let _ = f.write_all(format!("{name}\n").as_bytes());
+        }
+        Err(e) => eprintln!("cannot record the skip in {}: {e}", path.to_string_lossy()),
     }
 }

@@ -1,7 +1,8 @@
 //! ARCHITECTURE.md stays true: every top-level module is in the codemap and depends only on what
 //! its "May depend on" column allows (names after "never" are forbidden; comments are not
 //! uses), every source file says
-//! its job in a `//!` line, and `anyhow` stays at the binary edge.
+//! its job in a `//!` line, `anyhow` stays at the binary edge, and no test waits in real time
+//! to make time pass or reads a duration.
 
 use std::path::{Path, PathBuf};
 
@@ -238,4 +239,140 @@ fn modules_depend_only_on_what_the_codemap_allows() {
          table if the dependency is right):\n{}",
         wrong.join("\n")
     );
+}
+
+/// Test code that waits in real time, with why that is the point rather than a way to make
+/// time pass: (file, what it calls, why). Everything else sets a manual clock, uses tokio's
+/// paused time, or waits for an event.
+const REAL_TIME_IN_TESTS: &[(&str, &str, &str)] = &[
+    (
+        "tests/it/support/poll.rs",
+        "tokio::time::sleep",
+        "`eventually` waits for a condition between looks; the condition, not the time, ends it",
+    ),
+    (
+        "tests/it/support/orca.rs",
+        "tokio::time::sleep",
+        "the simulated Orca's own cadence between monitor calls, as Spinnaker's is",
+    ),
+    (
+        "tests/it/support/orca.rs",
+        ".elapsed()",
+        "the simulated Orca gives up after its configured timeout, as Spinnaker does; no assertion",
+    ),
+    (
+        "src/adapters/cache.rs",
+        "tokio::time::sleep",
+        "a call held in flight under paused time (`start_paused`): no real time passes",
+    ),
+];
+
+/// Whether a non-comment line of test code waits in real time or reads a duration: a tokio or
+/// thread sleep (a clock's own `sleep` is not one), or `.elapsed()`.
+fn real_time_calls(line: &str) -> Vec<&'static str> {
+    let code = line.split("//").next().unwrap_or("");
+    let mut found = Vec::new();
+    if code.contains("time::sleep") || code.contains("time::{sleep") || code.contains(", sleep}") {
+        found.push("tokio::time::sleep");
+    }
+    if code.contains("thread::sleep") {
+        found.push("std::thread::sleep");
+    }
+    if code.contains(".elapsed()") {
+        found.push(".elapsed()");
+    }
+    found
+}
+
+/// The test code of a source file: all of it under tests/ or in a test-only file (`tests.rs`,
+/// `proptests.rs`, `test_*.rs`), else its inline `#[cfg(test)] mod … {` to the end (test
+/// modules close their files).
+fn test_code(rel: &str, text: &str) -> Option<String> {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    if rel.starts_with("tests/")
+        || name == "tests.rs"
+        || name == "proptests.rs"
+        || name.starts_with("test_")
+    {
+        return Some(text.to_string());
+    }
+    let mut offset = 0;
+    while let Some(at) = text[offset..].find("#[cfg(test)]") {
+        let start = offset + at;
+        let inline = text[start..]
+            .lines()
+            .skip(1)
+            .map(str::trim)
+            .find(|l| !l.starts_with("#["))
+            .is_some_and(|l| l.starts_with("mod ") && l.ends_with('{'));
+        if inline {
+            return Some(text[start..].to_string());
+        }
+        offset = start + "#[cfg(test)]".len();
+    }
+    None
+}
+
+#[test]
+fn no_test_sleeps_to_make_time_pass_or_reads_a_duration() {
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    rust_files(&root().join("tests"), &mut files);
+    let mut offences = Vec::new();
+    for f in files {
+        let rel = f
+            .strip_prefix(root())
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        // This file names the calls it looks for.
+        if rel == "tests/it/architecture.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        let Some(code) = test_code(&rel, &text) else {
+            continue;
+        };
+        for line in code.lines() {
+            for call in real_time_calls(line) {
+                let allowed = REAL_TIME_IN_TESTS
+                    .iter()
+                    .any(|(file, what, _)| *file == rel && (*what == call));
+                if !allowed {
+                    offences.push(format!("{rel}: {}", line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "test code waiting in real time or reading a duration: set a ManualClock, use \
+         tokio's paused time or wait for an event (or, if real time is the point, add it with \
+         the reason to REAL_TIME_IN_TESTS):\n{}",
+        offences.join("\n")
+    );
+}
+
+#[test]
+fn the_real_time_detector_sees_sleeps_and_durations_but_not_a_clocks_sleep_or_comments() {
+    assert_eq!(
+        real_time_calls("tokio::time::sleep(d).await;"),
+        ["tokio::time::sleep"]
+    );
+    assert_eq!(
+        real_time_calls("std::thread::sleep(d);"),
+        ["std::thread::sleep"]
+    );
+    assert_eq!(real_time_calls("assert!(t.elapsed() < d);"), [".elapsed()"]);
+    assert!(real_time_calls("clock.sleep(d).await;").is_empty());
+    assert!(real_time_calls("// no tokio::time::sleep here").is_empty());
+    let inline = "fn a() { std::thread::sleep(d) }\n#[cfg(test)]\nmod t {\n}";
+    assert_eq!(
+        test_code("src/x.rs", inline),
+        Some("#[cfg(test)]\nmod t {\n}".to_string())
+    );
+    // An out-of-line test module is its own file; the rest of this one is not test code.
+    let declared = "#[cfg(test)]\nmod tests;\nfn a() { std::thread::sleep(d) }";
+    assert_eq!(test_code("src/x.rs", declared), None);
+    assert!(test_code("src/x/tests.rs", "").is_some());
 }

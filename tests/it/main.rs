@@ -23,6 +23,7 @@ mod bad_input;
 mod cli;
 mod contracts_rollouts;
 mod contracts_spinnaker;
+mod edge;
 mod environments;
 mod evidence;
 mod fail_closed;

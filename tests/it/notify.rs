@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use hmac::{Hmac, Mac};
 use portcullis::auth::Role;
+use portcullis::clock::{Clock, ManualClock};
 use portcullis::notify::NotificationTarget;
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -23,11 +24,13 @@ const REVIEW: &str = "rules:\n  - id: needs-review\n    title: Needs a human\n  
 const SECRET: &str = "hook-secret-1";
 
 /// What the receiver got: (event header, body), for requests whose signature verified.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Received {
     ok: Arc<Mutex<Vec<(String, Value)>>>,
     bad_signatures: Arc<Mutex<usize>>,
     fail_with: Option<StatusCode>,
+    /// The app's clock: the receiver's "now" for the signature's freshness.
+    clock: Arc<ManualClock>,
 }
 
 async fn hook(State(r): State<Received>, headers: HeaderMap, body: Bytes) -> StatusCode {
@@ -43,7 +46,7 @@ async fn hook(State(r): State<Received>, headers: HeaderMap, body: Bytes) -> Sta
     let fields: std::collections::HashMap<&str, &str> =
         got.split(',').filter_map(|p| p.split_once('=')).collect();
     let t = fields.get("t").and_then(|t| t.parse::<i64>().ok());
-    let fresh = t.is_some_and(|t| (chrono::Utc::now().timestamp() - t).abs() <= 300);
+    let fresh = t.is_some_and(|t| (r.clock.now().timestamp() - t).abs() <= 300);
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
     mac.update(format!("{}.", t.unwrap_or_default()).as_bytes());
     mac.update(&body);
@@ -62,10 +65,13 @@ async fn hook(State(r): State<Received>, headers: HeaderMap, body: Bytes) -> Sta
     StatusCode::NO_CONTENT
 }
 
-async fn receiver(fail_with: Option<StatusCode>) -> (String, Received) {
+/// A receiver whose clock is `clock`, the app's.
+async fn receiver(fail_with: Option<StatusCode>, clock: &Arc<ManualClock>) -> (String, Received) {
     let received = Received {
+        ok: Arc::default(),
+        bad_signatures: Arc::default(),
         fail_with,
-        ..Default::default()
+        clock: Arc::clone(clock),
     };
     let app = Router::new()
         .route("/hook", post(hook))
@@ -76,7 +82,12 @@ async fn receiver(fail_with: Option<StatusCode>) -> (String, Received) {
     (url, received)
 }
 
-async fn app_notifying(url: &str, extra: Value, review_timeout: Option<Duration>) -> TestApp {
+async fn app_notifying(
+    clock: &Arc<ManualClock>,
+    url: &str,
+    extra: Value,
+    review_timeout: Option<Duration>,
+) -> TestApp {
     let mut builder = TestApp::builder()
         .policies(&[("p.yaml", REVIEW)])
         .token("ci", "pc_pipeline", vec![Role::Pipeline])
@@ -92,7 +103,13 @@ async fn app_notifying(url: &str, extra: Value, review_timeout: Option<Duration>
         t.extend(e.clone());
     }
     settings.notifications = vec![serde_json::from_value::<NotificationTarget>(target).unwrap()];
-    crate::support::app::start(settings, dir, Some("pc_pipeline".into())).await
+    crate::support::app::start_with_clock(
+        settings,
+        dir,
+        Some("pc_pipeline".into()),
+        Arc::clone(clock) as Arc<dyn Clock>,
+    )
+    .await
 }
 
 fn events(r: &Received) -> Vec<(String, Value)> {
@@ -101,8 +118,9 @@ fn events(r: &Received) -> Vec<(String, Value)> {
 
 #[tokio::test]
 async fn review_opened_and_resolved_are_signed_and_describe_the_decision() {
-    let (url, received) = receiver(None).await;
-    let app = app_notifying(&url, json!({}), None).await;
+    let clock = crate::support::clock_at_t0();
+    let (url, received) = receiver(None, &clock).await;
+    let app = app_notifying(&clock, &url, json!({}), None).await;
     let d: Value = app
         .post_check(&good_check("n1"))
         .await
@@ -160,8 +178,9 @@ async fn review_opened_and_resolved_are_signed_and_describe_the_decision() {
 
 #[tokio::test]
 async fn only_subscribed_events_are_sent() {
-    let (url, received) = receiver(None).await;
-    let app = app_notifying(&url, json!({"events": ["review_resolved"]}), None).await;
+    let clock = crate::support::clock_at_t0();
+    let (url, received) = receiver(None, &clock).await;
+    let app = app_notifying(&clock, &url, json!({"events": ["review_resolved"]}), None).await;
     let d: Value = app
         .post_check(&good_check("n2"))
         .await
@@ -188,11 +207,13 @@ async fn only_subscribed_events_are_sent() {
 
 #[tokio::test]
 async fn a_review_near_its_deadline_is_announced_once_then_its_expiry() {
-    let (url, received) = receiver(None).await;
+    let clock = crate::support::clock_at_t0();
+    let (url, received) = receiver(None, &clock).await;
     let app = app_notifying(
+        &clock,
         &url,
         json!({"expiring_within": "1h"}),
-        Some(Duration::from_secs(1)),
+        Some(Duration::from_secs(2 * 3600)),
     )
     .await;
     let d: Value = app
@@ -202,6 +223,25 @@ async fn a_review_near_its_deadline_is_announced_once_then_its_expiry() {
         .await
         .unwrap();
     assert_eq!(d["status"], "pending", "{d}");
+    // Received before the clock moves, so its signature is fresh by the receiver's clock.
+    eventually(Duration::from_secs(10), "review_opened", || {
+        let got = events(&received);
+        async move { got.iter().any(|(e, _)| e == "review_opened").then_some(()) }
+    })
+    .await;
+    // An hour later the deadline is within `expiring_within`: the sweeper announces it.
+    clock.advance(chrono::Duration::hours(1));
+    eventually(Duration::from_secs(10), "the expiring notification", || {
+        let got = events(&received);
+        async move {
+            got.iter()
+                .any(|(e, _)| e == "review_expiring")
+                .then_some(())
+        }
+    })
+    .await;
+    // Another hour and the deadline has passed: the review expires.
+    clock.advance(chrono::Duration::hours(1));
     let got = eventually(Duration::from_secs(10), "the expiry notification", || {
         let got = events(&received);
         async move {
@@ -214,12 +254,15 @@ async fn a_review_near_its_deadline_is_announced_once_then_its_expiry() {
     let expiring: Vec<_> = got.iter().filter(|(e, _)| e == "review_expiring").collect();
     assert_eq!(expiring.len(), 1, "{got:?}");
     assert!(expiring[0].1["review_deadline"].is_string());
+    assert_eq!(*received.bad_signatures.lock().unwrap(), 0);
 }
 
 #[tokio::test]
 async fn a_failing_receiver_never_blocks_a_check_and_is_counted() {
-    let (url, _received) = receiver(Some(StatusCode::INTERNAL_SERVER_ERROR)).await;
-    let app = app_notifying(&url, json!({}), None).await;
+    // The retries' backoff is waited on the manual clock: it moves, the test does not wait.
+    let clock = crate::support::clock_at_t0();
+    let (url, _received) = receiver(Some(StatusCode::INTERNAL_SERVER_ERROR), &clock).await;
+    let app = app_notifying(&clock, &url, json!({}), None).await;
     let resp = app.post_check(&good_check("n4")).await;
     assert_eq!(resp.status(), 201);
     let d: Value = resp.json().await.unwrap();
@@ -241,8 +284,9 @@ async fn a_failing_receiver_never_blocks_a_check_and_is_counted() {
 #[tokio::test]
 async fn a_terminated_check_notifies_targets_that_opt_in() {
     const DENY: &str = "rules:\n  - id: never\n    title: Never\n    category: test\n    severity: critical\n    condition: { path: $.request.application, op: absent }\n";
-    let (url, received) = receiver(None).await;
-    let (quiet_url, quiet) = receiver(None).await;
+    let clock = crate::support::clock_at_t0();
+    let (url, received) = receiver(None, &clock).await;
+    let (quiet_url, quiet) = receiver(None, &clock).await;
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let builder = TestApp::builder().policies(&[("p.yaml", DENY)]).token(
         "ci",
@@ -261,7 +305,13 @@ async fn a_terminated_check_notifies_targets_that_opt_in() {
         )
         .unwrap(),
     ];
-    let app = crate::support::app::start(settings, dir, Some("pc_pipeline".into())).await;
+    let app = crate::support::app::start_with_clock(
+        settings,
+        dir,
+        Some("pc_pipeline".into()),
+        Arc::clone(&clock) as Arc<dyn Clock>,
+    )
+    .await;
     let resp = app.post_check(&good_check("n-term")).await;
     assert_eq!(resp.status(), 201);
     let d: Value = resp.json().await.unwrap();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis::auth::Role;
+use portcullis::clock::{Clock, ManualClock};
 use portcullis::review_routing::ReviewRoute;
 use portcullis::sim::{self, Sims};
 use serde_json::{Value, json};
@@ -17,7 +18,12 @@ use crate::support::poll::eventually;
 
 const REVIEW: &str = "rules:\n  - id: needs-review\n    title: Needs a human\n    category: test\n    severity: high\n    remediation: Ask the CAB.\n    condition: { path: $.request.application, op: absent }\n";
 
-async fn app(sims: &Sims, poll: &str, attach: bool) -> TestApp {
+/// How often the follower reads a change: by the app's manual clock, so a read happens when a
+/// test advances it ([`polled`]), never on a real-time cadence.
+const POLL: Duration = Duration::from_secs(60);
+
+/// An app routing prod reviews to the simulated ServiceNow, on `clock`.
+async fn app(sims: &Sims, clock: &Arc<ManualClock>, attach: bool) -> TestApp {
     let builder = TestApp::builder()
         .policies(&[("p.yaml", REVIEW)])
         .token("ci", "pc_pipeline", vec![Role::Pipeline])
@@ -37,11 +43,19 @@ async fn app(sims: &Sims, poll: &str, attach: bool) -> TestApp {
     let mut settings = builder.settings(dir.path());
     let route: ReviewRoute = serde_json::from_value(json!({"servicenow": {
         "adapter": "servicenow", "assignment_group": "CAB Approval", "attach": attach,
-        "poll_interval": poll, "max_poll_interval": poll,
+        "poll_interval": "1m", "max_poll_interval": "1m",
     }}))
     .unwrap();
     settings.review.routes.insert("prod".into(), route);
-    crate::support::app::start(settings, dir, Some("pc_pipeline".into())).await
+    // Far beyond the polls the tests advance the clock by: no review expires meanwhile.
+    settings.review.timeout = Duration::from_secs(365 * 24 * 3600);
+    crate::support::app::start_with_clock(
+        settings,
+        dir,
+        Some("pc_pipeline".into()),
+        Arc::clone(clock) as Arc<dyn Clock>,
+    )
+    .await
 }
 
 async fn decision(app: &TestApp, id: &str) -> Value {
@@ -101,10 +115,24 @@ async fn final_decision(app: &TestApp, id: &str) -> Value {
     .await
 }
 
+/// [`final_decision`], advancing the clock by a poll interval before each look: the follower
+/// reads the change once per advance.
+async fn polled_to_final(app: &TestApp, clock: &ManualClock, id: &str) -> Value {
+    eventually(Duration::from_secs(10), "the review to end", || {
+        clock.advance(chrono::Duration::from_std(POLL).unwrap());
+        async {
+            let d = decision(app, id).await;
+            (d["status"] == "final").then_some(d)
+        }
+    })
+    .await
+}
+
 #[tokio::test]
 async fn the_gate_opens_a_change_and_polling_follows_it_to_approval() {
     let sims = sim::start(0).await.unwrap();
-    let app = app(&sims, "30ms", true).await;
+    let clock = crate::support::clock_at_t0();
+    let app = app(&sims, &clock, true).await;
     let mut body = good_check("route-1");
     body["change_refs"]["servicenow_changes"] = json!([]);
     let id = pending(&app, &body).await;
@@ -137,7 +165,7 @@ async fn the_gate_opens_a_change_and_polling_follows_it_to_approval() {
     );
 
     // The simulated change moves New → Assess → Authorize → Scheduled/approved as it is polled.
-    let d = final_decision(&app, &id).await;
+    let d = polled_to_final(&app, &clock, &id).await;
     assert_eq!(d["verdict"], "continue", "{d}");
     assert_eq!(d["resolution"]["outcome"], "approved");
     assert_eq!(d["resolution"]["channel"], "servicenow");
@@ -155,8 +183,10 @@ async fn the_gate_opens_a_change_and_polling_follows_it_to_approval() {
 #[tokio::test]
 async fn grpc_shows_the_review_ticket_http_shows() {
     let sims = sim::start(0).await.unwrap();
-    // Polled once an hour: the review stays pending on its change while both transports read it.
-    let app = app(&sims, "1h", true).await;
+    // The clock is never advanced, so the change is never polled: the review stays pending on
+    // it while both transports read it.
+    let clock = crate::support::clock_at_t0();
+    let app = app(&sims, &clock, true).await;
     let mut body = good_check("route-grpc");
     body["change_refs"]["servicenow_changes"] = json!([]);
     let id = pending(&app, &body).await;
@@ -184,8 +214,9 @@ async fn grpc_shows_the_review_ticket_http_shows() {
 #[tokio::test]
 async fn a_callback_resolves_in_its_own_request_and_a_second_one_is_a_no_op() {
     let sims = sim::start(0).await.unwrap();
-    // Polling is an hour away: only the callback can resolve it.
-    let app = app(&sims, "1h", true).await;
+    // The clock stands still, so no poll comes: only the callback can resolve it.
+    let clock = crate::support::clock_at_t0();
+    let app = app(&sims, &clock, true).await;
     let mut body = good_check("route-2");
     body["change_refs"]["servicenow_changes"] = json!([]);
     let id = pending(&app, &body).await;
@@ -203,7 +234,7 @@ async fn a_callback_resolves_in_its_own_request_and_a_second_one_is_a_no_op() {
         json!({"approval": "approved", "approver": "carol.cab", "comments": "CAB ok"}),
     )
     .await;
-    // Resolved by the time the callback is answered: the poll an hour away plays no part.
+    // Resolved by the time the callback is answered: no poll plays a part.
     let (status, a) = callback(&app, "pc_snow", &number).await;
     assert_eq!(status, 200, "{a}");
     assert_eq!(a["resolved"], true);
@@ -242,7 +273,8 @@ async fn a_callback_resolves_in_its_own_request_and_a_second_one_is_a_no_op() {
 #[tokio::test]
 async fn polling_and_callbacks_racing_resolve_once() {
     let sims = sim::start(0).await.unwrap();
-    let app = Arc::new(app(&sims, "20ms", true).await);
+    let clock = crate::support::clock_at_t0();
+    let app = Arc::new(app(&sims, &clock, true).await);
     let mut body = good_check("route-3");
     body["change_refs"]["servicenow_changes"] = json!([]);
     let id = pending(&app, &body).await;
@@ -253,6 +285,8 @@ async fn polling_and_callbacks_racing_resolve_once() {
         json!({"approval": "approved", "approver": "carol.cab"}),
     )
     .await;
+    // A poll is due: the follower's round races the callbacks.
+    clock.advance(chrono::Duration::from_std(POLL).unwrap());
     let calls: Vec<_> = (0..5)
         .map(|_| {
             let app = Arc::clone(&app);
@@ -279,7 +313,8 @@ async fn polling_and_callbacks_racing_resolve_once() {
 #[tokio::test]
 async fn a_rejected_change_named_in_the_check_rejects_the_review() {
     let sims = sim::start(0).await.unwrap();
-    let app = app(&sims, "30ms", true).await;
+    let clock = crate::support::clock_at_t0();
+    let app = app(&sims, &clock, true).await;
     let mut body = good_check("route-4");
     // CHG0030002 is awaiting approval (Authorize, requested) in the simulator.
     body["change_refs"]["servicenow_changes"] = json!(["CHG0030002"]);
@@ -296,7 +331,7 @@ async fn a_rejected_change_named_in_the_check_rejects_the_review() {
         json!({"approval": "rejected", "approver": "dave.cab", "comments": "no rollback plan"}),
     )
     .await;
-    let d = final_decision(&app, &id).await;
+    let d = polled_to_final(&app, &clock, &id).await;
     assert_eq!(d["verdict"], "terminate", "{d}");
     assert_eq!(d["resolution"]["outcome"], "rejected");
     assert_eq!(d["resolution"]["by"], "dave.cab");
@@ -305,7 +340,8 @@ async fn a_rejected_change_named_in_the_check_rejects_the_review() {
 #[tokio::test]
 async fn the_servicenow_approver_cannot_approve_their_own_deploy() {
     let sims = sim::start(0).await.unwrap();
-    let app = app(&sims, "1h", true).await;
+    let clock = crate::support::clock_at_t0();
+    let app = app(&sims, &clock, true).await;
     let mut body = good_check("route-5");
     body["change_refs"]["servicenow_changes"] = json!([]);
     body["triggered_by"] = json!("carol.cab");
@@ -343,7 +379,8 @@ async fn cab_approves(app: &TestApp, sims: &Sims, id: &str) {
 async fn a_spinnaker_pipeline_continues_once_the_simulated_cab_approves() {
     use crate::support::orca::{Next, Outcome, Stage};
     let sims = sim::start(0).await.unwrap();
-    let app = Arc::new(app(&sims, "1h", true).await);
+    let clock = crate::support::clock_at_t0();
+    let app = Arc::new(app(&sims, &clock, true).await);
     let payload = json!({
         "gate": "production", "environment": "prod", "requestId": "exec-cab-1",
         "application": "payments", "pipeline": "deploy-prod", "executionId": "01HXCAB",
@@ -374,7 +411,8 @@ async fn a_spinnaker_pipeline_continues_once_the_simulated_cab_approves() {
 #[tokio::test]
 async fn a_waiting_portcullis_check_exits_0_once_the_simulated_cab_approves() {
     let sims = sim::start(0).await.unwrap();
-    let app = app(&sims, "1h", true).await;
+    let clock = crate::support::clock_at_t0();
+    let app = app(&sims, &clock, true).await;
     let server = app.grpc_url();
     let image = format!("ghcr.io/acme/payments@{}", crate::support::app::digest('d'));
     let cli = tokio::spawn(async move {
@@ -425,12 +463,13 @@ async fn a_waiting_portcullis_check_exits_0_once_the_simulated_cab_approves() {
 #[tokio::test]
 async fn a_routed_review_survives_a_restart_and_polling_resumes() {
     let sims = sim::start(0).await.unwrap();
-    let app = app(&sims, "1h", true).await;
+    let clock = crate::support::clock_at_t0();
+    let app = app(&sims, &clock, true).await;
     let mut body = good_check("route-restart");
     body["change_refs"]["servicenow_changes"] = json!([]);
     let id = pending(&app, &body).await;
     let number = ticket(&app, &id).await;
-    let (mut settings, dir) = app.stop().await;
+    let (settings, dir) = app.stop().await;
     // The CAB approves while the service is down.
     decide(
         &sims,
@@ -438,16 +477,14 @@ async fn a_routed_review_survives_a_restart_and_polling_resumes() {
         json!({"approval": "approved", "approver": "carol.cab"}),
     )
     .await;
-    if let Some(route) = settings
-        .review
-        .routes
-        .get_mut("prod")
-        .and_then(|r| r.servicenow.as_mut())
-    {
-        route.poll_interval = Duration::from_millis(30);
-    }
-    let app = crate::support::app::start(settings, dir, Some("pc_pipeline".into())).await;
-    let d = final_decision(&app, &id).await;
+    let app = crate::support::app::start_with_clock(
+        settings,
+        dir,
+        Some("pc_pipeline".into()),
+        Arc::clone(&clock) as Arc<dyn Clock>,
+    )
+    .await;
+    let d = polled_to_final(&app, &clock, &id).await;
     assert_eq!(d["verdict"], "continue", "{d}");
     assert_eq!(d["resolution"]["by"], "carol.cab");
     // The same change, not a second one.
@@ -458,7 +495,8 @@ async fn a_routed_review_survives_a_restart_and_polling_resumes() {
 async fn a_change_check_that_needs_the_cab_follows_that_same_change() {
     let sims = sim::start(0).await.unwrap();
     // `attach: false` would open a new change for an ordinary deploy; not for ServiceNow's own.
-    let app = app(&sims, "30ms", false).await;
+    let clock = crate::support::clock_at_t0();
+    let app = app(&sims, &clock, false).await;
     let resp = app
         .http
         .post(app.url("/v1/servicenow/change-check"))
@@ -481,7 +519,7 @@ async fn a_change_check_that_needs_the_cab_follows_that_same_change() {
         json!({"approval": "approved", "approver": "carol.cab"}),
     )
     .await;
-    let d = final_decision(&app, id).await;
+    let d = polled_to_final(&app, &clock, id).await;
     assert_eq!(d["verdict"], "continue", "{d}");
     assert_eq!(d["review_ticket"]["opened_by_gate"], false);
 }
@@ -489,8 +527,9 @@ async fn a_change_check_that_needs_the_cab_follows_that_same_change() {
 #[tokio::test]
 async fn an_approval_whose_approver_cannot_be_read_does_not_approve() {
     let sims = sim::start(0).await.unwrap();
-    // Polling is an hour away: the callbacks below are the only reads.
-    let app = app(&sims, "1h", true).await;
+    // The clock stands still, so no poll comes: the callbacks below are the only reads.
+    let clock = crate::support::clock_at_t0();
+    let app = app(&sims, &clock, true).await;
     let mut body = good_check("route-unknown-approver");
     body["change_refs"]["servicenow_changes"] = json!([]);
     let id = pending(&app, &body).await;

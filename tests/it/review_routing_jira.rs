@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis::auth::Role;
+use portcullis::clock::{Clock, ManualClock};
 use portcullis::review_routing::ReviewRoute;
 use portcullis::sim::{self, Sims};
 use serde_json::{Value, json};
@@ -15,11 +16,12 @@ use crate::support::poll::eventually;
 
 const REVIEW: &str = "rules:\n  - id: needs-review\n    title: Needs a human\n    category: test\n    severity: high\n    remediation: Ask release management.\n    condition: { path: $.request.application, op: absent }\n";
 
-async fn app(sims: &Sims) -> TestApp {
-    app_polling(sims, "30ms").await
-}
+/// How often the follower reads an issue: by the app's manual clock, so a read happens when a
+/// test advances it ([`polled`]), never on a real-time cadence.
+const POLL: chrono::Duration = chrono::Duration::minutes(1);
 
-async fn app_polling(sims: &Sims, poll: &str) -> TestApp {
+/// An app routing prod reviews to the simulated Jira, on `clock`.
+async fn app(sims: &Sims, clock: &Arc<ManualClock>) -> TestApp {
     let builder = TestApp::builder()
         .policies(&[("p.yaml", REVIEW)])
         .token("ci", "pc_pipeline", vec![Role::Pipeline])
@@ -34,13 +36,34 @@ async fn app_polling(sims: &Sims, poll: &str) -> TestApp {
         let route: ReviewRoute = serde_json::from_value(json!({"jira": {
             "adapter": "jira", "project": "REL", "labels": ["portcullis"],
             "approved_statuses": ["Approved"], "rejected_statuses": ["Rejected"],
-            "poll_interval": poll, "max_poll_interval": poll,
+            "poll_interval": "1m", "max_poll_interval": "1m",
         }}))
         .unwrap();
         s.review.routes.insert("prod".into(), route);
+        // Far beyond the polls the tests advance the clock by: no review expires meanwhile.
+        s.review.timeout = Duration::from_secs(365 * 24 * 3600);
         s
     };
-    crate::support::app::start(settings, dir, Some("pc_pipeline".into())).await
+    crate::support::app::start_with_clock(
+        settings,
+        dir,
+        Some("pc_pipeline".into()),
+        Arc::clone(clock) as Arc<dyn Clock>,
+    )
+    .await
+}
+
+/// [`eventually`], advancing the clock by a poll interval before each look: the follower reads
+/// the issue once per advance.
+async fn polled<T, Fut>(clock: &ManualClock, what: &str, mut f: impl FnMut() -> Fut) -> T
+where
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    eventually(Duration::from_secs(10), what, || {
+        clock.advance(POLL);
+        f()
+    })
+    .await
 }
 
 async fn decision(app: &TestApp, id: &str) -> Value {
@@ -80,8 +103,9 @@ async fn move_issue_as(sims: &Sims, key: &str, status: &str, by: Value) {
     assert_eq!(resp.status(), 204);
 }
 
-async fn final_decision(app: &TestApp, id: &str) -> Value {
-    eventually(Duration::from_secs(10), "the review to end", || async {
+/// Polls (by advancing `clock`) until the review is final.
+async fn final_decision(app: &TestApp, clock: &ManualClock, id: &str) -> Value {
+    polled(clock, "the review to end", || async {
         let d = decision(app, id).await;
         (d["status"] == "final").then_some(d)
     })
@@ -91,7 +115,8 @@ async fn final_decision(app: &TestApp, id: &str) -> Value {
 #[tokio::test]
 async fn an_issue_reaching_an_approved_status_approves_the_review() {
     let sims = sim::start(0).await.unwrap();
-    let app = app(&sims).await;
+    let clock = crate::support::clock_at_t0();
+    let app = app(&sims, &clock).await;
     let (id, key) = issue_for(&app, "jira-route-1").await;
     assert!(key.starts_with("REL-"), "{key}");
 
@@ -116,13 +141,13 @@ async fn an_issue_reaching_an_approved_status_approves_the_review() {
     // Done by category alone decides nothing: after two more polls it is still pending.
     move_issue(&sims, &key, "Done").await;
     let before = sims.jira.control.requests();
-    eventually(Duration::from_secs(10), "two more polls", || async {
+    polled(&clock, "two more polls", || async {
         (sims.jira.control.requests() >= before + 2).then_some(())
     })
     .await;
     assert_eq!(decision(&app, &id).await["status"], "pending");
     move_issue(&sims, &key, "Approved").await;
-    let d = final_decision(&app, &id).await;
+    let d = final_decision(&app, &clock, &id).await;
     assert_eq!(d["verdict"], "continue", "{d}");
     assert_eq!(d["resolution"]["outcome"], "approved");
     assert_eq!(d["resolution"]["channel"], "jira");
@@ -137,10 +162,11 @@ async fn an_issue_reaching_an_approved_status_approves_the_review() {
 #[tokio::test]
 async fn an_issue_reaching_a_rejected_status_rejects_the_review() {
     let sims = sim::start(0).await.unwrap();
-    let app = app(&sims).await;
+    let clock = crate::support::clock_at_t0();
+    let app = app(&sims, &clock).await;
     let (id, key) = issue_for(&app, "jira-route-2").await;
     move_issue(&sims, &key, "Rejected").await;
-    let d = final_decision(&app, &id).await;
+    let d = final_decision(&app, &clock, &id).await;
     assert_eq!(d["verdict"], "terminate", "{d}");
     assert_eq!(d["resolution"]["outcome"], "rejected");
     assert_eq!(d["resolution"]["channel"], "jira");
@@ -149,8 +175,9 @@ async fn an_issue_reaching_a_rejected_status_rejects_the_review() {
 #[tokio::test]
 async fn a_webhook_resolves_at_once_and_is_only_a_hint() {
     let sims = sim::start(0).await.unwrap();
-    // Polling is an hour away: only the webhook can resolve it.
-    let app = app_polling(&sims, "1h").await;
+    // The clock stands still, so no poll comes: only the webhook can resolve it.
+    let clock = crate::support::clock_at_t0();
+    let app = app(&sims, &clock).await;
     let (id, key) = issue_for(&app, "jira-route-3").await;
     let hook = |key: String| {
         let http = app.http.clone();
@@ -186,12 +213,13 @@ async fn a_webhook_resolves_at_once_and_is_only_a_hint() {
 #[tokio::test]
 async fn who_moved_the_issue_approves_and_separation_of_duties_applies_to_them() {
     let sims = sim::start(0).await.unwrap();
-    let app = app(&sims).await;
+    let clock = crate::support::clock_at_t0();
+    let app = app(&sims, &clock).await;
 
     // The deploy's trigger (`alice` in the check) moves the issue to Approved: refused.
     let (id, key) = issue_for(&app, "jira-route-sod").await;
     move_issue_as(&sims, &key, "Approved", json!("alice")).await;
-    let d = eventually(Duration::from_secs(10), "the refusal", || async {
+    let d = polled(&clock, "the refusal", || async {
         let d = decision(&app, &id).await;
         d["refused_attempts"]
             .as_array()
@@ -206,7 +234,7 @@ async fn who_moved_the_issue_approves_and_separation_of_duties_applies_to_them()
     // Nobody in the changelog: not an approval either, and the reason says so.
     let (id, key) = issue_for(&app, "jira-route-unknown").await;
     move_issue_as(&sims, &key, "Approved", Value::Null).await;
-    let d = eventually(Duration::from_secs(10), "the note", || async {
+    let d = polled(&clock, "the note", || async {
         let d = decision(&app, &id).await;
         d["refused_attempts"]
             .as_array()
@@ -229,7 +257,7 @@ async fn who_moved_the_issue_approves_and_separation_of_duties_applies_to_them()
 
     // Someone else moves it: approved, by them.
     move_issue(&sims, &key, "Approved").await;
-    let d = final_decision(&app, &id).await;
+    let d = final_decision(&app, &clock, &id).await;
     assert_eq!(d["resolution"]["outcome"], "approved", "{d}");
     assert_eq!(d["resolution"]["by"], "rita@acme.example", "{d}");
 }

@@ -15,10 +15,10 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::problem::Problem;
-use super::{Authed, FilterParams, HttpState, decision_filter, query_problem};
+use super::{FilterParams, decision_filter, query_problem};
 use crate::audit::checkpoint::public_key_from_pem;
 use crate::domain::ValidationError;
+use crate::edge::{Authed, HttpState, Problem};
 use crate::gate::GateError;
 use crate::gate::export::{ExportSelection, ExportStream};
 use crate::report::{CsvWriter, HtmlWriter};

@@ -1,11 +1,12 @@
-//! The JSON body of `POST /v1/checks`, decoded into a `CheckRequestDraft`. Decoding goes through
-//! `serde_path_to_error` so a type error names its field.
+//! The JSON body of `POST /v1/checks`, decoded into a `CheckRequestDraft` by the edge's one JSON
+//! decoder (`edge::decode_json`), so a type error names its field.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
 use crate::domain::{CheckRequestDraft, ImageDraft, SourceDraft, ValidationError};
+use crate::edge::decode_json;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,22 +90,11 @@ struct ChangeRefsBody {
 
 /// Decodes a JSON body into a draft, naming the field of any type error.
 pub(crate) fn decode(bytes: &[u8]) -> Result<CheckRequestDraft, ValidationError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let body: CheckBody = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let field = if path == "." { String::new() } else { path };
-        let what = if inner.is_syntax() || inner.is_eof() {
-            format!("malformed JSON: {inner}")
-        } else {
-            inner.to_string()
-        };
-        ValidationError::new(
-            field,
-            what,
-            "send a JSON object as documented at /openapi.json (schema `CheckRequest`)",
-        )
-    })?;
+    let body: CheckBody = decode_json(
+        bytes,
+        "the check request",
+        "send a JSON object as documented at /openapi.json (schema `CheckRequest`)",
+    )?;
     Ok(body.into_draft())
 }
 

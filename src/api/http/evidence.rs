@@ -11,9 +11,8 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use serde::Serialize;
 
-use super::problem::Problem;
-use super::{Authed, HttpState};
 use crate::domain::{CommitSha, Digest};
+use crate::edge::{Authed, HttpState, Problem};
 
 #[derive(Debug, Serialize)]
 struct Receipt {

@@ -1,5 +1,7 @@
 //! Errors as `application/problem+json` (RFC 9457): what went wrong, where, and how to fix it.
-//! `From<GateError>` is the one place gate errors become HTTP statuses.
+//! The one mapping of errors onto HTTP statuses, for every route: `From<GateError>`,
+//! `From<AuthError>`, `From<FollowError>` (a routed review's inbound hint) and
+//! `From<ValidationError>` (bad input, a 400 naming the field).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -8,6 +10,7 @@ use serde::Serialize;
 use crate::auth::AuthError;
 use crate::domain::ValidationError;
 use crate::gate::GateError;
+use crate::review_routing::FollowError;
 use crate::store::StoreError;
 
 #[derive(Debug, Serialize)]
@@ -45,16 +48,28 @@ impl Problem {
         self
     }
 
+    /// A 400 naming the offending field. An error that names none (a whole value refused) says
+    /// so without a field, never as "invalid ``".
     pub fn invalid(e: &ValidationError) -> Self {
-        let mut p = Problem::new(
-            StatusCode::BAD_REQUEST,
-            "request.invalid",
-            format!("invalid `{}`: {}", e.field, e.message),
-        );
-        p.field = Some(e.field.clone());
+        let (detail, field) = if e.field.is_empty() {
+            (format!("invalid request: {}", e.message), None)
+        } else {
+            (
+                format!("invalid `{}`: {}", e.field, e.message),
+                Some(e.field.clone()),
+            )
+        };
+        let mut p = Problem::new(StatusCode::BAD_REQUEST, "request.invalid", detail);
+        p.field = field;
         p.help = Some(e.help.clone());
         p
     }
+}
+
+/// The fallback of the assembled router: a problem, never an empty 404.
+pub async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "route.not_found", "no such route")
+        .with_help("see /openapi.json for the routes this service has")
 }
 
 impl IntoResponse for Problem {
@@ -106,5 +121,29 @@ impl From<GateError> for Problem {
 impl From<AuthError> for Problem {
     fn from(e: AuthError) -> Self {
         Problem::new(StatusCode::UNAUTHORIZED, e.reason_code(), e.to_string()).with_help(e.help())
+    }
+}
+
+impl From<ValidationError> for Problem {
+    fn from(e: ValidationError) -> Self {
+        Problem::invalid(&e)
+    }
+}
+
+/// A routed review's errors, for every inbound hint (ServiceNow's callback, Jira's webhook).
+impl From<FollowError> for Problem {
+    fn from(e: FollowError) -> Self {
+        let status = match e {
+            FollowError::Gate(e) => return e.into(),
+            FollowError::System { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            FollowError::Refused { .. } => StatusCode::BAD_GATEWAY,
+            FollowError::NotDecided { .. } => StatusCode::CONFLICT,
+            FollowError::NotRouted { .. } => StatusCode::NOT_FOUND,
+        };
+        let problem = Problem::new(status, e.reason_code(), e.to_string());
+        match e.help() {
+            Some(help) => problem.with_help(help),
+            None => problem,
+        }
     }
 }
