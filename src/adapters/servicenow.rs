@@ -609,6 +609,7 @@ mod tests {
     }
 
     #[test]
+    #[expect(clippy::panic, reason = "tests")]
     fn a_record_missing_a_requested_field_is_a_bad_response_naming_it() {
         let mut r = record();
         r.as_object_mut().unwrap().remove("active");
