@@ -1,6 +1,7 @@
 //! Restarts lose nothing: decisions live in the store, not in memory; and a graceful stop hands
 //! every background job's lease over at once.
 
+use reqwest::StatusCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,9 +10,9 @@ use portcullis::sim;
 use portcullis::store::StoreOptions;
 use serde_json::{Value, json};
 
-use crate::http::good_check;
 use crate::support::app::start;
 use crate::support::fake_tool;
+use crate::support::fixtures::good_check;
 use crate::support::poll::eventually;
 use crate::support::{TestApp, spawn_app};
 
@@ -36,9 +37,10 @@ async fn decisions_survive_a_restart() {
     assert_eq!(again["id"], d["id"]);
     assert_eq!(again["verdict"], d["verdict"]);
     // The idempotency key still answers with the stored decision after the restart.
-    let replay = app.post_check(&good_check("persist")).await;
-    assert_eq!(replay.status(), 200);
-    let replay: Value = replay.json().await.unwrap();
+    let replay = app
+        .check(&good_check("persist"))
+        .await
+        .json_with(StatusCode::OK);
     assert_eq!(replay["id"], d["id"]);
 }
 
