@@ -1,9 +1,9 @@
 //! Policies hot-reload: a good edit is picked up, a broken edit is rejected and the last good set
 //! stays active.
 
-use reqwest::StatusCode;
 use std::time::Duration;
 
+use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::support::TestApp;

@@ -2,11 +2,11 @@
 //! one stores the other reads, the same idempotency key through both is one decision, a change
 //! made elsewhere reaches a watcher, and one replica stopping leaves the other answering.
 
-use reqwest::StatusCode;
 use std::time::Duration;
 
 use futures::future::join_all;
 use portcullis::pb;
+use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::time::Instant;
 

@@ -1,10 +1,10 @@
 //! Manual review: approve / reject by an approver, separation of duties, first resolution wins,
 //! and a waiting client sees the approval.
 
-use reqwest::StatusCode;
 use std::time::Duration;
 
 use portcullis::auth::Role;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::TestApp;

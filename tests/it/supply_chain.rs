@@ -4,12 +4,12 @@
 //! tampered signature, an attestation for another digest, provenance from another repository:
 //! none continues; a correctly signed and attested image does.
 
-use reqwest::StatusCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis::adapters::{Adapter, AdapterConfig};
 use portcullis::sim::{self, Sims};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 

@@ -4,7 +4,6 @@
 //! picking up a rotated certificate without a restart, and refusing clients without a
 //! certificate when it requires one. Certificates are made in the test (`support::tls`).
 
-use reqwest::StatusCode;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +13,7 @@ use portcullis::client::{ClientError, GateClient, TlsOptions};
 use portcullis::config::Settings;
 use portcullis::tls::server::TlsListener;
 use portcullis::tls::{ClientAuth, ServerTls, ServerTlsConfig};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::TestApp;
