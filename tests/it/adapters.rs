@@ -22,13 +22,14 @@ use std::time::Duration;
 
 use portcullis::adapters::{self, Adapter, AdapterConfig, AdapterError, IngestError, Submission};
 use portcullis::clock::{Clock, ManualClock};
-use portcullis::domain::{CallerKind, CheckRequest, CheckRequestDraft, ImageDraft, SourceDraft};
+use portcullis::domain::CheckRequest;
 use portcullis::sim::faults::{FailNext, REDIRECT_LOCATION, RateLimitNext};
 use portcullis::sim::{self, FaultSettings, SimHandle, Sims};
 use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::support::fake_tool::{self, FakeTool};
+use crate::support::fixtures::{image, request};
 
 /// What a tool adapter is checked against.
 pub enum Tool {
@@ -114,29 +115,6 @@ pub struct Case {
     pub secrets: &'static [&'static str],
     /// The faults that apply to this adapter.
     pub supports: &'static [Fault],
-}
-
-pub fn request(f: impl FnOnce(&mut CheckRequestDraft)) -> CheckRequest {
-    let mut d = CheckRequestDraft {
-        application: "payments-api".into(),
-        environment: "prod".into(),
-        sources: vec![SourceDraft {
-            repository: "github.com/acme/payments-api".into(),
-            commit: "0123abcd".into(),
-            branch: "release/1.8".into(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    f(&mut d);
-    d.parse(CallerKind::Api).unwrap()
-}
-
-pub fn image(reference: &str) -> ImageDraft {
-    ImageDraft {
-        reference: reference.into(),
-        ..Default::default()
-    }
 }
 
 /// Log lines captured while a check runs (the test runtime is single-threaded, so a thread-local

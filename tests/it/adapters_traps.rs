@@ -11,8 +11,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::adapters::{image, request};
 use crate::support::TestApp;
+use crate::support::fixtures::{image, request};
 
 fn build(yaml: &str) -> std::sync::Arc<dyn Adapter> {
     let configs: Vec<AdapterConfig> = serde_norway::from_str(&format!("[{yaml}]")).unwrap();

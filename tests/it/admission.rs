@@ -9,9 +9,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::app::digest;
+use crate::support::tls::https_client;
 use crate::support::tls::{Ca, write_ca};
 use crate::support::{Answer, TestApp};
-use crate::tls::https_client;
 
 /// Terminates the application `bad`, continues everything else.
 const POLICY: &str = r#"rules:
@@ -39,13 +39,9 @@ async fn app() -> TestApp {
 }
 
 async fn decide(app: &TestApp, application: &str, environment: &str, image: &str) -> Value {
-    let r = app
-        .post_check(
-            &json!({"application": application, "environment": environment, "images": [image]}),
-        )
-        .await;
-    assert_eq!(r.status(), 201);
-    r.json().await.unwrap()
+    app.check(&json!({"application": application, "environment": environment, "images": [image]}))
+        .await
+        .json_with(StatusCode::CREATED)
 }
 
 fn review(
@@ -78,15 +74,7 @@ fn pod(init: &str, app: &str) -> Value {
 }
 
 async fn admit(app: &TestApp, body: &Value) -> Value {
-    let r = app
-        .http
-        .post(app.url("/v1/admission"))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
+    let v = app.admission(None, body).await.json_with(StatusCode::OK);
     assert_eq!(v["apiVersion"], "admission.k8s.io/v1", "{v}");
     assert_eq!(v["kind"], "AdmissionReview");
     assert_eq!(v["response"]["uid"], body["request"]["uid"], "{v}");

@@ -3,6 +3,8 @@
 //! uses), every source file says
 //! its job in a `//!` line, `anyhow` stays at the binary edge, and no test waits in real time
 //! to make time pass or reads a duration.
+//! its job in a `//!` line, `anyhow` stays at the binary edge, and test modules share fixtures
+//! only through `support/`.
 
 use std::path::{Path, PathBuf};
 
@@ -375,4 +377,91 @@ fn the_real_time_detector_sees_sleeps_and_durations_but_not_a_clocks_sleep_or_co
     let declared = "#[cfg(test)]\nmod tests;\nfn a() { std::thread::sleep(d) }";
     assert_eq!(test_code("src/x.rs", declared), None);
     assert!(test_code("src/x/tests.rs", "").is_some());
+}
+/// The sibling test modules `code` (a file of this test binary) names through `crate::x` or,
+/// from a top-level test module, `super::x`, including inside `{…}` groups. Comment lines do
+/// not count.
+fn sibling_imports(code: &str, siblings: &[String], top_level: bool) -> Vec<String> {
+    let prefix = if top_level {
+        r"\b(?:crate|super)::"
+    } else {
+        r"\bcrate::"
+    };
+    let single = regex::Regex::new(&format!(r"{prefix}([a-z_][a-z0-9_]*)")).unwrap();
+    let group = regex::Regex::new(&format!(r"{prefix}\{{([^}}]*)")).unwrap();
+    let head = regex::Regex::new(r"^\s*([a-z_][a-z0-9_]*)").unwrap();
+    let mut named = Vec::new();
+    for line in code
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+    {
+        named.extend(single.captures_iter(line).map(|c| c[1].to_string()));
+        for g in group.captures_iter(line) {
+            named.extend(
+                g[1].split(',')
+                    .filter_map(|part| head.captures(part).map(|c| c[1].to_string())),
+            );
+        }
+    }
+    named.retain(|m| siblings.contains(m));
+    named
+}
+
+#[test]
+fn the_sibling_import_finder_sees_paths_and_groups_and_skips_comments() {
+    let siblings = vec!["http".to_string(), "grpc".to_string(), "cli".to_string()];
+    let code = "//! Like `crate::http::good_check`, once.\n\
+                use crate::support::fixtures::good_check;\n\
+                use crate::{cli::portcullis, support::poll};\n\
+                let c = super::grpc::grpc_check(\"k\");\n";
+    assert_eq!(
+        sibling_imports(code, &siblings, true),
+        vec!["cli".to_string(), "grpc".to_string()]
+    );
+    // Below the top level, `super` is the parent module, not the crate.
+    assert!(sibling_imports("use super::http::x;\n", &siblings, false).is_empty());
+    assert_eq!(
+        sibling_imports("use crate::http::x;\n", &siblings, false),
+        vec!["http".to_string()]
+    );
+}
+
+/// Fixtures shared between test modules live in `support/` once: a test module that imports
+/// from a sibling ties the two together, so moving or deleting one test breaks the other.
+#[test]
+fn test_modules_import_fixtures_only_from_support() {
+    let it = root().join("tests").join("it");
+    let mut siblings: Vec<String> = std::fs::read_dir(&it)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().to_string())
+        .filter(|m| m != "main" && m != "support")
+        .collect();
+    siblings.sort();
+    assert!(siblings.contains(&"http".to_string()), "{siblings:?}");
+    let mut files = Vec::new();
+    rust_files(&it, &mut files);
+    let mut wrong = Vec::new();
+    for f in files {
+        let name = f.file_stem().unwrap().to_string_lossy().to_string();
+        // This file's string literals are sample code for the parser tests above.
+        if name == "architecture" || name == "main" {
+            continue;
+        }
+        let top_level = f.parent() == Some(it.as_path());
+        let text = std::fs::read_to_string(&f).unwrap();
+        for m in sibling_imports(&text, &siblings, top_level) {
+            if m != name {
+                wrong.push(format!("{} uses test module `{m}`", f.display()));
+            }
+        }
+    }
+    wrong.sort();
+    wrong.dedup();
+    assert!(
+        wrong.is_empty(),
+        "test modules import from sibling test modules (move the fixture into tests/it/support/):\n{}",
+        wrong.join("\n")
+    );
 }

@@ -11,8 +11,8 @@ use portcullis::auth::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::http::good_check;
 use crate::support::TestApp;
+use crate::support::fixtures::good_check;
 
 const REVIEW: &str = "rules:\n  - id: needs-review\n    title: Needs a human\n    category: test\n    severity: high\n    condition: { path: $.request.application, op: absent }\n";
 
@@ -42,28 +42,18 @@ async fn ledger() -> Ledger {
             .json_with(StatusCode::CREATED);
         ids.push(d["id"].as_str().unwrap().to_string());
     }
-    let review = |token: &'static str, id: String, body: Value| {
-        let app = &app;
-        async move {
-            app.post_as(Some(token), &format!("/v1/decisions/{id}/review"), &body)
-                .await
-        }
-    };
-    review("pc_bob", ids[0].clone(), json!({"resolution": "approve"}))
+    app.approve(Some("pc_bob"), &ids[0])
         .await
         .expect(StatusCode::OK);
     // alice triggered the deploy: her approval is refused, and the refusal recorded.
-    review("pc_alice", ids[1].clone(), json!({"resolution": "approve"}))
+    app.approve(Some("pc_alice"), &ids[1])
         .await
         .expect(StatusCode::FORBIDDEN);
-    review("pc_bob", ids[1].clone(), json!({"resolution": "reject"}))
+    app.reject(Some("pc_bob"), &ids[1])
         .await
         .expect(StatusCode::OK);
 
-    let k = app
-        .get_as(None, "/v1/audit/public-key")
-        .await
-        .json_with(StatusCode::OK);
+    let k = app.public_key(None).await.json_with(StatusCode::OK);
     let pem = k["public_key_pem"].as_str().unwrap().to_string();
     let key = public_key_from_pem(&pem).unwrap();
     let key_file = app.dir.path().join("audit-public.pem");
@@ -77,25 +67,21 @@ async fn ledger() -> Ledger {
 }
 
 /// The body of an auditor's GET of `path`, after checking it answered 200.
-async fn audit_get(l: &Ledger, path: &str) -> String {
-    let resp = l
-        .app
-        .http
-        .get(l.app.url(path))
-        .bearer_auth("pc_audit")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    resp.text().await.unwrap()
-}
-
 async fn proof_text(l: &Ledger, id: &str) -> String {
-    audit_get(l, &format!("/v1/decisions/{id}/proof")).await
+    l.app
+        .proof(Some("pc_audit"), id)
+        .await
+        .expect(StatusCode::OK)
+        .body
 }
 
+/// The body of an auditor's export with `query`, after checking it answered 200.
 async fn export_text(l: &Ledger, query: &str) -> String {
-    audit_get(l, &format!("/v1/audit/export{query}")).await
+    l.app
+        .audit_export(Some("pc_audit"), query)
+        .await
+        .expect(StatusCode::OK)
+        .body
 }
 
 fn verify_export(key: &ed25519_dalek::VerifyingKey, text: &str) -> Report {
@@ -320,7 +306,7 @@ async fn an_export_verifies_and_edits_to_the_file_are_named() {
     }
     let bad = l
         .app
-        .get_as(Some("pc_audit"), "/v1/audit/export?rule_outcome=failed")
+        .audit_export(Some("pc_audit"), "?rule_outcome=failed")
         .await;
     bad.expect(StatusCode::BAD_REQUEST);
 
@@ -638,21 +624,14 @@ async fn an_export_from_replicas_on_postgres_after_mixed_traffic_verifies() {
         .await
         .expect(StatusCode::CREATED);
 
-    let k = b
-        .get_as(None, "/v1/audit/public-key")
-        .await
-        .json_with(StatusCode::OK);
+    let k = b.public_key(None).await.json_with(StatusCode::OK);
     let key = public_key_from_pem(k["public_key_pem"].as_str().unwrap()).unwrap();
     for app in [&a, &b] {
-        let resp = app
-            .http
-            .get(app.url("/v1/audit/export"))
-            .bearer_auth("pc_audit")
-            .send()
+        let text = app
+            .audit_export(Some("pc_audit"), "")
             .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
-        let text = resp.text().await.unwrap();
+            .expect(StatusCode::OK)
+            .body;
         let r = verify_export(&key, &text);
         assert!(r.ok(), "{}", problems(&r));
         assert_eq!(r.verified.decisions, 9);

@@ -14,9 +14,9 @@ use portcullis::report::csv::COLUMNS;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::cli::portcullis;
-use crate::http::good_check;
 use crate::support::TestApp;
+use crate::support::fixtures::good_check;
+use crate::support::fixtures::portcullis;
 
 /// Fails the rule (so: manual review) when the check carries a `review` label.
 const REVIEW: &str = "rules:\n  - id: needs-review\n    title: Needs a human\n    category: test\n    severity: high\n    condition: { path: $.request.labels.review, op: absent }\n";
@@ -289,10 +289,7 @@ async fn audit_report_renders_a_saved_export_and_says_when_it_was_altered() {
     let app = app().await;
     let ids = decisions(&app).await;
     let jsonl = export(&app, "jsonl", "application/jsonl").await;
-    let key = app
-        .get_as(None, "/v1/audit/public-key")
-        .await
-        .json_with(StatusCode::OK);
+    let key = app.public_key(None).await.json_with(StatusCode::OK);
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("key.pem");
     std::fs::write(&key_file, key["public_key_pem"].as_str().unwrap()).unwrap();

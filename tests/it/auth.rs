@@ -2,10 +2,11 @@
 
 use portcullis::auth::Role;
 use portcullis::serve::{App, ServeError};
+use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::http::good_check;
-use crate::support::TestApp;
+use crate::support::fixtures::good_check;
+use crate::support::{Answer, TestApp};
 
 #[tokio::test]
 async fn requests_without_a_valid_token_are_refused() {
@@ -20,9 +21,9 @@ async fn requests_without_a_valid_token_are_refused() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 401);
-    assert_eq!(resp.headers()["www-authenticate"], "Bearer");
-    let p: Value = resp.json().await.unwrap();
+    let resp = Answer::read("POST /v1/checks without a token", resp).await;
+    assert_eq!(resp.header("www-authenticate"), "Bearer");
+    let p = resp.json_with(StatusCode::UNAUTHORIZED);
     assert_eq!(p["reason_code"], "auth.unauthenticated");
     assert!(p["help"].as_str().unwrap().contains("auth.tokens"), "{p}");
     let resp = app
@@ -50,7 +51,7 @@ async fn requests_without_a_valid_token_are_refused() {
         )
         .unwrap()
         .check(
-            crate::grpc::grpc_check("a"),
+            crate::support::fixtures::grpc_check("a"),
             tokio::time::Instant::now() + std::time::Duration::from_secs(5),
         )
         .await
@@ -82,16 +83,17 @@ async fn roles_are_enforced() {
         .token("auditor", "pc_auditor_token", vec![Role::Auditor])
         .spawn()
         .await;
-    let resp = app.post_check(&good_check("a")).await;
-    assert_eq!(resp.status(), 403);
-    let p: Value = resp.json().await.unwrap();
+    let p = app
+        .check(&good_check("a"))
+        .await
+        .json_with(StatusCode::FORBIDDEN);
     assert_eq!(p["reason_code"], "auth.forbidden");
     assert_eq!(app.get("/v1/decisions").await.status(), 200);
 
     let mut client = app.grpc();
     let e = client
         .check(
-            crate::grpc::grpc_check("a"),
+            crate::support::fixtures::grpc_check("a"),
             tokio::time::Instant::now() + std::time::Duration::from_secs(5),
         )
         .await

@@ -1,23 +1,26 @@
 //! Bad input gets a clear 4xx problem (what, where, how to fix), stores nothing, and never
 //! panics the service.
 
-use serde_json::{Value, json};
+use reqwest::StatusCode;
+use serde_json::json;
 
-use crate::http::good_check;
+use crate::support::fixtures::good_check;
 use crate::support::spawn_app;
 
 async fn assert_nothing_stored(app: &crate::support::TestApp) {
-    let list: Value = app.get("/v1/decisions").await.json().await.unwrap();
+    let list = app.decisions(None, "").await.json_with(StatusCode::OK);
     assert!(list["decisions"].as_array().unwrap().is_empty(), "{list}");
 }
 
 #[tokio::test]
 async fn malformed_json_is_a_400_problem() {
     let app = spawn_app().await;
-    let resp = app.post_raw("{\"application\": ").await;
-    assert_eq!(resp.status(), 400);
-    assert_eq!(resp.headers()["content-type"], "application/problem+json");
-    let p: Value = resp.json().await.unwrap();
+    let resp = app
+        .post_body_as(None, "/v1/checks", "{\"application\": ")
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(resp.header("content-type"), "application/problem+json");
+    let p = resp.json_with(StatusCode::BAD_REQUEST);
     assert!(
         p["detail"].as_str().unwrap().contains("malformed JSON"),
         "{p}"
@@ -54,9 +57,7 @@ async fn missing_and_invalid_fields_name_the_field() {
         ),
     ];
     for (body, field) in cases {
-        let resp = app.post_check(&body).await;
-        assert_eq!(resp.status(), 400, "{body}");
-        let p: Value = resp.json().await.unwrap();
+        let p = app.check(&body).await.json_with(StatusCode::BAD_REQUEST);
         assert_eq!(p["reason_code"], "request.invalid", "{p}");
         if !field.is_empty() {
             assert_eq!(p["field"], field, "{p}");

@@ -4,17 +4,8 @@ use std::process::Output;
 
 use crate::support::app::digest;
 use crate::support::fake_tool::refused_addr;
+use crate::support::fixtures::portcullis;
 use crate::support::spawn_app;
-
-pub async fn portcullis(args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(args)
-        .env_remove("PORTCULLIS_TOKEN")
-        .env_remove("PORTCULLIS_SERVER")
-        .output()
-        .await
-        .unwrap()
-}
 
 fn text(o: &Output) -> String {
     format!(
@@ -377,9 +368,7 @@ async fn a_revision_without_a_repository_is_kept() {
     let (code, d) = check_json(&app.grpc_url(), &pinned, "job-revision").await;
     assert_eq!(code, 0, "{d}");
     let id = d["id"].as_str().unwrap();
-    let resp = app.get(&format!("/v1/decisions/{id}")).await;
-    assert_eq!(resp.status(), 200);
-    let stored: serde_json::Value = resp.json().await.unwrap();
+    let stored = app.decision(id).await.json_with(reqwest::StatusCode::OK);
     assert_eq!(
         stored["request"]["sources"][0]["commit"], "0123456789abcdef0123456789abcdef01234567",
         "{stored}"

@@ -2,6 +2,7 @@
 //! service: every outcome Orca can reach.
 
 use portcullis::auth::Role;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::TestApp;
@@ -196,7 +197,7 @@ async fn orca_retries_of_the_create_call_find_the_same_gate() {
         .await;
     assert_eq!(first.create_body["id"], second.create_body["id"]);
     assert_eq!(second.create_status, 202);
-    let list: Value = app.get("/v1/decisions").await.json().await.unwrap();
+    let list = app.decisions(None, "").await.json_with(StatusCode::OK);
     assert_eq!(list["decisions"].as_array().unwrap().len(), 1);
 }
 
@@ -261,44 +262,26 @@ async fn bad_input_fails_at_create_with_a_message_orca_shows() {
 async fn an_unknown_status_id_is_404_and_statuses_are_json() {
     let app = app(CONTINUE).await;
     let resp = app
-        .http
-        .get(app.url("/v1/spinnaker/gates/0190f5c2-0000-7000-8000-000000000000"))
-        .bearer_auth("pc_spinnaker")
-        .send()
+        .spinnaker_status(Some("pc_spinnaker"), "0190f5c2-0000-7000-8000-000000000000")
         .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
-    assert!(
-        resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json")
-    );
+        .expect(StatusCode::NOT_FOUND);
+    assert!(resp.header("content-type").starts_with("application/json"));
     // Cancel with an unknown request id is fine.
-    let resp = app
-        .http
-        .post(app.url("/v1/spinnaker/gates/cancel"))
-        .bearer_auth("pc_spinnaker")
-        .json(&json!({"requestId": "never-seen"}))
-        .send()
+    let body = app
+        .spinnaker_cancel(Some("pc_spinnaker"), &json!({"requestId": "never-seen"}))
         .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
+        .json_with(StatusCode::OK);
     assert_eq!(body["status"], "UNKNOWN", "{body}");
     // A cancel that names no gate is not one that found nothing: it is refused.
     for bad in [&b"\x00"[..], b"not json", b"{}", br#"{"requestId": "  "}"#] {
-        let resp = app
-            .http
-            .post(app.url("/v1/spinnaker/gates/cancel"))
-            .bearer_auth("pc_spinnaker")
-            .header("content-type", "application/json")
-            .body(bad.to_vec())
-            .send()
+        let body = app
+            .post_body_as(
+                Some("pc_spinnaker"),
+                "/v1/spinnaker/gates/cancel",
+                bad.to_vec(),
+            )
             .await
-            .unwrap();
-        assert_eq!(resp.status(), 400, "{bad:?}");
-        let body: Value = resp.json().await.unwrap();
+            .json_with(StatusCode::BAD_REQUEST);
         assert_eq!(body["error"], "request.invalid", "{body}");
     }
 }

@@ -5,31 +5,29 @@
 use portcullis::auth::Role;
 use portcullis::domain::{EnvironmentDecl, Tier, Verdict};
 use portcullis::pb;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::cli::portcullis;
-use crate::grpc::grpc_check;
-use crate::http::good_check;
-use crate::support::TestApp;
 use crate::support::app::digest;
+use crate::support::fixtures::good_check;
+use crate::support::fixtures::grpc_check;
+use crate::support::fixtures::portcullis;
+use crate::support::{Answer, TestApp};
 
 /// The look-alikes of production that used to continue past every production rule.
 const LOOKALIKES: [&str; 4] = ["prd", "live", "production-eu", "prod_eu"];
 
 async fn stored(app: &TestApp) -> usize {
-    let resp = app.get("/v1/decisions").await;
-    assert_eq!(resp.status(), 200);
-    let list: Value = resp.json().await.unwrap();
+    let list = app.decisions(None, "").await.json_with(StatusCode::OK);
     list["decisions"].as_array().unwrap().len()
 }
 
 async fn refused_with_the_list(resp: reqwest::Response, env: &str) {
-    assert_eq!(resp.status(), 400, "{env}");
-    assert_eq!(
-        resp.headers()["content-type"].to_str().unwrap(),
-        "application/problem+json"
-    );
-    let p: Value = resp.json().await.unwrap();
+    let resp = Answer::read(format!("a check to `{env}`"), resp)
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(resp.header("content-type"), "application/problem+json");
+    let p = resp.json_with(StatusCode::BAD_REQUEST);
     assert_eq!(p["field"], "environment", "{p}");
     let detail = p["detail"].as_str().unwrap_or_default().to_string()
         + p["title"].as_str().unwrap_or_default();
@@ -95,9 +93,12 @@ async fn undeclared_environments_are_refused_by_the_caller_contracts() {
         "images": image, "changeRefs": "CHG0030001",
     });
     // Orca shows its own error shape: `{error, message, field}`.
-    let resp = post("/v1/spinnaker/gates", spinnaker).await.unwrap();
-    assert_eq!(resp.status(), 400);
-    let e: Value = resp.json().await.unwrap();
+    let e = Answer::read(
+        "POST /v1/spinnaker/gates",
+        post("/v1/spinnaker/gates", spinnaker).await.unwrap(),
+    )
+    .await
+    .json_with(StatusCode::BAD_REQUEST);
     assert_eq!(e["error"], "request.invalid", "{e}");
     assert_eq!(e["field"], "environment", "{e}");
     let message = e["message"].as_str().unwrap();
@@ -125,14 +126,9 @@ async fn undeclared_environments_are_refused_by_the_caller_contracts() {
     )
     .await;
     let list = app
-        .http
-        .get(app.url("/v1/decisions"))
-        .bearer_auth("pc_audit")
-        .send()
+        .decisions(Some("pc_audit"), "")
         .await
-        .unwrap();
-    assert_eq!(list.status(), 200);
-    let list: Value = list.json().await.unwrap();
+        .json_with(StatusCode::OK);
     assert_eq!(list["decisions"], json!([]));
 }
 
@@ -156,16 +152,15 @@ async fn a_newly_declared_production_environment_is_covered_through_its_tier() {
     let mut body = good_check("live-1");
     body["environment"] = json!("live");
     body["change_refs"] = json!({"jira_keys": [], "servicenow_changes": []});
-    let resp = app.post_check(&body).await;
-    assert_eq!(resp.status(), 201);
-    let d: Value = resp.json().await.unwrap();
+    let d = app.check(&body).await.json_with(StatusCode::CREATED);
     assert_eq!(d["verdict"], "terminate", "{d}");
     assert_eq!(d["rule_results"][0]["rule_id"], "prod-change", "{d}");
 
     // `prod` is not in this gate's list, so it is refused like any undeclared name.
-    let resp = app.post_check(&good_check("prod-1")).await;
-    assert_eq!(resp.status(), 400);
-    let p: Value = resp.json().await.unwrap();
+    let p = app
+        .check(&good_check("prod-1"))
+        .await
+        .json_with(StatusCode::BAD_REQUEST);
     assert!(
         p["detail"]
             .as_str()
@@ -188,9 +183,7 @@ async fn a_check_no_rule_applies_to_answers_the_configured_verdict_and_says_so()
         let app = builder.spawn().await;
         let mut body = good_check("dev-1");
         body["environment"] = json!("dev");
-        let resp = app.post_check(&body).await;
-        assert_eq!(resp.status(), 201);
-        let d: Value = resp.json().await.unwrap();
+        let d = app.check(&body).await.json_with(StatusCode::CREATED);
         assert_eq!(d["verdict"], want, "{d}");
         let results = d["rule_results"].as_array().unwrap();
         assert_eq!(results.len(), 1, "{d}");

@@ -8,25 +8,9 @@ use serde_json::{Value, json};
 
 use crate::support::TestApp;
 use crate::support::app::digest;
+use crate::support::fixtures::report;
 
 const NO_CRITICALS: &str = "rules:\n  - id: no-critical-vulnerabilities\n    title: No critical vulnerabilities\n    category: vulnerabilities\n    severity: critical\n    condition: { path: $.trivy.vulnerabilities.critical, op: \"==\", value: 0 }\n";
-
-/// A Trivy report made at [`crate::support::t0`]: a service reading it must stand there too.
-pub fn report(digest: &str, critical: bool) -> Value {
-    let vulns = if critical {
-        json!([{"VulnerabilityID": "CVE-2021-44228", "PkgName": "log4j-core", "InstalledVersion": "2.14.1",
-                "FixedVersion": "2.15.0", "Severity": "CRITICAL", "Status": "fixed"}])
-    } else {
-        json!([])
-    };
-    json!({
-        "SchemaVersion": 2,
-        "CreatedAt": crate::support::t0().to_rfc3339(),
-        "ArtifactName": "ghcr.io/acme/orders:2.0.0",
-        "Metadata": {"OS": {"Family": "debian", "Name": "12"}, "RepoDigests": [format!("ghcr.io/acme/orders@{digest}")]},
-        "Results": [{"Target": "app.jar", "Class": "lang-pkgs", "Type": "jar", "Vulnerabilities": vulns}],
-    })
-}
 
 /// The service on [`crate::support::t0`], when [`report`]s are made.
 async fn app(reports: &std::path::Path) -> TestApp {
@@ -49,19 +33,9 @@ async fn submit(
     digest: &str,
     body: String,
 ) -> (u16, Value) {
-    let resp = app
-        .http
-        .post(app.url(&format!("/v1/evidence/{source}/{digest}")))
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
+    app.submit_evidence(Some(token), source, digest, body)
         .await
-        .unwrap();
-    (
-        resp.status().as_u16(),
-        resp.json().await.unwrap_or(Value::Null),
-    )
+        .parts()
 }
 
 async fn check(app: &TestApp, digest: &str, key: &str) -> Value {

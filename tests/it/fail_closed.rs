@@ -14,9 +14,9 @@ use portcullis::sim::faults::{FailNext, RateLimitNext};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::http::good_check;
 use crate::support::TestApp;
 use crate::support::fake_tool::{self, refused_addr};
+use crate::support::fixtures::good_check;
 
 const FREEZE_POLICY: &str = r#"
 rules:
@@ -241,7 +241,7 @@ async fn a_check_that_panics_is_an_internal_error_not_an_outage() {
         .await
         .unwrap();
     let status = client
-        .check(crate::grpc::grpc_check("panics-grpc"))
+        .check(crate::support::fixtures::grpc_check("panics-grpc"))
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Internal, "{status:?}");

@@ -43,31 +43,20 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 async fn submit(app: &TestApp, source: &str, subject: &str, body: Vec<u8>) -> (u16, Value) {
-    let resp = app
-        .http
-        .post(app.url(&format!("/v1/evidence/{source}/{subject}")))
-        .bearer_auth("pc_ci")
-        .body(body)
-        .send()
+    app.submit_evidence(Some("pc_ci"), source, subject, body)
         .await
-        .unwrap();
-    (
-        resp.status().as_u16(),
-        resp.json().await.unwrap_or(Value::Null),
-    )
+        .parts()
 }
 
 async fn check(app: &TestApp, key: &str) -> Value {
-    let resp = app
-        .post_check(&json!({
+    app.check(&json!({
             "application": "payments", "environment": "prod",
             "images": [format!("ghcr.io/acme/payments:1.2@{DIGEST}")],
             "sources": [{"repository": "github.com/acme/payments", "commit": &COMMIT[..7], "branch": "main"}],
             "idempotency_key": key,
         }))
-        .await;
-    assert_eq!(resp.status().as_u16(), 201);
-    resp.json().await.unwrap()
+        .await
+        .json_with(reqwest::StatusCode::CREATED)
 }
 
 fn result<'a>(d: &'a Value, rule: &str) -> &'a Value {

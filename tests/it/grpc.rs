@@ -7,41 +7,9 @@ use portcullis::pb;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::http::good_check;
-use crate::support::app::digest;
+use crate::support::fixtures::good_check;
+use crate::support::fixtures::grpc_check;
 use crate::support::spawn_app;
-
-pub fn grpc_check(key: &str) -> pb::CheckRequest {
-    pb::CheckRequest {
-        application: "payments".into(),
-        environment: "prod".into(),
-        images: vec![pb::Image {
-            reference: format!("ghcr.io/acme/payments:1.4.2@{}", digest('a')),
-            ..Default::default()
-        }],
-        sources: vec![pb::SourceRevision {
-            repository: "github.com/acme/payments".into(),
-            commit: "0123456789abcdef0123456789abcdef01234567".into(),
-            branch: String::new(),
-            author: String::new(),
-        }],
-        caller: Some(pb::Caller {
-            kind: pb::CallerKind::Spinnaker as i32,
-            ids: [("execution_id".to_string(), "01HX".to_string())]
-                .into_iter()
-                .collect(),
-        }),
-        triggered_by: "alice".into(),
-        change_refs: Some(pb::ChangeRefs {
-            jira_keys: vec!["OPS-1".into()],
-            servicenow_changes: vec!["CHG0030001".into()],
-        }),
-        labels: [("team".to_string(), "payments".to_string())]
-            .into_iter()
-            .collect(),
-        idempotency_key: key.into(),
-    }
-}
 
 fn soon() -> Instant {
     Instant::now() + Duration::from_secs(10)

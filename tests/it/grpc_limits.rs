@@ -10,9 +10,9 @@ use serde_json::json;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::MetadataValue;
 
-use crate::evidence::report;
 use crate::support::TestApp;
 use crate::support::app::digest;
+use crate::support::fixtures::report;
 
 /// Sends bytes as they are and reads the answer as bytes: the test writes the wire format.
 #[derive(Debug, Clone, Default)]
@@ -145,8 +145,9 @@ async fn http_takes_a_report_of_exactly_the_limit_and_refuses_one_byte_more() {
         at.text().await.unwrap()
     );
     let over = post(report_of(&d, LIMIT + 1)).await.unwrap();
-    assert_eq!(over.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let p: serde_json::Value = over.json().await.unwrap();
+    let p = crate::support::Answer::read("POST /v1/evidence/trivy over the limit", over)
+        .await
+        .json_with(StatusCode::PAYLOAD_TOO_LARGE);
     assert!(
         p["help"]
             .as_str()

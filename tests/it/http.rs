@@ -1,31 +1,20 @@
 //! The HTTP/JSON API, end to end.
 
-use serde_json::{Value, json};
+use reqwest::StatusCode;
+use serde_json::json;
 
-use crate::support::app::digest;
+use crate::support::fixtures::good_check;
 use crate::support::spawn_app;
-
-pub fn good_check(key: &str) -> Value {
-    json!({
-        "application": "payments",
-        "environment": "prod",
-        "images": [format!("ghcr.io/acme/payments:1.4.2@{}", digest('a'))],
-        "sources": [{"repository": "github.com/acme/payments", "commit": "0123456789abcdef0123456789abcdef01234567"}],
-        "caller": {"kind": "spinnaker", "ids": {"execution_id": "01HX"}},
-        "triggered_by": "alice",
-        "change_refs": {"jira_keys": ["OPS-1"], "servicenow_changes": ["CHG0030001"]},
-        "labels": {"team": "payments"},
-        "idempotency_key": key,
-    })
-}
 
 #[tokio::test]
 async fn a_check_is_decided_stored_and_readable() {
     let app = spawn_app().await;
-    let resp = app.post_check(&good_check("http-1")).await;
-    assert_eq!(resp.status(), 201);
-    let location = resp.headers()["location"].to_str().unwrap().to_string();
-    let d: Value = resp.json().await.unwrap();
+    let resp = app
+        .check(&good_check("http-1"))
+        .await
+        .expect(StatusCode::CREATED);
+    let location = resp.header("location").to_string();
+    let d = resp.json_with(StatusCode::CREATED);
     assert!(["continue", "manual_review", "terminate"].contains(&d["verdict"].as_str().unwrap()));
     assert!(d["policy_version"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(
@@ -33,7 +22,7 @@ async fn a_check_is_decided_stored_and_readable() {
         format!("/v1/decisions/{}", d["id"].as_str().unwrap())
     );
 
-    let again: Value = app.get(&location).await.json().await.unwrap();
+    let again = app.get_as(None, &location).await.json_with(StatusCode::OK);
     assert_eq!(again["id"], d["id"]);
     assert_eq!(again["rule_results"], d["rule_results"]);
 }
@@ -41,20 +30,20 @@ async fn a_check_is_decided_stored_and_readable() {
 #[tokio::test]
 async fn the_same_idempotency_key_returns_the_same_decision() {
     let app = spawn_app().await;
-    let first = app.post_check(&good_check("same-key")).await;
-    assert_eq!(first.status(), 201);
-    let first: Value = first.json().await.unwrap();
-    let second = app.post_check(&good_check("same-key")).await;
-    assert_eq!(second.status(), 200);
-    let second: Value = second.json().await.unwrap();
+    let first = app
+        .check(&good_check("same-key"))
+        .await
+        .json_with(StatusCode::CREATED);
+    let second = app
+        .check(&good_check("same-key"))
+        .await
+        .json_with(StatusCode::OK);
     assert_eq!(first["id"], second["id"]);
 
-    let list: Value = app
-        .get("/v1/decisions?application=payments")
+    let list = app
+        .decisions(None, "?application=payments")
         .await
-        .json()
-        .await
-        .unwrap();
+        .json_with(StatusCode::OK);
     assert_eq!(
         list["decisions"].as_array().unwrap().len(),
         1,
@@ -68,9 +57,7 @@ async fn an_idempotency_key_reused_for_another_deploy_is_a_conflict() {
     assert_eq!(app.post_check(&good_check("k")).await.status(), 201);
     let mut other = good_check("k");
     other["environment"] = json!("staging");
-    let resp = app.post_check(&other).await;
-    assert_eq!(resp.status(), 409);
-    let p: Value = resp.json().await.unwrap();
+    let p = app.check(&other).await.json_with(StatusCode::CONFLICT);
     assert_eq!(p["reason_code"], "request.idempotency_conflict");
 }
 
@@ -84,22 +71,20 @@ async fn decisions_list_with_filters_and_pages() {
         }
         assert_eq!(app.post_check(&c).await.status(), 201);
     }
-    let staging: Value = app
-        .get("/v1/decisions?environment=staging")
+    let staging = app
+        .decisions(None, "?environment=staging")
         .await
-        .json()
-        .await
-        .unwrap();
+        .json_with(StatusCode::OK);
     assert_eq!(staging["decisions"].as_array().unwrap().len(), 3);
 
     let mut seen = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let path = match &token {
-            Some(t) => format!("/v1/decisions?page_size=2&page_token={t}"),
-            None => "/v1/decisions?page_size=2".to_string(),
+        let query = match &token {
+            Some(t) => format!("?page_size=2&page_token={t}"),
+            None => "?page_size=2".to_string(),
         };
-        let page: Value = app.get(&path).await.json().await.unwrap();
+        let page = app.decisions(None, &query).await.json_with(StatusCode::OK);
         for d in page["decisions"].as_array().unwrap() {
             seen.push(d["id"].as_str().unwrap().to_string());
         }
@@ -118,7 +103,7 @@ async fn decisions_list_with_filters_and_pages() {
 async fn health_readiness_and_metrics() {
     let app = spawn_app().await;
     assert_eq!(app.get("/healthz").await.status(), 200);
-    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    let ready = app.readyz().await.json_with(StatusCode::OK);
     assert_eq!(ready["status"], "ready");
     app.post_check(&good_check("m")).await;
     let metrics = app.get("/metrics").await.text().await.unwrap();

@@ -248,9 +248,7 @@ async fn the_shipped_spinnaker_stages_work_against_the_service() {
 /// The decision behind a Spinnaker status names the trigger's repository, commit and author.
 async fn assert_deployed_commit(app: &crate::support::TestApp, status: &Value) {
     let id = status["decisionId"].as_str().unwrap();
-    let resp = app.get(&format!("/v1/decisions/{id}")).await;
-    assert_eq!(resp.status(), 200);
-    let d: Value = resp.json().await.unwrap();
+    let d = app.decision(id).await.json_with(reqwest::StatusCode::OK);
     let source = &d["request"]["sources"][0];
     assert_eq!(source["repository"], "acme/payments", "{d}");
     assert_eq!(

@@ -16,8 +16,8 @@ use portcullis::notify::NotificationTarget;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::http::good_check;
 use crate::support::TestApp;
+use crate::support::fixtures::good_check;
 use crate::support::poll::eventually;
 
 const REVIEW: &str = "rules:\n  - id: needs-review\n    title: Needs a human\n    category: test\n    severity: high\n    condition: { path: $.request.application, op: absent }\n";

@@ -73,9 +73,10 @@ async fn the_served_document_is_the_embedded_one_with_the_declared_environments(
         }])
         .spawn()
         .await;
-    let resp = app.get("/openapi.json").await;
-    assert_eq!(resp.status(), 200);
-    let mut served: Value = resp.json().await.unwrap();
+    let mut served = app
+        .get_as(None, "/openapi.json")
+        .await
+        .json_with(StatusCode::OK);
     for schema in [
         "/components/schemas/CheckRequest/properties/environment",
         "/paths/~1v1~1analysis/post/requestBody/content/application~1json/schema/properties/environment",
@@ -104,23 +105,14 @@ async fn a_served_decision_has_exactly_the_documented_fields() {
         .policies(&[("p.yaml", review)])
         .spawn()
         .await;
-    let resp = app
-        .post_check(&crate::http::good_check("openapi-fields"))
-        .await;
-    assert_eq!(resp.status(), 201);
-    let id = resp.json::<Value>().await.unwrap()["id"]
+    let id = app
+        .check(&crate::support::fixtures::good_check("openapi-fields"))
+        .await
+        .json_with(StatusCode::CREATED)["id"]
         .as_str()
         .unwrap()
         .to_string();
-    let resp = app
-        .http
-        .post(app.url(&format!("/v1/decisions/{id}/review")))
-        .json(&serde_json::json!({"resolution": "approve"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let served: Value = resp.json().await.unwrap();
+    let served = app.approve(None, &id).await.json_with(StatusCode::OK);
     let doc: Value = serde_json::from_str(OPENAPI).unwrap();
     let schema = &doc["components"]["schemas"]["Decision"]["properties"];
     let keys = |v: &Value| -> BTreeSet<String> { v.as_object().unwrap().keys().cloned().collect() };

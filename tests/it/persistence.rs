@@ -7,13 +7,14 @@ use std::time::Duration;
 use portcullis::review_routing::ReviewRoute;
 use portcullis::sim;
 use portcullis::store::StoreOptions;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::http::good_check;
 use crate::support::app::start;
 use crate::support::fake_tool;
+use crate::support::fixtures::good_check;
 use crate::support::poll::eventually;
-use crate::support::{TestApp, spawn_app};
+use crate::support::{Answer, TestApp, spawn_app};
 
 #[tokio::test]
 async fn decisions_survive_a_restart() {
@@ -36,9 +37,10 @@ async fn decisions_survive_a_restart() {
     assert_eq!(again["id"], d["id"]);
     assert_eq!(again["verdict"], d["verdict"]);
     // The idempotency key still answers with the stored decision after the restart.
-    let replay = app.post_check(&good_check("persist")).await;
-    assert_eq!(replay.status(), 200);
-    let replay: Value = replay.json().await.unwrap();
+    let replay = app
+        .check(&good_check("persist"))
+        .await
+        .json_with(StatusCode::OK);
     assert_eq!(replay["id"], d["id"]);
 }
 
@@ -79,13 +81,10 @@ async fn shutdown_drains_a_check_in_flight() {
     .await;
     let (settings, dir) = app.stop().await;
 
-    let resp = in_flight.await.unwrap();
-    assert_eq!(
-        resp.status(),
-        201,
-        "the in-flight check must complete during shutdown"
-    );
-    let d: Value = resp.json().await.unwrap();
+    // The check in flight must complete during shutdown.
+    let d = Answer::read("the check in flight at shutdown", in_flight.await.unwrap())
+        .await
+        .json_with(StatusCode::CREATED);
     assert_eq!(d["verdict"], "continue", "{d}");
 
     let app = start(settings, dir, None).await;

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::http::good_check;
 use crate::support::TestApp;
+use crate::support::fixtures::good_check;
 use crate::support::poll::eventually;
 
 const ALLOW: &str = r#"
@@ -29,7 +30,7 @@ rules:
 "#;
 
 async fn policy_version(app: &TestApp) -> String {
-    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    let ready = app.readyz().await.json_with(StatusCode::OK);
     ready["policy_version"].as_str().unwrap().to_string()
 }
 
@@ -79,7 +80,7 @@ async fn edits_are_picked_up_and_broken_edits_keep_the_last_good_set() {
         Duration::from_secs(10),
         "the broken edit to be rejected",
         || async {
-            let ready: Value = app.get("/readyz").await.json().await.unwrap();
+            let ready = app.readyz().await.json_with(StatusCode::OK);
             ready["policy_rejected_edit"].as_array().cloned()
         },
     )
@@ -126,9 +127,7 @@ async fn a_reload_to_an_empty_set_keeps_the_last_good_set_and_readyz_says_why() 
         Duration::from_secs(10),
         "the empty edit to be rejected",
         || async {
-            let resp = app.get("/readyz").await;
-            assert_eq!(resp.status(), 200, "the last good set still answers");
-            let ready: Value = resp.json().await.unwrap();
+            let ready = app.get_as(None, "/readyz").await.json_with(StatusCode::OK);
             ready["policy_rejected_edit"].as_array().cloned()
         },
     )
@@ -141,9 +140,10 @@ async fn a_reload_to_an_empty_set_keeps_the_last_good_set_and_readyz_says_why() 
         "{why:?}"
     );
     assert_eq!(policy_version(&app).await, v1);
-    let resp = app.post_check(&good_check("after-empty")).await;
-    assert_eq!(resp.status(), 201);
-    let d: Value = resp.json().await.unwrap();
+    let d = app
+        .check(&good_check("after-empty"))
+        .await
+        .json_with(StatusCode::CREATED);
     assert_eq!(
         d["verdict"], "terminate",
         "the blocking rule still applies: {d}"

@@ -11,8 +11,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::http::good_check;
 use crate::support::TestApp;
+use crate::support::fixtures::good_check;
 use crate::support::poll::eventually;
 
 const ALLOW: &str = "rules:\n  - id: always\n    title: Always passes\n    category: test\n    severity: low\n    condition: { path: $.request.application, op: exists }\n";
@@ -56,8 +56,7 @@ fn recompute(text: &Value) -> String {
 }
 
 async fn policy_text(app: &TestApp, token: &str, version: &str) -> crate::support::Answer {
-    app.get_as(Some(token), &format!("/v1/policies/{version}"))
-        .await
+    app.policy_version(Some(token), version).await
 }
 
 async fn grpc_as(
@@ -232,7 +231,7 @@ async fn the_built_in_pack_is_stored_under_its_file_names() {
         .json_with(StatusCode::CREATED);
     let version = d["policy_version"].as_str().unwrap();
     let text = app
-        .get_as(None, &format!("/v1/policies/{version}"))
+        .policy_version(None, version)
         .await
         .json_with(StatusCode::OK);
     let paths: Vec<&str> = text["files"]

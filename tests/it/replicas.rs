@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use portcullis::pb;
+use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::grpc::grpc_check;
-use crate::http::good_check;
 use crate::support::TestApp;
 use crate::support::db::PgSchema;
+use crate::support::fixtures::good_check;
+use crate::support::fixtures::grpc_check;
 
 const ALWAYS_REVIEW: &str = "rules:\n  - id: review\n    title: Review\n    category: test\n    severity: high\n    condition: { path: $.request.application, op: absent }\n";
 
@@ -42,9 +43,10 @@ async fn checks_through_either_replica_are_read_through_both() {
 
     let mut ids = Vec::new();
     for (i, app) in [&a, &b, &a, &b].into_iter().enumerate() {
-        let resp = app.post_check(&good_check(&format!("rep-{i}"))).await;
-        assert_eq!(resp.status(), 201);
-        let d: Value = resp.json().await.unwrap();
+        let d = app
+            .check(&good_check(&format!("rep-{i}")))
+            .await
+            .json_with(StatusCode::CREATED);
         ids.push(d["id"].as_str().unwrap().to_string());
     }
     for app in [&a, &b] {
@@ -52,7 +54,7 @@ async fn checks_through_either_replica_are_read_through_both() {
             let resp = app.get(&format!("/v1/decisions/{id}")).await;
             assert_eq!(resp.status(), 200, "{id}");
         }
-        let list: Value = app.get("/v1/decisions").await.json().await.unwrap();
+        let list = app.decisions(None, "").await.json_with(StatusCode::OK);
         assert_eq!(list["decisions"].as_array().unwrap().len(), ids.len());
     }
 }
@@ -70,9 +72,7 @@ async fn the_same_key_through_both_replicas_is_one_decision() {
         let app = if i % 2 == 0 { &a } else { &b };
         let body = body.clone();
         async move {
-            let resp = app.post_check(&body).await;
-            let status = resp.status().as_u16();
-            let d: Value = resp.json().await.unwrap();
+            let (status, d) = app.check(&body).await.parts();
             (status, d["id"].as_str().unwrap().to_string())
         }
     });
@@ -90,7 +90,7 @@ async fn the_same_key_through_both_replicas_is_one_decision() {
         .await
         .unwrap();
     assert_eq!(&grpc.id, first);
-    let list: Value = a.get("/v1/decisions").await.json().await.unwrap();
+    let list = a.decisions(None, "").await.json_with(StatusCode::OK);
     assert_eq!(list["decisions"].as_array().unwrap().len(), 1);
 }
 
@@ -145,15 +145,17 @@ async fn when_one_replica_stops_the_other_keeps_answering() {
         return;
     };
     let (a, b) = (replica(&schema).await, replica(&schema).await);
-    let resp = a.post_check(&good_check("exec-before")).await;
-    assert_eq!(resp.status(), 201);
-    let before: Value = resp.json().await.unwrap();
+    let before = a
+        .check(&good_check("exec-before"))
+        .await
+        .json_with(StatusCode::CREATED);
     a.stop().await;
 
     // Orca retries the same check against whichever replica answers: same decision.
-    let resp = b.post_check(&good_check("exec-before")).await;
-    assert_eq!(resp.status(), 200);
-    let again: Value = resp.json().await.unwrap();
+    let again = b
+        .check(&good_check("exec-before"))
+        .await
+        .json_with(StatusCode::OK);
     assert_eq!(again["id"], before["id"]);
     assert_eq!(b.post_check(&good_check("exec-after")).await.status(), 201);
     assert_eq!(b.get("/readyz").await.status(), 200);

@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use portcullis::auth::Role;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::http::good_check;
 use crate::support::TestApp;
+use crate::support::fixtures::good_check;
 use crate::support::poll::eventually;
 
 const REVIEW: &str = "rules:\n  - id: needs-review\n    title: Needs a human\n    category: test\n    severity: high\n    condition: { path: $.request.application, op: absent }\n";
@@ -23,19 +24,14 @@ async fn app() -> TestApp {
 }
 
 async fn review(app: &TestApp, token: &str, id: &str, body: Value) -> (u16, Value) {
-    let resp = app
-        .http
-        .post(app.url(&format!("/v1/decisions/{id}/review")))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
+    app.review(Some(token), id, &body).await.parts()
 }
 
 async fn pending(app: &TestApp, key: &str) -> String {
-    let d: Value = app.post_check(&good_check(key)).await.json().await.unwrap();
+    let d = app
+        .check(&good_check(key))
+        .await
+        .json_with(StatusCode::CREATED);
     assert_eq!(
         (d["verdict"].as_str(), d["status"].as_str()),
         (Some("manual_review"), Some("pending")),
@@ -96,7 +92,7 @@ async fn whoever_triggered_the_deploy_cannot_approve_it() {
     let app = app().await;
     let mut body = good_check("r3");
     body["triggered_by"] = json!("bob");
-    let d: Value = app.post_check(&body).await.json().await.unwrap();
+    let d = app.check(&body).await.json_with(StatusCode::CREATED);
     let id = d["id"].as_str().unwrap();
     let (status, p) = review(&app, "pc_bob", id, json!({"resolution": "approve"})).await;
     assert_eq!(status, 403, "{p}");
@@ -247,7 +243,7 @@ async fn a_watching_client_sees_the_expiry() {
         "--deadline",
         "30s",
     ];
-    let (out, ()) = tokio::join!(crate::cli::portcullis(&args), deadline_passes);
+    let (out, ()) = tokio::join!(crate::support::fixtures::portcullis(&args), deadline_passes);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -277,7 +273,7 @@ async fn time_bound_rules_are_checked_again_when_approved() {
     let scanned = crate::support::t0() - chrono::Duration::milliseconds(1500);
     let mut body = good_check("fresh");
     body["labels"]["scanned_at"] = json!(scanned.to_rfc3339());
-    let d: Value = app.post_check(&body).await.json().await.unwrap();
+    let d = app.check(&body).await.json_with(StatusCode::CREATED);
     assert_eq!(d["status"], "pending", "{d}");
     let scan_rule = d["rule_results"]
         .as_array()
@@ -410,7 +406,7 @@ async fn staging_keeps_the_default_single_approver() {
     let app = two_person_app().await;
     let mut body = good_check("n3");
     body["environment"] = json!("staging");
-    let d: Value = app.post_check(&body).await.json().await.unwrap();
+    let d = app.check(&body).await.json_with(StatusCode::CREATED);
     let (status, d) = review(
         &app,
         "pc_dave",

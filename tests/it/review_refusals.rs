@@ -2,23 +2,22 @@
 //! separation of duties, approver groups and a repeated approval; the review stays pending.
 
 use portcullis::auth::Role;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::http::good_check;
 use crate::support::TestApp;
+use crate::support::fixtures::good_check;
 
 const REVIEW: &str = "rules:\n  - id: needs-review\n    title: Needs a human\n    category: test\n    severity: high\n    condition: { path: $.request.application, op: absent }\n";
 
 async fn review(app: &TestApp, token: &str, id: &str) -> (u16, Value) {
-    let resp = app
-        .http
-        .post(app.url(&format!("/v1/decisions/{id}/review")))
-        .bearer_auth(token)
-        .json(&json!({"resolution": "approve", "comment": "lgtm"}))
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
+    app.review(
+        Some(token),
+        id,
+        &json!({"resolution": "approve", "comment": "lgtm"}),
+    )
+    .await
+    .parts()
 }
 
 #[tokio::test]
@@ -91,7 +90,7 @@ async fn the_commit_author_cannot_approve_where_known() {
         .await;
     let mut body = good_check("refusals-author");
     body["sources"][0]["author"] = json!("bob");
-    let d: Value = app.post_check(&body).await.json().await.unwrap();
+    let d = app.check(&body).await.json_with(StatusCode::CREATED);
     let id = d["id"].as_str().unwrap();
     assert_eq!(d["request"]["sources"][0]["author"], "bob", "{d}");
     assert_eq!(d["evidence"]["request"]["sources"][0]["author"], "bob");

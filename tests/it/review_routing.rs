@@ -12,8 +12,8 @@ use portcullis::review_routing::ReviewRoute;
 use portcullis::sim::{self, Sims};
 use serde_json::{Value, json};
 
-use crate::http::good_check;
 use crate::support::TestApp;
+use crate::support::fixtures::good_check;
 use crate::support::poll::eventually;
 
 const REVIEW: &str = "rules:\n  - id: needs-review\n    title: Needs a human\n    category: test\n    severity: high\n    remediation: Ask the CAB.\n    condition: { path: $.request.application, op: absent }\n";

@@ -4,9 +4,9 @@
 use portcullis::auth::Role;
 use serde_json::{Value, json};
 
-use crate::http::good_check;
 use crate::support::TestApp;
 use crate::support::app::digest;
+use crate::support::fixtures::good_check;
 
 /// Every check in prod needs a review; nothing else is read.
 const REVIEW_PROD: &str = r#"
@@ -46,28 +46,11 @@ async fn two_teams() -> TestApp {
 }
 
 async fn post(app: &TestApp, token: &str, path: &str, body: &Value) -> (u16, Value) {
-    let resp = app
-        .http
-        .post(app.url(path))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    app.post_as(Some(token), path, body).await.parts()
 }
 
 async fn get(app: &TestApp, token: &str, path: &str) -> (u16, Value) {
-    let resp = app
-        .http
-        .get(app.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    app.get_as(Some(token), path).await.parts()
 }
 
 async fn stored_count(app: &TestApp) -> usize {
@@ -118,7 +101,7 @@ async fn a_check_outside_the_token_scope_is_refused_on_every_path_and_nothing_is
     .unwrap();
     let e = client
         .check(
-            crate::grpc::grpc_check("b-grpc"),
+            crate::support::fixtures::grpc_check("b-grpc"),
             tokio::time::Instant::now() + std::time::Duration::from_secs(5),
         )
         .await
@@ -306,7 +289,10 @@ async fn only_the_requester_or_an_approver_cancels_a_pending_review() {
     // An approver may withdraw anyone's.
     let again = json!({"requestId": "exec-a-2", "application": "payments", "environment": "prod",
         "images": format!("ghcr.io/acme/payments@{}", digest('a'))});
-    let (status, _) = post(&app, "pc_team_a", "/v1/spinnaker/gates", &again).await;
+    let (status, _) = app
+        .spinnaker_create(Some("pc_team_a"), &again)
+        .await
+        .parts();
     assert_eq!(status, 202);
     let (status, c) = post(
         &app,
@@ -359,9 +345,12 @@ async fn evidence_for_an_image_out_of_scope_is_refused_and_the_submitter_is_reco
             .body(report.to_string())
             .send()
     };
-    let resp = submit("pc_team_b").await.unwrap();
-    assert_eq!(resp.status(), 403);
-    let p: Value = resp.json().await.unwrap();
+    let p = crate::support::Answer::read(
+        "POST /v1/evidence as team b",
+        submit("pc_team_b").await.unwrap(),
+    )
+    .await
+    .json_with(reqwest::StatusCode::FORBIDDEN);
     assert_eq!(p["reason_code"], "auth.out_of_scope");
     assert_eq!(std::fs::read_dir(reports.path()).unwrap().count(), 0);
 

@@ -462,7 +462,7 @@ async fn the_app_installation_token_is_reused_renewed_and_reminted_once_when_ref
             "private_key": {"value": sim::github::APP_PRIVATE_KEY}}}))
     .unwrap();
     let adapter = GitHubAdapter::build(&config, clock.clone()).unwrap();
-    let req = crate::adapters::request(|d| {
+    let req = crate::support::fixtures::request(|d| {
         d.sources[0].repository = format!("github.com/{SEEDED}");
         d.sources[0].commit = COMMIT.into();
         d.sources[0].branch = "main".into();

@@ -7,10 +7,10 @@ use std::time::Duration;
 use portcullis::pb;
 use serde_json::Value;
 
-use crate::grpc::grpc_check;
-use crate::http::good_check;
 use crate::support::TestApp;
 use crate::support::db::PgSchema;
+use crate::support::fixtures::good_check;
+use crate::support::fixtures::grpc_check;
 use crate::support::poll::eventually;
 use crate::support::proxy::{Mode, Proxy};
 

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use portcullis::adapters::{Adapter, AdapterConfig};
 use portcullis::sim::{self, Sims};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::adapters::{image, request};
+use crate::support::fixtures::{image, request};
 use crate::support::oci::{self, Pusher};
 
 const REPO: &str = "acme/app";
@@ -355,9 +356,7 @@ async fn only_the_good_image_continues() {
     for (reference, verdict, rule) in cases {
         let body = json!({"application": "app", "environment": "prod", "images": [reference],
             "sources": [{"repository": SOURCE, "commit": &COMMIT[..8]}]});
-        let r = app.post_check(&body).await;
-        assert_eq!(r.status(), 201, "{reference}");
-        let d: Value = r.json().await.unwrap();
+        let d = app.check(&body).await.json_with(StatusCode::CREATED);
         assert_eq!(d["verdict"], verdict, "{reference}: {d}");
         if let Some(rule) = rule {
             let failed: Vec<&str> = d["rule_results"]

@@ -4,6 +4,7 @@ pub mod answer;
 pub mod app;
 pub mod db;
 pub mod fake_tool;
+pub mod fixtures;
 pub mod oci;
 pub mod orca;
 pub mod poll;

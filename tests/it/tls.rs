@@ -13,13 +13,15 @@ use portcullis::client::{ClientError, GateClient, TlsOptions};
 use portcullis::config::Settings;
 use portcullis::tls::server::TlsListener;
 use portcullis::tls::{ClientAuth, ServerTls, ServerTlsConfig};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::http::good_check;
 use crate::support::TestApp;
 use crate::support::app::TestAppBuilder;
 use crate::support::app::start;
+use crate::support::fixtures::good_check;
 use crate::support::poll::eventually;
+use crate::support::tls::https_client;
 use crate::support::tls::{Ca, TlsTool, write_ca};
 
 const STATUS_POLICY: &str = "rules:\n  - id: tool-green\n    title: The tool is green\n    category: test\n    severity: critical\n    condition: { path: $.tool.state, op: \"==\", value: green }\n";
@@ -36,7 +38,7 @@ fn tool_adapter(url: &str, tls: Option<Value>) -> Value {
 async fn collect(config: Value) -> Result<portcullis::adapters::Facts, AdapterError> {
     let config: AdapterConfig = serde_json::from_value(config).unwrap();
     let adapter = crate::support::build_adapters(&[config]).remove(0);
-    let request = crate::adapters::request(|_| {});
+    let request = crate::support::fixtures::request(|_| {});
     adapter
         .collect(
             &request,
@@ -80,9 +82,10 @@ async fn a_tool_behind_a_private_ca_is_trusted_through_its_bundle_and_only_then(
         .adapter(tool_adapter(&tool.url("localhost"), None))
         .spawn()
         .await;
-    let resp = app.post_check(&good_check("tls-untrusted")).await;
-    assert_eq!(resp.status(), 201);
-    let d: Value = resp.json().await.unwrap();
+    let d = app
+        .check(&good_check("tls-untrusted"))
+        .await
+        .json_with(StatusCode::CREATED);
     assert_eq!(d["verdict"], "terminate", "{d}");
     assert_eq!(d["sources"][0]["status"], "unavailable", "{d}");
     assert_eq!(d["sources"][0]["reason"], "unreachable", "{d}");
@@ -193,17 +196,6 @@ async fn spawn_tls(builder: TestAppBuilder, tls: ServerTlsConfig) -> TestApp {
     let mut settings: Settings = builder.settings(dir.path());
     settings.server.tls = Some(tls);
     start(settings, dir, None).await
-}
-
-pub(crate) fn https_client(ca: &Ca, identity: Option<(&str, &str)>) -> reqwest::Client {
-    let mut b = reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap());
-    if let Some((cert, key)) = identity {
-        b = b.identity(reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap());
-    }
-    b.build().unwrap()
 }
 
 /// The leaf certificate a TLS server at `addr` presents, by DER.

@@ -10,9 +10,9 @@ use portcullis::pb;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::http::good_check;
 use crate::support::TestApp;
 use crate::support::app::digest;
+use crate::support::fixtures::good_check;
 
 /// Two policy files, one rule each, both read only the request: `reviewed` holds when the
 /// check carries a `reviewed` label, `payments-team` when its team label is `payments`.

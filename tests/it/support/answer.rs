@@ -9,16 +9,19 @@ pub struct Answer {
     /// `POST /v1/checks` and the like.
     pub what: String,
     pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
     pub body: String,
 }
 
 impl Answer {
     pub async fn read(what: impl Into<String>, resp: reqwest::Response) -> Self {
         let status = resp.status();
+        let headers = resp.headers().clone();
         let body = resp.text().await.unwrap_or_default();
         Self {
             what: what.into(),
             status,
+            headers,
             body,
         }
     }
@@ -44,5 +47,24 @@ impl Answer {
             self.what, self.status, self.body
         );
         self
+    }
+
+    /// The status as a number and the body as JSON (`Null` when it is not JSON), for helpers
+    /// whose callers assert the status next to the body, as in `(403, reason)`.
+    pub fn parts(self) -> (u16, Value) {
+        (
+            self.status.as_u16(),
+            serde_json::from_str(&self.body).unwrap_or(Value::Null),
+        )
+    }
+
+    /// A header's value as text.
+    #[track_caller]
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("{}: {} has no `{name}` header", self.what, self.status))
+            .to_str()
+            .unwrap()
     }
 }

@@ -175,3 +175,15 @@ impl TlsTool {
         format!("https://{host}:{}/status", self.addr.port())
     }
 }
+
+/// An HTTPS client trusting only `ca`, presenting `identity` (certificate, key PEM) when given.
+pub fn https_client(ca: &Ca, identity: Option<(&str, &str)>) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap());
+    if let Some((cert, key)) = identity {
+        b = b.identity(reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap());
+    }
+    b.build().unwrap()
+}
