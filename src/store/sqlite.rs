@@ -263,6 +263,26 @@ impl SqliteStore {
         tx.commit().await.map_err(from_sqlx)
     }
 
+    /// The decision that won the idempotency slot `key` a decision just lost.
+    async fn existing(&self, key: Option<&str>) -> Result<Inserted, StoreError> {
+        let Some(key) = key else {
+            return Err(StoreError::Corrupt(
+                "a decision without an idempotency key was not stored".to_string(),
+            ));
+        };
+        // The winner has committed (its row is what conflicted), and rows are never deleted,
+        // so this read finds it.
+        let (decision, fingerprint) = self.by_slot(key).await?.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "idempotency key `{key}` conflicted but no decision holds it"
+            ))
+        })?;
+        Ok(Inserted::Existing {
+            decision: Box::new(decision),
+            fingerprint,
+        })
+    }
+
     /// The decision in one idempotency slot (one generation of one key).
     async fn by_slot(&self, slot: &str) -> Result<Option<(Decision, String)>, StoreError> {
         let existing: Option<StoredWithFingerprint> = sqlx::query_as(
@@ -333,11 +353,18 @@ impl Store for SqliteStore {
         // a head guessed.
         writer.head = None;
         let place = next_place(before, &created.body);
-        let (before, place, won) = match new.insert(&writer.pool, place).await {
-            Ok(()) => (before, place, new.won(&writer.pool).await?),
-            // Another process moved the head (or someone edited the table), so nothing was
-            // stored: read the head and insert in one transaction, which holds the write lock
-            // from the read on.
+        let won = match new.insert(&writer.pool, place).await {
+            // Whether it won its idempotency slot is read after the writer's turn, so the turn
+            // is one statement; meanwhile the head is taken to be this event's, as it nearly
+            // always is (see below for when it is not).
+            Ok(()) => {
+                writer.head = Some(place);
+                drop(writer);
+                new.won(&self.pool).await?
+            }
+            // Another process moved the head (or someone edited the table, or a guess below
+            // was wrong), so nothing was stored: read the head and insert in one transaction,
+            // which holds the write lock from the read on.
             Err(e) if is_head_moved(&e) => {
                 let mut tx = writer
                     .pool
@@ -349,33 +376,28 @@ impl Store for SqliteStore {
                 new.insert(&mut *tx, place).await.map_err(from_sqlx)?;
                 let won = new.won(&mut *tx).await?;
                 tx.commit().await.map_err(from_sqlx)?;
-                (before, place, won)
+                writer.head = Some(if won { place } else { before });
+                return if won {
+                    Ok(Inserted::Created)
+                } else {
+                    drop(writer);
+                    self.existing(row.idempotency_key.as_deref()).await
+                };
             }
             Err(e) => return Err(from_sqlx(e)),
         };
-        // A decision that lost its idempotency-key race stored nothing and left the head.
-        writer.head = Some(if won { place } else { before });
-        drop(writer);
+        if !won {
+            // A decision that lost its idempotency-key race stored nothing and left the head
+            // where it was: forget the guess, unless a later write has replaced it already.
+            let mut writer = self.writer.lock().await;
+            if writer.head == Some(place) {
+                writer.head = None;
+            }
+        }
         if won {
             return Ok(Inserted::Created);
         }
-        let Some(key) = row.idempotency_key.as_deref() else {
-            return Err(StoreError::Corrupt(format!(
-                "decision `{}` has no idempotency key and yet was not stored",
-                row.id
-            )));
-        };
-        // The winner has committed (its row is what conflicted), and rows are never deleted,
-        // so this read finds it.
-        let (decision, fingerprint) = self.by_slot(key).await?.ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "idempotency key `{key}` conflicted but no decision holds it"
-            ))
-        })?;
-        Ok(Inserted::Existing {
-            decision: Box::new(decision),
-            fingerprint,
-        })
+        self.existing(row.idempotency_key.as_deref()).await
     }
 
     async fn find_by_idempotency_key(

@@ -876,6 +876,15 @@ async fn the_loser_of_a_key_race_records_no_event(backend: Backend) {
     assert!(matches!(inserted, Inserted::Existing { .. }));
     assert_eq!(events_of(store.as_ref(), &first.id).await.len(), 1);
     assert!(events_of(store.as_ref(), &second.id).await.is_empty());
+    // The loser took no place in the log: the next decision takes the one after the winner's.
+    let third = decision().idempotency_key("exec-events-2").build();
+    insert(store.as_ref(), &third).await;
+    while store.sequence_events(1000).await.unwrap() > 0 {}
+    let (head, head_hash) = store.ledger_head().await.unwrap();
+    assert_eq!(head, 2);
+    let entries = store.ledger_entries(1, head).await.unwrap();
+    assert_eq!(assert_chain(&entries), head_hash);
+    assert_eq!(entries[1].decision_id.as_deref(), Some(third.id.as_str()));
 }
 
 async fn a_decision_stored_before_events_takes_its_first_append(backend: Backend) {
