@@ -96,15 +96,12 @@ async fn decide(sims: &Sims, number: &str, body: Value) {
 }
 
 async fn callback(app: &TestApp, token: &str, number: &str) -> (u16, Value) {
-    let resp = app
-        .http
-        .post(app.url("/v1/servicenow/callback"))
-        .bearer_auth(token)
-        .json(&json!({"number": number, "approval": "approved"}))
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
+    app.servicenow_callback(
+        Some(token),
+        &json!({"number": number, "approval": "approved"}),
+    )
+    .await
+    .parts()
 }
 
 async fn final_decision(app: &TestApp, id: &str) -> Value {

@@ -180,17 +180,14 @@ async fn a_webhook_resolves_at_once_and_is_only_a_hint() {
     let app = app(&sims, &clock).await;
     let (id, key) = issue_for(&app, "jira-route-3").await;
     let hook = |key: String| {
-        let http = app.http.clone();
-        let url = app.url("/v1/jira/webhook");
+        let app = &app;
         async move {
-            let resp = http
-                .post(url)
-                .bearer_auth("pc_pipeline")
-                .json(&json!({"webhookEvent": "jira:issue_updated", "issue": {"key": key}}))
-                .send()
-                .await
-                .unwrap();
-            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+            app.jira_webhook(
+                Some("pc_pipeline"),
+                &json!({"webhookEvent": "jira:issue_updated", "issue": {"key": key}}),
+            )
+            .await
+            .parts()
         }
     };
     // A call while the status decides nothing resolves nothing.

@@ -240,19 +240,11 @@ impl TestApp {
     }
 
     /// `POST /v1/servicenow/callback` (a change request was decided).
-    #[allow(
-        dead_code,
-        reason = "review_routing*.rs call it directly until the clock work there is merged"
-    )]
     pub async fn servicenow_callback(&self, token: Option<&str>, body: &Value) -> Answer {
         self.post_as(token, "/v1/servicenow/callback", body).await
     }
 
     /// `POST /v1/jira/webhook` (an issue changed).
-    #[allow(
-        dead_code,
-        reason = "review_routing*.rs call it directly until the clock work there is merged"
-    )]
     pub async fn jira_webhook(&self, token: Option<&str>, body: &Value) -> Answer {
         self.post_as(token, "/v1/jira/webhook", body).await
     }
