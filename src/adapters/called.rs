@@ -38,7 +38,10 @@ impl CalledUrl {
     }
 
     pub fn snapshot(&self) -> Called {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn update(&self, f: impl FnOnce(&mut Called)) {
@@ -93,13 +96,17 @@ mod tests {
         assert_eq!(slot.url().as_deref(), Some("https://a.example/one"));
         // No scope: noted nowhere, and no panic.
         started("https://b.example/");
-        assert_eq!(slot.snapshot().started.as_deref(), Some("https://a.example/two"));
+        assert_eq!(
+            slot.snapshot().started.as_deref(),
+            Some("https://a.example/two")
+        );
     }
 
     #[tokio::test]
     async fn the_call_in_flight_is_the_url_without_a_failure() {
         let slot = CalledUrl::default();
-        slot.scope(async { started("https://a.example/slow") }).await;
+        slot.scope(async { started("https://a.example/slow") })
+            .await;
         assert_eq!(slot.url().as_deref(), Some("https://a.example/slow"));
     }
 

@@ -78,7 +78,10 @@ async fn a_failing_condition_terminates() {
         .adapter(freeze_adapter(&tool.url("/freeze/prod-frozen")))
         .spawn()
         .await;
-    let d = app.check(&good_check("x")).await.json_with(StatusCode::CREATED);
+    let d = app
+        .check(&good_check("x"))
+        .await
+        .json_with(StatusCode::CREATED);
     assert_eq!(d["verdict"], "terminate", "{d}");
     assert_eq!(d["rule_results"][0]["outcome"], "fail");
 }
