@@ -13,6 +13,7 @@
 mod errors;
 mod ledger_rows;
 mod list;
+mod packed;
 mod page;
 mod postgres;
 mod row;

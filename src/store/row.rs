@@ -140,6 +140,9 @@ pub(crate) struct StoredDecision {
     pub(crate) id: String,
     pub(crate) schema_version: i64,
     pub(crate) body: String,
+    /// SQLite's packed body (`store/packed.rs`); PostgreSQL selects none.
+    #[sqlx(default)]
+    pub(crate) packed: Option<Vec<u8>>,
 }
 
 impl StoredDecision {
@@ -152,16 +155,17 @@ impl StoredDecision {
                 self.id, self.schema_version
             )));
         }
-        let decision: Decision = serde_json::from_str(&self.body).map_err(|e| {
+        let id = self.id;
+        let body = super::packed::unpack(self.body, self.packed, || format!("decision `{id}`"))?;
+        let decision: Decision = serde_json::from_str(&body).map_err(|e| {
             StoreError::Corrupt(format!(
-                "decision `{}` is not a valid stored decision: {e}",
-                self.id
+                "decision `{id}` is not a valid stored decision: {e}"
             ))
         })?;
-        if decision.id.as_str() != self.id {
+        if decision.id.as_str() != id {
             return Err(StoreError::Corrupt(format!(
-                "row `{}` holds the body of decision `{}`",
-                self.id, decision.id
+                "row `{id}` holds the body of decision `{}`",
+                decision.id
             )));
         }
         Ok(decision)
@@ -282,6 +286,9 @@ impl StoredVersioned {
 pub(crate) struct Unsequenced {
     pub(crate) id: i64,
     pub(crate) body: String,
+    /// SQLite's packed body (`store/packed.rs`); unpacked into `body` before it is hashed.
+    #[sqlx(default)]
+    pub(crate) packed: Option<Vec<u8>>,
 }
 
 /// A sequence number and its chain hash (hex).
