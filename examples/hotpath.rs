@@ -73,9 +73,10 @@ fn main() {
     let checks: usize = args.next().map_or(100, |n| n.parse().unwrap());
     let backend = args.next().unwrap_or_else(|| "sqlite".into());
 
-    let input: Value =
-        serde_json::from_str(&std::fs::read_to_string(peer_dir().join("deploy_input.json")).unwrap())
-            .unwrap();
+    let input: Value = serde_json::from_str(
+        &std::fs::read_to_string(peer_dir().join("deploy_input.json")).unwrap(),
+    )
+    .unwrap();
     let input = input["input"].clone();
     let mut adapters: Vec<Arc<dyn Adapter>> = [
         "sonar",
