@@ -111,7 +111,7 @@ async fn create_check(
         StatusCode::OK
     };
     let location = format!("/v1/decisions/{}", outcome.decision.id);
-    let mut resp = json_response(status, &DecisionView::from(&outcome.decision))?;
+    let mut resp = json_response(status, &DecisionView::from(&outcome.decision));
     if let Ok(v) = HeaderValue::from_str(&location) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
@@ -148,7 +148,10 @@ async fn get_decision(
         }
         None => s.gate.get(&principal, &id).await?,
     };
-    json_response(StatusCode::OK, &DecisionView::from(&decision))
+    Ok(json_response(
+        StatusCode::OK,
+        &DecisionView::from(&decision),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -202,13 +205,13 @@ async fn list_decisions(
             p.page_token.as_deref(),
         )
         .await?;
-    json_response(
+    Ok(json_response(
         StatusCode::OK,
         &ListBody {
             decisions: page.decisions.iter().map(DecisionView::from).collect(),
             next_page_token: page.next_page_token,
         },
-    )
+    ))
 }
 
 /// Room for a typical decision's JSON, so writing a response does not grow (and copy) its
@@ -217,25 +220,26 @@ const RESPONSE_CAPACITY: usize = 16 << 10;
 
 /// The body `axum::Json` writes, with the same `content-type`, for a view that borrows from a
 /// value the handler holds (and so cannot be returned inside `Json`).
-fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Result<Response, Problem> {
+fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
     let mut buf = Vec::with_capacity(RESPONSE_CAPACITY);
-    serde_json::to_writer(&mut buf, body).map_err(|e| {
+    match serde_json::to_writer(&mut buf, body) {
+        Ok(()) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            Bytes::from(buf),
+        )
+            .into_response(),
         // Unreachable with the view's types (string-keyed maps only).
-        Problem::new(
+        Err(e) => Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             format!("the answer could not be encoded: {e}"),
         )
-    })?;
-    Ok((
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        Bytes::from(buf),
-    )
-        .into_response())
+        .into_response(),
+    }
 }
 
 /// An RFC 3339 time from the query string (`2026-03-01T00:00:00Z`; an offset's `+` must be sent
@@ -331,7 +335,7 @@ async fn resolve_review(
         .gate
         .resolve_review(&principal, &id, answer, &body.comment, Channel::Api)
         .await?;
-    json_response(StatusCode::OK, &DecisionView::from(&d))
+    Ok(json_response(StatusCode::OK, &DecisionView::from(&d)))
 }
 
 /// The text of a policy version a decision names. The gate checks the role and the version's
