@@ -50,7 +50,9 @@ pub(crate) struct DecisionRow<'a> {
 
 impl<'a> DecisionRow<'a> {
     pub(crate) fn new(decision: &'a Decision, fingerprint: &'a str) -> Result<Self, StoreError> {
-        let body = serde_json::to_string(decision).map_err(|e| {
+        // Canonical (keys sorted), the decision's text inside its created event too, so one
+        // writing serves both (`created_event_text`).
+        let body = crate::audit::chain::canonical_json(decision).map_err(|e| {
             // Unreachable with today's types (string-keyed maps only); kept as an error so a
             // future field that cannot be encoded fails the write rather than the process.
             StoreError::Corrupt(format!(
@@ -240,14 +242,14 @@ impl EventRow {
         })
     }
 
-    /// The row of the `created` event of `decision`.
-    pub(crate) fn created(decision: &Decision) -> Result<Self, StoreError> {
+    /// The row of the `created` event of the decision whose row is `row`.
+    pub(crate) fn created(decision: &Decision, row: &DecisionRow<'_>) -> Result<Self, StoreError> {
         Ok(Self {
             decision_id: decision.id.as_str().to_string(),
             idx: 0,
             at_ms: millis(decision.created_at),
             kind: "created",
-            body: super::created_event_text(decision)?,
+            body: super::created_event_text(decision, &row.body)?,
         })
     }
 

@@ -333,7 +333,7 @@ impl Store for SqliteStore {
         // The UNIQUE constraint on idempotency_key decides who wins, inside the database: of any
         // number of concurrent inserts with one key, exactly one writes. A read first would let
         // two callers both see "absent" and both write.
-        let created = EventRow::created(decision)?;
+        let created = EventRow::created(decision, &row)?;
         let (rule_ids, outcomes) = rule_rows(decision);
         let rules = json_text(&rule_ids.iter().zip(&outcomes).collect::<Vec<_>>())?;
         let images = json_text(&image_digests(decision))?;

@@ -1023,6 +1023,11 @@ async fn events_form_one_hash_chain_across_decisions(backend: Backend) {
         entries[0].body.as_deref().unwrap(),
         crate::audit::chain::event_text(&created).unwrap()
     );
+    // And through a `Value`, sorting keys itself: the definition, not the one-pass writer.
+    assert_eq!(
+        entries[0].body.as_deref().unwrap(),
+        crate::audit::chain::canonical_json_slow(&created).unwrap()
+    );
     assert_eq!(
         entries[2].body.as_deref().unwrap(),
         crate::audit::chain::event_text(&approval).unwrap()
