@@ -61,6 +61,11 @@ async fn start(sims: &Sims, dir: &std::path::Path, ttl: &str) -> String {
     settings.store.url = "sqlite::memory:".into();
     settings.policy.dir = Some(dir.to_path_buf());
     settings.adapters = adapters(sims, ttl);
+    // The service does not start without a key to sign its decision log with.
+    let key = portcullis::audit::checkpoint::CheckpointSigner::generate()
+        .private_pem()
+        .unwrap();
+    settings.audit.signing_key = Some(portcullis::secret::SecretSource::Value(key));
     let app = App::build(settings).await.unwrap();
     let base = format!("http://{}", app.http_addr());
     tokio::spawn(app.run(std::future::pending()));

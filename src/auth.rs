@@ -90,12 +90,14 @@ pub struct Principal {
 impl Principal {
     /// The caller when no tokens are configured (loopback-only development mode): recorded as
     /// `anonymous`, unrestricted.
+    /// (Built per request in development mode: shares one compiled scope rather than building
+    /// its glob sets each time.)
     pub fn anonymous_admin() -> Self {
         Self {
             name: "anonymous".into(),
             roles: vec![Role::Admin],
             groups: Vec::new(),
-            scope: Arc::new(Scope::unrestricted()),
+            scope: unrestricted(),
         }
     }
 
@@ -105,7 +107,7 @@ impl Principal {
             name: name.into(),
             roles,
             groups: Vec::new(),
-            scope: Arc::new(Scope::unrestricted()),
+            scope: unrestricted(),
         }
     }
 
@@ -318,6 +320,14 @@ pub fn hash_token(token: &str) -> String {
 pub fn generate_token() -> String {
     let bytes: [u8; 32] = rand::random();
     format!("pc_{}", hex::encode(bytes))
+}
+
+/// The unrestricted scope, compiled once: building its glob sets is regex compilation, which
+/// cost every request of a token-less (development) gate more than its evaluation.
+fn unrestricted() -> Arc<Scope> {
+    static UNRESTRICTED: std::sync::LazyLock<Arc<Scope>> =
+        std::sync::LazyLock::new(|| Arc::new(Scope::unrestricted()));
+    Arc::clone(&UNRESTRICTED)
 }
 
 #[cfg(test)]
