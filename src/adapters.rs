@@ -29,6 +29,7 @@ use crate::domain::{CheckRequest, CommitSha, Digest, FailureReason};
 
 pub mod aqua;
 pub mod cache;
+pub mod called;
 pub mod credentials;
 mod deployed_source;
 pub mod github;

@@ -421,20 +421,21 @@ impl Gate {
             }
         }
 
-        let subject = request.subject(tier);
-        let needed = policies.required_sources(subject);
+        // Shared with the adapters' tasks while they run, and taken back for the decision after.
+        let request = Arc::new(request);
+        let needed = policies.required_sources(request.subject(tier));
         let deadline = started + self.options.evidence_deadline;
         let gathered = evidence::gather(
             &self.adapters,
             &self.metrics,
-            Arc::new(request.clone()),
+            Arc::clone(&request),
             &needed,
             deadline,
         )
         .await;
         let now = self.clock.now();
         let evaluation = policies.evaluate(&EvalInput {
-            subject,
+            subject: request.subject(tier),
             document: &gathered.document,
             unavailable: &gathered.unavailable,
             now,
@@ -445,7 +446,15 @@ impl Gate {
         } else {
             DecisionStatus::Final
         };
-        let request_env = request.environment.clone();
+        let review_deadline = (status == DecisionStatus::Pending).then(|| {
+            let t = self
+                .options
+                .review_timeout_for(request.environment.as_str());
+            now + chrono::Duration::from_std(t).unwrap_or(chrono::Duration::hours(4))
+        });
+        // Every adapter task has ended by now, unless one overran the deadline and was aborted
+        // and has not been dropped yet: only then is the request copied.
+        let request = Arc::try_unwrap(request).unwrap_or_else(|shared| (*shared).clone());
         let decision = Decision {
             id: DecisionId::generate(),
             verdict: evaluation.verdict,
@@ -467,10 +476,7 @@ impl Gate {
             principal: Some(principal.name.clone()),
             replaces,
             key_generation: generation,
-            review_deadline: (status == DecisionStatus::Pending).then(|| {
-                let t = self.options.review_timeout_for(request_env.as_str());
-                now + chrono::Duration::from_std(t).unwrap_or(chrono::Duration::hours(4))
-            }),
+            review_deadline,
         };
         let span = tracing::Span::current();
         span.record("check.id", decision.id.as_str());

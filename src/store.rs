@@ -13,6 +13,7 @@
 mod errors;
 mod ledger_rows;
 mod list;
+mod packed;
 mod page;
 mod postgres;
 mod row;
@@ -39,34 +40,28 @@ use crate::domain::{
 };
 
 /// The canonical text of the event that records `decision` being created (what
-/// `insert_decision` appends), written from a borrowed view of the same shape as
-/// `DecisionEvent { change: EventKind::Created { .. } }` so the decision is not copied.
-fn created_event_text(decision: &Decision) -> Result<String, StoreError> {
-    #[derive(serde::Serialize)]
-    struct Created<'a> {
-        decision_id: &'a crate::domain::DecisionId,
-        at: chrono::DateTime<chrono::Utc>,
-        change: Change<'a>,
-    }
-    #[derive(serde::Serialize)]
-    struct Change<'a> {
-        kind: &'static str,
-        decision: &'a Decision,
-    }
-    crate::audit::chain::canonical_json(&Created {
-        decision_id: &decision.id,
-        at: decision.created_at,
-        change: Change {
-            kind: "created",
-            decision,
-        },
-    })
-    .map_err(|e| {
+/// `insert_decision` appends), the same text as `DecisionEvent { change: EventKind::Created { .. }
+/// }` would give, built around `body`, the decision's own canonical text (its stored body): keys
+/// in code-point order are `at`, `change` (`decision`, `kind`), `decision_id`, so the decision is
+/// written once for both.
+fn created_event_text(decision: &Decision, body: &str) -> Result<String, StoreError> {
+    let encode = |e: serde_json::Error| {
         StoreError::Corrupt(format!(
             "the created event of decision `{}` could not be encoded: {e}",
             decision.id
         ))
-    })
+    };
+    let at = serde_json::to_string(&decision.created_at).map_err(encode)?;
+    let id = serde_json::to_string(&decision.id).map_err(encode)?;
+    let mut text = String::with_capacity(body.len() + at.len() + id.len() + 64);
+    text.push_str("{\"at\":");
+    text.push_str(&at);
+    text.push_str(",\"change\":{\"decision\":");
+    text.push_str(body);
+    text.push_str(",\"kind\":\"created\"},\"decision_id\":");
+    text.push_str(&id);
+    text.push('}');
+    Ok(text)
 }
 
 /// Outcome of inserting a decision that may carry an idempotency key.

@@ -220,7 +220,11 @@ impl Adapter for AquaAdapter {
             }
         });
         let images = try_join_all(lookups).await?;
-        let mut facts: Vec<Value> = images.iter().map(|f| f.document.clone()).collect();
+        // Each lookup already handed out its own copy (the cache's); the trail is the last one's.
+        let (url, excerpt) = images
+            .last()
+            .map_or((None, None), |f| (f.url.clone(), f.excerpt.clone()));
+        let mut facts: Vec<Value> = images.into_iter().map(|f| f.document).collect();
         let lists: Vec<Option<Vec<Finding>>> = facts
             .iter_mut()
             .map(|f| {
@@ -255,8 +259,8 @@ impl Adapter for AquaAdapter {
         }
         Ok(Facts {
             document,
-            url: images.last().and_then(|f| f.url.clone()),
-            excerpt: images.last().and_then(|f| f.excerpt.clone()),
+            url,
+            excerpt,
         })
     }
 }

@@ -17,11 +17,14 @@ use futures::future::{BoxFuture, Shared};
 use tokio::time::Instant;
 
 use super::AdapterError;
+use super::called::{self, Called, CalledUrl};
 
 /// Entries kept before stale ones are swept out.
 const SWEEP_AT: usize = 1024;
 
-type Call<V> = Shared<BoxFuture<'static, Result<V, AdapterError>>>;
+/// A call's result with what it noted of the URLs it called, handed to every caller that shared
+/// it (a failed call's URL belongs in each one's record, not only in the first caller's).
+type Call<V> = Shared<BoxFuture<'static, (Result<V, AdapterError>, Called)>>;
 
 struct Entry<V: Clone> {
     started: Instant,
@@ -65,8 +68,8 @@ impl<V: Clone + Send + Sync + 'static> FactCache<V> {
             let ttl = self.ttl;
             let usable = |e: &Entry<V>| match e.call.peek() {
                 None => true,
-                Some(Ok(_)) => now.saturating_duration_since(e.started) < ttl,
-                Some(Err(_)) => false,
+                Some((Ok(_), _)) => now.saturating_duration_since(e.started) < ttl,
+                Some((Err(_), _)) => false,
             };
             match entries.get(key).filter(|e| usable(e)) {
                 Some(e) => e.call.clone(),
@@ -74,7 +77,13 @@ impl<V: Clone + Send + Sync + 'static> FactCache<V> {
                     if entries.len() >= SWEEP_AT {
                         entries.retain(|_, e| usable(e));
                     }
-                    let call = fetch.boxed().shared();
+                    let call = async move {
+                        let slot = CalledUrl::default();
+                        let result = slot.scope(fetch).await;
+                        (result, slot.snapshot())
+                    }
+                    .boxed()
+                    .shared();
                     entries.insert(
                         key.to_string(),
                         Entry {
@@ -86,7 +95,11 @@ impl<V: Clone + Send + Sync + 'static> FactCache<V> {
                 }
             }
         };
-        call.await
+        let (result, noted) = call.await;
+        if result.is_err() {
+            called::merge(&noted);
+        }
+        result
     }
 
     /// Forgets `key`, so the next lookup fetches again (new evidence was just submitted).

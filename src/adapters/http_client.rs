@@ -14,6 +14,7 @@ use reqwest::Url;
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout_at};
 
+use super::called;
 use super::redact::{Redactor, redact_url};
 use super::{AdapterBuildError, AdapterError};
 use crate::clock::{Clock, SystemClock};
@@ -161,6 +162,11 @@ enum Retry {
 }
 
 impl HttpClient {
+    /// The clock this client waits on, for an adapter's own waits between calls (a poll).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.settings.clock
+    }
+
     pub fn new(settings: ClientSettings) -> Result<Self, AdapterBuildError> {
         // reqwest is built without HTTP/2 here, so ALPN offers HTTP/1.1 only.
         let tls = crate::tls::client_config(&settings.tls, &[b"http/1.1"]).map_err(|e| {
@@ -196,10 +202,27 @@ impl HttpClient {
 
     /// Makes the call, retrying retryable faults while the deadline allows. Never returns after
     /// `deadline`: every attempt, wait for a permit and backoff is bounded by it.
+    /// Notes the URL (without credentials) in the adapter call's [`called`](super::called) slot,
+    /// and which one failed, for the evidence record.
     pub async fn send(
         &self,
         request: &HttpRequest,
         deadline: Instant,
+    ) -> Result<HttpResponse, AdapterError> {
+        let shown_url = redact_url(&request.url);
+        called::started(&shown_url);
+        let outcome = self.send_within(request, deadline, &shown_url).await;
+        if outcome.is_err() {
+            called::failed(&shown_url);
+        }
+        outcome
+    }
+
+    async fn send_within(
+        &self,
+        request: &HttpRequest,
+        deadline: Instant,
+        shown_url: &str,
     ) -> Result<HttpResponse, AdapterError> {
         let started = Instant::now();
         let budget_ms = millis(deadline.saturating_duration_since(started));
@@ -207,13 +230,12 @@ impl HttpClient {
             .with_headers(&request.headers)
             .with_url(&request.url)
             .with(request.body_secrets.iter().map(|s| s.expose().to_string()));
-        let shown_url = redact_url(&request.url);
         let attempts = self.settings.retries.saturating_add(1);
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
             let t0 = Instant::now();
-            let result = timeout_at(deadline, self.attempt(request, &redactor, &shown_url)).await;
+            let result = timeout_at(deadline, self.attempt(request, &redactor, shown_url)).await;
             let duration_ms = millis(t0.elapsed());
             let Ok(Attempt {
                 status,

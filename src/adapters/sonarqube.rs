@@ -498,7 +498,7 @@ impl Inner {
                             .unwrap_or(u64::MAX),
                         });
                     }
-                    tokio::time::sleep(CE_POLL).await;
+                    self.client.clock().sleep(CE_POLL).await;
                 }
                 other => {
                     let why = t["errorMessage"].as_str().unwrap_or("no error message");

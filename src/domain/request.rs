@@ -46,8 +46,24 @@ impl CheckRequest {
     /// A stable hash of everything the request says, used to refuse an idempotency key reused for
     /// a different deploy. Serialization of these types is deterministic (ordered maps).
     pub fn fingerprint(&self) -> String {
-        let bytes = serde_json::to_vec(self).unwrap_or_default();
-        hex::encode(Sha256::digest(bytes))
+        /// Hashes the JSON as it is written, instead of writing it all out first.
+        struct HashWriter(Sha256);
+        impl std::io::Write for HashWriter {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.update(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut hasher = HashWriter(Sha256::new());
+        if serde_json::to_writer(&mut hasher, self).is_err() {
+            // What `to_vec(..).unwrap_or_default()` hashed: nothing. Unreachable with these
+            // types (string-keyed maps only), and it keeps fingerprints as they were.
+            return hex::encode(Sha256::digest([]));
+        }
+        hex::encode(hasher.0.finalize())
     }
 
     /// Checks the limits that span fields (list sizes, label shapes).

@@ -9,6 +9,7 @@ use futures::future::join_all;
 use tokio::time::Instant;
 use tracing::{Instrument, info_span, warn};
 
+use crate::adapters::called::CalledUrl;
 use crate::adapters::{Adapter, AdapterError, Facts};
 use crate::domain::{CheckRequest, FailureReason, SourceReport, SourceStatus};
 use crate::metrics::Metrics;
@@ -45,6 +46,7 @@ pub(super) async fn gather(
                         message: format!(
                             "no evidence source named `{name}` is configured (add an adapter named `{name}`)"
                         ),
+                        url: None,
                     }),
                     0,
                 ),
@@ -94,7 +96,7 @@ pub(super) async fn gather(
                     reason: Some(u.reason),
                     message: u.message.clone(),
                     duration_ms,
-                    url: None,
+                    url: u.url,
                     excerpt: None,
                 });
                 unavailable.insert(name, (u.reason, u.message));
@@ -111,6 +113,8 @@ pub(super) async fn gather(
 struct Unavailable {
     reason: FailureReason,
     message: String,
+    /// The URL that failed or was in flight, without credentials (`adapters::called`).
+    url: Option<String>,
 }
 
 /// One adapter call, as its own task so a panic or a hang in one adapter cannot take the check
@@ -124,34 +128,38 @@ async fn call(
     let kind = adapter.kind();
     let started = Instant::now();
     let span = info_span!("adapter", adapter.name = %name, adapter.kind = kind);
+    let called = CalledUrl::default();
     let task = tokio::spawn(
         {
             let adapter = Arc::clone(&adapter);
-            async move { adapter.collect(&request, deadline).await }
+            let called = called.clone();
+            async move { called.scope(adapter.collect(&request, deadline)).await }
         }
         .instrument(span),
     );
     let abort = task.abort_handle();
     let outcome = match tokio::time::timeout_at(deadline, task).await {
         Ok(Ok(Ok(facts))) => Ok(facts),
-        Ok(Ok(Err(e))) => Err(unavailable(&e)),
+        Ok(Ok(Err(e))) => Err(unavailable(&e, &called)),
         Ok(Err(join)) => Err(Unavailable {
             reason: FailureReason::BadResponse,
             message: format!("the adapter failed internally: {join}"),
+            url: called.url(),
         }),
         Err(_) => {
             abort.abort();
             let timeout_ms = deadline.saturating_duration_since(started).as_millis() as u64;
-            Err(unavailable(&AdapterError::Timeout { timeout_ms }))
+            Err(unavailable(&AdapterError::Timeout { timeout_ms }, &called))
         }
     };
     let duration_ms = started.elapsed().as_millis() as u64;
     (name, kind, outcome, duration_ms)
 }
 
-fn unavailable(e: &AdapterError) -> Unavailable {
+fn unavailable(e: &AdapterError, called: &CalledUrl) -> Unavailable {
     Unavailable {
         reason: e.reason(),
         message: e.to_string(),
+        url: called.url(),
     }
 }

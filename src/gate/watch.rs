@@ -31,7 +31,13 @@ impl Default for Updates {
 
 impl Updates {
     pub(super) fn publish(&self, decision: &Decision) {
-        // No receivers is normal: nobody is watching.
+        // Nobody watching is the usual case, and then the copy would be made only to be dropped.
+        // A watcher that subscribes just after this test reads the store after subscribing, and
+        // the store already holds this version, so it is not lost.
+        if self.tx.receiver_count() == 0 {
+            return;
+        }
+        // No receivers left by now is normal too: the last watcher ended.
         let _ = self.tx.send(Arc::new(decision.clone()));
     }
 }

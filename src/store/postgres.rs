@@ -259,7 +259,7 @@ impl Store for PostgresStore {
         // (`idempotency_key`) and `(idempotency_base, idempotency_generation)` are two unique
         // indexes over one fact, and PostgreSQL raises a violation of an index that is not the
         // arbiter when the racing row commits between the two checks.
-        let created = EventRow::created(decision)?;
+        let created = EventRow::created(decision, &row)?;
         let (rule_ids, outcomes) = rule_rows(decision);
         let images = image_digests(decision);
         // The decision, its rule rows (`decision_rules`, migration 0008), its image rows

@@ -56,7 +56,9 @@ pub(crate) struct DecisionRow<'a> {
 
 impl<'a> DecisionRow<'a> {
     pub(crate) fn new(decision: &'a Decision, fingerprint: &'a str) -> Result<Self, StoreError> {
-        let body = serde_json::to_string(decision).map_err(|e| {
+        // Canonical (keys sorted), the decision's text inside its created event too, so one
+        // writing serves both (`created_event_text`).
+        let body = crate::audit::chain::canonical_json(decision).map_err(|e| {
             // Unreachable with today's types (string-keyed maps only); kept as an error so a
             // future field that cannot be encoded fails the write rather than the process.
             StoreError::Corrupt(format!(
@@ -148,6 +150,9 @@ pub(crate) struct StoredDecision {
     pub(crate) id: String,
     pub(crate) schema_version: i64,
     pub(crate) body: String,
+    /// SQLite's packed body (`store/packed.rs`); PostgreSQL selects none.
+    #[sqlx(default)]
+    pub(crate) packed: Option<Vec<u8>>,
 }
 
 impl StoredDecision {
@@ -160,16 +165,17 @@ impl StoredDecision {
                 self.id, self.schema_version
             )));
         }
-        let decision: Decision = serde_json::from_str(&self.body).map_err(|e| {
+        let id = self.id;
+        let body = super::packed::unpack(self.body, self.packed, || format!("decision `{id}`"))?;
+        let decision: Decision = serde_json::from_str(&body).map_err(|e| {
             StoreError::Corrupt(format!(
-                "decision `{}` is not a valid stored decision: {e}",
-                self.id
+                "decision `{id}` is not a valid stored decision: {e}"
             ))
         })?;
-        if decision.id.as_str() != self.id {
+        if decision.id.as_str() != id {
             return Err(StoreError::Corrupt(format!(
-                "row `{}` holds the body of decision `{}`",
-                self.id, decision.id
+                "row `{id}` holds the body of decision `{}`",
+                decision.id
             )));
         }
         Ok(decision)
@@ -284,14 +290,14 @@ impl EventRow {
         })
     }
 
-    /// The row of the `created` event of `decision`.
-    pub(crate) fn created(decision: &Decision) -> Result<Self, StoreError> {
+    /// The row of the `created` event of the decision whose row is `row`.
+    pub(crate) fn created(decision: &Decision, row: &DecisionRow<'_>) -> Result<Self, StoreError> {
         Ok(Self {
             decision_id: decision.id.as_str().to_string(),
             idx: 0,
             at_ms: millis(decision.created_at),
             kind: "created",
-            body: super::created_event_text(decision)?,
+            body: super::created_event_text(decision, &row.body)?,
         })
     }
 
@@ -330,6 +336,9 @@ impl StoredVersioned {
 pub(crate) struct Unsequenced {
     pub(crate) id: i64,
     pub(crate) body: String,
+    /// SQLite's packed body (`store/packed.rs`); unpacked into `body` before it is hashed.
+    #[sqlx(default)]
+    pub(crate) packed: Option<Vec<u8>>,
 }
 
 /// A sequence number and its chain hash (hex).

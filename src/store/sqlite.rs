@@ -29,6 +29,7 @@ use super::ledger_rows::{
     PRUNE_STATEMENTS, checkpoint_from_body, db_int, node_columns, nodes_from_rows,
 };
 use super::list;
+use super::packed::{self, Packed};
 use super::page::{clamp_page_size, decode_token};
 use super::row::{
     DecisionRow, EventRow, PendingRow, PolicyVersionRow, StoredDecision, StoredDue,
@@ -287,7 +288,7 @@ impl SqliteStore {
     /// The decision in one idempotency slot (one generation of one key).
     async fn by_slot(&self, slot: &str) -> Result<Option<(Decision, String)>, StoreError> {
         let existing: Option<StoredWithFingerprint> = sqlx::query_as(
-            "SELECT id, schema_version, body, request_fingerprint \
+            "SELECT id, schema_version, body, packed, request_fingerprint \
              FROM decisions WHERE idempotency_key = ?",
         )
         .bind(slot)
@@ -333,7 +334,7 @@ impl Store for SqliteStore {
         // The UNIQUE constraint on idempotency_key decides who wins, inside the database: of any
         // number of concurrent inserts with one key, exactly one writes. A read first would let
         // two callers both see "absent" and both write.
-        let created = EventRow::created(decision)?;
+        let created = EventRow::created(decision, &row)?;
         let (rule_ids, outcomes) = rule_rows(decision);
         let rules = json_text(&rule_ids.iter().zip(&outcomes).collect::<Vec<_>>())?;
         let images = json_text(&image_digests(decision))?;
@@ -345,6 +346,8 @@ impl Store for SqliteStore {
         let new = NewDecision {
             row: &row,
             created: &created,
+            body: packed::pack(&row.body),
+            event_body: packed::pack(&created.body),
             rules: &rules,
             images: &images,
         };
@@ -406,7 +409,7 @@ impl Store for SqliteStore {
         key: &IdempotencyKey,
     ) -> Result<Option<(Decision, String)>, StoreError> {
         let newest: Option<StoredWithFingerprint> = sqlx::query_as(
-            "SELECT id, schema_version, body, request_fingerprint FROM decisions \
+            "SELECT id, schema_version, body, packed, request_fingerprint FROM decisions \
              WHERE idempotency_base = ? ORDER BY idempotency_generation DESC LIMIT 1",
         )
         .bind(key.as_str())
@@ -420,7 +423,7 @@ impl Store for SqliteStore {
 
     async fn get_decision(&self, id: &DecisionId) -> Result<Option<Decision>, StoreError> {
         let stored: Option<StoredDecision> =
-            sqlx::query_as("SELECT id, schema_version, body FROM decisions WHERE id = ?")
+            sqlx::query_as("SELECT id, schema_version, body, packed FROM decisions WHERE id = ?")
                 .bind(id.as_str())
                 .fetch_optional(&self.pool)
                 .await
@@ -437,7 +440,7 @@ impl Store for SqliteStore {
         let page_size = clamp_page_size(page_size);
         let after = page_token.map(decode_token).transpose()?;
 
-        let mut query: QueryBuilder<'_, Sqlite> = QueryBuilder::new(list::SELECT);
+        let mut query: QueryBuilder<'_, Sqlite> = QueryBuilder::new(list::SELECT_WITH_PACKED);
         // "Rule failed" and the image digest have indexes in id order (the table
         // `decision_rules_failed` `(rule_id, decision_id)`, brought up to date first, `decision_images` `(digest, environment, decision_id)`):
         // the list walks one newest first and joins each row to its decision by primary key, so
@@ -504,7 +507,7 @@ impl Store for SqliteStore {
         id: &DecisionId,
     ) -> Result<Option<(Decision, u64)>, StoreError> {
         let stored: Option<StoredVersioned> = sqlx::query_as(
-            "SELECT id, schema_version, body, event_count FROM decisions WHERE id = ?",
+            "SELECT id, schema_version, body, packed, event_count FROM decisions WHERE id = ?",
         )
         .bind(id.as_str())
         .fetch_optional(&self.pool)
@@ -524,13 +527,14 @@ impl Store for SqliteStore {
         let event_rows = EventRow::all(events, expected_events)?;
         let expected = i64::try_from(expected_events).unwrap_or(i64::MAX);
         let count = expected.saturating_add(i64::try_from(events.len()).unwrap_or(i64::MAX));
+        let body = packed::pack(&row.body);
         // IMMEDIATE takes the write lock up front (waiting `busy_timeout` for it), so the
         // compare-and-set UPDATE and the event inserts run as one writer's turn.
         let (mut turn, mut tx) = self.write_turn().await?;
         let updated = sqlx::query(
             "UPDATE decisions SET idempotency_key = ?, application = ?, environment = ?, \
              verdict = ?, status = ?, caller_kind = ?, policy_version = ?, created_at = ?, \
-             decided_at = ?, schema_version = ?, body = ?, event_count = ?, \
+             decided_at = ?, schema_version = ?, body = ?, packed = ?, event_count = ?, \
              review_deadline = ?, review_system = ? \
              WHERE id = ? AND event_count = ?",
         )
@@ -544,7 +548,8 @@ impl Store for SqliteStore {
         .bind(row.created_at_ms)
         .bind(row.decided_at_ms)
         .bind(row.schema_version)
-        .bind(&row.body)
+        .bind(body.body)
+        .bind(body.packed.as_deref())
         .bind(count)
         .bind(row.review_deadline_ms)
         .bind(row.review_system)
@@ -587,13 +592,18 @@ impl Store for SqliteStore {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(from_sqlx)?;
-        let rows: Vec<Unsequenced> = sqlx::query_as(
-            "SELECT id, body FROM decision_events WHERE seq IS NULL ORDER BY id LIMIT ?",
+        let mut rows: Vec<Unsequenced> = sqlx::query_as(
+            "SELECT id, body, packed FROM decision_events WHERE seq IS NULL ORDER BY id LIMIT ?",
         )
         .bind(i64::from(max))
         .fetch_all(&mut *tx)
         .await
         .map_err(from_sqlx)?;
+        // Hashed over the text, never over the packed bytes.
+        for row in &mut rows {
+            let (id, body) = (row.id, std::mem::take(&mut row.body));
+            row.body = packed::unpack(body, row.packed.take(), || format!("event row {id}"))?;
+        }
         if rows.is_empty() {
             tx.commit().await.map_err(from_sqlx)?;
             return Ok(0);
@@ -633,16 +643,19 @@ impl Store for SqliteStore {
         from: u64,
         to: u64,
     ) -> Result<Vec<super::LedgerEntry>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT seq, hash, decision_id, body FROM decision_events WHERE seq >= ?1 AND seq <= ?2 \
-             UNION ALL SELECT seq, hash, NULL, NULL FROM ledger_pruned WHERE seq >= ?1 AND seq <= ?2 \
+        let rows: Vec<PackedEntry> = sqlx::query_as(
+            "SELECT seq, hash, decision_id, body, packed FROM decision_events \
+             WHERE seq >= ?1 AND seq <= ?2 \
+             UNION ALL SELECT seq, hash, NULL, NULL, NULL FROM ledger_pruned \
+             WHERE seq >= ?1 AND seq <= ?2 \
              ORDER BY seq",
         )
         .bind(db_int(from))
         .bind(db_int(to))
         .fetch_all(&self.pool)
         .await
-        .map_err(from_sqlx)?)
+        .map_err(from_sqlx)?;
+        rows.into_iter().map(PackedEntry::unpack).collect()
     }
 
     async fn ledger_hashes(&self, from: u64, to: u64) -> Result<Vec<(u64, String)>, StoreError> {
@@ -768,14 +781,15 @@ impl Store for SqliteStore {
         &self,
         id: &DecisionId,
     ) -> Result<Vec<super::LedgerEntry>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT seq, hash, decision_id, body FROM decision_events \
+        let rows: Vec<PackedEntry> = sqlx::query_as(
+            "SELECT seq, hash, decision_id, body, packed FROM decision_events \
              WHERE decision_id = ? AND seq IS NOT NULL ORDER BY idx",
         )
         .bind(id.as_str())
         .fetch_all(&self.pool)
         .await
-        .map_err(from_sqlx)?)
+        .map_err(from_sqlx)?;
+        rows.into_iter().map(PackedEntry::unpack).collect()
     }
 
     async fn latest_checkpoint(
@@ -905,7 +919,7 @@ impl Store for SqliteStore {
         // statistics SQLite could pick the status index and read every pending row (and a
         // query the index cannot serve fails here instead of scanning).
         let rows: Vec<StoredDue> = sqlx::query_as(
-            "SELECT id, schema_version, body, review_deadline \
+            "SELECT id, schema_version, body, packed, review_deadline \
              FROM decisions INDEXED BY decisions_pending_deadline \
              WHERE status = 'pending' AND review_deadline <= ?1 \
              AND (review_deadline, id) > (?2, ?3) \
@@ -952,7 +966,7 @@ impl Store for SqliteStore {
         // the ticket index outermost: without statistics SQLite would otherwise start from the
         // status index, a scan of every pending decision.
         let stored: Option<StoredDecision> = sqlx::query_as(
-            "SELECT d.id, d.schema_version, d.body \
+            "SELECT d.id, d.schema_version, d.body, d.packed \
              FROM decision_tickets AS t CROSS JOIN decisions AS d ON d.id = t.decision_id \
              WHERE t.system = ?1 AND t.handle IN (?2, ?3) AND d.status = 'pending' \
              ORDER BY t.decision_id DESC LIMIT 1",
@@ -974,17 +988,19 @@ async fn insert_events(
     places: &[Head],
 ) -> Result<(), StoreError> {
     for (e, (seq, hash)) in rows.iter().zip(places) {
+        let body = packed::pack_event(e.kind, &e.body);
         sqlx::query(
-            "INSERT INTO decision_events (decision_id, idx, at, kind, body, seq, hash) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO decision_events (decision_id, idx, at, kind, body, seq, hash, packed) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&e.decision_id)
         .bind(e.idx)
         .bind(e.at_ms)
         .bind(e.kind)
-        .bind(&e.body)
+        .bind(body.body)
         .bind(*seq)
         .bind(crate::audit::hex(hash))
+        .bind(body.packed.as_deref())
         .execute(&mut **tx)
         .await
         .map_err(from_sqlx)?;
@@ -1107,9 +1123,41 @@ fn create_parent_dir(file: &Path) -> Result<(), StoreError> {
 }
 
 /// A decision as the one statement that stores it (the `decision_inserts` view).
+/// A log entry as SQLite stores it: its text may be packed (`store/packed.rs`).
+#[derive(sqlx::FromRow)]
+struct PackedEntry {
+    seq: i64,
+    hash: String,
+    decision_id: Option<String>,
+    body: Option<String>,
+    packed: Option<Vec<u8>>,
+}
+
+impl PackedEntry {
+    fn unpack(self) -> Result<super::LedgerEntry, StoreError> {
+        let seq = self.seq;
+        let body = match self.body {
+            Some(body) => Some(packed::unpack(body, self.packed, || {
+                format!("the event at place {seq}")
+            })?),
+            None => None,
+        };
+        Ok(super::LedgerEntry {
+            seq,
+            hash: self.hash,
+            decision_id: self.decision_id,
+            body,
+        })
+    }
+}
+
 struct NewDecision<'a> {
     row: &'a DecisionRow<'a>,
     created: &'a EventRow,
+    /// `row.body` and `created.body` as stored (`store/packed.rs`), packed once however many
+    /// times the insert is tried.
+    body: Packed<'a>,
+    event_body: Packed<'a>,
     rules: &'a str,
     images: &'a str,
 }
@@ -1127,8 +1175,9 @@ impl NewDecision<'_> {
              application, environment, verdict, status, caller_kind, policy_version, \
              created_at, decided_at, schema_version, body, principal, idempotency_base, \
              idempotency_generation, event_at, event_body, rules, images, event_seq, \
-             event_hash, review_deadline, review_system) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             event_hash, packed, event_packed, review_deadline, review_system) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+             ?)",
         )
         .bind(row.id)
         .bind(row.idempotency_key.as_deref())
@@ -1142,16 +1191,18 @@ impl NewDecision<'_> {
         .bind(row.created_at_ms)
         .bind(row.decided_at_ms)
         .bind(row.schema_version)
-        .bind(&row.body)
+        .bind(self.body.body)
         .bind(row.principal)
         .bind(row.idempotency_base)
         .bind(row.idempotency_generation)
         .bind(created.at_ms)
-        .bind(&created.body)
+        .bind(self.event_body.body)
         .bind(self.rules)
         .bind(self.images)
         .bind(place.0)
         .bind(crate::audit::hex(&place.1))
+        .bind(self.body.packed.as_deref())
+        .bind(self.event_body.packed.as_deref())
         .bind(row.review_deadline_ms)
         .bind(row.review_system)
         .execute(executor)

@@ -114,6 +114,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     insert_then_get_returns_an_equal_decision,
+    a_large_decision_and_its_events_read_back_whole,
     unknown_id_is_none,
     the_same_id_twice_is_a_conflict,
     a_repeated_idempotency_key_returns_the_first_decision,
@@ -1024,6 +1025,11 @@ async fn events_form_one_hash_chain_across_decisions(backend: Backend) {
     assert_eq!(
         entries[0].body.as_deref().unwrap(),
         crate::audit::chain::event_text(&created).unwrap()
+    );
+    // And through a `Value`, sorting keys itself: the definition, not the one-pass writer.
+    assert_eq!(
+        entries[0].body.as_deref().unwrap(),
+        crate::audit::chain::canonical_json_slow(&created).unwrap()
     );
     assert_eq!(
         entries[2].body.as_deref().unwrap(),
@@ -2177,6 +2183,18 @@ async fn migration_0011_indexes_the_tickets_of_reviews_already_pending(backend: 
     finished.review_ticket = Some(ticket("CHG0000002", "sys2"));
     insert(fx.store.as_ref(), &finished).await;
     // Undo 0011, as if the database predates it, and open the store again: it migrates.
+    // Before 0011 no body was packed (0014).
+    if backend == Backend::Sqlite {
+        let raw = sqlx::SqlitePool::connect(&fx.url).await.unwrap();
+        for d in [&pending, &finished] {
+            sqlx::query("UPDATE decisions SET body = ?, packed = NULL WHERE id = ?")
+                .bind(serde_json::to_string(d).unwrap())
+                .bind(d.id.as_str())
+                .execute(&raw)
+                .await
+                .unwrap();
+        }
+    }
     let undo: &[&str] = match backend {
         Backend::Sqlite => &[
             "DROP TRIGGER decision_tickets_on_attach",
@@ -2299,6 +2317,15 @@ async fn pending_of(store: &dyn Store, environment: &str, size: u32) -> Vec<supe
     }
 }
 
+/// What else an UPDATE that makes bodies unreadable sets: SQLite keeps large bodies packed
+/// (`store/packed.rs`), and a packed body is read from there.
+fn unpacked(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => ", packed = NULL",
+        Backend::Postgres => "",
+    }
+}
+
 async fn the_sweepers_query_reads_only_the_reviews_due(backend: Backend) {
     let fx = fresh(backend).await;
     let store = fx.store.as_ref();
@@ -2344,8 +2371,9 @@ async fn the_sweepers_query_reads_only_the_reviews_due(backend: Backend) {
         &fx,
         backend,
         &format!(
-            "UPDATE decisions SET body = '{{' WHERE status <> 'pending' \
+            "UPDATE decisions SET body = '{{'{} WHERE status <> 'pending' \
              OR review_deadline IS NULL OR review_deadline > {}",
+            unpacked(backend),
             by.timestamp_millis()
         ),
     )
@@ -2441,7 +2469,12 @@ async fn a_followers_list_of_pending_reviews_reads_no_bodies(backend: Backend) {
     );
 
     // Every body is made unreadable: the list must not read any.
-    raw_exec(&fx, backend, "UPDATE decisions SET body = '{'").await;
+    raw_exec(
+        &fx,
+        backend,
+        &format!("UPDATE decisions SET body = '{{'{}", unpacked(backend)),
+    )
+    .await;
     let mut expected: Vec<(DecisionId, Option<String>)> = prod
         .iter()
         .filter(|(d, _)| d.id != prod[10].0.id)
@@ -2522,10 +2555,22 @@ async fn migration_0013_indexes_the_reviews_already_pending(backend: Backend) {
     for statement in undo {
         raw_exec(&fx, backend, statement).await;
     }
+    // Rows from before 0013 predate 0014 too: their bodies are plain text, not packed.
+    if let Backend::Sqlite = backend {
+        for d in [&pending, &unrouted] {
+            let text = serde_json::to_string(d).unwrap().replace('\'', "''");
+            let sql = format!(
+                "UPDATE decisions SET body = '{text}', packed = NULL WHERE id = '{}'",
+                d.id
+            );
+            raw_exec(&fx, backend, &sql).await;
+        }
+    }
+    // SQLite's insert view gains the columns in 0015 (after 0014 replaced it): run both again.
     raw_exec(
         &fx,
         backend,
-        "DELETE FROM _sqlx_migrations WHERE version = 13",
+        "DELETE FROM _sqlx_migrations WHERE version IN (13, 15)",
     )
     .await;
     let store = open(&fx.url, &StoreOptions::default()).await.unwrap();
@@ -2558,4 +2603,57 @@ async fn migration_0013_indexes_the_reviews_already_pending(backend: Backend) {
     let later = pending_until(Some(t0()));
     insert(store.as_ref(), &later).await;
     assert_eq!(due_by(store.as_ref(), t0(), 10).await, [later.id]);
+}
+
+/// A decision whose evidence is large, as a real check's is (SQLite packs such bodies).
+fn large_decision() -> Decision {
+    let mut d = decision().status(DecisionStatus::Pending).build();
+    let findings: Vec<_> = (0..120)
+        .map(|i| serde_json::json!({"id": format!("CVE-2026-{i:05}"), "severity": "high", "package": "openssl", "fixed_in": "3.0.15"}))
+        .collect();
+    d.evidence.document["aqua"] = serde_json::json!({ "findings": findings });
+    d
+}
+
+async fn a_large_decision_and_its_events_read_back_whole(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = fx.store.as_ref();
+    let d = large_decision();
+    assert!(serde_json::to_string(&d).unwrap().len() > 8_000);
+    insert(store, &d).await;
+    assert_eq!(store.get_decision(&d.id).await.unwrap().unwrap(), d);
+    let listed = store
+        .list_decisions(&DecisionFilter::default(), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(listed.decisions, std::slice::from_ref(&d));
+    let (resolved, event) = resolve(&d, ResolutionOutcome::Approved, "carol");
+    assert!(store.append_events(&resolved, 1, &[event]).await.unwrap());
+    assert_eq!(store.get_decision(&d.id).await.unwrap().unwrap(), resolved);
+    // The created event reads back as the text that was hashed: the chain verifies.
+    assert_eq!(events_of(store, &d.id).await.len(), 2);
+    store.sequence_events(100).await.unwrap();
+    let (head, _) = store.ledger_head().await.unwrap();
+    assert_chain(&store.ledger_entries(1, head).await.unwrap());
+}
+
+#[tokio::test]
+async fn sqlite_stores_large_bodies_packed() {
+    let fx = fresh(Backend::Sqlite).await;
+    let d = large_decision();
+    insert(fx.store.as_ref(), &d).await;
+    let raw = sqlx::SqlitePool::connect(&fx.url).await.unwrap();
+    let sizes: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT length(body), length(packed) FROM decisions \
+         UNION ALL SELECT length(body), length(packed) FROM decision_events",
+    )
+    .fetch_all(&raw)
+    .await
+    .unwrap();
+    let text = serde_json::to_string(&d).unwrap().len() as i64;
+    assert_eq!(sizes.len(), 2);
+    for (body, packed) in sizes {
+        assert_eq!(body, 0);
+        assert!(packed * 4 < text, "{packed} bytes packed of {text}");
+    }
 }

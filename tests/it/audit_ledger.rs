@@ -430,11 +430,36 @@ async fn tampered_export(l: &Ledger, sql: &[&str]) -> Report {
         .connect(&url)
         .await
         .unwrap();
+    unpack_bodies(&pool).await;
     for statement in sql {
         sqlx::query(statement).execute(&pool).await.unwrap();
     }
     pool.close().await;
     verify_export(&l.key, &export_text(l, "").await)
+}
+
+/// Stores every packed body (zstd, migration 0014) as plain text again, as someone editing the
+/// database would first, so the edits below can be written in SQL. The store reads both forms.
+async fn unpack_bodies(pool: &sqlx::SqlitePool) {
+    for table in ["decisions", "decision_events"] {
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(&format!(
+            "SELECT rowid, packed FROM {table} WHERE packed IS NOT NULL"
+        ))
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        for (rowid, packed) in rows {
+            let text = String::from_utf8(zstd::decode_all(packed.as_slice()).unwrap()).unwrap();
+            sqlx::query(&format!(
+                "UPDATE {table} SET body = ?, packed = NULL WHERE rowid = ?"
+            ))
+            .bind(text)
+            .bind(rowid)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+    }
 }
 
 #[tokio::test]

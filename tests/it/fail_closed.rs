@@ -78,7 +78,10 @@ async fn a_failing_condition_terminates() {
         .adapter(freeze_adapter(&tool.url("/freeze/prod-frozen")))
         .spawn()
         .await;
-    let d: Value = app.post_check(&good_check("x")).await.json().await.unwrap();
+    let d = app
+        .check(&good_check("x"))
+        .await
+        .json_with(StatusCode::CREATED);
     assert_eq!(d["verdict"], "terminate", "{d}");
     assert_eq!(d["rule_results"][0]["outcome"], "fail");
 }
@@ -145,12 +148,36 @@ async fn every_fault_is_classified_and_never_continues() {
         assert_eq!(d["verdict"], "terminate", "{fault}: {d}");
         assert_eq!(d["rule_results"][0]["outcome"], "missing", "{fault}: {d}");
         assert_eq!(source_reason(&d), reason, "{fault}: {d}");
+        // What was called is recorded, the placeholder filled in: for a timeout, the call in flight.
+        let called = url.replace("{environment}", "prod");
+        assert_eq!(d["sources"][0]["url"], called.as_str(), "{fault}: {d}");
         let why = d["rule_results"][0]["reason"].as_str().unwrap();
         assert!(
             why.contains("freeze"),
             "{fault}: the reason should name the source: {why}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_failed_call_records_its_url_without_credentials() {
+    let tool = fake_tool::spawn().await;
+    tool.faults(FaultSettings {
+        fail_next: Some(FailNext {
+            count: 1_000,
+            status: 500,
+        }),
+        ..Default::default()
+    });
+    let url = tool.url("/freeze/{environment}?api_key=s3cr3t-value&view=full");
+    let d = verdict_with(Some(url)).await;
+    assert_eq!(source_reason(&d), "bad_response", "{d}");
+    let recorded = d["sources"][0]["url"].as_str().unwrap();
+    assert!(
+        recorded.starts_with(&tool.url("/freeze/prod?")) && recorded.contains("view=full"),
+        "{recorded}"
+    );
+    assert!(!d.to_string().contains("s3cr3t-value"), "{d}");
 }
 
 #[tokio::test]

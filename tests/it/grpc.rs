@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use portcullis::pb;
+use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -43,7 +44,7 @@ async fn the_same_check_over_http_and_grpc_is_one_stored_decision() {
         grpc.policy_version,
         http["policy_version"].as_str().unwrap()
     );
-    let list: Value = app.get("/v1/decisions").await.json().await.unwrap();
+    let list = app.decisions(None, "").await.json_with(StatusCode::OK);
     assert_eq!(list["decisions"].as_array().unwrap().len(), 1);
 }
 
@@ -145,7 +146,7 @@ async fn invalid_grpc_input_is_invalid_argument_and_stores_nothing() {
         "{msg}"
     );
     assert!(msg.contains("images[0].reference.digest"), "{msg}");
-    let list: Value = app.get("/v1/decisions").await.json().await.unwrap();
+    let list = app.decisions(None, "").await.json_with(StatusCode::OK);
     assert!(list["decisions"].as_array().unwrap().is_empty());
 }
 

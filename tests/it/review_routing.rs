@@ -10,6 +10,7 @@ use portcullis::auth::Role;
 use portcullis::clock::{Clock, ManualClock};
 use portcullis::review_routing::ReviewRoute;
 use portcullis::sim::{self, Sims};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::TestApp;
@@ -67,7 +68,7 @@ async fn decision(app: &TestApp, id: &str) -> Value {
 }
 
 async fn pending(app: &TestApp, body: &Value) -> String {
-    let d: Value = app.post_check(body).await.json().await.unwrap();
+    let d = app.check(body).await.json_with(StatusCode::CREATED);
     assert_eq!(d["status"], "pending", "{d}");
     d["id"].as_str().unwrap().to_string()
 }
@@ -506,6 +507,7 @@ async fn a_change_check_that_needs_the_cab_follows_that_same_change() {
         .send()
         .await
         .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
     let a: Value = resp.json().await.unwrap();
     assert_eq!(a["recommendation"], "needs_cab", "{a}");
     let id = a["decisionId"].as_str().unwrap();

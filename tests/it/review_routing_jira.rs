@@ -8,6 +8,7 @@ use portcullis::auth::Role;
 use portcullis::clock::{Clock, ManualClock};
 use portcullis::review_routing::ReviewRoute;
 use portcullis::sim::{self, Sims};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::TestApp;
@@ -75,7 +76,10 @@ async fn decision(app: &TestApp, id: &str) -> Value {
 }
 
 async fn issue_for(app: &TestApp, key: &str) -> (String, String) {
-    let d: Value = app.post_check(&good_check(key)).await.json().await.unwrap();
+    let d = app
+        .check(&good_check(key))
+        .await
+        .json_with(StatusCode::CREATED);
     assert_eq!(d["status"], "pending", "{d}");
     let id = d["id"].as_str().unwrap().to_string();
     let issue = eventually(Duration::from_secs(10), "the review issue", || async {
@@ -302,7 +306,10 @@ async fn an_issue_jira_refuses_to_create_is_noted_on_the_review_and_backed_off()
     // and the first review, backed off for an hour, is not retried in them.
     let before = sims.jira.control.requests();
     for key in ["jira-refused-2", "jira-refused-3"] {
-        let d: Value = app.post_check(&good_check(key)).await.json().await.unwrap();
+        let d = app
+            .check(&good_check(key))
+            .await
+            .json_with(StatusCode::CREATED);
         noted(&app, d["id"].as_str().unwrap()).await;
     }
     assert_eq!(sims.jira.control.requests(), before + 2);

@@ -210,6 +210,7 @@ async fn aqua_logs_in_and_reports_the_scanned_digest() {
         .send()
         .await
         .unwrap();
+    assert_eq!(login.status(), reqwest::StatusCode::OK);
     let token = login.json::<Value>().await.unwrap()["token"]
         .as_str()
         .unwrap()

@@ -71,10 +71,16 @@ pub fn router(control: Arc<Control>) -> Router {
     faults::wrap(api, control, faults::json_error)
 }
 
-/// An address where nothing listens: bound, then released.
+/// An address where nothing listens, for the rest of the test run: a socket bound there but
+/// never listening refuses every connection, and, unlike a port bound and released, no other
+/// test can be handed the port meanwhile.
 pub async fn refused_addr() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap()
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    // Held open until the test binary exits; a handful per run.
+    std::mem::forget(socket);
+    addr
 }
 
 async fn freeze(Path(env): Path<String>) -> Response {

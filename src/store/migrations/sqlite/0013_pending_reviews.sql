@@ -28,50 +28,11 @@ WHERE status = 'pending';
 -- through these columns, so final ones are left NULL rather than parsed). SQLite reads the
 -- time to the millisecond; a deadline with a sub-millisecond part may come out one
 -- millisecond later than the store writes it, which delays that review by one sweep at most.
+-- Bodies are plain JSON text here (migration 0014 packs large ones later); `json_valid` only
+-- keeps a stray body from failing the whole migration.
 UPDATE decisions
 SET review_deadline = CAST(ROUND(unixepoch(body ->> '$.review_deadline', 'subsec') * 1000) AS INTEGER),
     review_system = body ->> '$.review_ticket.system'
-WHERE status = 'pending';
+WHERE status = 'pending' AND json_valid(body);
 
--- The insert view and its trigger are migration 0010's plus the two columns.
-DROP TRIGGER decision_inserts_insert;
-DROP VIEW decision_inserts;
-
-CREATE VIEW decision_inserts AS
-SELECT id, idempotency_key, request_fingerprint, application, environment, verdict, status,
-       caller_kind, policy_version, created_at, decided_at, schema_version, body, principal,
-       idempotency_base, idempotency_generation, review_deadline, review_system,
-       NULL AS event_at, NULL AS event_body, NULL AS rules, NULL AS images, NULL AS event_seq,
-       NULL AS event_hash
-FROM decisions WHERE 0;
-
-CREATE TRIGGER decision_inserts_insert INSTEAD OF INSERT ON decision_inserts
-BEGIN
-    SELECT RAISE(ABORT, 'portcullis: the ledger head moved')
-    WHERE (SELECT seq FROM ledger_head WHERE id = 1) IS NOT NEW.event_seq - 1;
-    INSERT INTO decisions (id, idempotency_key, request_fingerprint, application, environment,
-                           verdict, status, caller_kind, policy_version, created_at, decided_at,
-                           schema_version, body, principal, idempotency_base,
-                           idempotency_generation, event_count, review_deadline, review_system)
-    VALUES (NEW.id, NEW.idempotency_key, NEW.request_fingerprint, NEW.application,
-            NEW.environment, NEW.verdict, NEW.status, NEW.caller_kind, NEW.policy_version,
-            NEW.created_at, NEW.decided_at, NEW.schema_version, NEW.body, NEW.principal,
-            NEW.idempotency_base, NEW.idempotency_generation, 1, NEW.review_deadline,
-            NEW.review_system)
-    ON CONFLICT (idempotency_key) DO NOTHING;
-    -- Each of the rest only if the decision row is now there (ids are unique, so it is there
-    -- only if this insert made it).
-    INSERT INTO decision_events (decision_id, idx, at, kind, body, seq, hash)
-    SELECT NEW.id, 0, NEW.event_at, 'created', NEW.event_body, NEW.event_seq, NEW.event_hash
-    WHERE EXISTS (SELECT 1 FROM decisions WHERE id = NEW.id);
-    UPDATE ledger_head SET seq = NEW.event_seq, hash = NEW.event_hash
-    WHERE id = 1 AND EXISTS (SELECT 1 FROM decisions WHERE id = NEW.id);
-    INSERT OR IGNORE INTO decision_rules (decision_id, rule_id, outcome)
-    SELECT NEW.id, rule.value ->> 0, rule.value ->> 1
-    FROM json_each(NEW.rules) AS rule
-    WHERE EXISTS (SELECT 1 FROM decisions WHERE id = NEW.id);
-    INSERT OR IGNORE INTO decision_images (digest, environment, decision_id)
-    SELECT image.value, NEW.environment, NEW.id
-    FROM json_each(NEW.images) AS image
-    WHERE EXISTS (SELECT 1 FROM decisions WHERE id = NEW.id);
-END;
+-- The insert view writes the two columns from migration 0015 on (after 0014 replaced the view).

@@ -1,0 +1,170 @@
+//! Large bodies stored compressed (SQLite): a decision and its `created` event each carry the
+//! check's request, evidence and rule results, ≈ 10 KB of JSON that zstd at its fastest level
+//! packs to about a quarter. Fewer pages written is most of what a SQLite insert costs, so this
+//! makes checks cheaper as well as the file smaller.
+//!
+//! A packed row has an empty `body` and its text, compressed, in `packed` (migration 0014);
+//! small bodies stay plain text, so SQL that reads a small event's JSON (the ticket index's
+//! trigger) still can. The event's hash is over its text, never over the packed bytes: packing
+//! is storage, and the offline verifier never sees it. PostgreSQL compresses in its own storage
+//! (lz4, migration 0012), so its rows are never packed.
+
+use std::io::Read as _;
+
+use super::StoreError;
+
+/// Bodies at least this long are packed; shorter ones gain too little to pay for the work.
+pub(crate) const PACK_FROM: usize = 1024;
+
+/// zstd's fastest level: most of the saving for a small fraction of the CPU of its default.
+const LEVEL: i32 = 1;
+
+/// The most a packed body may unpack to: far above any decision a gate answers with, and low
+/// enough that an edited row cannot make a read allocate without bound.
+const MAX_UNPACKED: usize = 64 * 1024 * 1024;
+
+/// A body as stored: the text, or an empty text and the text packed.
+#[derive(Debug)]
+pub(crate) struct Packed<'a> {
+    pub(crate) body: &'a str,
+    pub(crate) packed: Option<Vec<u8>>,
+}
+
+/// `text` as it is stored: packed when long enough and packing shrinks it.
+pub(crate) fn pack(text: &str) -> Packed<'_> {
+    if text.len() < PACK_FROM {
+        return Packed {
+            body: text,
+            packed: None,
+        };
+    }
+    match zstd::bulk::compress(text.as_bytes(), LEVEL) {
+        Ok(bytes) if bytes.len() < text.len() => Packed {
+            body: "",
+            packed: Some(bytes),
+        },
+        // Incompressible, or the compressor could not run: plain text is always right.
+        _ => Packed {
+            body: text,
+            packed: None,
+        },
+    }
+}
+
+/// An event's text as it is stored: only `created` events are packed. They carry the check;
+/// every other kind is small, and the ticket index's trigger reads `review_ticket_attached`
+/// bodies as JSON (migration 0011).
+pub(crate) fn pack_event<'a>(kind: &str, text: &'a str) -> Packed<'a> {
+    if kind == "created" {
+        pack(text)
+    } else {
+        Packed {
+            body: text,
+            packed: None,
+        }
+    }
+}
+
+/// The text of a stored body; `what` names the row for the error.
+pub(crate) fn unpack(
+    body: String,
+    packed: Option<Vec<u8>>,
+    what: impl FnOnce() -> String,
+) -> Result<String, StoreError> {
+    unpack_within(body, packed, what, MAX_UNPACKED)
+}
+
+fn unpack_within(
+    body: String,
+    packed: Option<Vec<u8>>,
+    what: impl FnOnce() -> String,
+    limit: usize,
+) -> Result<String, StoreError> {
+    let Some(bytes) = packed else {
+        return Ok(body);
+    };
+    if !body.is_empty() {
+        return Err(StoreError::Corrupt(format!(
+            "{} has both a text and a packed body",
+            what()
+        )));
+    }
+    let mut text = Vec::new();
+    let read = zstd::stream::read::Decoder::new(bytes.as_slice())
+        .and_then(|decoder| decoder.take(limit as u64 + 1).read_to_end(&mut text));
+    match read {
+        Ok(n) if n <= limit => String::from_utf8(text)
+            .map_err(|_| StoreError::Corrupt(format!("{}'s packed body is not UTF-8", what()))),
+        Ok(_) => Err(StoreError::Corrupt(format!(
+            "{}'s packed body unpacks to more than {limit} bytes",
+            what()
+        ))),
+        Err(e) => Err(StoreError::Corrupt(format!(
+            "{}'s packed body cannot be unpacked: {e}",
+            what()
+        ))),
+    }
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    fn what() -> String {
+        "decision `d`".into()
+    }
+
+    #[test]
+    fn long_bodies_are_packed_and_come_back_whole() {
+        let text = serde_json::json!({"evidence": vec!["the same finding again"; 200]}).to_string();
+        let p = pack(&text);
+        assert_eq!(p.body, "");
+        let bytes = p.packed.unwrap();
+        assert!(
+            bytes.len() * 4 < text.len(),
+            "{} of {}",
+            bytes.len(),
+            text.len()
+        );
+        assert_eq!(unpack(String::new(), Some(bytes), what).unwrap(), text);
+    }
+
+    #[test]
+    fn only_created_events_are_packed() {
+        let text = format!(r#"{{"ticket":"{}"}}"#, "x".repeat(4000));
+        assert!(pack_event("created", &text).packed.is_some());
+        let attached = pack_event("review_ticket_attached", &text);
+        assert_eq!((attached.body, attached.packed), (text.as_str(), None));
+    }
+
+    #[test]
+    fn short_bodies_stay_text() {
+        let p = pack(r#"{"kind":"approval_recorded"}"#);
+        assert_eq!(p.body, r#"{"kind":"approval_recorded"}"#);
+        assert!(p.packed.is_none());
+        assert_eq!(unpack(p.body.into(), None, what).unwrap(), p.body);
+    }
+
+    #[test]
+    fn damaged_rows_are_corrupt_not_a_panic() {
+        let e = unpack(String::new(), Some(b"not zstd".to_vec()), what).unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt(_)), "{e:?}");
+        let both = unpack("{}".into(), Some(vec![1]), what).unwrap_err();
+        assert!(both.to_string().contains("both"), "{both}");
+    }
+
+    #[test]
+    fn a_body_that_unpacks_past_the_limit_is_refused() {
+        let long = vec![b' '; 5_000];
+        let bytes = zstd::bulk::compress(&long, 1).unwrap();
+        let e = unpack_within(String::new(), Some(bytes.clone()), what, 4_999).unwrap_err();
+        assert!(e.to_string().contains("more than 4999"), "{e}");
+        assert_eq!(
+            unpack_within(String::new(), Some(bytes), what, 5_000)
+                .unwrap()
+                .len(),
+            5_000
+        );
+    }
+}
