@@ -9,6 +9,15 @@
 //! Run: `cargo bench --bench store` (PostgreSQL at `PORTCULLIS_TEST_DATABASE_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/test`; a fresh schema is made and dropped). Prints, per
 //! backend and concurrency, checks per second and p50 / p99 latency.
+//!
+//! Knobs: `PORTCULLIS_BENCH_BACKENDS` (`sqlite,postgres`), `PORTCULLIS_BENCH_PLAN`
+//! (`concurrency:checks,…`), `PORTCULLIS_BENCH_CHECKPOINTER=off`, and
+//! `PORTCULLIS_BENCH_PENDING=100000`: that many pending reviews (copies of a real decision, due
+//! in an hour, so none is due) are stored before the timed rounds, one expiry sweep is timed on
+//! its own (wall and process CPU time), and the expiry sweeper runs every
+//! `PORTCULLIS_BENCH_SWEEP_EVERY` (default 5s) during the rounds, as a replica holding the
+//! `review-expiry` lease does (every 30 s by default), with a Jira review follower for an
+//! environment the checks never name (`PORTCULLIS_BENCH_FOLLOWER=off` leaves it out).
 
 #![allow(
     clippy::unwrap_used,
@@ -16,24 +25,30 @@
     reason = "benchmark setup fails loudly"
 )]
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use portcullis::adapters::AdapterConfig;
 use portcullis::audit::checkpoint::CheckpointSigner;
 use portcullis::auth::Authenticator;
+use portcullis::clock::{Clock, SystemClock};
+use portcullis::domain::{DecisionId, DecisionStatus, Verdict};
 use portcullis::edge::HttpState;
 use portcullis::gate::{Gate, GateOptions};
 use portcullis::metrics::Metrics;
 use portcullis::policy::{PolicyHandle, PolicySet};
+use portcullis::review_routing::{Follower, Jira, ReviewRoute};
 use portcullis::serve::http_router;
-use portcullis::store::{self, StoreOptions};
+use portcullis::store::{self, Store, StoreOptions};
 use serde_json::json;
 use sqlx::Connection;
 
 static KEY: AtomicUsize = AtomicUsize::new(0);
 
-async fn serve(url: &str) -> String {
+/// The gate, its store and the URL checks are posted to.
+async fn serve(url: &str) -> (Arc<Gate>, Arc<dyn Store>, String) {
     let store = store::open(
         url,
         &StoreOptions {
@@ -54,7 +69,7 @@ async fn serve(url: &str) -> String {
                 .unwrap(),
             ),
             Vec::new(),
-            store,
+            Arc::clone(&store),
             Arc::new(Metrics::new()),
             GateOptions {
                 evidence_deadline: Duration::from_secs(5),
@@ -62,7 +77,7 @@ async fn serve(url: &str) -> String {
                 review_timeouts: Default::default(),
                 approvals: Default::default(),
                 environments: Default::default(),
-                no_rules_verdict: portcullis::domain::Verdict::ManualReview,
+                no_rules_verdict: Verdict::ManualReview,
                 replay_window: std::time::Duration::from_secs(3600),
             },
         )
@@ -78,7 +93,7 @@ async fn serve(url: &str) -> String {
         ));
     }
     let http = HttpState {
-        gate,
+        gate: Arc::clone(&gate),
         auth: Arc::new(Authenticator::new(&[]).unwrap()),
         public_url: None,
     };
@@ -94,10 +109,83 @@ async fn serve(url: &str) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1/checks", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    url
+    (gate, store, url)
 }
 
-async fn one_check(client: &reqwest::Client, url: &str) -> Duration {
+/// Stores `count` pending reviews due an hour from now, copies (new ids, no idempotency key) of
+/// the decision the check `template` made, so their bodies are the size a check stores.
+async fn seed_pending(store: &Arc<dyn Store>, template: &str, count: usize) {
+    let id = DecisionId::parse(template).unwrap();
+    let mut base = store.get_decision(&id).await.unwrap().unwrap();
+    base.status = DecisionStatus::Pending;
+    base.verdict = Verdict::ManualReview;
+    base.decided_at = None;
+    base.resolution = None;
+    base.request.idempotency_key = None;
+    base.review_deadline = Some(chrono::Utc::now() + chrono::Duration::hours(1));
+    let base = Arc::new(base);
+    let next = Arc::new(AtomicUsize::new(0));
+    let writers = (0..16).map(|_| {
+        let (store, base, next) = (Arc::clone(store), Arc::clone(&base), Arc::clone(&next));
+        tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::SeqCst) < count {
+                let mut d = (*base).clone();
+                d.id = DecisionId::generate();
+                store.insert_decision(&d, "bench").await.unwrap();
+            }
+        })
+    });
+    for w in futures::future::join_all(writers).await {
+        w.unwrap();
+    }
+}
+
+/// A Jira review follower for `staging`, an environment the bench's checks never name, as a
+/// replica routing some environments runs one (its rounds come every second): what it costs is
+/// looking at the pending reviews, since it never has a ticket to open or read. The Jira URL is
+/// never called.
+fn jira_follower() -> Arc<Follower<Jira>> {
+    let route: ReviewRoute = serde_json::from_value(json!({"jira": {
+        "project": "REL", "approved_statuses": ["Approved"], "rejected_statuses": ["Rejected"],
+    }}))
+    .unwrap();
+    let adapter: AdapterConfig = serde_json::from_value(json!({
+        "kind": "jira", "name": "jira", "base_url": "https://jira.invalid",
+        "auth": {"type": "basic", "username": "u", "password": {"value": "p"}},
+    }))
+    .unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let routes = BTreeMap::from([("staging".to_string(), route)]);
+    let follower = Follower::build(
+        Jira,
+        &routes,
+        &[adapter],
+        Some("https://gate.invalid"),
+        &clock,
+    )
+    .unwrap()
+    .unwrap();
+    Arc::new(follower)
+}
+
+/// CPU time this process has used (user + system), from `/proc/self/stat` (clock ticks).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 11 and 12 after the name and state.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// One check; returns its latency and the id of the decision it made.
+async fn one_check(client: &reqwest::Client, url: &str) -> (Duration, String) {
     let key = KEY.fetch_add(1, Ordering::SeqCst);
     let body = json!({
         "application": "payments",
@@ -110,8 +198,9 @@ async fn one_check(client: &reqwest::Client, url: &str) -> Duration {
     let started = Instant::now();
     let resp = client.post(url).json(&body).send().await.unwrap();
     assert_eq!(resp.status(), 201);
-    let _ = resp.bytes().await.unwrap();
-    started.elapsed()
+    let answer: serde_json::Value = resp.json().await.unwrap();
+    let id = answer["id"].as_str().unwrap_or_default().to_string();
+    (started.elapsed(), id)
 }
 
 /// `total` checks from `concurrency` clients; returns (checks/s, p50 ms, p99 ms).
@@ -123,7 +212,7 @@ async fn run(url: &str, concurrency: usize, total: usize) -> (f64, f64, f64) {
         tokio::spawn(async move {
             let mut v = Vec::new();
             for _ in 0..total / concurrency {
-                v.push(one_check(&client, &url).await);
+                v.push(one_check(&client, &url).await.0);
             }
             v
         })
@@ -141,8 +230,53 @@ async fn run(url: &str, concurrency: usize, total: usize) -> (f64, f64, f64) {
 }
 
 async fn measure(name: &str, store_url: &str) {
-    let url = serve(store_url).await;
+    let (gate, store, url) = serve(store_url).await;
     run(&url, 4, 200).await; // warm-up
+    let pending: usize = std::env::var("PORTCULLIS_BENCH_PENDING")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    if pending > 0 {
+        let (_, template) = one_check(&reqwest::Client::new(), &url).await;
+        let started = Instant::now();
+        seed_pending(&store, &template, pending).await;
+        println!(
+            "{name:<10} seeded {pending} pending reviews in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        // One sweep on its own: what the lease holder spends on it.
+        let (wall, cpu) = (Instant::now(), cpu_time());
+        let expired = gate.expire_due_reviews().await.unwrap();
+        println!(
+            "{name:<10} one expiry sweep over {pending} pending: {expired} expired, {:.1} ms wall, {} ms CPU",
+            wall.elapsed().as_secs_f64() * 1000.0,
+            (cpu_time() - cpu).as_millis()
+        );
+        let every = std::env::var("PORTCULLIS_BENCH_SWEEP_EVERY")
+            .ok()
+            .and_then(|e| humantime::parse_duration(&e).ok())
+            .unwrap_or(Duration::from_secs(5));
+        tokio::spawn(Arc::clone(&gate).run_expiry_sweeper(
+            "bench".into(),
+            every,
+            tokio_util::sync::CancellationToken::new(),
+        ));
+        if std::env::var("PORTCULLIS_BENCH_FOLLOWER").as_deref() != Ok("off") {
+            let follower = jira_follower();
+            let (wall, cpu) = (Instant::now(), cpu_time());
+            follower.round(&gate).await.unwrap();
+            println!(
+                "{name:<10} one Jira follower round with {pending} pending elsewhere: {:.1} ms wall, {} ms CPU",
+                wall.elapsed().as_secs_f64() * 1000.0,
+                (cpu_time() - cpu).as_millis()
+            );
+            tokio::spawn(follower.run(
+                Arc::clone(&gate),
+                "bench".into(),
+                tokio_util::sync::CancellationToken::new(),
+            ));
+        }
+    }
     // `PORTCULLIS_BENCH_PLAN=1:3000` runs one client only (for a profile); the default is below.
     let plan: Vec<(usize, usize)> = std::env::var("PORTCULLIS_BENCH_PLAN")
         .map(|p| {

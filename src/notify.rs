@@ -469,6 +469,15 @@ impl ReviewObserver for Notifier {
         }
     }
 
+    fn reminder_window(&self) -> Duration {
+        self.targets
+            .iter()
+            .filter(|t| t.events.contains(&ReviewEvent::ReviewExpiring))
+            .map(|t| t.expiring_within)
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+
     fn review_waiting(&self, d: &Decision) {
         let (DecisionStatus::Pending, Some(deadline)) = (d.status, d.review_deadline) else {
             return;

@@ -259,6 +259,41 @@ pub struct DecisionPage {
     pub next_page_token: Option<String>,
 }
 
+/// Where a page of `Store::pending_due` ended: the next page starts after this review in the
+/// sweeper's order (deadline, then id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueCursor {
+    deadline_ms: i64,
+    id: String,
+}
+
+impl DueCursor {
+    /// Before every review: where the first page starts.
+    fn start() -> Self {
+        Self {
+            deadline_ms: i64::MIN,
+            id: String::new(),
+        }
+    }
+}
+
+/// One page of `Store::pending_due`.
+#[derive(Debug, Clone)]
+pub struct DuePage {
+    /// Pending reviews due by the time asked, deadline first.
+    pub decisions: Vec<Decision>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<DueCursor>,
+}
+
+/// A pending review as `Store::pending_in_environment` lists it: its id and the system of the
+/// ticket it waits on, if it was routed; no body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingReview {
+    pub id: DecisionId,
+    pub review_system: Option<String>,
+}
+
 /// A claim on a named piece of background work (e.g. "poll pending reviews"), held by one
 /// replica until it lapses, unless its holder claims it again (which extends it). See `Store::try_claim`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -456,6 +491,28 @@ pub trait Store: Send + Sync + 'static {
     /// Gives the lease up early so another holder need not wait for it to lapse. `false` when it
     /// was no longer held.
     async fn release(&self, lease: &Lease) -> Result<bool, StoreError>;
+
+    /// The pending reviews whose deadline is at or before `before`, in deadline order (then
+    /// id), from after `after` (the previous page's `next`), at most `limit` (clamped to
+    /// 1..=`MAX_PAGE_SIZE`). Served by a partial index of pending rows by deadline (migration
+    /// 0013): pending reviews not due by `before` are neither read nor decoded, however many
+    /// there are. Pending decisions without a deadline never are.
+    async fn pending_due(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&DueCursor>,
+        limit: u32,
+    ) -> Result<DuePage, StoreError>;
+
+    /// The pending reviews of `environment`, by id from after `after`, at most `limit`
+    /// (clamped to 1..=`MAX_PAGE_SIZE`): ids and ticket systems only, from a partial index of
+    /// pending rows (migration 0013), so a review follower decodes only the reviews it acts on.
+    async fn pending_in_environment(
+        &self,
+        environment: &str,
+        after: Option<&DecisionId>,
+        limit: u32,
+    ) -> Result<Vec<PendingReview>, StoreError>;
 
     /// The pending decision whose review waits on ticket `handle` of `system` (`servicenow`,
     /// `jira`): its number, matched without regard to ASCII case, or its id in that system,

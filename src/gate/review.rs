@@ -23,7 +23,7 @@ use crate::domain::{
 };
 use crate::domain::{DecisionEvent, FailureReason, RuleResult, SourceStatus, Tier, Verdict};
 use crate::policy::EvalInput;
-use crate::store::{DecisionFilter, MAX_PAGE_SIZE};
+use crate::store::MAX_PAGE_SIZE;
 
 /// Told about every review as it opens, while it waits and when it ends: notifications and
 /// review routes (ServiceNow, Jira) hang off this one hook so the gate's logic stays readable.
@@ -33,8 +33,15 @@ pub trait ReviewObserver: Send + Sync {
     fn review_opened(&self, decision: &Decision);
     /// A pending decision became final (approved, rejected, expired, canceled).
     fn review_resolved(&self, decision: &Decision);
-    /// A pending review is still waiting; called on each expiry sweep by the lease holder.
+    /// A pending review is still waiting and its deadline is within the longest
+    /// `reminder_window` of the observers; called on each expiry sweep by the lease holder.
     fn review_waiting(&self, _decision: &Decision) {}
+    /// How long before a review's deadline this observer wants `review_waiting` calls (zero:
+    /// none). The sweeper reads only the pending reviews due within the longest window, so
+    /// reviews far from their deadline cost it nothing.
+    fn reminder_window(&self) -> Duration {
+        Duration::ZERO
+    }
     /// A check stored a new decision (final or pending); called once, by the replica that
     /// stored it, never for a replayed answer.
     fn check_decided(&self, _decision: &Decision) {}
@@ -363,28 +370,43 @@ impl Gate {
         })
     }
 
-    /// Expires every pending review past its deadline; returns how many. Called by the sweeper
-    /// while it holds the `review-expiry` lease, so one replica does it at a time.
+    /// Expires every pending review past its deadline and tells the observers about those
+    /// still waiting within their reminder window; returns how many expired. Called by the
+    /// sweeper while it holds the `review-expiry` lease, so one replica does it at a time.
+    ///
+    /// Reads only the reviews due by now plus the longest reminder window (the store's index
+    /// of pending deadlines): a sweep over 100,000 pending reviews that are not due decodes
+    /// none of them.
     pub async fn expire_due_reviews(&self) -> Result<usize, GateError> {
-        let filter = DecisionFilter {
-            status: Some(DecisionStatus::Pending),
-            ..Default::default()
-        };
+        let window = self
+            .observers
+            .iter()
+            .map(|o| o.reminder_window())
+            .max()
+            .unwrap_or(Duration::ZERO);
+        let now = self.clock.now();
+        // A window too long to add is "every deadline", not an error.
+        let before = chrono::Duration::from_std(window)
+            .ok()
+            .and_then(|w| now.checked_add_signed(w))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let mut expired = 0;
-        let mut token: Option<String> = None;
+        let mut after = None;
         loop {
             let page = self
                 .store
-                .list_decisions(&filter, MAX_PAGE_SIZE, token.as_deref())
+                .pending_due(before, after.as_ref(), MAX_PAGE_SIZE)
                 .await?;
             for d in page.decisions {
                 let was_pending = d.status == DecisionStatus::Pending;
-                let after = self.expire_if_due(d).await?;
-                if after.status == DecisionStatus::Pending {
-                    self.observers.iter().for_each(|o| o.review_waiting(&after));
+                let stands = self.expire_if_due(d).await?;
+                if stands.status == DecisionStatus::Pending {
+                    self.observers
+                        .iter()
+                        .for_each(|o| o.review_waiting(&stands));
                 }
                 if was_pending
-                    && after
+                    && stands
                         .resolution
                         .as_ref()
                         .is_some_and(|r| r.outcome == ResolutionOutcome::Expired)
@@ -392,8 +414,8 @@ impl Gate {
                     expired += 1;
                 }
             }
-            match page.next_page_token {
-                Some(t) => token = Some(t),
+            match page.next {
+                Some(next) => after = Some(next),
                 None => break,
             }
         }

@@ -1,6 +1,6 @@
 //! Reviews routed to an outside system (a ServiceNow change, a Jira issue): the gate-side
 //! operations the followers in `review_routing` use — record which ticket a review waits on,
-//! find a review by its ticket, list what is pending, and resolve on the system's word.
+//! find a review by its ticket, list what is pending (ids only), and resolve on the system's word.
 //!
 //! Resolution by a channel differs from an approver's API call in two ways: the outside
 //! system's approval is the whole approval (the change process is the authority, so N-of-M
@@ -19,7 +19,7 @@ use crate::domain::{
     Channel, Decision, DecisionId, DecisionStatus, EventKind, Refusal, RefusedAttempt,
     ResolutionOutcome, ReviewTicket,
 };
-use crate::store::{DecisionFilter, MAX_PAGE_SIZE};
+use crate::store::{MAX_PAGE_SIZE, PendingReview};
 
 impl Gate {
     /// Records the ticket a pending review waits on. Returns the decision as stored: unchanged
@@ -42,29 +42,33 @@ impl Gate {
         })
     }
 
-    /// Every pending decision, oldest pages last (as the store lists them).
-    pub async fn pending_reviews(&self) -> Result<Vec<Decision>, GateError> {
-        let filter = DecisionFilter {
-            status: Some(DecisionStatus::Pending),
-            ..Default::default()
-        };
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
+    /// The pending reviews of `environment`, oldest first: ids and ticket systems, no bodies
+    /// (the store's index of pending rows), so a follower decodes only the reviews it acts on.
+    pub async fn pending_reviews_in(
+        &self,
+        environment: &str,
+    ) -> Result<Vec<PendingReview>, GateError> {
+        let mut out: Vec<PendingReview> = Vec::new();
         loop {
             let page = self
                 .store
-                .list_decisions(&filter, MAX_PAGE_SIZE, token.as_deref())
+                .pending_in_environment(environment, out.last().map(|r| &r.id), MAX_PAGE_SIZE)
                 .await?;
-            out.extend(
-                page.decisions
-                    .into_iter()
-                    .filter(|d| d.status == DecisionStatus::Pending),
-            );
-            match page.next_page_token {
-                Some(t) => token = Some(t),
-                None => return Ok(out),
+            let last_page = page.len() < MAX_PAGE_SIZE as usize;
+            out.extend(page);
+            if last_page {
+                return Ok(out);
             }
         }
+    }
+
+    /// Decision `id` if it is still a pending review.
+    pub async fn pending_review(&self, id: &DecisionId) -> Result<Option<Decision>, GateError> {
+        Ok(self
+            .store
+            .get_decision(id)
+            .await?
+            .filter(|d| d.status == DecisionStatus::Pending))
     }
 
     /// The pending review waiting on ticket `number` (or id) of `system`, if any (`principal` must be

@@ -12,7 +12,7 @@
 //! system answered with a 4xx or an unusable body, `review_route.unavailable` when it did not
 //! answer), so the reason is visible where the review waits, not only in a log.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -199,40 +199,53 @@ impl<S: TicketSystem> Follower<S> {
         .await;
     }
 
-    /// One pass over the pending reviews: open what has no ticket yet, read what is due.
+    /// One pass over the pending reviews of the routed environments: open what has no ticket
+    /// yet, read what is due. Reviews are listed without their bodies; only those due now are
+    /// read in full.
     pub async fn round(&self, gate: &Arc<Gate>) -> Result<(), GateError> {
-        let pending = gate.pending_reviews().await?;
-        self.polls.keep_only(&pending);
-        for d in pending {
-            let Some(route) = self.routes.get(d.request.environment.as_str()) else {
-                continue;
-            };
+        let mut pending = HashSet::new();
+        for (environment, route) in &self.routes {
             let (first, max) = S::poll(route);
-            if !self.polls.due(&d.id) {
-                continue;
-            }
-            let ticket = match &d.review_ticket {
-                Some(t) if t.system == S::CHANNEL.as_str() => t.clone(),
-                // Routed elsewhere before the configuration changed: not ours.
-                Some(_) => continue,
-                None => {
-                    if let Err(e) = self.open(gate, &d, route).await {
-                        self.failed(gate, &d.id, None, &e).await;
-                        self.polls.again(&d.id, first, max);
-                    }
-                    // The first read is `first` from now (or after the backoff).
+            for review in gate.pending_reviews_in(environment).await? {
+                pending.insert(review.id.clone());
+                if !self.polls.due(&review.id) {
                     continue;
                 }
-            };
-            match self.follow(gate, &self.follower, &d, &ticket, route).await {
-                Ok(Inbound::Resolved(_) | Inbound::NoReview) => self.polls.done(&d.id),
-                Ok(Inbound::Waiting { .. }) => self.polls.again(&d.id, first, max),
-                Err(e) => {
-                    self.failed(gate, &d.id, Some(&ticket), &e).await;
-                    self.polls.again(&d.id, first, max);
+                // Routed elsewhere before the configuration changed: not ours.
+                if review
+                    .review_system
+                    .as_deref()
+                    .is_some_and(|s| s != S::CHANNEL.as_str())
+                {
+                    continue;
+                }
+                // Resolved since it was listed: nothing to do.
+                let Some(d) = gate.pending_review(&review.id).await? else {
+                    continue;
+                };
+                let ticket = match &d.review_ticket {
+                    Some(t) if t.system == S::CHANNEL.as_str() => t.clone(),
+                    Some(_) => continue,
+                    None => {
+                        if let Err(e) = self.open(gate, &d, route).await {
+                            self.failed(gate, &d.id, None, &e).await;
+                            self.polls.again(&d.id, first, max);
+                        }
+                        // The first read is `first` from now (or after the backoff).
+                        continue;
+                    }
+                };
+                match self.follow(gate, &self.follower, &d, &ticket, route).await {
+                    Ok(Inbound::Resolved(_) | Inbound::NoReview) => self.polls.done(&d.id),
+                    Ok(Inbound::Waiting { .. }) => self.polls.again(&d.id, first, max),
+                    Err(e) => {
+                        self.failed(gate, &d.id, Some(&ticket), &e).await;
+                        self.polls.again(&d.id, first, max);
+                    }
                 }
             }
         }
+        self.polls.keep_only(&pending);
         Ok(())
     }
 
@@ -444,9 +457,9 @@ impl Backoff {
     }
 
     /// Forgets reviews that are no longer pending.
-    fn keep_only(&self, pending: &[Decision]) {
+    fn keep_only(&self, pending: &HashSet<DecisionId>) {
         if let Ok(mut p) = self.next.lock() {
-            p.retain(|id, _| pending.iter().any(|d| &d.id == id));
+            p.retain(|id, _| pending.contains(id));
         }
     }
 }

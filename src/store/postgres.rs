@@ -28,12 +28,13 @@ use super::ledger_rows::{
 use super::list;
 use super::page::{clamp_page_size, decode_token};
 use super::row::{
-    DecisionRow, EventRow, PolicyVersionRow, StoredDecision, StoredPolicyVersion, StoredVersioned,
-    StoredWithFingerprint, Unsequenced, image_digests, link_rows, rule_rows,
+    DecisionRow, EventRow, PendingRow, PolicyVersionRow, StoredDecision, StoredDue,
+    StoredPolicyVersion, StoredVersioned, StoredWithFingerprint, Unsequenced, due_page,
+    image_digests, link_rows, rule_rows,
 };
 use super::{
-    DecisionFilter, DecisionPage, Inserted, Lease, STARTUP_WAIT_FACTOR, Store, StoreError,
-    StoreOptions, redact_url, ttl_millis,
+    DecisionFilter, DecisionPage, DueCursor, DuePage, Inserted, Lease, PendingReview,
+    STARTUP_WAIT_FACTOR, Store, StoreError, StoreOptions, redact_url, ttl_millis,
 };
 
 /// The migrations, embedded at build time so the binary carries its schema.
@@ -271,9 +272,9 @@ impl Store for PostgresStore {
                     "WITH d AS (INSERT INTO decisions (id, idempotency_key, request_fingerprint, \
                      application, environment, verdict, status, caller_kind, policy_version, \
                      created_at, decided_at, schema_version, body, principal, idempotency_base, \
-                     idempotency_generation, event_count) \
+                     idempotency_generation, event_count, review_deadline, review_system) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                     $16, 1) \
+                     $16, 1, $23, $24) \
                      ON CONFLICT DO NOTHING RETURNING id), \
                      r AS (INSERT INTO decision_rules (rule_id, decision_id, outcome) \
                      SELECT u.rule_id, d.id, u.outcome \
@@ -305,6 +306,8 @@ impl Store for PostgresStore {
                 .bind(&rule_ids)
                 .bind(&outcomes)
                 .bind(&images)
+                .bind(row.review_deadline_ms)
+                .bind(row.review_system)
                 .execute(&self.pool),
             )
             .await?;
@@ -449,7 +452,8 @@ impl Store for PostgresStore {
                 "UPDATE decisions SET idempotency_key = $1, application = $2, \
                  environment = $3, verdict = $4, status = $5, caller_kind = $6, \
                  policy_version = $7, created_at = $8, decided_at = $9, \
-                 schema_version = $10, body = $11, event_count = $12 \
+                 schema_version = $10, body = $11, event_count = $12, \
+                 review_deadline = $15, review_system = $16 \
                  WHERE id = $13 AND event_count = $14",
             )
             .bind(row.idempotency_key.as_deref())
@@ -466,6 +470,8 @@ impl Store for PostgresStore {
             .bind(count)
             .bind(row.id)
             .bind(expected)
+            .bind(row.review_deadline_ms)
+            .bind(row.review_system)
             .execute(&mut *tx)
             .await
             .map_err(from_sqlx)?;
@@ -825,6 +831,57 @@ impl Store for PostgresStore {
             )
             .await?;
         Ok(result.rows_affected() == 1)
+    }
+
+    async fn pending_due(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        after: Option<&DueCursor>,
+        limit: u32,
+    ) -> Result<DuePage, StoreError> {
+        let start = DueCursor::start();
+        let after = after.unwrap_or(&start);
+        let limit = i64::from(clamp_page_size(limit));
+        // The partial index of pending rows by deadline serves the range and the order
+        // (migration 0013).
+        let rows: Vec<StoredDue> = self
+            .bounded(
+                sqlx::query_as(
+                    "SELECT id, schema_version, body, review_deadline FROM decisions \
+                     WHERE status = 'pending' AND review_deadline <= $1 \
+                     AND (review_deadline, id) > ($2, $3) \
+                     ORDER BY review_deadline, id LIMIT $4",
+                )
+                .bind(before.timestamp_millis())
+                .bind(after.deadline_ms)
+                .bind(after.id.as_str())
+                .bind(limit)
+                .fetch_all(&self.pool),
+            )
+            .await?;
+        due_page(rows, limit)
+    }
+
+    async fn pending_in_environment(
+        &self,
+        environment: &str,
+        after: Option<&DecisionId>,
+        limit: u32,
+    ) -> Result<Vec<PendingReview>, StoreError> {
+        let rows: Vec<PendingRow> = self
+            .bounded(
+                sqlx::query_as(
+                    "SELECT id, review_system FROM decisions \
+                     WHERE status = 'pending' AND environment = $1 AND id > $2 \
+                     ORDER BY id LIMIT $3",
+                )
+                .bind(environment)
+                .bind(after.map_or("", DecisionId::as_str))
+                .bind(i64::from(clamp_page_size(limit)))
+                .fetch_all(&self.pool),
+            )
+            .await?;
+        rows.into_iter().map(PendingRow::into_pending).collect()
     }
 
     async fn find_pending_by_ticket(

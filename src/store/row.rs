@@ -46,6 +46,12 @@ pub(crate) struct DecisionRow<'a> {
     pub(crate) decided_at_ms: Option<i64>,
     pub(crate) schema_version: i64,
     pub(crate) body: String,
+    /// When a review expires (`review_deadline`, migration 0013): what the expiry sweeper's
+    /// index is ordered by.
+    pub(crate) review_deadline_ms: Option<i64>,
+    /// The system of the ticket a review waits on (`review_ticket.system`, migration 0013):
+    /// what a review follower reads without the body.
+    pub(crate) review_system: Option<&'a str>,
 }
 
 impl<'a> DecisionRow<'a> {
@@ -81,6 +87,8 @@ impl<'a> DecisionRow<'a> {
             decided_at_ms: decision.decided_at.map(millis),
             schema_version: SCHEMA_VERSION,
             body,
+            review_deadline_ms: decision.review_deadline.map(millis),
+            review_system: decision.review_ticket.as_ref().map(|t| t.system.as_str()),
         })
     }
 }
@@ -172,6 +180,46 @@ impl StoredDecision {
         }
         Ok(decision)
     }
+}
+
+/// A pending review due by some time, with its place in the sweeper's order (migration 0013).
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct StoredDue {
+    #[sqlx(flatten)]
+    pub(crate) stored: StoredDecision,
+    pub(crate) review_deadline: i64,
+}
+
+/// A pending review as a follower first sees it: no body (migration 0013).
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct PendingRow {
+    pub(crate) id: String,
+    pub(crate) review_system: Option<String>,
+}
+
+impl PendingRow {
+    pub(crate) fn into_pending(self) -> Result<super::PendingReview, StoreError> {
+        Ok(super::PendingReview {
+            id: crate::domain::DecisionId::parse(&self.id)
+                .map_err(|_| StoreError::Corrupt(format!("decision `{}`: bad id", self.id)))?,
+            review_system: self.review_system,
+        })
+    }
+}
+
+/// A page of due reviews from rows read in the sweeper's order, `limit` asked for: the next
+/// page starts after the last row when this one is full.
+pub(crate) fn due_page(rows: Vec<StoredDue>, limit: i64) -> Result<super::DuePage, StoreError> {
+    let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= limit;
+    let next = rows.last().filter(|_| full).map(|last| super::DueCursor {
+        deadline_ms: last.review_deadline,
+        id: last.stored.id.clone(),
+    });
+    let decisions = rows
+        .into_iter()
+        .map(|r| r.stored.into_decision())
+        .collect::<Result<_, _>>()?;
+    Ok(super::DuePage { decisions, next })
 }
 
 /// A stored decision and the fingerprint of the request that created it, for idempotent replays.

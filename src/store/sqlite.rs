@@ -32,12 +32,13 @@ use super::list;
 use super::packed::{self, Packed};
 use super::page::{clamp_page_size, decode_token};
 use super::row::{
-    DecisionRow, EventRow, PolicyVersionRow, StoredDecision, StoredPolicyVersion, StoredVersioned,
-    StoredWithFingerprint, Unsequenced, image_digests, link_rows, rule_rows,
+    DecisionRow, EventRow, PendingRow, PolicyVersionRow, StoredDecision, StoredDue,
+    StoredPolicyVersion, StoredVersioned, StoredWithFingerprint, Unsequenced, due_page,
+    image_digests, link_rows, rule_rows,
 };
 use super::{
-    DecisionFilter, DecisionPage, Inserted, Lease, RuleOutcomeFilter, Store, StoreError,
-    StoreOptions, redact_url, ttl_millis,
+    DecisionFilter, DecisionPage, DueCursor, DuePage, Inserted, Lease, PendingReview,
+    RuleOutcomeFilter, Store, StoreError, StoreOptions, redact_url, ttl_millis,
 };
 
 /// The migrations, embedded at build time so the binary carries its schema.
@@ -533,7 +534,8 @@ impl Store for SqliteStore {
         let updated = sqlx::query(
             "UPDATE decisions SET idempotency_key = ?, application = ?, environment = ?, \
              verdict = ?, status = ?, caller_kind = ?, policy_version = ?, created_at = ?, \
-             decided_at = ?, schema_version = ?, body = ?, packed = ?, event_count = ? \
+             decided_at = ?, schema_version = ?, body = ?, packed = ?, event_count = ?, \
+             review_deadline = ?, review_system = ? \
              WHERE id = ? AND event_count = ?",
         )
         .bind(row.idempotency_key.as_deref())
@@ -549,6 +551,8 @@ impl Store for SqliteStore {
         .bind(body.body)
         .bind(body.packed.as_deref())
         .bind(count)
+        .bind(row.review_deadline_ms)
+        .bind(row.review_system)
         .bind(row.id)
         .bind(expected)
         .execute(&mut *tx)
@@ -902,6 +906,57 @@ impl Store for SqliteStore {
         Ok(result.rows_affected() == 1)
     }
 
+    async fn pending_due(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        after: Option<&DueCursor>,
+        limit: u32,
+    ) -> Result<DuePage, StoreError> {
+        let start = DueCursor::start();
+        let after = after.unwrap_or(&start);
+        let limit = i64::from(clamp_page_size(limit));
+        // INDEXED BY: the partial index of pending rows by deadline is the whole point; without
+        // statistics SQLite could pick the status index and read every pending row (and a
+        // query the index cannot serve fails here instead of scanning).
+        let rows: Vec<StoredDue> = sqlx::query_as(
+            "SELECT id, schema_version, body, packed, review_deadline \
+             FROM decisions INDEXED BY decisions_pending_deadline \
+             WHERE status = 'pending' AND review_deadline <= ?1 \
+             AND (review_deadline, id) > (?2, ?3) \
+             ORDER BY review_deadline, id LIMIT ?4",
+        )
+        .bind(before.timestamp_millis())
+        .bind(after.deadline_ms)
+        .bind(after.id.as_str())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        due_page(rows, limit)
+    }
+
+    async fn pending_in_environment(
+        &self,
+        environment: &str,
+        after: Option<&DecisionId>,
+        limit: u32,
+    ) -> Result<Vec<PendingReview>, StoreError> {
+        // Answered by the index alone (it holds every column read), see migration 0013.
+        let rows: Vec<PendingRow> = sqlx::query_as(
+            "SELECT id, review_system \
+             FROM decisions INDEXED BY decisions_pending_environment \
+             WHERE status = 'pending' AND environment = ?1 AND id > ?2 \
+             ORDER BY id LIMIT ?3",
+        )
+        .bind(environment)
+        .bind(after.map_or("", DecisionId::as_str))
+        .bind(i64::from(clamp_page_size(limit)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        rows.into_iter().map(PendingRow::into_pending).collect()
+    }
+
     async fn find_pending_by_ticket(
         &self,
         system: &str,
@@ -1120,8 +1175,9 @@ impl NewDecision<'_> {
              application, environment, verdict, status, caller_kind, policy_version, \
              created_at, decided_at, schema_version, body, principal, idempotency_base, \
              idempotency_generation, event_at, event_body, rules, images, event_seq, \
-             event_hash, packed, event_packed) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             event_hash, packed, event_packed, review_deadline, review_system) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+             ?)",
         )
         .bind(row.id)
         .bind(row.idempotency_key.as_deref())
@@ -1147,6 +1203,8 @@ impl NewDecision<'_> {
         .bind(crate::audit::hex(&place.1))
         .bind(self.body.packed.as_deref())
         .bind(self.event_body.packed.as_deref())
+        .bind(row.review_deadline_ms)
+        .bind(row.review_system)
         .execute(executor)
         .await?;
         Ok(())

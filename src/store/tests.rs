@@ -150,6 +150,9 @@ on_both_backends!(
     traceability_filters_combine_and_page,
     a_pending_review_is_found_by_its_ticket_among_many,
     migration_0011_indexes_the_tickets_of_reviews_already_pending,
+    the_sweepers_query_reads_only_the_reviews_due,
+    a_followers_list_of_pending_reviews_reads_no_bodies,
+    migration_0013_indexes_the_reviews_already_pending,
 );
 
 /// Builds a complete, valid `Decision` through the domain's own parse constructors.
@@ -2261,6 +2264,345 @@ async fn postgres_compresses_bodies_with_lz4() {
             ("decisions".to_string(), "l".to_string())
         ]
     );
+}
+
+// === pending reviews by indexed columns (migration 0013) ===
+
+/// The fixture's fixed creation time.
+fn t0() -> chrono::DateTime<Utc> {
+    chrono::DateTime::from_timestamp_millis(1_790_000_000_000).unwrap()
+}
+
+/// A pending review (created at `t0`) whose deadline is `deadline`.
+fn pending_until(deadline: Option<chrono::DateTime<Utc>>) -> Decision {
+    let mut d = decision()
+        .verdict(Verdict::ManualReview)
+        .status(DecisionStatus::Pending)
+        .build();
+    d.review_deadline = deadline;
+    d
+}
+
+/// Every review `pending_due(before)` returns, paging `size` at a time.
+async fn due_by(store: &dyn Store, before: chrono::DateTime<Utc>, size: u32) -> Vec<DecisionId> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .pending_due(before, after.as_ref(), size)
+            .await
+            .unwrap();
+        assert!(page.decisions.len() <= size as usize);
+        out.extend(page.decisions.into_iter().map(|d| d.id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return out,
+        }
+    }
+}
+
+/// Every pending review of `environment`, paging `size` at a time.
+async fn pending_of(store: &dyn Store, environment: &str, size: u32) -> Vec<super::PendingReview> {
+    let mut out: Vec<super::PendingReview> = Vec::new();
+    loop {
+        let page = store
+            .pending_in_environment(environment, out.last().map(|r| &r.id), size)
+            .await
+            .unwrap();
+        let last = page.len() < size as usize;
+        out.extend(page);
+        if last {
+            return out;
+        }
+    }
+}
+
+/// What else an UPDATE that makes bodies unreadable sets: SQLite keeps large bodies packed
+/// (`store/packed.rs`), and a packed body is read from there.
+fn unpacked(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => ", packed = NULL",
+        Backend::Postgres => "",
+    }
+}
+
+async fn the_sweepers_query_reads_only_the_reviews_due(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = fx.store.as_ref();
+    let minute = ChronoDuration::minutes(1);
+    let by = t0() + minute * 10;
+    // Many pending reviews far from their deadline, one a millisecond past `by`, one with
+    // none, and a final decision whose deadline had passed.
+    for i in 0..600 {
+        insert(
+            store,
+            &pending_until(Some(
+                t0() + ChronoDuration::hours(1) + ChronoDuration::seconds(i),
+            )),
+        )
+        .await;
+    }
+    insert(
+        store,
+        &pending_until(Some(by + ChronoDuration::milliseconds(1))),
+    )
+    .await;
+    insert(store, &pending_until(None)).await;
+    let mut finished = decision().build();
+    finished.review_deadline = Some(t0() + minute);
+    insert(store, &finished).await;
+    // The due ones, stored out of deadline order: one exactly at `by`, two sharing a deadline.
+    let due: Vec<Decision> = [by, t0() + minute * 2, t0() + minute, t0() + minute * 2]
+        .into_iter()
+        .map(|deadline| pending_until(Some(deadline)))
+        .collect();
+    for d in &due {
+        insert(store, d).await;
+    }
+    let mut expected: Vec<(chrono::DateTime<Utc>, DecisionId)> = due
+        .iter()
+        .map(|d| (d.review_deadline.unwrap(), d.id.clone()))
+        .collect();
+    expected.sort();
+    let expected: Vec<DecisionId> = expected.into_iter().map(|(_, id)| id).collect();
+
+    // Every other body is made unreadable: the query must not read them at all.
+    raw_exec(
+        &fx,
+        backend,
+        &format!(
+            "UPDATE decisions SET body = '{{'{} WHERE status <> 'pending' \
+             OR review_deadline IS NULL OR review_deadline > {}",
+            unpacked(backend),
+            by.timestamp_millis()
+        ),
+    )
+    .await;
+    // Deadline order then id, across pages of any size.
+    for size in [1, 2, 500] {
+        assert_eq!(due_by(store, by, size).await, expected, "pages of {size}");
+    }
+    assert_eq!(
+        due_by(
+            store,
+            t0() + minute * 2 - ChronoDuration::milliseconds(1),
+            500
+        )
+        .await,
+        expected[..1]
+    );
+    assert!(due_by(store, t0(), 500).await.is_empty());
+
+    // A resolved review is no longer due.
+    let (resolved, event) = resolve(&due[2], ResolutionOutcome::Approved, "bob");
+    assert!(store.append_events(&resolved, 1, &[event]).await.unwrap());
+    let remaining: Vec<DecisionId> = expected
+        .iter()
+        .filter(|id| **id != due[2].id)
+        .cloned()
+        .collect();
+    assert_eq!(due_by(store, by, 2).await, remaining);
+
+    // SQLite is told which index to use; a query it cannot serve would fail, not scan.
+    if let Backend::Sqlite = backend {
+        let raw = sqlx::SqlitePool::connect(&fx.url).await.unwrap();
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+            "EXPLAIN QUERY PLAN SELECT id, schema_version, body, review_deadline \
+             FROM decisions INDEXED BY decisions_pending_deadline \
+             WHERE status = 'pending' AND review_deadline <= 1 \
+             AND (review_deadline, id) > (0, '') ORDER BY review_deadline, id LIMIT 5",
+        )
+        .fetch_all(&raw)
+        .await
+        .unwrap();
+        let plan: Vec<String> = plan.into_iter().map(|(_, _, _, detail)| detail).collect();
+        assert!(
+            plan.iter()
+                .any(|p| p.starts_with("SEARCH decisions USING INDEX decisions_pending_deadline")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "{plan:?}");
+    }
+}
+
+async fn a_followers_list_of_pending_reviews_reads_no_bodies(backend: Backend) {
+    let fx = fresh(backend).await;
+    let store = fx.store.as_ref();
+    let deadline = Some(t0() + ChronoDuration::hours(1));
+    // More pending reviews in `prod` than one page, some routed; others elsewhere or final.
+    let mut prod = Vec::new();
+    for i in 0..520 {
+        let d = pending_until(deadline);
+        insert(store, &d).await;
+        let system = match i % 10 {
+            0 => Some("servicenow"),
+            5 => Some("jira"),
+            _ => None,
+        };
+        if let Some(system) = system {
+            attach_ticket(store, &d, system, &format!("T-{i}"), &format!("id{i}")).await;
+        }
+        prod.push((d, system));
+    }
+    for _ in 0..3 {
+        let mut d = decision()
+            .environment("staging")
+            .verdict(Verdict::ManualReview)
+            .status(DecisionStatus::Pending)
+            .build();
+        d.review_deadline = deadline;
+        insert(store, &d).await;
+    }
+    insert(store, &decision().build()).await;
+    // One resolved after it was routed.
+    let (routed, count) = store
+        .get_decision_versioned(&prod[10].0.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let (resolved, event) = resolve(&routed, ResolutionOutcome::Rejected, "bob");
+    assert!(
+        store
+            .append_events(&resolved, count, &[event])
+            .await
+            .unwrap()
+    );
+
+    // Every body is made unreadable: the list must not read any.
+    raw_exec(
+        &fx,
+        backend,
+        &format!("UPDATE decisions SET body = '{{'{}", unpacked(backend)),
+    )
+    .await;
+    let mut expected: Vec<(DecisionId, Option<String>)> = prod
+        .iter()
+        .filter(|(d, _)| d.id != prod[10].0.id)
+        .map(|(d, system)| (d.id.clone(), system.map(str::to_string)))
+        .collect();
+    expected.sort();
+    for size in [7, 500] {
+        let listed: Vec<(DecisionId, Option<String>)> = pending_of(store, "prod", size)
+            .await
+            .into_iter()
+            .map(|r| (r.id, r.review_system))
+            .collect();
+        assert_eq!(listed, expected, "pages of {size}");
+    }
+    assert_eq!(pending_of(store, "staging", 500).await.len(), 3);
+    assert!(pending_of(store, "dev", 500).await.is_empty());
+
+    // SQLite answers from the index alone: the ticket system sits after the body in the row.
+    if let Backend::Sqlite = backend {
+        let raw = sqlx::SqlitePool::connect(&fx.url).await.unwrap();
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+            "EXPLAIN QUERY PLAN SELECT id, review_system \
+             FROM decisions INDEXED BY decisions_pending_environment \
+             WHERE status = 'pending' AND environment = 'prod' AND id > '' \
+             ORDER BY id LIMIT 5",
+        )
+        .fetch_all(&raw)
+        .await
+        .unwrap();
+        let plan: Vec<String> = plan.into_iter().map(|(_, _, _, detail)| detail).collect();
+        assert!(
+            plan.iter().any(|p| p.starts_with(
+                "SEARCH decisions USING COVERING INDEX decisions_pending_environment"
+            )),
+            "{plan:?}"
+        );
+    }
+}
+
+async fn migration_0013_indexes_the_reviews_already_pending(backend: Backend) {
+    let fx = fresh(backend).await;
+    let deadline = t0() + ChronoDuration::hours(1) + ChronoDuration::milliseconds(250);
+    let mut pending = pending_until(Some(deadline));
+    pending.review_ticket = Some(crate::domain::ReviewTicket {
+        system: "jira".into(),
+        adapter: "jira".into(),
+        number: "REL-1".into(),
+        id: "10001".into(),
+        opened_by_gate: true,
+        at: t0(),
+    });
+    insert(fx.store.as_ref(), &pending).await;
+    let unrouted = pending_until(Some(deadline + ChronoDuration::minutes(1)));
+    insert(fx.store.as_ref(), &unrouted).await;
+    let mut finished = decision().build();
+    finished.review_deadline = Some(t0());
+    insert(fx.store.as_ref(), &finished).await;
+    // Undo 0013, as if the database predates it (the view and trigger it replaces become
+    // stand-ins), and open the store again: it migrates.
+    let undo: &[&str] = match backend {
+        Backend::Sqlite => &[
+            "DROP TRIGGER decision_inserts_insert",
+            "DROP VIEW decision_inserts",
+            "DROP INDEX decisions_pending_deadline",
+            "DROP INDEX decisions_pending_environment",
+            "ALTER TABLE decisions DROP COLUMN review_deadline",
+            "ALTER TABLE decisions DROP COLUMN review_system",
+            "CREATE VIEW decision_inserts AS SELECT 1 AS id",
+            "CREATE TRIGGER decision_inserts_insert INSTEAD OF INSERT ON decision_inserts \
+             BEGIN SELECT 1; END",
+        ],
+        Backend::Postgres => &[
+            "DROP INDEX decisions_pending_deadline",
+            "DROP INDEX decisions_pending_environment",
+            "ALTER TABLE decisions DROP COLUMN review_deadline, DROP COLUMN review_system",
+        ],
+    };
+    for statement in undo {
+        raw_exec(&fx, backend, statement).await;
+    }
+    // Rows from before 0013 predate 0014 too: their bodies are plain text, not packed.
+    if let Backend::Sqlite = backend {
+        for d in [&pending, &unrouted] {
+            let text = serde_json::to_string(d).unwrap().replace('\'', "''");
+            let sql = format!(
+                "UPDATE decisions SET body = '{text}', packed = NULL WHERE id = '{}'",
+                d.id
+            );
+            raw_exec(&fx, backend, &sql).await;
+        }
+    }
+    // SQLite's insert view gains the columns in 0015 (after 0014 replaced it): run both again.
+    raw_exec(
+        &fx,
+        backend,
+        "DELETE FROM _sqlx_migrations WHERE version IN (13, 15)",
+    )
+    .await;
+    let store = open(&fx.url, &StoreOptions::default()).await.unwrap();
+    // The deadline to the millisecond.
+    assert!(
+        due_by(
+            store.as_ref(),
+            deadline - ChronoDuration::milliseconds(1),
+            10
+        )
+        .await
+        .is_empty()
+    );
+    assert_eq!(
+        due_by(store.as_ref(), deadline, 10).await,
+        [pending.id.clone()]
+    );
+    let mut expected = vec![
+        (pending.id.clone(), Some("jira".to_string())),
+        (unrouted.id.clone(), None),
+    ];
+    expected.sort();
+    let listed: Vec<(DecisionId, Option<String>)> = pending_of(store.as_ref(), "prod", 10)
+        .await
+        .into_iter()
+        .map(|r| (r.id, r.review_system))
+        .collect();
+    assert_eq!(listed, expected);
+    // Decisions stored after it carry the columns from their insert.
+    let later = pending_until(Some(t0()));
+    insert(store.as_ref(), &later).await;
+    assert_eq!(due_by(store.as_ref(), t0(), 10).await, [later.id]);
 }
 
 /// A decision whose evidence is large, as a real check's is (SQLite packs such bodies).

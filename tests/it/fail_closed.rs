@@ -2,7 +2,7 @@
 //! healthy answer lets the deploy through. A bug inside a check is an internal error, not an outage.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -227,18 +227,25 @@ async fn the_built_in_pack_without_adapters_says_what_it_could_not_evaluate() {
 }
 
 /// A clock that panics the first time it is read after `arm`: a stand-in for a bug inside a
-/// check (nothing else in an idle service reads the time).
+/// check. In an idle service only the expiry sweeper reads the time besides, once a round (the
+/// reviews due by now): at start, then a `review.sweep_interval` (30 s) later, so the test arms
+/// it after that first read.
 #[derive(Debug, Default)]
-struct PanicOnce(AtomicBool);
+struct PanicOnce(AtomicBool, AtomicUsize);
 
 impl PanicOnce {
     fn arm(&self) {
         self.0.store(true, Ordering::SeqCst);
     }
+
+    fn reads(&self) -> usize {
+        self.1.load(Ordering::SeqCst)
+    }
 }
 
 impl Clock for PanicOnce {
     fn now(&self) -> DateTime<Utc> {
+        self.1.fetch_add(1, Ordering::SeqCst);
         assert!(
             !self.0.swap(false, Ordering::SeqCst),
             "a bug inside a check (this test's clock)"
@@ -255,6 +262,12 @@ impl Clock for PanicOnce {
 async fn a_check_that_panics_is_an_internal_error_not_an_outage() {
     let clock = Arc::new(PanicOnce::default());
     let app = TestApp::builder().clock(clock.clone()).spawn().await;
+    crate::support::poll::eventually(
+        Duration::from_secs(10),
+        "the expiry sweeper's first round",
+        || async { (clock.reads() > 0).then_some(()) },
+    )
+    .await;
 
     clock.arm();
     let resp = app.post_check(&good_check("panics")).await;

@@ -209,6 +209,57 @@ async fn a_review_nobody_resolves_expires_and_terminates() {
     assert_eq!(expired["resolution"]["by"], "portcullis");
 }
 
+/// The ids of the decisions `/v1/decisions?status={status}` lists (one page of up to 500).
+async fn listed(app: &TestApp, status: &str) -> Vec<String> {
+    let page = app
+        .decisions(None, &format!("?status={status}&page_size=500"))
+        .await
+        .json_with(StatusCode::OK);
+    page["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_sweeper_expires_the_one_due_review_among_many_pending() {
+    let clock = crate::support::clock_at_t0();
+    let app = TestApp::builder()
+        .clock(clock.clone())
+        .policies(&[("p.yaml", REVIEW)])
+        .review_timeout(Duration::from_secs(3600))
+        .spawn()
+        .await;
+    let due = pending(&app, "due").await;
+    // Half an hour later, 200 more: due half an hour after the first.
+    clock.advance(chrono::Duration::minutes(30));
+    let mut far = Vec::new();
+    for i in 0..200 {
+        far.push(pending(&app, &format!("far-{i}")).await);
+    }
+    clock.advance(chrono::Duration::minutes(30));
+    // Lists never expire anything themselves (a read of the decision would): only the sweeper
+    // can make it final.
+    let finals = eventually(
+        Duration::from_secs(10),
+        "the due review to expire",
+        || async {
+            let finals = listed(&app, "final").await;
+            (!finals.is_empty()).then_some(finals)
+        },
+    )
+    .await;
+    assert_eq!(finals, [due.as_str()]);
+    let expired = app.decision(&due).await.json_with(StatusCode::OK);
+    assert_eq!(expired["resolution"]["outcome"], "expired");
+    let mut still = listed(&app, "pending").await;
+    still.sort();
+    far.sort();
+    assert_eq!(still, far, "the reviews not due yet stay pending");
+}
+
 #[tokio::test]
 async fn a_watching_client_sees_the_expiry() {
     let clock = crate::support::clock_at_t0();
