@@ -38,7 +38,7 @@ pub(crate) fn pack(text: &str) -> Packed<'_> {
             packed: None,
         };
     }
-    match zstd::bulk::compress(text.as_bytes(), LEVEL) {
+    match compress(text.as_bytes()) {
         Ok(bytes) if bytes.len() < text.len() => Packed {
             body: "",
             packed: Some(bytes),
@@ -49,6 +49,23 @@ pub(crate) fn pack(text: &str) -> Packed<'_> {
             packed: None,
         },
     }
+}
+
+/// `bytes` compressed by this thread's compressor: a zstd context is hundreds of KB of tables,
+/// and creating one per body cost a check more than compressing it.
+fn compress(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    thread_local! {
+        static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.try_borrow_mut().map_err(std::io::Error::other)?;
+        let compressor = match slot.as_mut() {
+            Some(c) => c,
+            None => slot.insert(zstd::bulk::Compressor::new(LEVEL)?),
+        };
+        compressor.compress(bytes)
+    })
 }
 
 /// An event's text as it is stored: only `created` events are packed. They carry the check;
