@@ -2532,6 +2532,17 @@ async fn migration_0013_indexes_the_reviews_already_pending(backend: Backend) {
     let mut finished = decision().build();
     finished.review_deadline = Some(t0());
     insert(fx.store.as_ref(), &finished).await;
+    // Rows from before 0013 predate 0014 too: their bodies are plain text, not packed.
+    if let Backend::Sqlite = backend {
+        for d in [&pending, &unrouted, &finished] {
+            let text = serde_json::to_string(d).unwrap().replace('\'', "''");
+            let sql = format!(
+                "UPDATE decisions SET body = '{text}', packed = NULL WHERE id = '{}'",
+                d.id
+            );
+            raw_exec(&fx, backend, &sql).await;
+        }
+    }
     // Undo 0013, as if the database predates it (the view and trigger it replaces become
     // stand-ins), and open the store again: it migrates.
     let undo: &[&str] = match backend {
@@ -2542,6 +2553,9 @@ async fn migration_0013_indexes_the_reviews_already_pending(backend: Backend) {
             "DROP INDEX decisions_pending_environment",
             "ALTER TABLE decisions DROP COLUMN review_deadline",
             "ALTER TABLE decisions DROP COLUMN review_system",
+            // 0014 (packed bodies) carries the columns into the insert view: undone too.
+            "ALTER TABLE decisions DROP COLUMN packed",
+            "ALTER TABLE decision_events DROP COLUMN packed",
             "CREATE VIEW decision_inserts AS SELECT 1 AS id",
             "CREATE TRIGGER decision_inserts_insert INSTEAD OF INSERT ON decision_inserts \
              BEGIN SELECT 1; END",
@@ -2555,22 +2569,11 @@ async fn migration_0013_indexes_the_reviews_already_pending(backend: Backend) {
     for statement in undo {
         raw_exec(&fx, backend, statement).await;
     }
-    // Rows from before 0013 predate 0014 too: their bodies are plain text, not packed.
-    if let Backend::Sqlite = backend {
-        for d in [&pending, &unrouted] {
-            let text = serde_json::to_string(d).unwrap().replace('\'', "''");
-            let sql = format!(
-                "UPDATE decisions SET body = '{text}', packed = NULL WHERE id = '{}'",
-                d.id
-            );
-            raw_exec(&fx, backend, &sql).await;
-        }
-    }
-    // SQLite's insert view gains the columns in 0015 (after 0014 replaced it): run both again.
+    // SQLite's insert view gains the columns in 0014: run both again.
     raw_exec(
         &fx,
         backend,
-        "DELETE FROM _sqlx_migrations WHERE version IN (13, 15)",
+        "DELETE FROM _sqlx_migrations WHERE version IN (13, 14)",
     )
     .await;
     let store = open(&fx.url, &StoreOptions::default()).await.unwrap();

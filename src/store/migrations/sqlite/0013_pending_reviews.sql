@@ -35,4 +35,4 @@ SET review_deadline = CAST(ROUND(unixepoch(body ->> '$.review_deadline', 'subsec
     review_system = body ->> '$.review_ticket.system'
 WHERE status = 'pending' AND json_valid(body);
 
--- The insert view writes the two columns from migration 0015 on (after 0014 replaced the view).
+-- The insert view writes the two columns from migration 0014 on, which replaces the view.

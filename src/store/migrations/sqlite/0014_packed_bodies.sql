@@ -11,14 +11,18 @@
 ALTER TABLE decisions ADD COLUMN packed BLOB;
 ALTER TABLE decision_events ADD COLUMN packed BLOB;
 
--- The insert view and its trigger are migration 0010's plus `packed` and `event_packed`.
+-- The insert view and its trigger are migration 0010's plus `packed` and `event_packed`, and
+-- the pending-review projections `review_deadline` and `review_system` (migration 0013), so the
+-- sweeper's and the followers' indexes hold every pending review from the statement that stores
+-- it.
 DROP TRIGGER decision_inserts_insert;
 DROP VIEW decision_inserts;
 
 CREATE VIEW decision_inserts AS
 SELECT id, idempotency_key, request_fingerprint, application, environment, verdict, status,
        caller_kind, policy_version, created_at, decided_at, schema_version, body, principal,
-       idempotency_base, idempotency_generation, packed, NULL AS event_at, NULL AS event_body,
+       idempotency_base, idempotency_generation, packed, review_deadline, review_system,
+       NULL AS event_at, NULL AS event_body,
        NULL AS event_packed, NULL AS rules, NULL AS images, NULL AS event_seq,
        NULL AS event_hash
 FROM decisions WHERE 0;
@@ -30,11 +34,13 @@ BEGIN
     INSERT INTO decisions (id, idempotency_key, request_fingerprint, application, environment,
                            verdict, status, caller_kind, policy_version, created_at, decided_at,
                            schema_version, body, principal, idempotency_base,
-                           idempotency_generation, event_count, packed)
+                           idempotency_generation, event_count, packed, review_deadline,
+                           review_system)
     VALUES (NEW.id, NEW.idempotency_key, NEW.request_fingerprint, NEW.application,
             NEW.environment, NEW.verdict, NEW.status, NEW.caller_kind, NEW.policy_version,
             NEW.created_at, NEW.decided_at, NEW.schema_version, NEW.body, NEW.principal,
-            NEW.idempotency_base, NEW.idempotency_generation, 1, NEW.packed)
+            NEW.idempotency_base, NEW.idempotency_generation, 1, NEW.packed,
+            NEW.review_deadline, NEW.review_system)
     ON CONFLICT (idempotency_key) DO NOTHING;
     -- Each of the rest only if the decision row is now there (ids are unique, so it is there
     -- only if this insert made it).
