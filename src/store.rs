@@ -10,6 +10,28 @@
 //! its migrations under `migrations/<backend>/`.
 //! The one suite in `tests.rs` runs against both, which is what keeps their behaviour equal.
 
+/// The columns a decision is read from (`row::StoredDecision`), for a query naming its decisions
+/// table `d`: SQLite's. A decision is stored once: until a later event changes it, its row's
+/// body is empty and its text is in its `created` event (index 0), selected only then.
+macro_rules! sqlite_decision_columns {
+    () => {
+        "d.id, d.schema_version, d.body, d.packed, \
+         (SELECT c.body FROM decision_events AS c WHERE c.decision_id = d.id AND c.idx = 0 \
+          AND d.body = '' AND d.packed IS NULL) AS created_body, \
+         (SELECT c.packed FROM decision_events AS c WHERE c.decision_id = d.id AND c.idx = 0 \
+          AND d.body = '' AND d.packed IS NULL) AS created_packed"
+    };
+}
+
+/// The same for PostgreSQL, which packs nothing itself (its storage compresses).
+macro_rules! postgres_decision_columns {
+    () => {
+        "d.id, d.schema_version, d.body, \
+         (SELECT c.body FROM decision_events AS c WHERE c.decision_id = d.id AND c.idx = 0 \
+          AND d.body = '') AS created_body"
+    };
+}
+
 mod errors;
 mod ledger_rows;
 mod list;
@@ -62,6 +84,22 @@ fn created_event_text(decision: &Decision, body: &str) -> Result<String, StoreEr
     text.push_str(&id);
     text.push('}');
     Ok(text)
+}
+
+/// The decision's canonical text inside the text of its `created` event: the inverse of
+/// `created_event_text`. A decision is stored once: until a later event changes it, its row's
+/// body is empty and its text is read from its `created` event (`store/row.rs`). `None` when
+/// `event` is not a `created` event's text.
+fn decision_text_of_created(event: &str) -> Option<&str> {
+    // `at` is a JSON string holding a time and the id one holding an id: neither can contain
+    // the markers, so the first and the last occurrences are the ones the writer put there.
+    const OPEN: &str = ",\"change\":{\"decision\":";
+    const CLOSE: &str = ",\"kind\":\"created\"},\"decision_id\":";
+    let rest = event.strip_prefix("{\"at\":\"")?;
+    let start = rest.find(OPEN)? + OPEN.len();
+    let end = rest.rfind(CLOSE)?;
+    let tail = &rest[end + CLOSE.len()..];
+    (tail.starts_with('"') && tail.ends_with("\"}") && start <= end).then(|| &rest[start..end])
 }
 
 /// Outcome of inserting a decision that may carry an idempotency key.

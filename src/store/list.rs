@@ -14,10 +14,11 @@ use super::page::encode_token;
 use super::row::StoredDecision;
 use super::{DecisionFilter, DecisionPage, StoreError};
 
-/// What every list query selects; the backend appends its FROM clause.
-pub(super) const SELECT: &str = "SELECT d.id, d.schema_version, d.body FROM ";
-/// SQLite's, with the packed body (migration 0014, `store/packed.rs`).
-pub(super) const SELECT_WITH_PACKED: &str = "SELECT d.id, d.schema_version, d.body, d.packed FROM ";
+/// What PostgreSQL's list query selects; the backend appends its FROM clause.
+pub(super) const SELECT: &str = concat!("SELECT ", postgres_decision_columns!(), " FROM ");
+/// SQLite's, with the packed bodies (migration 0014, `store/packed.rs`).
+pub(super) const SELECT_WITH_PACKED: &str =
+    concat!("SELECT ", sqlite_decision_columns!(), " FROM ");
 
 /// ` AND` a decision of `d` names the image `digest`, as a semi-join on `decision_images`. A
 /// decision's image rows carry its environment, so this is a full-key lookup.

@@ -172,10 +172,11 @@ impl PostgresStore {
     async fn by_slot(&self, slot: &str) -> Result<Option<(Decision, String)>, StoreError> {
         let existing: Option<StoredWithFingerprint> = self
             .bounded(
-                sqlx::query_as(
-                    "SELECT id, schema_version, body, request_fingerprint \
-                     FROM decisions WHERE idempotency_key = $1",
-                )
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    postgres_decision_columns!(),
+                    ", d.request_fingerprint FROM decisions AS d WHERE d.idempotency_key = $1"
+                ))
                 .bind(slot)
                 .fetch_optional(&self.pool),
             )
@@ -296,7 +297,9 @@ impl Store for PostgresStore {
                 .bind(row.created_at_ms)
                 .bind(row.decided_at_ms)
                 .bind(row.schema_version)
-                .bind(&row.body)
+                // Stored once, in its `created` event, until a later event changes it (read
+                // back through `postgres_decision_columns!`).
+                .bind("")
                 .bind(row.principal)
                 .bind(row.idempotency_base)
                 .bind(row.idempotency_generation)
@@ -338,9 +341,13 @@ impl Store for PostgresStore {
     async fn get_decision(&self, id: &DecisionId) -> Result<Option<Decision>, StoreError> {
         let stored: Option<StoredDecision> = self
             .bounded(
-                sqlx::query_as("SELECT id, schema_version, body FROM decisions WHERE id = $1")
-                    .bind(id.as_str())
-                    .fetch_optional(&self.pool),
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    postgres_decision_columns!(),
+                    " FROM decisions AS d WHERE d.id = $1"
+                ))
+                .bind(id.as_str())
+                .fetch_optional(&self.pool),
             )
             .await?;
         stored.map(StoredDecision::into_decision).transpose()
@@ -352,10 +359,12 @@ impl Store for PostgresStore {
     ) -> Result<Option<(Decision, String)>, StoreError> {
         let newest: Option<StoredWithFingerprint> = self
             .bounded(
-                sqlx::query_as(
-                    "SELECT id, schema_version, body, request_fingerprint FROM decisions \
-                     WHERE idempotency_base = $1 ORDER BY idempotency_generation DESC LIMIT 1",
-                )
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    postgres_decision_columns!(),
+                    ", d.request_fingerprint FROM decisions AS d WHERE d.idempotency_base = $1 \
+                         ORDER BY d.idempotency_generation DESC LIMIT 1"
+                ))
                 .bind(key.as_str())
                 .fetch_optional(&self.pool),
             )
@@ -420,9 +429,11 @@ impl Store for PostgresStore {
     ) -> Result<Option<(Decision, u64)>, StoreError> {
         let stored: Option<StoredVersioned> = self
             .bounded(
-                sqlx::query_as(
-                    "SELECT id, schema_version, body, event_count FROM decisions WHERE id = $1",
-                )
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    postgres_decision_columns!(),
+                    ", d.event_count FROM decisions AS d WHERE d.id = $1"
+                ))
                 .bind(id.as_str())
                 .fetch_optional(&self.pool),
             )
@@ -846,12 +857,14 @@ impl Store for PostgresStore {
         // (migration 0013).
         let rows: Vec<StoredDue> = self
             .bounded(
-                sqlx::query_as(
-                    "SELECT id, schema_version, body, review_deadline FROM decisions \
-                     WHERE status = 'pending' AND review_deadline <= $1 \
-                     AND (review_deadline, id) > ($2, $3) \
-                     ORDER BY review_deadline, id LIMIT $4",
-                )
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    postgres_decision_columns!(),
+                    ", d.review_deadline FROM decisions AS d \
+                         WHERE d.status = 'pending' AND d.review_deadline <= $1 \
+                         AND (d.review_deadline, d.id) > ($2, $3) \
+                         ORDER BY d.review_deadline, d.id LIMIT $4"
+                ))
                 .bind(before.timestamp_millis())
                 .bind(after.deadline_ms)
                 .bind(after.id.as_str())
@@ -892,12 +905,13 @@ impl Store for PostgresStore {
         // Numbers are stored upper-cased, ids as they are (migration 0011).
         let stored: Option<StoredDecision> = self
             .bounded(
-                sqlx::query_as(
-                    "SELECT d.id, d.schema_version, d.body \
-                     FROM decision_tickets AS t JOIN decisions AS d ON d.id = t.decision_id \
-                     WHERE t.system = $1 AND t.handle IN ($2, $3) AND d.status = 'pending' \
-                     ORDER BY t.decision_id DESC LIMIT 1",
-                )
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    postgres_decision_columns!(),
+                    " FROM decision_tickets AS t JOIN decisions AS d ON d.id = t.decision_id \
+                         WHERE t.system = $1 AND t.handle IN ($2, $3) AND d.status = 'pending' \
+                         ORDER BY t.decision_id DESC LIMIT 1"
+                ))
                 .bind(system)
                 .bind(handle)
                 .bind(handle.to_ascii_uppercase())

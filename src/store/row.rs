@@ -153,6 +153,14 @@ pub(crate) struct StoredDecision {
     /// SQLite's packed body (`store/packed.rs`); PostgreSQL selects none.
     #[sqlx(default)]
     pub(crate) packed: Option<Vec<u8>>,
+    /// The text of the decision's `created` event, selected only when the row's body is empty:
+    /// a decision is stored once, in that event, until a later event changes it
+    /// (`created_body` in `store/list.rs`).
+    #[sqlx(default)]
+    pub(crate) created_body: Option<String>,
+    /// That event's packed text (SQLite, `store/packed.rs`).
+    #[sqlx(default)]
+    pub(crate) created_packed: Option<Vec<u8>>,
 }
 
 impl StoredDecision {
@@ -166,7 +174,27 @@ impl StoredDecision {
             )));
         }
         let id = self.id;
-        let body = super::packed::unpack(self.body, self.packed, || format!("decision `{id}`"))?;
+        let body = if self.body.is_empty() && self.packed.is_none() {
+            // Stored once, in its `created` event.
+            let Some(event) = self.created_body else {
+                return Err(StoreError::Corrupt(format!(
+                    "decision `{id}` has an empty body and no `created` event to read it from"
+                )));
+            };
+            let event = super::packed::unpack(event, self.created_packed, || {
+                format!("the created event of decision `{id}`")
+            })?;
+            match super::decision_text_of_created(&event) {
+                Some(text) => text.to_string(),
+                None => {
+                    return Err(StoreError::Corrupt(format!(
+                        "the created event of decision `{id}` does not hold a decision"
+                    )));
+                }
+            }
+        } else {
+            super::packed::unpack(self.body, self.packed, || format!("decision `{id}`"))?
+        };
         let decision: Decision = serde_json::from_str(&body).map_err(|e| {
             StoreError::Corrupt(format!(
                 "decision `{id}` is not a valid stored decision: {e}"

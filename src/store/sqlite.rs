@@ -287,10 +287,11 @@ impl SqliteStore {
 
     /// The decision in one idempotency slot (one generation of one key).
     async fn by_slot(&self, slot: &str) -> Result<Option<(Decision, String)>, StoreError> {
-        let existing: Option<StoredWithFingerprint> = sqlx::query_as(
-            "SELECT id, schema_version, body, packed, request_fingerprint \
-             FROM decisions WHERE idempotency_key = ?",
-        )
+        let existing: Option<StoredWithFingerprint> = sqlx::query_as(concat!(
+            "SELECT ",
+            sqlite_decision_columns!(),
+            ", d.request_fingerprint FROM decisions AS d WHERE d.idempotency_key = ?"
+        ))
         .bind(slot)
         .fetch_optional(&self.pool)
         .await
@@ -346,7 +347,12 @@ impl Store for SqliteStore {
         let new = NewDecision {
             row: &row,
             created: &created,
-            body: packed::pack(&row.body),
+            // Stored once, in its `created` event, until a later event changes it (read back
+            // through `sqlite_decision_columns!`).
+            body: Packed {
+                body: "",
+                packed: None,
+            },
             event_body: packed::pack(&created.body),
             rules: &rules,
             images: &images,
@@ -408,10 +414,12 @@ impl Store for SqliteStore {
         &self,
         key: &IdempotencyKey,
     ) -> Result<Option<(Decision, String)>, StoreError> {
-        let newest: Option<StoredWithFingerprint> = sqlx::query_as(
-            "SELECT id, schema_version, body, packed, request_fingerprint FROM decisions \
-             WHERE idempotency_base = ? ORDER BY idempotency_generation DESC LIMIT 1",
-        )
+        let newest: Option<StoredWithFingerprint> = sqlx::query_as(concat!(
+            "SELECT ",
+            sqlite_decision_columns!(),
+            ", d.request_fingerprint FROM decisions AS d WHERE d.idempotency_base = ? \
+                 ORDER BY d.idempotency_generation DESC LIMIT 1"
+        ))
         .bind(key.as_str())
         .fetch_optional(&self.pool)
         .await
@@ -422,12 +430,15 @@ impl Store for SqliteStore {
     }
 
     async fn get_decision(&self, id: &DecisionId) -> Result<Option<Decision>, StoreError> {
-        let stored: Option<StoredDecision> =
-            sqlx::query_as("SELECT id, schema_version, body, packed FROM decisions WHERE id = ?")
-                .bind(id.as_str())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(from_sqlx)?;
+        let stored: Option<StoredDecision> = sqlx::query_as(concat!(
+            "SELECT ",
+            sqlite_decision_columns!(),
+            " FROM decisions AS d WHERE d.id = ?"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
         stored.map(StoredDecision::into_decision).transpose()
     }
 
@@ -506,9 +517,11 @@ impl Store for SqliteStore {
         &self,
         id: &DecisionId,
     ) -> Result<Option<(Decision, u64)>, StoreError> {
-        let stored: Option<StoredVersioned> = sqlx::query_as(
-            "SELECT id, schema_version, body, packed, event_count FROM decisions WHERE id = ?",
-        )
+        let stored: Option<StoredVersioned> = sqlx::query_as(concat!(
+            "SELECT ",
+            sqlite_decision_columns!(),
+            ", d.event_count FROM decisions AS d WHERE d.id = ?"
+        ))
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await
@@ -918,13 +931,15 @@ impl Store for SqliteStore {
         // INDEXED BY: the partial index of pending rows by deadline is the whole point; without
         // statistics SQLite could pick the status index and read every pending row (and a
         // query the index cannot serve fails here instead of scanning).
-        let rows: Vec<StoredDue> = sqlx::query_as(
-            "SELECT id, schema_version, body, packed, review_deadline \
-             FROM decisions INDEXED BY decisions_pending_deadline \
-             WHERE status = 'pending' AND review_deadline <= ?1 \
-             AND (review_deadline, id) > (?2, ?3) \
-             ORDER BY review_deadline, id LIMIT ?4",
-        )
+        let rows: Vec<StoredDue> = sqlx::query_as(concat!(
+            "SELECT ",
+            sqlite_decision_columns!(),
+            ", d.review_deadline \
+                 FROM decisions AS d INDEXED BY decisions_pending_deadline \
+                 WHERE d.status = 'pending' AND d.review_deadline <= ?1 \
+                 AND (d.review_deadline, d.id) > (?2, ?3) \
+                 ORDER BY d.review_deadline, d.id LIMIT ?4"
+        ))
         .bind(before.timestamp_millis())
         .bind(after.deadline_ms)
         .bind(after.id.as_str())
@@ -965,12 +980,13 @@ impl Store for SqliteStore {
         // Numbers are stored upper-cased, ids as they are (migration 0011). CROSS JOIN keeps
         // the ticket index outermost: without statistics SQLite would otherwise start from the
         // status index, a scan of every pending decision.
-        let stored: Option<StoredDecision> = sqlx::query_as(
-            "SELECT d.id, d.schema_version, d.body, d.packed \
-             FROM decision_tickets AS t CROSS JOIN decisions AS d ON d.id = t.decision_id \
+        let stored: Option<StoredDecision> = sqlx::query_as(concat!(
+            "SELECT ",
+            sqlite_decision_columns!(),
+            " FROM decision_tickets AS t CROSS JOIN decisions AS d ON d.id = t.decision_id \
              WHERE t.system = ?1 AND t.handle IN (?2, ?3) AND d.status = 'pending' \
-             ORDER BY t.decision_id DESC LIMIT 1",
-        )
+             ORDER BY t.decision_id DESC LIMIT 1"
+        ))
         .bind(system)
         .bind(handle)
         .bind(handle.to_ascii_uppercase())

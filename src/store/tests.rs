@@ -2183,17 +2183,16 @@ async fn migration_0011_indexes_the_tickets_of_reviews_already_pending(backend: 
     finished.review_ticket = Some(ticket("CHG0000002", "sys2"));
     insert(fx.store.as_ref(), &finished).await;
     // Undo 0011, as if the database predates it, and open the store again: it migrates.
-    // Before 0011 no body was packed (0014).
-    if backend == Backend::Sqlite {
-        let raw = sqlx::SqlitePool::connect(&fx.url).await.unwrap();
-        for d in [&pending, &finished] {
-            sqlx::query("UPDATE decisions SET body = ?, packed = NULL WHERE id = ?")
-                .bind(serde_json::to_string(d).unwrap())
-                .bind(d.id.as_str())
-                .execute(&raw)
-                .await
-                .unwrap();
-        }
+    // Before 0011 every decision row held its own text, plain (0014 packs, and decisions are
+    // stored once in their `created` event since).
+    for d in [&pending, &finished] {
+        let text = serde_json::to_string(d).unwrap().replace('\'', "''");
+        let sql = format!(
+            "UPDATE decisions SET body = '{text}'{} WHERE id = '{}'",
+            unpacked(backend),
+            d.id
+        );
+        raw_exec(&fx, backend, &sql).await;
     }
     let undo: &[&str] = match backend {
         Backend::Sqlite => &[
@@ -2532,16 +2531,16 @@ async fn migration_0013_indexes_the_reviews_already_pending(backend: Backend) {
     let mut finished = decision().build();
     finished.review_deadline = Some(t0());
     insert(fx.store.as_ref(), &finished).await;
-    // Rows from before 0013 predate 0014 too: their bodies are plain text, not packed.
-    if let Backend::Sqlite = backend {
-        for d in [&pending, &unrouted, &finished] {
-            let text = serde_json::to_string(d).unwrap().replace('\'', "''");
-            let sql = format!(
-                "UPDATE decisions SET body = '{text}', packed = NULL WHERE id = '{}'",
-                d.id
-            );
-            raw_exec(&fx, backend, &sql).await;
-        }
+    // Rows from before 0013 hold their own text, plain: they predate packing (0014) and
+    // decisions stored once in their `created` event.
+    for d in [&pending, &unrouted, &finished] {
+        let text = serde_json::to_string(d).unwrap().replace('\'', "''");
+        let sql = format!(
+            "UPDATE decisions SET body = '{text}'{} WHERE id = '{}'",
+            unpacked(backend),
+            d.id
+        );
+        raw_exec(&fx, backend, &sql).await;
     }
     // Undo 0013, as if the database predates it (the view and trigger it replaces become
     // stand-ins), and open the store again: it migrates.
@@ -2610,7 +2609,10 @@ async fn migration_0013_indexes_the_reviews_already_pending(backend: Backend) {
 
 /// A decision whose evidence is large, as a real check's is (SQLite packs such bodies).
 fn large_decision() -> Decision {
-    let mut d = decision().status(DecisionStatus::Pending).build();
+    let mut d = decision()
+        .status(DecisionStatus::Pending)
+        .idempotency_key("large-1")
+        .build();
     let findings: Vec<_> = (0..120)
         .map(|i| serde_json::json!({"id": format!("CVE-2026-{i:05}"), "severity": "high", "package": "openssl", "fixed_in": "3.0.15"}))
         .collect();
@@ -2624,15 +2626,28 @@ async fn a_large_decision_and_its_events_read_back_whole(backend: Backend) {
     let d = large_decision();
     assert!(serde_json::to_string(&d).unwrap().len() > 8_000);
     insert(store, &d).await;
+    // Stored once: the row's body is empty, the text is its `created` event's.
+    assert_eq!(body_length(&fx, backend, &d).await, 0);
     assert_eq!(store.get_decision(&d.id).await.unwrap().unwrap(), d);
     let listed = store
         .list_decisions(&DecisionFilter::default(), 10, None)
         .await
         .unwrap();
     assert_eq!(listed.decisions, std::slice::from_ref(&d));
+    let key = d.request.idempotency_key.clone().unwrap();
+    let (by_key, _) = store.find_by_idempotency_key(&key).await.unwrap().unwrap();
+    assert_eq!(by_key, d);
+    let (versioned, count) = store.get_decision_versioned(&d.id).await.unwrap().unwrap();
+    assert_eq!((versioned, count), (d.clone(), 1));
     let (resolved, event) = resolve(&d, ResolutionOutcome::Approved, "carol");
     assert!(store.append_events(&resolved, 1, &[event]).await.unwrap());
     assert_eq!(store.get_decision(&d.id).await.unwrap().unwrap(), resolved);
+    // A later event writes the decision's own text (packed on SQLite).
+    assert_ne!(
+        body_length(&fx, backend, &d).await,
+        0,
+        "the resolved decision has a body of its own"
+    );
     // The created event reads back as the text that was hashed: the chain verifies.
     assert_eq!(events_of(store, &d.id).await.len(), 2);
     store.sequence_events(100).await.unwrap();
@@ -2640,23 +2655,88 @@ async fn a_large_decision_and_its_events_read_back_whole(backend: Backend) {
     assert_chain(&store.ledger_entries(1, head).await.unwrap());
 }
 
+/// The length of `d`'s row body as stored (packed or empty bodies are 0 long).
+async fn body_length(fx: &Fixture, backend: Backend, d: &Decision) -> i64 {
+    let sql = "SELECT CAST(length(body) AS BIGINT) + \
+               CAST(COALESCE(length(packed), 0) AS BIGINT) FROM decisions WHERE id = ";
+    match backend {
+        Backend::Sqlite => {
+            let raw = sqlx::SqlitePool::connect(&fx.url).await.unwrap();
+            sqlx::query_scalar(&format!("{sql}?"))
+                .bind(d.id.as_str())
+                .fetch_one(&raw)
+                .await
+                .unwrap()
+        }
+        Backend::Postgres => {
+            let raw = sqlx::PgPool::connect(&fx.url).await.unwrap();
+            let sql = sql.replace(" + CAST(COALESCE(length(packed), 0) AS BIGINT)", "");
+            sqlx::query_scalar(&format!("{sql}$1"))
+                .bind(d.id.as_str())
+                .fetch_one(&raw)
+                .await
+                .unwrap()
+        }
+    }
+}
+
 #[tokio::test]
-async fn sqlite_stores_large_bodies_packed() {
+async fn sqlite_stores_a_large_decision_once_and_packed() {
     let fx = fresh(Backend::Sqlite).await;
     let d = large_decision();
     insert(fx.store.as_ref(), &d).await;
     let raw = sqlx::SqlitePool::connect(&fx.url).await.unwrap();
-    let sizes: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT length(body), length(packed) FROM decisions \
-         UNION ALL SELECT length(body), length(packed) FROM decision_events",
-    )
-    .fetch_all(&raw)
-    .await
-    .unwrap();
     let text = serde_json::to_string(&d).unwrap().len() as i64;
-    assert_eq!(sizes.len(), 2);
-    for (body, packed) in sizes {
-        assert_eq!(body, 0);
-        assert!(packed * 4 < text, "{packed} bytes packed of {text}");
-    }
+    // The row holds no text: the decision is its `created` event's, packed.
+    let row: (i64, Option<i64>) =
+        sqlx::query_as("SELECT length(body), length(packed) FROM decisions")
+            .fetch_one(&raw)
+            .await
+            .unwrap();
+    assert_eq!(row, (0, None));
+    let event: (i64, i64) =
+        sqlx::query_as("SELECT length(body), length(packed) FROM decision_events")
+            .fetch_one(&raw)
+            .await
+            .unwrap();
+    assert_eq!(event.0, 0);
+    assert!(event.1 * 4 < text, "{} bytes packed of {text}", event.1);
+    // Once a later event changes it, the decision's own text is stored, packed.
+    let (resolved, resolution) = resolve(&d, ResolutionOutcome::Approved, "carol");
+    assert!(
+        fx.store
+            .append_events(&resolved, 1, &[resolution])
+            .await
+            .unwrap()
+    );
+    let row: (i64, i64) = sqlx::query_as("SELECT length(body), length(packed) FROM decisions")
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    assert_eq!(row.0, 0);
+    assert!(row.1 * 4 < text, "{} bytes packed of {text}", row.1);
+}
+
+#[tokio::test]
+async fn a_decision_whose_created_event_is_not_one_reads_as_corrupt() {
+    let fx = fresh(Backend::Sqlite).await;
+    let d = decision().build();
+    insert(fx.store.as_ref(), &d).await;
+    let raw = sqlx::SqlitePool::connect(&fx.url).await.unwrap();
+    sqlx::query("UPDATE decision_events SET body = '{\"at\":1}', packed = NULL WHERE idx = 0")
+        .execute(&raw)
+        .await
+        .unwrap();
+    let err = fx.store.get_decision(&d.id).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    assert!(
+        err.to_string().contains("does not hold a decision"),
+        "{err}"
+    );
+    sqlx::query("DELETE FROM decision_events")
+        .execute(&raw)
+        .await
+        .unwrap();
+    let err = fx.store.get_decision(&d.id).await.unwrap_err();
+    assert!(err.to_string().contains("no `created` event"), "{err}");
 }

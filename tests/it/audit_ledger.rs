@@ -438,8 +438,9 @@ async fn tampered_export(l: &Ledger, sql: &[&str]) -> Report {
     verify_export(&l.key, &export_text(l, "").await)
 }
 
-/// Stores every packed body (zstd, migration 0014) as plain text again, as someone editing the
-/// database would first, so the edits below can be written in SQL. The store reads both forms.
+/// Stores every packed body (zstd, migration 0014) as plain text again, and every decision stored
+/// once in its `created` event as a row text of its own, as someone editing the database would
+/// first, so the edits below can be written in SQL. The store reads every form.
 async fn unpack_bodies(pool: &sqlx::SqlitePool) {
     for table in ["decisions", "decision_events"] {
         let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(&format!(
@@ -459,6 +460,27 @@ async fn unpack_bodies(pool: &sqlx::SqlitePool) {
             .await
             .unwrap();
         }
+    }
+    // A decision no later event changed is stored once, in its `created` event (its row's body
+    // is empty): write its text into the row, cut out of the event's `change.decision`.
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT d.rowid, e.body FROM decisions AS d JOIN decision_events AS e \
+         ON e.decision_id = d.id AND e.idx = 0 WHERE d.body = '' AND d.packed IS NULL",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    for (rowid, event) in rows {
+        let start = event.find(",\"change\":{\"decision\":").unwrap() + 22;
+        let end = event
+            .rfind(",\"kind\":\"created\"},\"decision_id\":")
+            .unwrap();
+        sqlx::query("UPDATE decisions SET body = ? WHERE rowid = ?")
+            .bind(&event[start..end])
+            .bind(rowid)
+            .execute(pool)
+            .await
+            .unwrap();
     }
 }
 
@@ -731,6 +753,8 @@ async fn a_decision_older_than_the_log_is_adopted_when_its_proof_is_asked_for() 
         .connect(&url)
         .await
         .unwrap();
+    // Such a decision's row holds its own text.
+    unpack_bodies(&pool).await;
     let gone = sqlx::query(
         "DELETE FROM decision_events WHERE decision_id = ? \
          AND seq = (SELECT seq FROM ledger_head WHERE id = 1)",
