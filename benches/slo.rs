@@ -722,14 +722,18 @@ async fn sqlite_footprint(file: &Path) -> Footprint {
         .fetch_one(&mut c)
         .await
         .unwrap();
-    let body: Option<f64> = sqlx::query_scalar("SELECT avg(length(body)) FROM decisions")
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
-    let event: Option<f64> = sqlx::query_scalar("SELECT avg(length(body)) FROM decision_events")
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
+    // As stored: packed (`store/packed.rs`) or empty (a decision stored once, in its event).
+    let body: Option<f64> =
+        sqlx::query_scalar("SELECT avg(length(body) + coalesce(length(packed), 0)) FROM decisions")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    let event: Option<f64> = sqlx::query_scalar(
+        "SELECT avg(length(body) + coalesce(length(packed), 0)) FROM decision_events",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
     Footprint {
         bytes: u64::try_from((pages - free) * size).unwrap(),
         decisions: u64::try_from(decisions).unwrap(),
@@ -779,7 +783,7 @@ fn growth(name: &str, before: &Footprint, after: &Footprint) {
     }
     let per = after.bytes.saturating_sub(before.bytes) as f64 / n as f64;
     println!(
-        "{name:<10} {n:>7} decisions: {:>6.0} bytes stored per decision (JSON body {:.0} bytes, its `created` event's text {:.0} bytes), {:.2} GiB per million decisions",
+        "{name:<10} {n:>7} decisions: {:>6.0} bytes stored per decision (bodies as stored, before the database's own compression: a decision row's {:.0} bytes, an event's {:.0} bytes), {:.2} GiB per million decisions",
         per,
         after.body_bytes,
         after.event_bytes,
@@ -1134,6 +1138,15 @@ fn main() {
     // The checkpoint signer numbers what the last round stored; let it run once more.
     std::thread::sleep(CHECKPOINT_EVERY + Duration::from_secs(1));
     let sqlite_after = loadgen.block_on(sqlite_footprint(&sqlite_file));
+    if let Ok(to) = std::env::var("PORTCULLIS_SLO_KEEP_DB") {
+        // For a look at where the bytes are (`sqlite3 FILE "SELECT name, sum(pgsize) FROM
+        // dbstat GROUP BY name"`): the database and its write-ahead log, as they stand.
+        std::fs::copy(&sqlite_file, &to).unwrap();
+        let wal = sqlite_file.with_extension("db-wal");
+        if wal.exists() {
+            std::fs::copy(&wal, format!("{to}-wal")).unwrap();
+        }
+    }
     let pg_after = pg_admin
         .as_mut()
         .map(|a| loadgen.block_on(postgres_footprint(a, &schema)));

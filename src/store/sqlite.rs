@@ -126,6 +126,18 @@ fn is_head_moved(e: &sqlx::Error) -> bool {
         .is_some_and(|d| d.message().contains("the ledger head moved"))
 }
 
+/// Whether `e` is an insert losing its idempotency slot to the decision that holds it
+/// (migration 0015): the statement stored nothing.
+fn is_slot_taken(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| {
+        // The slot is unique twice over: `idempotency_key`, and `(idempotency_base,
+        // idempotency_generation)` (migration 0004); SQLite names whichever it checked first.
+        d.kind() == sqlx::error::ErrorKind::UniqueViolation
+            && (d.message().contains("decisions.idempotency_key")
+                || d.message().contains("decisions.idempotency_base"))
+    })
+}
+
 impl Drop for SqliteStore {
     fn drop(&mut self) {
         if let Some(task) = &self.wal_checkpointer {
@@ -341,7 +353,9 @@ impl Store for SqliteStore {
         let images = json_text(&image_digests(decision))?;
         // The decision, its `created` event and its rule and image rows in one statement (so one
         // autocommit transaction and one turn of the write lock): the view's INSTEAD OF trigger
-        // inserts the decision and, only if that insert happened, the rest (migration 0009).
+        // inserts the decision and the rest (migration 0009); a decision whose idempotency slot
+        // is taken fails the whole statement (migration 0015), so it stores nothing and the
+        // insert itself says who won.
         // The in-process queue, not SQLite's busy handler, orders it behind other writes, and
         // the writer numbers and hashes the event as it stores it (migration 0010).
         let new = NewDecision {
@@ -359,22 +373,24 @@ impl Store for SqliteStore {
         };
         let mut writer = self.writer.lock().await;
         let before = writer.head().await?;
-        // Unknown until the statement has run and the winner is known: an error must not leave
-        // a head guessed.
+        // Unknown until the statement has run: an error must not leave a head guessed.
         writer.head = None;
         let place = next_place(before, &created.body);
-        let won = match new.insert(&writer.pool, place).await {
-            // Whether it won its idempotency slot is read after the writer's turn, so the turn
-            // is one statement; meanwhile the head is taken to be this event's, as it nearly
-            // always is (see below for when it is not).
+        match new.insert(&writer.pool, place).await {
             Ok(()) => {
                 writer.head = Some(place);
-                drop(writer);
-                new.won(&self.pool).await?
+                Ok(Inserted::Created)
             }
-            // Another process moved the head (or someone edited the table, or a guess below
-            // was wrong), so nothing was stored: read the head and insert in one transaction,
-            // which holds the write lock from the read on.
+            // Another decision holds the slot: nothing of this one was stored (migration
+            // 0015), so the head is where it was.
+            Err(e) if is_slot_taken(&e) => {
+                writer.head = Some(before);
+                drop(writer);
+                self.existing(row.idempotency_key.as_deref()).await
+            }
+            // Another process moved the head (or someone edited the table), so nothing was
+            // stored: read the head and insert in one transaction, which holds the write lock
+            // from the read on.
             Err(e) if is_head_moved(&e) => {
                 let mut tx = writer
                     .pool
@@ -383,31 +399,23 @@ impl Store for SqliteStore {
                     .map_err(from_sqlx)?;
                 let before = read_head(&mut *tx).await?;
                 let place = next_place(before, &created.body);
-                new.insert(&mut *tx, place).await.map_err(from_sqlx)?;
-                let won = new.won(&mut *tx).await?;
-                tx.commit().await.map_err(from_sqlx)?;
-                writer.head = Some(if won { place } else { before });
-                return if won {
-                    Ok(Inserted::Created)
-                } else {
-                    drop(writer);
-                    self.existing(row.idempotency_key.as_deref()).await
-                };
+                match new.insert(&mut *tx, place).await {
+                    Ok(()) => {
+                        tx.commit().await.map_err(from_sqlx)?;
+                        writer.head = Some(place);
+                        Ok(Inserted::Created)
+                    }
+                    Err(e) if is_slot_taken(&e) => {
+                        tx.rollback().await.map_err(from_sqlx)?;
+                        writer.head = Some(before);
+                        drop(writer);
+                        self.existing(row.idempotency_key.as_deref()).await
+                    }
+                    Err(e) => Err(from_sqlx(e)),
+                }
             }
-            Err(e) => return Err(from_sqlx(e)),
-        };
-        if !won {
-            // A decision that lost its idempotency-key race stored nothing and left the head
-            // where it was: forget the guess, unless a later write has replaced it already.
-            let mut writer = self.writer.lock().await;
-            if writer.head == Some(place) {
-                writer.head = None;
-            }
+            Err(e) => Err(from_sqlx(e)),
         }
-        if won {
-            return Ok(Inserted::Created);
-        }
-        self.existing(row.idempotency_key.as_deref()).await
     }
 
     async fn find_by_idempotency_key(
@@ -1224,25 +1232,6 @@ impl NewDecision<'_> {
         .execute(executor)
         .await?;
         Ok(())
-    }
-
-    /// Whether this decision holds its idempotency slot, once inserted: a view insert reports
-    /// no row count, so the slot says who won, this decision or the one that held the key
-    /// first (then nothing of this one was written). One without a key always wins.
-    async fn won<'e, E>(&self, executor: E) -> Result<bool, StoreError>
-    where
-        E: sqlx::Executor<'e, Database = Sqlite>,
-    {
-        let Some(key) = self.row.idempotency_key.as_deref() else {
-            return Ok(true);
-        };
-        let holder: Option<String> =
-            sqlx::query_scalar("SELECT id FROM decisions WHERE idempotency_key = ?")
-                .bind(key)
-                .fetch_optional(executor)
-                .await
-                .map_err(from_sqlx)?;
-        Ok(holder.as_deref() == Some(self.row.id))
     }
 }
 
