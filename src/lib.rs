@@ -20,13 +20,6 @@
 //! - `auth`, `config`, `metrics`, `telemetry`, `serve`: wiring and cross-cutting concerns.
 //! - `client`, `cli`: the command line, including the pipeline client `portcullis check`.
 
-/// mimalloc instead of the system allocator: a check allocates and frees many small values
-/// (JSON, strings, rows), and glibc's malloc and free were ≈ 15 % of its CPU under load
-/// (`docs/performance.md`). Off with `--no-default-features` for an embedder with its own.
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub mod adapters;
 pub mod admission;
 pub mod api;
