@@ -114,6 +114,7 @@ async fn run(label: &str, url: &str, size: Size) {
         &StoreOptions {
             max_connections: 8,
             connect_timeout: Duration::from_secs(10),
+            ..StoreOptions::default()
         },
     )
     .await

@@ -324,6 +324,7 @@ async fn gate_router(
         &StoreOptions {
             max_connections: 8,
             connect_timeout: Duration::from_secs(10),
+            ..StoreOptions::default()
         },
     )
     .await

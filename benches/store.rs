@@ -54,6 +54,7 @@ async fn serve(url: &str) -> (Arc<Gate>, Arc<dyn Store>, String) {
         &StoreOptions {
             max_connections: 16,
             connect_timeout: Duration::from_secs(10),
+            ..StoreOptions::default()
         },
     )
     .await

@@ -149,6 +149,7 @@ impl App {
             &StoreOptions {
                 max_connections: settings.store.max_connections,
                 connect_timeout: settings.store.connect_timeout,
+                ..StoreOptions::default()
             },
         )
         .await?;

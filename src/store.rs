@@ -35,6 +35,7 @@ macro_rules! postgres_decision_columns {
 mod errors;
 mod ledger_rows;
 mod list;
+mod pack_dictionary;
 mod packed;
 mod page;
 mod postgres;
@@ -350,6 +351,10 @@ pub struct StoreOptions {
     /// statement (server-side `statement_timeout` plus a client-side deadline for a stalled
     /// network). Startup waits `STARTUP_WAIT_FACTOR` times this for the database to come up.
     pub connect_timeout: Duration,
+    /// SQLite: after how many stored decisions without a pack dictionary the store trains one
+    /// from its newest `created` events (`store/pack_dictionary.rs`), and retrains after a
+    /// hundred times as many. PostgreSQL compresses in its own storage and ignores it.
+    pub pack_dictionary_after: u64,
 }
 
 /// How many `connect_timeout`s `open` waits for a PostgreSQL server that is not up yet (one
@@ -362,6 +367,7 @@ impl Default for StoreOptions {
         Self {
             max_connections: 8,
             connect_timeout: Duration::from_secs(10),
+            pack_dictionary_after: 1_000,
         }
     }
 }

@@ -12,6 +12,7 @@
 use std::io::Read as _;
 
 use super::StoreError;
+use super::pack_dictionary::{self, Dictionary};
 
 /// Bodies at least this long are packed; shorter ones gain too little to pay for the work.
 pub(crate) const PACK_FROM: usize = 1024;
@@ -30,15 +31,16 @@ pub(crate) struct Packed<'a> {
     pub(crate) packed: Option<Vec<u8>>,
 }
 
-/// `text` as it is stored: packed when long enough and packing shrinks it.
-pub(crate) fn pack(text: &str) -> Packed<'_> {
+/// `text` as it is stored: packed when long enough and packing shrinks it, with `dictionary`
+/// when there is one (`store/pack_dictionary.rs`).
+pub(crate) fn pack<'a>(text: &'a str, dictionary: Option<&Dictionary>) -> Packed<'a> {
     if text.len() < PACK_FROM {
         return Packed {
             body: text,
             packed: None,
         };
     }
-    match compress(text.as_bytes()) {
+    match compress(text.as_bytes(), dictionary) {
         Ok(bytes) if bytes.len() < text.len() => Packed {
             body: "",
             packed: Some(bytes),
@@ -52,18 +54,26 @@ pub(crate) fn pack(text: &str) -> Packed<'_> {
 }
 
 /// `bytes` compressed by this thread's compressor: a zstd context is hundreds of KB of tables,
-/// and creating one per body cost a check more than compressing it.
-fn compress(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+/// and creating one per body cost a check more than compressing it. The context keeps the
+/// dictionary it was last given (digested once), so it is reloaded only when that changes.
+fn compress(bytes: &[u8], dictionary: Option<&Dictionary>) -> std::io::Result<Vec<u8>> {
     thread_local! {
-        static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        static COMPRESSOR: std::cell::RefCell<Option<(Option<u32>, zstd::bulk::Compressor<'static>)>> =
             const { std::cell::RefCell::new(None) };
     }
     COMPRESSOR.with(|cell| {
         let mut slot = cell.try_borrow_mut().map_err(std::io::Error::other)?;
-        let compressor = match slot.as_mut() {
+        let (loaded, compressor) = match slot.as_mut() {
             Some(c) => c,
-            None => slot.insert(zstd::bulk::Compressor::new(LEVEL)?),
+            None => slot.insert((None, zstd::bulk::Compressor::new(LEVEL)?)),
         };
+        let wanted = dictionary.map(|d| d.id);
+        if *loaded != wanted {
+            // An empty dictionary clears the one loaded.
+            *loaded = None;
+            compressor.set_dictionary(LEVEL, dictionary.map_or(&[][..], |d| &d.bytes))?;
+            *loaded = wanted;
+        }
         compressor.compress(bytes)
     })
 }
@@ -71,9 +81,13 @@ fn compress(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
 /// An event's text as it is stored: only `created` events are packed. They carry the check;
 /// every other kind is small, and the ticket index's trigger reads `review_ticket_attached`
 /// bodies as JSON (migration 0011).
-pub(crate) fn pack_event<'a>(kind: &str, text: &'a str) -> Packed<'a> {
+pub(crate) fn pack_event<'a>(
+    kind: &str,
+    text: &'a str,
+    dictionary: Option<&Dictionary>,
+) -> Packed<'a> {
     if kind == "created" {
-        pack(text)
+        pack(text, dictionary)
     } else {
         Packed {
             body: text,
@@ -107,8 +121,25 @@ fn unpack_within(
         )));
     }
     let mut text = Vec::new();
-    let read = zstd::stream::read::Decoder::new(bytes.as_slice())
-        .and_then(|decoder| decoder.take(limit as u64 + 1).read_to_end(&mut text));
+    let cap = limit as u64 + 1;
+    // A frame packed with a dictionary names it (`store/pack_dictionary.rs`).
+    let read = match zstd::zstd_safe::get_dict_id_from_frame(&bytes).map(u32::from) {
+        None => zstd::stream::read::Decoder::new(bytes.as_slice())
+            .and_then(|decoder| decoder.take(cap).read_to_end(&mut text)),
+        Some(id) => {
+            let Some(dictionary) = pack_dictionary::registered(id) else {
+                return Err(StoreError::Corrupt(format!(
+                    "{}'s packed body needs pack dictionary {id}, which this database does not hold",
+                    what()
+                )));
+            };
+            zstd::stream::read::Decoder::with_prepared_dictionary(
+                bytes.as_slice(),
+                &dictionary.decoder,
+            )
+            .and_then(|decoder| decoder.take(cap).read_to_end(&mut text))
+        }
+    };
     match read {
         Ok(n) if n <= limit => String::from_utf8(text)
             .map_err(|_| StoreError::Corrupt(format!("{}'s packed body is not UTF-8", what()))),
@@ -135,7 +166,7 @@ mod tests {
     #[test]
     fn long_bodies_are_packed_and_come_back_whole() {
         let text = serde_json::json!({"evidence": vec!["the same finding again"; 200]}).to_string();
-        let p = pack(&text);
+        let p = pack(&text, None);
         assert_eq!(p.body, "");
         let bytes = p.packed.unwrap();
         assert!(
@@ -150,17 +181,53 @@ mod tests {
     #[test]
     fn only_created_events_are_packed() {
         let text = format!(r#"{{"ticket":"{}"}}"#, "x".repeat(4000));
-        assert!(pack_event("created", &text).packed.is_some());
-        let attached = pack_event("review_ticket_attached", &text);
+        assert!(pack_event("created", &text, None).packed.is_some());
+        let attached = pack_event("review_ticket_attached", &text, None);
         assert_eq!((attached.body, attached.packed), (text.as_str(), None));
     }
 
     #[test]
     fn short_bodies_stay_text() {
-        let p = pack(r#"{"kind":"approval_recorded"}"#);
+        let p = pack(r#"{"kind":"approval_recorded"}"#, None);
         assert_eq!(p.body, r#"{"kind":"approval_recorded"}"#);
         assert!(p.packed.is_none());
         assert_eq!(unpack(p.body.into(), None, what).unwrap(), p.body);
+    }
+
+    #[test]
+    fn a_dictionary_packs_alike_bodies_smaller_and_they_come_back_whole() {
+        let samples = pack_dictionary::tests::samples(300);
+        let dictionary =
+            pack_dictionary::register(&pack_dictionary::train(&samples[..250]).unwrap()).unwrap();
+        let text = &samples[299];
+        let plain = pack(text, None).packed.unwrap();
+        let with = pack(text, Some(&dictionary)).packed.unwrap();
+        assert!(
+            with.len() * 3 < plain.len() * 2,
+            "{} vs {}",
+            with.len(),
+            plain.len()
+        );
+        assert_eq!(unpack(String::new(), Some(with), what).unwrap(), *text);
+        // The thread's compressor lets go of the dictionary when asked for none.
+        let again = pack(text, None).packed.unwrap();
+        assert_eq!(again, plain);
+        assert_eq!(unpack(String::new(), Some(again), what).unwrap(), *text);
+    }
+
+    #[test]
+    fn a_body_naming_an_unknown_dictionary_is_corrupt() {
+        let samples = pack_dictionary::tests::samples(300);
+        let bytes = pack_dictionary::train(&samples[1..]).unwrap();
+        let id = zstd::zstd_safe::get_dict_id_from_dict(&bytes).unwrap();
+        // Packed with a dictionary this process never registered.
+        let packed = zstd::bulk::Compressor::with_dictionary(1, &bytes)
+            .unwrap()
+            .compress(samples[0].as_bytes())
+            .unwrap();
+        assert!(pack_dictionary::registered(id.into()).is_none());
+        let e = unpack(String::new(), Some(packed), what).unwrap_err();
+        assert!(e.to_string().contains("does not hold"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,8 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,6 +31,7 @@ use super::ledger_rows::{
     PRUNE_STATEMENTS, checkpoint_from_body, db_int, node_columns, nodes_from_rows,
 };
 use super::list;
+use super::pack_dictionary::{self, Dictionary};
 use super::packed::{self, Packed};
 use super::page::{clamp_page_size, decode_token};
 use super::row::{
@@ -70,7 +73,9 @@ pub(crate) struct SqliteStore {
     /// changed by another at its next transaction, dropped its whole cache and read the pages
     /// back (with this and migration 0010, `benches/store.rs` makes ≈ 18 `pread` calls a
     /// check instead of ≈ 75).
-    writer: tokio::sync::Mutex<Writer>,
+    writer: Arc<tokio::sync::Mutex<Writer>>,
+    /// The dictionary bodies are packed with, and when to train the next.
+    packing: Arc<Packing>,
     /// The task that checkpoints the write-ahead log (`checkpoint_wal`); stopped with the store.
     wal_checkpointer: Option<tokio::task::AbortHandle>,
 }
@@ -83,6 +88,91 @@ struct Writer {
     /// decision's `created` event is numbered and hashed as it is stored (migration 0010);
     /// `None` when it must be read again. The insert's trigger checks it against the table.
     head: Option<Head>,
+}
+
+/// What bodies are packed with, and when the store trains a new dictionary from its own recent
+/// `created` events (`store/pack_dictionary.rs`, migration 0016).
+#[derive(Debug)]
+struct Packing {
+    /// The newest dictionary: new bodies are packed with it. `None` until one is trained.
+    current: std::sync::RwLock<Option<Dictionary>>,
+    /// Events stored since `current` was trained (since the log began, without one).
+    since: AtomicU64,
+    /// Whether a training is under way.
+    training: AtomicBool,
+    /// After how many events without a dictionary one is trained; with one, a new one after
+    /// `RETRAIN_FACTOR` times as many, so it follows what the decisions hold as that changes.
+    after: u64,
+}
+
+/// A dictionary is retrained after this many times `StoreOptions::pack_dictionary_after` events.
+const RETRAIN_FACTOR: u64 = 100;
+
+impl Packing {
+    fn current(&self) -> Option<Dictionary> {
+        self.current.read().ok().and_then(|d| d.clone())
+    }
+
+    /// Counts one more stored event; whether a training should start now.
+    fn count_one(&self) -> bool {
+        let since = self.since.fetch_add(1, Ordering::Relaxed) + 1;
+        let due = if self.current().is_some() {
+            self.after.saturating_mul(RETRAIN_FACTOR)
+        } else {
+            self.after
+        };
+        since >= due && !self.training.swap(true, Ordering::AcqRel)
+    }
+}
+
+/// Trains a dictionary from the newest `created` events, stores it, and packs with it from then
+/// on. The row is committed before any body is packed with the dictionary, so no stored body
+/// ever names a dictionary the database lacks.
+async fn train_pack_dictionary(
+    pool: &SqlitePool,
+    writer: &tokio::sync::Mutex<Writer>,
+    packing: &Packing,
+) -> Result<Option<u32>, StoreError> {
+    let rows: Vec<(i64, String, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT id, body, packed FROM decision_events WHERE kind = 'created' \
+         ORDER BY id DESC LIMIT ?",
+    )
+    .bind(pack_dictionary::SAMPLES)
+    .fetch_all(pool)
+    .await
+    .map_err(from_sqlx)?;
+    let through = rows.first().map_or(0, |r| r.0);
+    let samples: Vec<String> = rows
+        .into_iter()
+        .filter_map(|(id, body, packed)| {
+            packed::unpack(body, packed, || format!("event row {id}")).ok()
+        })
+        .collect();
+    let trained = tokio::task::spawn_blocking(move || pack_dictionary::train(&samples))
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("training a pack dictionary failed: {e}")))?;
+    let Some(bytes) = trained else {
+        return Ok(None);
+    };
+    let dictionary = pack_dictionary::register(&bytes)?;
+    {
+        let turn = writer.lock().await;
+        sqlx::query(
+            "INSERT INTO pack_dictionaries (id, trained_through, content) VALUES (?, ?, ?) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(i64::from(dictionary.id))
+        .bind(through)
+        .bind(&bytes)
+        .execute(&turn.pool)
+        .await
+        .map_err(from_sqlx)?;
+    }
+    let id = dictionary.id;
+    if let Ok(mut current) = packing.current.write() {
+        *current = Some(dictionary);
+    }
+    Ok(Some(id))
 }
 
 /// A place in the log: the last sequence number and its chain hash.
@@ -118,6 +208,33 @@ where
 /// The place after `head` of an event whose canonical text is `body`.
 fn next_place(head: Head, body: &str) -> Head {
     (head.0 + 1, crate::audit::chain::link(&head.1, body))
+}
+
+/// The stored pack dictionaries, registered for unpacking; the newest packs from now on.
+async fn load_packing(pool: &SqlitePool, after: u64) -> Result<Packing, StoreError> {
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT trained_through, content FROM pack_dictionaries ORDER BY trained_through",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(from_sqlx)?;
+    let mut current = None;
+    let mut through = 0;
+    for (trained_through, content) in rows {
+        current = Some(pack_dictionary::register(&content)?);
+        through = trained_through;
+    }
+    // Event row ids grow by one per event: near enough to a count of `created` events.
+    let newest: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM decision_events")
+        .fetch_one(pool)
+        .await
+        .map_err(from_sqlx)?;
+    Ok(Packing {
+        current: std::sync::RwLock::new(current),
+        since: AtomicU64::new(u64::try_from(newest.saturating_sub(through)).unwrap_or(0)),
+        training: AtomicBool::new(false),
+        after: after.max(1),
+    })
 }
 
 /// Whether `e` is migration 0010's trigger refusing a stale head.
@@ -224,18 +341,55 @@ impl SqliteStore {
                 .await
                 .map_err(from_sqlx)?
         };
+        let packing = Arc::new(load_packing(&pool, options.pack_dictionary_after).await?);
         tracing::debug!(store.url = %redact_url(url), "sqlite store opened");
         // An in-memory database has no log to checkpoint.
         let wal_checkpointer =
             (!is_in_memory(url)).then(|| tokio::spawn(checkpoint_wal(pool.clone())).abort_handle());
         Ok(Self {
             pool,
-            writer: tokio::sync::Mutex::new(Writer {
+            writer: Arc::new(tokio::sync::Mutex::new(Writer {
                 pool: write_pool,
                 head: None,
-            }),
+            })),
+            packing,
             wal_checkpointer,
         })
+    }
+
+    /// Trains a pack dictionary from the newest `created` events now, and packs with it from
+    /// then on; its id, or `None` when there was too little to train from. In service the store
+    /// does this by itself in the background (`count_packed`); tests ask for it.
+    #[cfg(test)]
+    pub(crate) async fn train_pack_dictionary(&self) -> Result<Option<u32>, StoreError> {
+        let trained = train_pack_dictionary(&self.pool, &self.writer, &self.packing).await?;
+        if trained.is_some() {
+            self.packing.since.store(0, Ordering::Relaxed);
+        }
+        Ok(trained)
+    }
+
+    /// Counts a stored `created` event, and starts training a dictionary in the background
+    /// when it is time. A check never waits for it.
+    fn count_packed(&self) {
+        if !self.packing.count_one() {
+            return;
+        }
+        let (pool, writer, packing) = (
+            self.pool.clone(),
+            Arc::clone(&self.writer),
+            Arc::clone(&self.packing),
+        );
+        tokio::spawn(async move {
+            match train_pack_dictionary(&pool, &writer, &packing).await {
+                Ok(Some(id)) => tracing::info!(dictionary = id, "pack dictionary trained"),
+                Ok(None) => tracing::debug!("too little to train a pack dictionary from yet"),
+                // Bodies stay packed with the dictionary they had; counting starts again.
+                Err(e) => tracing::warn!(error = %e, "a pack dictionary could not be trained"),
+            }
+            packing.since.store(0, Ordering::Relaxed);
+            packing.training.store(false, Ordering::Release);
+        });
     }
 
     /// One writer's turn: the in-process queue (`writer`), then a transaction begun IMMEDIATE,
@@ -358,6 +512,7 @@ impl Store for SqliteStore {
         // insert itself says who won.
         // The in-process queue, not SQLite's busy handler, orders it behind other writes, and
         // the writer numbers and hashes the event as it stores it (migration 0010).
+        let dictionary = self.packing.current();
         let new = NewDecision {
             row: &row,
             created: &created,
@@ -367,7 +522,7 @@ impl Store for SqliteStore {
                 body: "",
                 packed: None,
             },
-            event_body: packed::pack(&created.body),
+            event_body: packed::pack(&created.body, dictionary.as_ref()),
             rules: &rules,
             images: &images,
         };
@@ -379,6 +534,8 @@ impl Store for SqliteStore {
         match new.insert(&writer.pool, place).await {
             Ok(()) => {
                 writer.head = Some(place);
+                drop(writer);
+                self.count_packed();
                 Ok(Inserted::Created)
             }
             // Another decision holds the slot: nothing of this one was stored (migration
@@ -403,6 +560,8 @@ impl Store for SqliteStore {
                     Ok(()) => {
                         tx.commit().await.map_err(from_sqlx)?;
                         writer.head = Some(place);
+                        drop(writer);
+                        self.count_packed();
                         Ok(Inserted::Created)
                     }
                     Err(e) if is_slot_taken(&e) => {
@@ -548,7 +707,8 @@ impl Store for SqliteStore {
         let event_rows = EventRow::all(events, expected_events)?;
         let expected = i64::try_from(expected_events).unwrap_or(i64::MAX);
         let count = expected.saturating_add(i64::try_from(events.len()).unwrap_or(i64::MAX));
-        let body = packed::pack(&row.body);
+        let dictionary = self.packing.current();
+        let body = packed::pack(&row.body, dictionary.as_ref());
         // IMMEDIATE takes the write lock up front (waiting `busy_timeout` for it), so the
         // compare-and-set UPDATE and the event inserts run as one writer's turn.
         let (mut turn, mut tx) = self.write_turn().await?;
@@ -592,7 +752,7 @@ impl Store for SqliteStore {
             place = next_place(place, &e.body);
             places.push(place);
         }
-        insert_events(&mut tx, &event_rows, &places).await?;
+        insert_events(&mut tx, &event_rows, &places, dictionary.as_ref()).await?;
         move_head(&mut tx, place).await?;
         upsert_rule_rows(&mut tx, next).await?;
         sync_failed_rules(&mut tx, next.id.as_str()).await?;
@@ -1010,9 +1170,10 @@ async fn insert_events(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     rows: &[EventRow],
     places: &[Head],
+    dictionary: Option<&Dictionary>,
 ) -> Result<(), StoreError> {
     for (e, (seq, hash)) in rows.iter().zip(places) {
-        let body = packed::pack_event(e.kind, &e.body);
+        let body = packed::pack_event(e.kind, &e.body, dictionary);
         sqlx::query(
             "INSERT INTO decision_events (decision_id, idx, at, kind, body, seq, hash, packed) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

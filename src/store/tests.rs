@@ -1338,6 +1338,7 @@ async fn an_unreachable_postgres_ends_in_a_clear_error_after_the_deadline() {
     let options = StoreOptions {
         max_connections: 2,
         connect_timeout: std::time::Duration::from_millis(50),
+        ..StoreOptions::default()
     };
     let e = open(
         &format!("postgres://portcullis:hunter2@127.0.0.1:{port}/gate?password=hunter2"),
@@ -2739,4 +2740,137 @@ async fn a_decision_whose_created_event_is_not_one_reads_as_corrupt() {
         .unwrap();
     let err = fx.store.get_decision(&d.id).await.unwrap_err();
     assert!(err.to_string().contains("no `created` event"), "{err}");
+}
+
+// === pack dictionaries (SQLite) ===
+
+/// A large decision like the others of one gate but not the same: its own key, findings that
+/// differ a little.
+fn alike_decision(i: usize) -> Decision {
+    let mut d = decision()
+        .status(DecisionStatus::Pending)
+        .idempotency_key(&format!("alike-{i}"))
+        .build();
+    let findings: Vec<_> = (0..120)
+        .map(|f| serde_json::json!({"id": format!("CVE-2026-{:05}", f * 3 + i % 7), "severity": "high", "package": "openssl", "fixed_in": "3.0.15"}))
+        .collect();
+    d.evidence.document["aqua"] = serde_json::json!({ "findings": findings, "scan": i });
+    d
+}
+
+/// The packed sizes of the `created` events stored, oldest first, and the dictionary each
+/// names (0: none).
+async fn created_frames(url: &str) -> Vec<(usize, u32)> {
+    let raw = sqlx::SqlitePool::connect(url).await.unwrap();
+    let rows: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT packed FROM decision_events WHERE kind = 'created' ORDER BY id")
+            .fetch_all(&raw)
+            .await
+            .unwrap();
+    rows.iter()
+        .map(|p| {
+            let id = zstd::zstd_safe::get_dict_id_from_frame(p).map_or(0, u32::from);
+            (p.len(), id)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sqlite_packs_with_a_dictionary_trained_from_its_own_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/portcullis.db", dir.path().display());
+    let never = StoreOptions {
+        pack_dictionary_after: u64::MAX,
+        ..StoreOptions::default()
+    };
+    let store = super::sqlite::SqliteStore::open(&url, &never)
+        .await
+        .unwrap();
+    let mut all: Vec<Decision> = (0..40).map(alike_decision).collect();
+    for d in &all {
+        insert(&store, d).await;
+    }
+    let id = store
+        .train_pack_dictionary()
+        .await
+        .unwrap()
+        // Forty alike decisions are enough to train one.
+        .unwrap();
+    for i in 40..50 {
+        let d = alike_decision(i);
+        insert(&store, &d).await;
+        all.push(d);
+    }
+    let frames = created_frames(&url).await;
+    assert!(frames[..40].iter().all(|&(_, dict)| dict == 0));
+    assert!(frames[40..].iter().all(|&(_, dict)| dict == id));
+    let before: usize = frames[..40].iter().map(|f| f.0).sum::<usize>() / 40;
+    let after: usize = frames[40..].iter().map(|f| f.0).sum::<usize>() / 10;
+    assert!(
+        after * 2 < before,
+        "{after} bytes with it, {before} without"
+    );
+
+    // Every body reads back, packed with the dictionary or without; so does a later write.
+    for d in &all {
+        assert_eq!(store.get_decision(&d.id).await.unwrap().as_ref(), Some(d));
+    }
+    let (resolved, event) = resolve(&all[45], ResolutionOutcome::Approved, "carol");
+    assert!(store.append_events(&resolved, 1, &[event]).await.unwrap());
+    assert_eq!(
+        store.get_decision(&resolved.id).await.unwrap().unwrap(),
+        resolved
+    );
+    store.sequence_events(1_000).await.unwrap();
+    let (head, _) = store.ledger_head().await.unwrap();
+    assert_chain(&store.ledger_entries(1, head).await.unwrap());
+    drop(store);
+
+    // Reopened, the store packs with the stored dictionary.
+    let store = super::sqlite::SqliteStore::open(&url, &never)
+        .await
+        .unwrap();
+    let d = alike_decision(50);
+    insert(&store, &d).await;
+    assert_eq!(created_frames(&url).await.last().unwrap().1, id);
+    assert_eq!(store.get_decision(&d.id).await.unwrap().unwrap(), d);
+}
+
+#[tokio::test]
+async fn sqlite_trains_its_first_dictionary_by_itself_without_holding_up_a_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/portcullis.db", dir.path().display());
+    let options = StoreOptions {
+        pack_dictionary_after: 30,
+        ..StoreOptions::default()
+    };
+    let store = open(&url, &options).await.unwrap();
+    for i in 0..30 {
+        insert(store.as_ref(), &alike_decision(i)).await;
+    }
+    // The 30th insert started a training in the background and answered without waiting for
+    // it; checks stored from the moment it is done are packed with the dictionary.
+    let mut i = 30;
+    let (dictionary, d) = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            let d = alike_decision(i);
+            insert(store.as_ref(), &d).await;
+            i += 1;
+            let named = created_frames(&url).await.last().unwrap().1;
+            if named != 0 {
+                return (named, d);
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    // A dictionary is trained in time.
+    .unwrap();
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let stored: Vec<i64> = sqlx::query_scalar("SELECT id FROM pack_dictionaries")
+        .fetch_all(&raw)
+        .await
+        .unwrap();
+    assert_eq!(stored, [i64::from(dictionary)]);
+    assert_eq!(store.get_decision(&d.id).await.unwrap().unwrap(), d);
 }
