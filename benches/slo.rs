@@ -407,12 +407,9 @@ fn tools_router(facts: Arc<BTreeMap<String, Value>>) -> Router {
     Router::new()
         .route(
             "/delay/{ms}",
-            get(
-                |axum::extract::Path(ms): axum::extract::Path<u64>| async move {
-                    tokio::time::sleep(Duration::from_millis(ms)).await;
-                    axum::Json(json!({"ok": true, "delay_ms": ms}))
-                },
-            ),
+            // GET for the adapters; POST for the load generator, which measures the slowest
+            // tool alone (its timer's own lateness included) as the fan-out's baseline.
+            get(delayed).post(delayed),
         )
         .route(
             "/peer/{ns}",
@@ -428,6 +425,11 @@ fn tools_router(facts: Arc<BTreeMap<String, Value>>) -> Router {
                 },
             ),
         )
+}
+
+async fn delayed(axum::extract::Path(ms): axum::extract::Path<u64>) -> axum::Json<Value> {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    axum::Json(json!({"ok": true, "delay_ms": ms}))
 }
 
 fn fanout_adapters(tools: SocketAddr) -> Vec<Arc<dyn Adapter>> {
@@ -1104,6 +1106,14 @@ fn main() {
     ));
     let mut series: BTreeMap<(usize, usize), Series> = BTreeMap::new();
     let mut fan: BTreeMap<usize, Series> = BTreeMap::new();
+    let mut slowest: BTreeMap<usize, Series> = BTreeMap::new();
+    let slowest_target = Target {
+        addr: tools,
+        path: "/delay/80",
+        body: Body::Fixed(Bytes::from_static(b"{}")),
+        status: 200,
+        token: None,
+    };
     let mut eval = Series::default();
     let fan_target = Target {
         addr: fanout,
@@ -1125,6 +1135,8 @@ fn main() {
             }
             let cell = loadgen.block_on(run_cell(&fan_target, conns, warmup, measure));
             fan.entry(conns).or_default().add(cell, None);
+            let cell = loadgen.block_on(run_cell(&slowest_target, conns, warmup, measure));
+            slowest.entry(conns).or_default().add(cell, None);
         }
         let floor8 = median(
             &series
@@ -1229,6 +1241,18 @@ fn main() {
         println!("| check, PostgreSQL: skipped, nothing answers at {pg_base}");
     }
     for conns in CONNECTIONS {
+        if let Some(s) = slowest.get_mut(&conns) {
+            s.rates.clear();
+            s.cpu_us.clear();
+            s.core_use.clear();
+            row(
+                "slowest tool alone (80 ms), minus 80 ms",
+                &conns.to_string(),
+                s,
+                80.0,
+                None,
+            );
+        }
         if let Some(s) = fan.get_mut(&conns) {
             s.rates.clear();
             s.cpu_us.clear();
