@@ -2184,17 +2184,7 @@ async fn migration_0011_indexes_the_tickets_of_reviews_already_pending(backend: 
     finished.review_ticket = Some(ticket("CHG0000002", "sys2"));
     insert(fx.store.as_ref(), &finished).await;
     // Undo 0011, as if the database predates it, and open the store again: it migrates.
-    // Before 0011 every decision row held its own text, plain (0014 packs, and decisions are
-    // stored once in their `created` event since).
-    for d in [&pending, &finished] {
-        let text = serde_json::to_string(d).unwrap().replace('\'', "''");
-        let sql = format!(
-            "UPDATE decisions SET body = '{text}'{} WHERE id = '{}'",
-            unpacked(backend),
-            d.id
-        );
-        raw_exec(&fx, backend, &sql).await;
-    }
+    write_plain_bodies(&fx, backend, &[&pending, &finished]).await;
     let undo: &[&str] = match backend {
         Backend::Sqlite => &[
             "DROP TRIGGER decision_tickets_on_attach",
@@ -2319,6 +2309,21 @@ async fn pending_of(store: &dyn Store, environment: &str, size: u32) -> Vec<supe
 
 /// What else an UPDATE that makes bodies unreadable sets: SQLite keeps large bodies packed
 /// (`store/packed.rs`), and a packed body is read from there.
+/// Writes each decision's own text, plain, into its row, as every row held it before packing
+/// (migration 0014) and before a decision was stored once, in its `created` event: what a
+/// migration that backfills from bodies saw when it first ran.
+async fn write_plain_bodies(fx: &Fixture, backend: Backend, decisions: &[&Decision]) {
+    for d in decisions {
+        let text = serde_json::to_string(d).unwrap().replace('\'', "''");
+        let sql = format!(
+            "UPDATE decisions SET body = '{text}'{} WHERE id = '{}'",
+            unpacked(backend),
+            d.id
+        );
+        raw_exec(fx, backend, &sql).await;
+    }
+}
+
 fn unpacked(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => ", packed = NULL",
@@ -2532,17 +2537,7 @@ async fn migration_0013_indexes_the_reviews_already_pending(backend: Backend) {
     let mut finished = decision().build();
     finished.review_deadline = Some(t0());
     insert(fx.store.as_ref(), &finished).await;
-    // Rows from before 0013 hold their own text, plain: they predate packing (0014) and
-    // decisions stored once in their `created` event.
-    for d in [&pending, &unrouted, &finished] {
-        let text = serde_json::to_string(d).unwrap().replace('\'', "''");
-        let sql = format!(
-            "UPDATE decisions SET body = '{text}'{} WHERE id = '{}'",
-            unpacked(backend),
-            d.id
-        );
-        raw_exec(&fx, backend, &sql).await;
-    }
+    write_plain_bodies(&fx, backend, &[&pending, &unrouted, &finished]).await;
     // Undo 0013, as if the database predates it (the view and trigger it replaces become
     // stand-ins), and open the store again: it migrates.
     let undo: &[&str] = match backend {
