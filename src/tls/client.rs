@@ -11,7 +11,7 @@
 //! ```
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
@@ -73,13 +73,13 @@ fn system_roots() -> &'static [CertificateDer<'static>] {
     })
 }
 
-/// A rustls client configuration for `config`, speaking `alpn` (empty: no ALPN).
-pub fn client_config(
-    config: &ClientTlsConfig,
-    alpn: &[&[u8]],
-) -> Result<rustls::ClientConfig, TlsError> {
-    let mut roots = RootCertStore::empty();
-    if config.system_roots {
+/// The system's roots as trust anchors, parsed once per process and shared by every client that
+/// trusts only them (each adapter and notification target has a client of its own: parsing the
+/// store for each was most of the service's start-up work after reading the files).
+fn system_root_store() -> Arc<RootCertStore> {
+    static STORE: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    Arc::clone(STORE.get_or_init(|| {
+        let mut roots = RootCertStore::empty();
         let system = system_roots();
         if system.is_empty() {
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -88,16 +88,19 @@ pub fn client_config(
             // every TLS client does.
             let _ = roots.add_parsable_certificates(system.iter().cloned());
         }
-    }
-    if let Some(path) = &config.ca_file {
-        let bundle = pem::certificates(path, &pem::read(path)?)?;
-        for cert in bundle {
-            roots.add(cert).map_err(|e| TlsError::BadCertificate {
-                path: path.display().to_string(),
-                detail: e.to_string(),
-            })?;
-        }
-    }
+        Arc::new(roots)
+    }))
+}
+
+/// A rustls client configuration for `config`, speaking `alpn` (empty: no ALPN).
+pub fn client_config(
+    config: &ClientTlsConfig,
+    alpn: &[&[u8]],
+) -> Result<rustls::ClientConfig, TlsError> {
+    let roots = match (&config.ca_file, config.system_roots) {
+        (None, true) => system_root_store(),
+        (ca_file, system) => Arc::new(roots_with(ca_file.as_ref(), system)?),
+    };
     if roots.is_empty() {
         return Err(TlsError::Invalid(
             "`tls.system_roots` is false and no `tls.ca_file` is set, so no server could be trusted: set `tls.ca_file`".into(),
@@ -107,6 +110,35 @@ pub fn client_config(
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Invalid(format!("the TLS provider refuses its defaults: {e}")))?
         .with_root_certificates(roots);
+    client_auth(config, builder, alpn)
+}
+
+/// The system's roots (if `system`) and the CA bundle at `ca_file` (if any), in a store of their
+/// own.
+fn roots_with(ca_file: Option<&PathBuf>, system: bool) -> Result<RootCertStore, TlsError> {
+    let mut roots = if system {
+        (*system_root_store()).clone()
+    } else {
+        RootCertStore::empty()
+    };
+    if let Some(path) = ca_file {
+        let bundle = pem::certificates(path, &pem::read(path)?)?;
+        for cert in bundle {
+            roots.add(cert).map_err(|e| TlsError::BadCertificate {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            })?;
+        }
+    }
+    Ok(roots)
+}
+
+/// `builder` finished with the client certificate `config` names, if any, speaking `alpn`.
+fn client_auth(
+    config: &ClientTlsConfig,
+    builder: rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>,
+    alpn: &[&[u8]],
+) -> Result<rustls::ClientConfig, TlsError> {
     let mut tls = match (&config.client_cert_file, &config.client_key) {
         (None, None) => builder.with_no_client_auth(),
         (Some(_), None) => {
