@@ -307,7 +307,12 @@ impl SqliteStore {
             .foreign_keys(true)
             .pragma("wal_autocheckpoint", WAL_BACKSTOP_PAGES.to_string());
 
-        let pool_options = SqlitePoolOptions::new().acquire_timeout(options.connect_timeout);
+        // sqlx pings every connection it hands out by default, a hand-off to the connection's
+        // worker thread and back before every statement; a connection to a local file has no
+        // peer to lose.
+        let pool_options = SqlitePoolOptions::new()
+            .acquire_timeout(options.connect_timeout)
+            .test_before_acquire(false);
         let pool_options = if is_in_memory(url) {
             // Each connection to `:memory:` would be its own empty database (sqlx's shared
             // cache would join them, but shared-cache locking fails fast with SQLITE_LOCKED
@@ -333,6 +338,7 @@ impl SqliteStore {
         } else {
             SqlitePoolOptions::new()
                 .acquire_timeout(options.connect_timeout)
+                .test_before_acquire(false)
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
@@ -942,8 +948,12 @@ impl Store for SqliteStore {
             return Ok(0);
         }
         // The failed-rule index first, found through the rows it mirrors (it is keyed by rule).
-        let statements = std::iter::once((PRUNE_FAILED_RULES, "))"))
-            .chain(PRUNE_STATEMENTS.iter().map(|statement| (*statement, ")")));
+        let statements = [
+            (PRUNE_FAILED_RULES, "))"),
+            ("DELETE FROM decision_rules WHERE decision_id IN", ")"),
+        ]
+        .into_iter()
+        .chain(PRUNE_STATEMENTS.iter().map(|statement| (*statement, ")")));
         for (statement, close) in statements {
             let mut query: QueryBuilder<'_, Sqlite> = QueryBuilder::new(statement);
             query.push(" (");
