@@ -3,7 +3,7 @@
 //! path: the 26-rule peer policy (`benches/peer_policy/`), its facts served by in-process fake
 //! adapters that answer at once (a warm cache), and the decision stored in SQLite.
 //!
-//! Run: `cargo run --profile bench --example hotpath -- <checks> [sqlite|memory]`. Every run does
+//! Run: `cargo run --profile bench --example hotpath -- <checks> [sqlite|memory|postgres://…]`. Every run does
 //! the same 20 warm-up checks first, so the instructions of one check are the difference between
 //! two runs divided by the difference in checks; wall time per check is printed for reference only
 //! (it varies with the machine's load, the instruction counts do not).
@@ -36,11 +36,32 @@ use tower::ServiceExt as _;
 
 const WARM_UP: usize = 20;
 
-/// Answers at once with the facts it was built with, as an adapter with a warm cache does.
+/// Answers at once with the facts it was built with, as an adapter with a warm cache does: the
+/// facts, the URL and a response excerpt, as `kind: http` gives them (and as `benches/slo.rs`
+/// serves them), so the stored evidence has its real size.
 #[derive(Debug)]
 struct FakeAdapter {
     name: String,
-    facts: Value,
+    facts: Facts,
+}
+
+impl FakeAdapter {
+    fn new(name: &str, document: Value) -> Self {
+        let text = document.to_string();
+        let excerpt = text
+            .char_indices()
+            .take_while(|(i, _)| *i < portcullis::adapters::http_client::EXCERPT_BYTES)
+            .map(|(_, c)| c)
+            .collect();
+        FakeAdapter {
+            name: name.into(),
+            facts: Facts {
+                document,
+                url: Some(format!("http://tools.bench.internal/peer/{name}")),
+                excerpt: Some(excerpt),
+            },
+        }
+    }
 }
 
 #[async_trait]
@@ -56,11 +77,7 @@ impl Adapter for FakeAdapter {
         _r: &CheckRequest,
         _deadline: tokio::time::Instant,
     ) -> Result<Facts, AdapterError> {
-        Ok(Facts {
-            document: self.facts.clone(),
-            url: None,
-            excerpt: None,
-        })
+        Ok(self.facts.clone())
     }
 }
 
@@ -89,17 +106,12 @@ fn main() {
         "image",
     ]
     .into_iter()
-    .map(|ns| {
-        Arc::new(FakeAdapter {
-            name: ns.into(),
-            facts: input[ns].clone(),
-        }) as Arc<dyn Adapter>
-    })
+    .map(|ns| Arc::new(FakeAdapter::new(ns, input[ns].clone())) as Arc<dyn Adapter>)
     .collect();
-    adapters.push(Arc::new(FakeAdapter {
-        name: "pipeline".into(),
-        facts: input["request"].clone(),
-    }));
+    adapters.push(Arc::new(FakeAdapter::new(
+        "pipeline",
+        input["request"].clone(),
+    )));
     let policy = PolicySet::from_sources(vec![PolicySource {
         name: "deploy_gate.yaml".into(),
         text: std::fs::read_to_string(peer_dir().join("deploy_gate.yaml")).unwrap(),
@@ -135,6 +147,7 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let url = match backend.as_str() {
             "memory" => "sqlite::memory:".to_string(),
+            url if url.starts_with("postgres") => url.to_string(),
             _ => format!("sqlite://{}", dir.path().join("hotpath.db").display()),
         };
         let store = store::open(&url, &StoreOptions::default()).await.unwrap();

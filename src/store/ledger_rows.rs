@@ -47,12 +47,12 @@ pub(super) fn db_int(n: u64) -> i64 {
 
 /// What retention runs for a batch of decision ids, each followed by ` (id, id, …)`, in this
 /// order inside one transaction: the events' places are kept, then the rows that name the
-/// decisions go before the decisions themselves (foreign keys).
+/// decisions go before the decisions themselves (foreign keys). SQLite deletes its rule rows
+/// before these (PostgreSQL keeps a decision's rules on its own row).
 pub(super) const PRUNE_STATEMENTS: &[&str] = &[
     "INSERT INTO ledger_pruned (seq, hash) SELECT seq, hash FROM decision_events \
      WHERE seq IS NOT NULL AND decision_id IN",
     "DELETE FROM decision_events WHERE decision_id IN",
     "DELETE FROM decision_images WHERE decision_id IN",
-    "DELETE FROM decision_rules WHERE decision_id IN",
     "DELETE FROM decisions WHERE id IN",
 ];

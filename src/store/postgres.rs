@@ -30,11 +30,12 @@ use super::page::{clamp_page_size, decode_token};
 use super::row::{
     DecisionRow, EventRow, PendingRow, PolicyVersionRow, StoredDecision, StoredDue,
     StoredPolicyVersion, StoredVersioned, StoredWithFingerprint, Unsequenced, due_page,
-    image_digests, link_rows, rule_rows,
+    image_digests, link_rows, rule_sets,
 };
 use super::{
     DecisionFilter, DecisionPage, DueCursor, DuePage, Inserted, Lease, PendingReview,
-    STARTUP_WAIT_FACTOR, Store, StoreError, StoreOptions, redact_url, ttl_millis,
+    RuleOutcomeFilter, STARTUP_WAIT_FACTOR, Store, StoreError, StoreOptions, redact_url,
+    ttl_millis,
 };
 
 /// The migrations, embedded at build time so the binary carries its schema.
@@ -51,6 +52,10 @@ macro_rules! now_ms {
 
 /// Longest pause between two startup attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// A pooled connection idle at least this long is pinged before it is handed out; one in use
+/// more recently is not (`PgPoolOptions::before_acquire` in `open`).
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub(crate) struct PostgresStore {
@@ -78,6 +83,19 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(op_timeout)
+            // sqlx pings every connection it hands out by default: a round trip before every
+            // statement, a third of a check's on one client. A connection used moments ago is
+            // as good as the statement that would ping it (a failure there is the same 503),
+            // so only one that sat idle is pinged.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             // Connections are made on demand, so a database that is down at this moment does
             // not fail the build of the pool; `wait_until_up` decides how long to wait.
             .connect_lazy_with(connect);
@@ -261,25 +279,23 @@ impl Store for PostgresStore {
         // indexes over one fact, and PostgreSQL raises a violation of an index that is not the
         // arbiter when the racing row commits between the two checks.
         let created = EventRow::created(decision, &row)?;
-        let (rule_ids, outcomes) = rule_rows(decision);
+        let (failed_rules, passed_rules) = rule_sets(decision);
         let images = image_digests(decision);
-        // The decision, its rule rows (`decision_rules`, migration 0008), its image rows
-        // (`decision_images`, migration 0009) and its `created` event in one statement: the
-        // others are inserted from what the decision insert returns, so the loser of a key race
-        // inserts none of them.
+        // The decision with its rules (`failed_rules`, `passed_rules`, migration 0014), its
+        // image rows (`decision_images`, migration 0009) and its `created` event in one
+        // statement: the others are inserted from what the decision insert returns, so the loser
+        // of a key race inserts none of them.
         let result = self
             .bounded(
                 sqlx::query(
                     "WITH d AS (INSERT INTO decisions (id, idempotency_key, request_fingerprint, \
                      application, environment, verdict, status, caller_kind, policy_version, \
                      created_at, decided_at, schema_version, body, principal, idempotency_base, \
-                     idempotency_generation, event_count, review_deadline, review_system) \
+                     idempotency_generation, event_count, review_deadline, review_system, \
+                     failed_rules, passed_rules) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                     $16, 1, $23, $24) \
+                     $16, 1, $23, $24, $20, $21) \
                      ON CONFLICT DO NOTHING RETURNING id), \
-                     r AS (INSERT INTO decision_rules (rule_id, decision_id, outcome) \
-                     SELECT u.rule_id, d.id, u.outcome \
-                     FROM d, UNNEST($20::TEXT[], $21::TEXT[]) AS u(rule_id, outcome)), \
                      i AS (INSERT INTO decision_images (digest, environment, decision_id) \
                      SELECT u.digest, $5, d.id FROM d, UNNEST($22::TEXT[]) AS u(digest)) \
                      INSERT INTO decision_events (decision_id, idx, at, kind, body) \
@@ -306,8 +322,8 @@ impl Store for PostgresStore {
                 .bind(created.at_ms)
                 .bind(created.kind)
                 .bind(&created.body)
-                .bind(&rule_ids)
-                .bind(&outcomes)
+                .bind(&failed_rules)
+                .bind(&passed_rules)
                 .bind(&images)
                 .bind(row.review_deadline_ms)
                 .bind(row.review_system)
@@ -388,17 +404,36 @@ impl Store for PostgresStore {
         // by primary key. PostgreSQL orders the joins by its statistics, so nothing is forced;
         // ordering by the joined id lets either table's index give the page order.
         let order = if let Some(rule) = &filter.rule {
-            query
-                .push("decision_rules AS r JOIN decisions AS d ON d.id = r.decision_id ")
-                .push("WHERE r.rule_id = ")
-                .push_bind(rule.rule_id.as_str());
-            if let Some(outcome) = rule.outcome {
-                query.push(" AND r.outcome = ").push_bind(outcome.as_str());
+            // The rule arrays' GIN indexes (migration 0014), or the primary key in page order
+            // with the arrays as a filter: the planner picks by how often the rule matches.
+            query.push("decisions AS d WHERE ");
+            let rule_id = rule.rule_id.as_str();
+            match rule.outcome {
+                Some(RuleOutcomeFilter::Failed) => {
+                    query
+                        .push("d.failed_rules @> ARRAY[")
+                        .push_bind(rule_id)
+                        .push("]::TEXT[]");
+                }
+                Some(RuleOutcomeFilter::Passed) => {
+                    query
+                        .push("d.passed_rules @> ARRAY[")
+                        .push_bind(rule_id)
+                        .push("]::TEXT[]");
+                }
+                None => {
+                    query
+                        .push("(d.failed_rules @> ARRAY[")
+                        .push_bind(rule_id)
+                        .push("]::TEXT[] OR d.passed_rules @> ARRAY[")
+                        .push_bind(rule_id)
+                        .push("]::TEXT[])");
+                }
             }
             if let Some(digest) = &filter.image_digest {
                 list::push_image_exists(&mut query, digest.as_str());
             }
-            "r.decision_id"
+            "d.id"
         } else if let Some(digest) = &filter.image_digest {
             query
                 .push("decision_images AS i JOIN decisions AS d ON d.id = i.decision_id ")
@@ -449,6 +484,7 @@ impl Store for PostgresStore {
     ) -> Result<bool, StoreError> {
         let row = DecisionRow::new(next, "")?;
         let event_rows = EventRow::all(events, expected_events)?;
+        let (failed_rules, passed_rules) = rule_sets(next);
         let expected = i64::try_from(expected_events).unwrap_or(i64::MAX);
         let count = expected.saturating_add(i64::try_from(events.len()).unwrap_or(i64::MAX));
         let pool = &self.pool;
@@ -464,7 +500,8 @@ impl Store for PostgresStore {
                  environment = $3, verdict = $4, status = $5, caller_kind = $6, \
                  policy_version = $7, created_at = $8, decided_at = $9, \
                  schema_version = $10, body = $11, event_count = $12, \
-                 review_deadline = $15, review_system = $16 \
+                 review_deadline = $15, review_system = $16, \
+                 failed_rules = $17, passed_rules = $18 \
                  WHERE id = $13 AND event_count = $14",
             )
             .bind(row.idempotency_key.as_deref())
@@ -483,6 +520,10 @@ impl Store for PostgresStore {
             .bind(expected)
             .bind(row.review_deadline_ms)
             .bind(row.review_system)
+            // An approval can replace a rule's result (a time-bound rule that no longer
+            // holds); lists follow the stored results.
+            .bind(&failed_rules)
+            .bind(&passed_rules)
             .execute(&mut *tx)
             .await
             .map_err(from_sqlx)?;
@@ -491,22 +532,6 @@ impl Store for PostgresStore {
                 return Ok(false);
             }
             insert_events(&mut tx, event_rows).await?;
-            // An approval can replace a rule's result (a time-bound rule that no longer holds);
-            // lists follow the stored results. Unchanged rows are not rewritten.
-            let (rule_ids, outcomes) = rule_rows(next);
-            sqlx::query(
-                "INSERT INTO decision_rules (rule_id, decision_id, outcome) \
-                 SELECT u.rule_id, $1, u.outcome \
-                 FROM UNNEST($2::TEXT[], $3::TEXT[]) AS u(rule_id, outcome) \
-                 ON CONFLICT (rule_id, decision_id) DO UPDATE SET outcome = EXCLUDED.outcome \
-                 WHERE decision_rules.outcome <> EXCLUDED.outcome",
-            )
-            .bind(next.id.as_str())
-            .bind(&rule_ids)
-            .bind(&outcomes)
-            .execute(&mut *tx)
-            .await
-            .map_err(from_sqlx)?;
             tx.commit().await.map_err(from_sqlx)?;
             Ok(true)
         })

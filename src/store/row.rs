@@ -111,6 +111,22 @@ pub(crate) fn rule_rows(decision: &Decision) -> (Vec<&str>, Vec<&'static str>) {
     rows.into_iter().map(|(id, o)| (id, o.as_str())).unzip()
 }
 
+/// `decision`'s rule ids that failed and those that passed, each sorted, by the same rule as
+/// `rule_rows` (PostgreSQL's `failed_rules` and `passed_rules`, migration 0014).
+pub(crate) fn rule_sets(decision: &Decision) -> (Vec<&str>, Vec<&str>) {
+    let (ids, outcomes) = rule_rows(decision);
+    let mut failed = Vec::new();
+    let mut passed = Vec::new();
+    for (id, outcome) in ids.into_iter().zip(outcomes) {
+        if outcome == RuleOutcomeFilter::Failed.as_str() {
+            failed.push(id);
+        } else {
+            passed.push(id);
+        }
+    }
+    (failed, passed)
+}
+
 /// The image digests `decision`'s request names, each once, in order: its `decision_images`
 /// rows (migration 0003), as its SQL did it.
 pub(crate) fn image_digests(decision: &Decision) -> Vec<&str> {

@@ -155,6 +155,88 @@ on_both_backends!(
     migration_0013_indexes_the_reviews_already_pending,
 );
 
+/// PostgreSQL's migration 0014 moves each decision's `decision_rules` rows onto its own row
+/// (`failed_rules`, `passed_rules`) and drops the table; lists by rule answer as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_migration_0014_moves_rule_rows_onto_the_decision() {
+    use RuleOutcome::{Fail, Missing, Pass};
+    use RuleOutcomeFilter::{Failed, Passed};
+    if PgSchema::create().await.is_none() {
+        return;
+    }
+    let backend = Backend::Postgres;
+    let fx = fresh(backend).await;
+    let p = decision()
+        .rules(&[("pinned", Pass), ("reviewed", Fail)])
+        .build();
+    let q = decision()
+        .rules(&[("pinned", Missing), ("reviewed", Pass)])
+        .build();
+    let none = decision().rules(&[]).build();
+    for x in [&p, &q, &none] {
+        insert(fx.store.as_ref(), x).await;
+    }
+    // As the database was before 0014: the rules as rows, the arrays not there yet.
+    for statement in [
+        "DROP INDEX decisions_failed_rules",
+        "DROP INDEX decisions_passed_rules",
+        "ALTER TABLE decisions DROP COLUMN failed_rules, DROP COLUMN passed_rules",
+        "CREATE TABLE decision_rules (rule_id TEXT COLLATE \"C\" NOT NULL, \
+         decision_id TEXT COLLATE \"C\" NOT NULL, outcome TEXT COLLATE \"C\" NOT NULL, \
+         PRIMARY KEY (rule_id, decision_id))",
+        "DELETE FROM _sqlx_migrations WHERE version = 14",
+    ] {
+        raw_exec(&fx, backend, statement).await;
+    }
+    let rows = [
+        ("pinned", &p, "passed"),
+        ("reviewed", &p, "failed"),
+        ("pinned", &q, "failed"),
+        ("reviewed", &q, "passed"),
+    ];
+    for (rule_id, d, outcome) in rows {
+        raw_exec(
+            &fx,
+            backend,
+            &format!(
+                "INSERT INTO decision_rules VALUES ('{rule_id}', '{}', '{outcome}')",
+                d.id.as_str()
+            ),
+        )
+        .await;
+    }
+    let store = open(&fx.url, &StoreOptions::default()).await.unwrap();
+    let cases = [
+        (rule("pinned", None), newest_first(&[&p, &q])),
+        (rule("pinned", Some(Passed)), newest_first(&[&p])),
+        (rule("pinned", Some(Failed)), newest_first(&[&q])),
+        (rule("reviewed", Some(Failed)), newest_first(&[&p])),
+        (rule("reviewed", Some(Passed)), newest_first(&[&q])),
+    ];
+    for (rule, want) in cases {
+        let filter = DecisionFilter {
+            rule,
+            ..Default::default()
+        };
+        assert_eq!(all_ids(store.as_ref(), &filter).await, want, "{filter:?}");
+    }
+    let raw = sqlx::PgPool::connect(&fx.url).await.unwrap();
+    let table: Option<String> = sqlx::query_scalar("SELECT to_regclass('decision_rules')::TEXT")
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    assert_eq!(table, None, "the rule rows' table is gone");
+    // A decision without rules has two empty arrays, not NULLs.
+    let (failed, passed): (Vec<String>, Vec<String>) = sqlx::query_as(
+        "SELECT failed_rules::TEXT[], passed_rules::TEXT[] FROM decisions WHERE id = $1",
+    )
+    .bind(none.id.as_str())
+    .fetch_one(&raw)
+    .await
+    .unwrap();
+    assert!(failed.is_empty() && passed.is_empty());
+}
+
 /// Builds a complete, valid `Decision` through the domain's own parse constructors.
 struct DecisionBuilder {
     application: &'static str,
@@ -2559,13 +2641,18 @@ async fn migration_0013_indexes_the_reviews_already_pending(backend: Backend) {
             "DROP INDEX decisions_pending_deadline",
             "DROP INDEX decisions_pending_environment",
             "ALTER TABLE decisions DROP COLUMN review_deadline, DROP COLUMN review_system",
+            // 0014 (rule arrays) runs again below: the table it empties comes back.
+            "ALTER TABLE decisions DROP COLUMN failed_rules, DROP COLUMN passed_rules",
+            "CREATE TABLE decision_rules (rule_id TEXT NOT NULL, decision_id TEXT NOT NULL, \
+             outcome TEXT NOT NULL, PRIMARY KEY (rule_id, decision_id))",
         ],
     };
     for statement in undo {
         raw_exec(&fx, backend, statement).await;
     }
     // SQLite's insert view gains the columns in 0014 and its trigger is restated in 0015: run
-    // them all again, so the trigger is the one a migrated database has.
+    // them all again, so the trigger is the one a migrated database has. (PostgreSQL's 0014
+    // is its rule arrays, undone above.)
     raw_exec(
         &fx,
         backend,
