@@ -23,12 +23,15 @@ macro_rules! sqlite_decision_columns {
     };
 }
 
-/// The same for PostgreSQL, which packs nothing itself (its storage compresses).
+/// The same for PostgreSQL, which packs only `created` events (migration 0015): a decision
+/// row's later body is compressed by its own storage.
 macro_rules! postgres_decision_columns {
     () => {
         "d.id, d.schema_version, d.body, \
          (SELECT c.body FROM decision_events AS c WHERE c.decision_id = d.id AND c.idx = 0 \
-          AND d.body = '') AS created_body"
+          AND d.body = '') AS created_body, \
+         (SELECT c.packed FROM decision_events AS c WHERE c.decision_id = d.id AND c.idx = 0 \
+          AND d.body = '') AS created_packed"
     };
 }
 

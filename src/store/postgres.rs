@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,9 +27,11 @@ use super::ledger_rows::{
     PRUNE_STATEMENTS, checkpoint_from_body, db_int, node_columns, nodes_from_rows,
 };
 use super::list;
+use super::pack_dictionary::{self, Packing};
+use super::packed;
 use super::page::{clamp_page_size, decode_token};
 use super::row::{
-    DecisionRow, EventRow, PendingRow, PolicyVersionRow, StoredDecision, StoredDue,
+    DecisionRow, EventRow, PendingRow, PolicyVersionRow, StoredDecision, StoredDue, StoredEntry,
     StoredPolicyVersion, StoredVersioned, StoredWithFingerprint, Unsequenced, due_page,
     image_digests, link_rows, rule_sets,
 };
@@ -63,6 +66,8 @@ pub(crate) struct PostgresStore {
     /// Client-side deadline for one operation (acquire + statement). The server-side
     /// `statement_timeout` cannot fire when the network itself has stalled.
     op_timeout: Duration,
+    /// The dictionary this replica packs `created` events with, and when it trains the next.
+    packing: Arc<Packing>,
 }
 
 impl PostgresStore {
@@ -99,13 +104,116 @@ impl PostgresStore {
             // Connections are made on demand, so a database that is down at this moment does
             // not fail the build of the pool; `wait_until_up` decides how long to wait.
             .connect_lazy_with(connect);
-        let store = Self { pool, op_timeout };
+        let mut store = Self {
+            pool,
+            op_timeout,
+            packing: Arc::new(Packing::new(None, 0, options.pack_dictionary_after)),
+        };
         store
             .wait_until_up(url, op_timeout * STARTUP_WAIT_FACTOR)
             .await?;
         MIGRATOR.run(&store.pool).await.map_err(from_migrate)?;
+        store.packing = Arc::new(store.load_packing(options.pack_dictionary_after).await?);
         tracing::debug!(store.url = %redact_url(url), "postgres store opened");
         Ok(store)
+    }
+
+    /// The stored pack dictionaries (every replica's), registered for unpacking; the newest
+    /// packs from now on.
+    async fn load_packing(&self, after: u64) -> Result<Packing, StoreError> {
+        let rows: Vec<(i64, Vec<u8>)> = self
+            .bounded(
+                sqlx::query_as(
+                    "SELECT trained_through, content FROM pack_dictionaries \
+                     ORDER BY trained_through, id",
+                )
+                .fetch_all(&self.pool),
+            )
+            .await?;
+        let mut current = None;
+        let mut through = 0;
+        for (trained_through, content) in rows {
+            current = Some(pack_dictionary::register(&content)?);
+            through = trained_through;
+        }
+        // Event row ids grow by one per event, across replicas: near enough to a count of the
+        // `created` events since the newest dictionary.
+        let newest: i64 = self
+            .bounded(
+                sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM decision_events")
+                    .fetch_one(&self.pool),
+            )
+            .await?;
+        Ok(Packing::new(
+            current,
+            u64::try_from(newest.saturating_sub(through)).unwrap_or(0),
+            after,
+        ))
+    }
+
+    /// Trains a pack dictionary from the newest `created` events now, and packs with it from
+    /// then on; its id, or `None` when there was too little to train from. In service the store
+    /// does this by itself in the background (`count_packed`); tests ask for it.
+    #[cfg(test)]
+    pub(crate) async fn train_pack_dictionary(&self) -> Result<Option<u32>, StoreError> {
+        train_pack_dictionary(
+            self.pool.clone(),
+            self.op_timeout,
+            Arc::clone(&self.packing),
+        )
+        .await
+    }
+
+    /// Counts a stored `created` event, and starts training a dictionary in the background
+    /// when it is time.
+    fn count_packed(&self) {
+        if self.packing.count_one() {
+            let (pool, timeout, packing) = (
+                self.pool.clone(),
+                self.op_timeout,
+                Arc::clone(&self.packing),
+            );
+            Arc::clone(&self.packing)
+                .train_in_background(train_pack_dictionary(pool, timeout, packing));
+        }
+    }
+
+    /// Registers the pack dictionaries that `stored` decisions' packed `created` events name
+    /// and this process has not loaded yet: another replica trained them after this one
+    /// started. Without a packed event, or with every dictionary known, it reads nothing.
+    async fn load_dictionaries_for<'a>(
+        &self,
+        stored: impl Iterator<Item = &'a StoredDecision>,
+    ) -> Result<(), StoreError> {
+        let frames = stored.filter_map(|s| s.created_packed.as_deref());
+        self.bounded_store(load_dictionaries(&self.pool, frames))
+            .await
+    }
+
+    /// `rows` with their packed texts unpacked, after loading the dictionaries they name.
+    async fn unpack_entries(
+        &self,
+        rows: Vec<StoredEntry>,
+    ) -> Result<Vec<super::LedgerEntry>, StoreError> {
+        let frames = rows.iter().filter_map(|r| r.packed.as_deref());
+        self.bounded_store(load_dictionaries(&self.pool, frames))
+            .await?;
+        rows.into_iter().map(StoredEntry::unpack).collect()
+    }
+
+    /// `op` within the operation deadline (`bounded` for an operation that already maps its
+    /// errors).
+    async fn bounded_store<T>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.op_timeout, op).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "the database did not answer within {}",
+                humantime::format_duration(self.op_timeout)
+            ))),
+        }
     }
 
     /// Pings until the server answers or `wait` has passed. Faults that waiting cannot cure
@@ -199,6 +307,8 @@ impl PostgresStore {
                 .fetch_optional(&self.pool),
             )
             .await?;
+        self.load_dictionaries_for(existing.iter().map(|e| &e.stored))
+            .await?;
         existing
             .map(|e| Ok((e.stored.into_decision()?, e.request_fingerprint)))
             .transpose()
@@ -238,6 +348,76 @@ fn is_transient(e: &sqlx::Error) -> bool {
             code.starts_with("08") || code.starts_with("57P0") || code == "53300"
         }),
         _ => false,
+    }
+}
+
+/// Registers the dictionaries `frames` name that this process lacks, read through `executor`.
+async fn load_dictionaries<'a, 'e, E>(
+    executor: E,
+    frames: impl Iterator<Item = &'a [u8]>,
+) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = Postgres>,
+{
+    let unknown = pack_dictionary::unknown_ids(frames);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT content FROM pack_dictionaries WHERE id = ANY($1)")
+            .bind(&unknown)
+            .fetch_all(executor)
+            .await
+            .map_err(from_sqlx)?;
+    // One still unknown after this is reported by the unpack that needs it.
+    for content in rows {
+        pack_dictionary::register(&content)?;
+    }
+    Ok(())
+}
+
+/// Trains a dictionary from the newest `created` events, stores it, and packs with it from then
+/// on. The row is committed before any event is packed with it, so no stored event ever names
+/// a dictionary the database lacks; other replicas load it when they first read such an event.
+async fn train_pack_dictionary(
+    pool: PgPool,
+    timeout: Duration,
+    packing: Arc<Packing>,
+) -> Result<Option<u32>, StoreError> {
+    let train = async {
+        let rows: Vec<(i64, String, Option<Vec<u8>>)> = sqlx::query_as(
+            "SELECT id, body, packed FROM decision_events WHERE kind = 'created' \
+             ORDER BY id DESC LIMIT $1",
+        )
+        .bind(pack_dictionary::SAMPLES)
+        .fetch_all(&pool)
+        .await
+        .map_err(from_sqlx)?;
+        load_dictionaries(&pool, rows.iter().filter_map(|r| r.2.as_deref())).await?;
+        let through = rows.first().map_or(0, |r| r.0);
+        let Some((dictionary, bytes)) = pack_dictionary::train_from_events(rows).await? else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "INSERT INTO pack_dictionaries (id, trained_through, content) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(i64::from(dictionary.id))
+        .bind(through)
+        .bind(&bytes)
+        .execute(&pool)
+        .await
+        .map_err(from_sqlx)?;
+        let id = dictionary.id;
+        packing.pack_with(dictionary);
+        Ok(Some(id))
+    };
+    // Training itself is CPU work off the runtime; the deadline bounds the statements.
+    match tokio::time::timeout(timeout * 4, train).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Unavailable(
+            "training a pack dictionary did not finish in time".to_string(),
+        )),
     }
 }
 
@@ -281,6 +461,10 @@ impl Store for PostgresStore {
         let created = EventRow::created(decision, &row)?;
         let (failed_rules, passed_rules) = rule_sets(decision);
         let images = image_digests(decision);
+        let dictionary = self.packing.current();
+        // Packed with this replica's newest dictionary, which is stored before it packs
+        // anything (`train_pack_dictionary`).
+        let event_body = packed::pack(&created.body, dictionary.as_ref());
         // The decision with its rules (`failed_rules`, `passed_rules`, migration 0014), its
         // image rows (`decision_images`, migration 0009) and its `created` event in one
         // statement: the others are inserted from what the decision insert returns, so the loser
@@ -298,8 +482,8 @@ impl Store for PostgresStore {
                      ON CONFLICT DO NOTHING RETURNING id), \
                      i AS (INSERT INTO decision_images (digest, environment, decision_id) \
                      SELECT u.digest, $5, d.id FROM d, UNNEST($22::TEXT[]) AS u(digest)) \
-                     INSERT INTO decision_events (decision_id, idx, at, kind, body) \
-                     SELECT id, 0, $17, $18, $19 FROM d",
+                     INSERT INTO decision_events (decision_id, idx, at, kind, body, packed) \
+                     SELECT id, 0, $17, $18, $19, $25 FROM d",
                 )
                 .bind(row.id)
                 .bind(row.idempotency_key.as_deref())
@@ -321,16 +505,20 @@ impl Store for PostgresStore {
                 .bind(row.idempotency_generation)
                 .bind(created.at_ms)
                 .bind(created.kind)
-                .bind(&created.body)
+                .bind(event_body.body)
                 .bind(&failed_rules)
                 .bind(&passed_rules)
                 .bind(&images)
                 .bind(row.review_deadline_ms)
                 .bind(row.review_system)
+                .bind(event_body.packed.as_deref())
                 .execute(&self.pool),
             )
             .await?;
         let inserted = result.rows_affected() > 0;
+        if inserted {
+            self.count_packed();
+        }
 
         let key = match row.idempotency_key.as_deref() {
             _ if inserted => return Ok(Inserted::Created),
@@ -366,6 +554,7 @@ impl Store for PostgresStore {
                 .fetch_optional(&self.pool),
             )
             .await?;
+        self.load_dictionaries_for(stored.iter()).await?;
         stored.map(StoredDecision::into_decision).transpose()
     }
 
@@ -384,6 +573,8 @@ impl Store for PostgresStore {
                 .bind(key.as_str())
                 .fetch_optional(&self.pool),
             )
+            .await?;
+        self.load_dictionaries_for(newest.iter().map(|e| &e.stored))
             .await?;
         newest
             .map(|e| Ok((e.stored.into_decision()?, e.request_fingerprint)))
@@ -455,6 +646,7 @@ impl Store for PostgresStore {
         let rows: Vec<StoredDecision> = self
             .bounded(query.build_query_as().fetch_all(&self.pool))
             .await?;
+        self.load_dictionaries_for(rows.iter()).await?;
         list::page(rows, page_size)
     }
 
@@ -472,6 +664,8 @@ impl Store for PostgresStore {
                 .bind(id.as_str())
                 .fetch_optional(&self.pool),
             )
+            .await?;
+        self.load_dictionaries_for(stored.iter().map(|s| &s.stored))
             .await?;
         stored.map(StoredVersioned::into_versioned).transpose()
     }
@@ -549,8 +743,9 @@ impl Store for PostgresStore {
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(from_sqlx)?;
-            let rows: Vec<Unsequenced> = sqlx::query_as(
-                "SELECT id, body FROM decision_events WHERE seq IS NULL ORDER BY id LIMIT $1",
+            let mut rows: Vec<Unsequenced> = sqlx::query_as(
+                "SELECT id, body, packed FROM decision_events WHERE seq IS NULL \
+                 ORDER BY id LIMIT $1",
             )
             .bind(i64::from(max))
             .fetch_all(&mut *tx)
@@ -559,6 +754,12 @@ impl Store for PostgresStore {
             if rows.is_empty() {
                 tx.rollback().await.map_err(from_sqlx)?;
                 return Ok(0);
+            }
+            load_dictionaries(&mut *tx, rows.iter().filter_map(|r| r.packed.as_deref())).await?;
+            // Hashed over the text, never over the packed bytes.
+            for row in &mut rows {
+                let (id, body) = (row.id, std::mem::take(&mut row.body));
+                row.body = packed::unpack(body, row.packed.take(), || format!("event row {id}"))?;
             }
             let (links, (seq, hash)) = link_rows(&rows, head_seq, &head_hash)?;
             let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
@@ -602,18 +803,20 @@ impl Store for PostgresStore {
         from: u64,
         to: u64,
     ) -> Result<Vec<super::LedgerEntry>, StoreError> {
-        self.bounded(
-            sqlx::query_as(
-                "SELECT seq, hash, decision_id, body FROM decision_events \
-                 WHERE seq >= $1 AND seq <= $2 \
-                 UNION ALL SELECT seq, hash, NULL, NULL FROM ledger_pruned \
-                 WHERE seq >= $1 AND seq <= $2 ORDER BY seq",
+        let rows: Vec<StoredEntry> = self
+            .bounded(
+                sqlx::query_as(
+                    "SELECT seq, hash, decision_id, body, packed FROM decision_events \
+                     WHERE seq >= $1 AND seq <= $2 \
+                     UNION ALL SELECT seq, hash, NULL, NULL, NULL FROM ledger_pruned \
+                     WHERE seq >= $1 AND seq <= $2 ORDER BY seq",
+                )
+                .bind(db_int(from))
+                .bind(db_int(to))
+                .fetch_all(&self.pool),
             )
-            .bind(db_int(from))
-            .bind(db_int(to))
-            .fetch_all(&self.pool),
-        )
-        .await
+            .await?;
+        self.unpack_entries(rows).await
     }
 
     async fn ledger_hashes(&self, from: u64, to: u64) -> Result<Vec<(u64, String)>, StoreError> {
@@ -741,8 +944,17 @@ impl Store for PostgresStore {
         &self,
         id: &DecisionId,
     ) -> Result<Vec<super::LedgerEntry>, StoreError> {
-        Ok(self.bounded(sqlx::query_as("SELECT seq, hash, decision_id, body FROM decision_events WHERE decision_id = $1 AND seq IS NOT NULL ORDER BY idx").bind(id.as_str()).fetch_all(&self.pool))
-            .await?)
+        let rows: Vec<StoredEntry> = self
+            .bounded(
+                sqlx::query_as(
+                    "SELECT seq, hash, decision_id, body, packed FROM decision_events \
+                     WHERE decision_id = $1 AND seq IS NOT NULL ORDER BY idx",
+                )
+                .bind(id.as_str())
+                .fetch_all(&self.pool),
+            )
+            .await?;
+        self.unpack_entries(rows).await
     }
 
     async fn latest_checkpoint(
@@ -897,6 +1109,8 @@ impl Store for PostgresStore {
                 .fetch_all(&self.pool),
             )
             .await?;
+        self.load_dictionaries_for(rows.iter().map(|r| &r.stored))
+            .await?;
         due_page(rows, limit)
     }
 
@@ -943,6 +1157,7 @@ impl Store for PostgresStore {
                 .fetch_optional(&self.pool),
             )
             .await?;
+        self.load_dictionaries_for(stored.iter()).await?;
         stored.map(StoredDecision::into_decision).transpose()
     }
 }

@@ -481,3 +481,31 @@ impl StoredPolicyVersion {
         Ok(PolicyVersionRecord { policy, stored_at })
     }
 }
+
+/// A log entry as stored: a `created` event's text may be packed (`store/packed.rs`).
+#[derive(sqlx::FromRow)]
+pub(crate) struct StoredEntry {
+    pub(crate) seq: i64,
+    pub(crate) hash: String,
+    pub(crate) decision_id: Option<String>,
+    pub(crate) body: Option<String>,
+    pub(crate) packed: Option<Vec<u8>>,
+}
+
+impl StoredEntry {
+    pub(crate) fn unpack(self) -> Result<super::LedgerEntry, StoreError> {
+        let seq = self.seq;
+        let body = match self.body {
+            Some(body) => Some(super::packed::unpack(body, self.packed, || {
+                format!("the event at place {seq}")
+            })?),
+            None => None,
+        };
+        Ok(super::LedgerEntry {
+            seq,
+            hash: self.hash,
+            decision_id: self.decision_id,
+            body,
+        })
+    }
+}

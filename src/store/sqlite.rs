@@ -13,7 +13,6 @@
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,11 +30,11 @@ use super::ledger_rows::{
     PRUNE_STATEMENTS, checkpoint_from_body, db_int, node_columns, nodes_from_rows,
 };
 use super::list;
-use super::pack_dictionary::{self, Dictionary};
+use super::pack_dictionary::{self, Dictionary, Packing};
 use super::packed::{self, Packed};
 use super::page::{clamp_page_size, decode_token};
 use super::row::{
-    DecisionRow, EventRow, PendingRow, PolicyVersionRow, StoredDecision, StoredDue,
+    DecisionRow, EventRow, PendingRow, PolicyVersionRow, StoredDecision, StoredDue, StoredEntry,
     StoredPolicyVersion, StoredVersioned, StoredWithFingerprint, Unsequenced, due_page,
     image_digests, link_rows, rule_rows,
 };
@@ -90,41 +89,6 @@ struct Writer {
     head: Option<Head>,
 }
 
-/// What bodies are packed with, and when the store trains a new dictionary from its own recent
-/// `created` events (`store/pack_dictionary.rs`, migration 0016).
-#[derive(Debug)]
-struct Packing {
-    /// The newest dictionary: new bodies are packed with it. `None` until one is trained.
-    current: std::sync::RwLock<Option<Dictionary>>,
-    /// Events stored since `current` was trained (since the log began, without one).
-    since: AtomicU64,
-    /// Whether a training is under way.
-    training: AtomicBool,
-    /// After how many events without a dictionary one is trained; with one, a new one after
-    /// `RETRAIN_FACTOR` times as many, so it follows what the decisions hold as that changes.
-    after: u64,
-}
-
-/// A dictionary is retrained after this many times `StoreOptions::pack_dictionary_after` events.
-const RETRAIN_FACTOR: u64 = 100;
-
-impl Packing {
-    fn current(&self) -> Option<Dictionary> {
-        self.current.read().ok().and_then(|d| d.clone())
-    }
-
-    /// Counts one more stored event; whether a training should start now.
-    fn count_one(&self) -> bool {
-        let since = self.since.fetch_add(1, Ordering::Relaxed) + 1;
-        let due = if self.current().is_some() {
-            self.after.saturating_mul(RETRAIN_FACTOR)
-        } else {
-            self.after
-        };
-        since >= due && !self.training.swap(true, Ordering::AcqRel)
-    }
-}
-
 /// Trains a dictionary from the newest `created` events, stores it, and packs with it from then
 /// on. The row is committed before any body is packed with the dictionary, so no stored body
 /// ever names a dictionary the database lacks.
@@ -142,19 +106,9 @@ async fn train_pack_dictionary(
     .await
     .map_err(from_sqlx)?;
     let through = rows.first().map_or(0, |r| r.0);
-    let samples: Vec<String> = rows
-        .into_iter()
-        .filter_map(|(id, body, packed)| {
-            packed::unpack(body, packed, || format!("event row {id}")).ok()
-        })
-        .collect();
-    let trained = tokio::task::spawn_blocking(move || pack_dictionary::train(&samples))
-        .await
-        .map_err(|e| StoreError::Corrupt(format!("training a pack dictionary failed: {e}")))?;
-    let Some(bytes) = trained else {
+    let Some((dictionary, bytes)) = pack_dictionary::train_from_events(rows).await? else {
         return Ok(None);
     };
-    let dictionary = pack_dictionary::register(&bytes)?;
     {
         let turn = writer.lock().await;
         sqlx::query(
@@ -169,9 +123,7 @@ async fn train_pack_dictionary(
         .map_err(from_sqlx)?;
     }
     let id = dictionary.id;
-    if let Ok(mut current) = packing.current.write() {
-        *current = Some(dictionary);
-    }
+    packing.pack_with(dictionary);
     Ok(Some(id))
 }
 
@@ -229,12 +181,11 @@ async fn load_packing(pool: &SqlitePool, after: u64) -> Result<Packing, StoreErr
         .fetch_one(pool)
         .await
         .map_err(from_sqlx)?;
-    Ok(Packing {
-        current: std::sync::RwLock::new(current),
-        since: AtomicU64::new(u64::try_from(newest.saturating_sub(through)).unwrap_or(0)),
-        training: AtomicBool::new(false),
-        after: after.max(1),
-    })
+    Ok(Packing::new(
+        current,
+        u64::try_from(newest.saturating_sub(through)).unwrap_or(0),
+        after,
+    ))
 }
 
 /// Whether `e` is migration 0010's trigger refusing a stale head.
@@ -368,11 +319,7 @@ impl SqliteStore {
     /// does this by itself in the background (`count_packed`); tests ask for it.
     #[cfg(test)]
     pub(crate) async fn train_pack_dictionary(&self) -> Result<Option<u32>, StoreError> {
-        let trained = train_pack_dictionary(&self.pool, &self.writer, &self.packing).await?;
-        if trained.is_some() {
-            self.packing.since.store(0, Ordering::Relaxed);
-        }
-        Ok(trained)
+        train_pack_dictionary(&self.pool, &self.writer, &self.packing).await
     }
 
     /// Counts a stored `created` event, and starts training a dictionary in the background
@@ -386,15 +333,8 @@ impl SqliteStore {
             Arc::clone(&self.writer),
             Arc::clone(&self.packing),
         );
-        tokio::spawn(async move {
-            match train_pack_dictionary(&pool, &writer, &packing).await {
-                Ok(Some(id)) => tracing::info!(dictionary = id, "pack dictionary trained"),
-                Ok(None) => tracing::debug!("too little to train a pack dictionary from yet"),
-                // Bodies stay packed with the dictionary they had; counting starts again.
-                Err(e) => tracing::warn!(error = %e, "a pack dictionary could not be trained"),
-            }
-            packing.since.store(0, Ordering::Relaxed);
-            packing.training.store(false, Ordering::Release);
+        Arc::clone(&self.packing).train_in_background(async move {
+            train_pack_dictionary(&pool, &writer, &packing).await
         });
     }
 
@@ -830,7 +770,7 @@ impl Store for SqliteStore {
         from: u64,
         to: u64,
     ) -> Result<Vec<super::LedgerEntry>, StoreError> {
-        let rows: Vec<PackedEntry> = sqlx::query_as(
+        let rows: Vec<StoredEntry> = sqlx::query_as(
             "SELECT seq, hash, decision_id, body, packed FROM decision_events \
              WHERE seq >= ?1 AND seq <= ?2 \
              UNION ALL SELECT seq, hash, NULL, NULL, NULL FROM ledger_pruned \
@@ -842,7 +782,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(from_sqlx)?;
-        rows.into_iter().map(PackedEntry::unpack).collect()
+        rows.into_iter().map(StoredEntry::unpack).collect()
     }
 
     async fn ledger_hashes(&self, from: u64, to: u64) -> Result<Vec<(u64, String)>, StoreError> {
@@ -972,7 +912,7 @@ impl Store for SqliteStore {
         &self,
         id: &DecisionId,
     ) -> Result<Vec<super::LedgerEntry>, StoreError> {
-        let rows: Vec<PackedEntry> = sqlx::query_as(
+        let rows: Vec<StoredEntry> = sqlx::query_as(
             "SELECT seq, hash, decision_id, body, packed FROM decision_events \
              WHERE decision_id = ? AND seq IS NOT NULL ORDER BY idx",
         )
@@ -980,7 +920,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(from_sqlx)?;
-        rows.into_iter().map(PackedEntry::unpack).collect()
+        rows.into_iter().map(StoredEntry::unpack).collect()
     }
 
     async fn latest_checkpoint(
@@ -1318,34 +1258,6 @@ fn create_parent_dir(file: &Path) -> Result<(), StoreError> {
 }
 
 /// A decision as the one statement that stores it (the `decision_inserts` view).
-/// A log entry as SQLite stores it: its text may be packed (`store/packed.rs`).
-#[derive(sqlx::FromRow)]
-struct PackedEntry {
-    seq: i64,
-    hash: String,
-    decision_id: Option<String>,
-    body: Option<String>,
-    packed: Option<Vec<u8>>,
-}
-
-impl PackedEntry {
-    fn unpack(self) -> Result<super::LedgerEntry, StoreError> {
-        let seq = self.seq;
-        let body = match self.body {
-            Some(body) => Some(packed::unpack(body, self.packed, || {
-                format!("the event at place {seq}")
-            })?),
-            None => None,
-        };
-        Ok(super::LedgerEntry {
-            seq,
-            hash: self.hash,
-            decision_id: self.decision_id,
-            body,
-        })
-    }
-}
-
 struct NewDecision<'a> {
     row: &'a DecisionRow<'a>,
     created: &'a EventRow,

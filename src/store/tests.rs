@@ -2641,10 +2641,13 @@ async fn migration_0013_indexes_the_reviews_already_pending(backend: Backend) {
             "DROP INDEX decisions_pending_deadline",
             "DROP INDEX decisions_pending_environment",
             "ALTER TABLE decisions DROP COLUMN review_deadline, DROP COLUMN review_system",
-            // 0014 (rule arrays) runs again below: the table it empties comes back.
+            // 0014 (rule arrays) and 0015 (packed events) run again below: the table 0014
+            // empties comes back, and the bodies are plain on the decision rows already.
             "ALTER TABLE decisions DROP COLUMN failed_rules, DROP COLUMN passed_rules",
             "CREATE TABLE decision_rules (rule_id TEXT NOT NULL, decision_id TEXT NOT NULL, \
              outcome TEXT NOT NULL, PRIMARY KEY (rule_id, decision_id))",
+            "ALTER TABLE decision_events DROP COLUMN packed",
+            "DROP TABLE pack_dictionaries",
         ],
     };
     for statement in undo {
@@ -2652,7 +2655,7 @@ async fn migration_0013_indexes_the_reviews_already_pending(backend: Backend) {
     }
     // SQLite's insert view gains the columns in 0014 and its trigger is restated in 0015: run
     // them all again, so the trigger is the one a migrated database has. (PostgreSQL's 0014
-    // is its rule arrays, undone above.)
+    // and 0015 are its rule arrays and packed events, undone above.)
     raw_exec(
         &fx,
         backend,
@@ -2956,4 +2959,116 @@ async fn sqlite_trains_its_first_dictionary_by_itself_without_holding_up_a_check
         .unwrap();
     assert_eq!(stored, [i64::from(dictionary)]);
     assert_eq!(store.get_decision(&d.id).await.unwrap().unwrap(), d);
+}
+
+/// The `created` events PostgreSQL stored, oldest first: whether each is packed and the
+/// dictionary its frame names (0: none).
+async fn postgres_created_frames(url: &str) -> Vec<(bool, u32)> {
+    let raw = sqlx::PgPool::connect(url).await.unwrap();
+    let rows: Vec<Option<Vec<u8>>> =
+        sqlx::query_scalar("SELECT packed FROM decision_events WHERE kind = 'created' ORDER BY id")
+            .fetch_all(&raw)
+            .await
+            .unwrap();
+    rows.iter()
+        .map(|p| match p {
+            Some(p) => (
+                true,
+                zstd::zstd_safe::get_dict_id_from_frame(p).map_or(0, u32::from),
+            ),
+            None => (false, 0),
+        })
+        .collect()
+}
+
+/// PostgreSQL packs `created` events (migration 0015) with a dictionary a replica trains and
+/// stores first; another replica that started before it existed loads it the first time it
+/// reads such an event — to sequence, to export, or to answer a read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_packs_created_events_and_another_replica_reads_them() {
+    let Some(schema) = PgSchema::create().await else {
+        return;
+    };
+    let url = schema.url();
+    let never = StoreOptions {
+        pack_dictionary_after: u64::MAX,
+        ..StoreOptions::default()
+    };
+    let a = super::postgres::PostgresStore::open(&url, &never)
+        .await
+        .unwrap();
+    let b = super::postgres::PostgresStore::open(&url, &never)
+        .await
+        .unwrap();
+    let mut all: Vec<Decision> = (0..40).map(alike_decision).collect();
+    for d in &all {
+        insert(&a, d).await;
+    }
+    let id = a
+        .train_pack_dictionary()
+        .await
+        .unwrap()
+        // Forty alike decisions are enough to train one.
+        .unwrap();
+    for i in 40..50 {
+        let d = alike_decision(i);
+        insert(&a, &d).await;
+        all.push(d);
+    }
+    let frames = postgres_created_frames(&url).await;
+    assert!(frames.iter().all(|&(packed, _)| packed), "{frames:?}");
+    assert!(frames[..40].iter().all(|&(_, dict)| dict == 0));
+    assert!(frames[40..].iter().all(|&(_, dict)| dict == id));
+    let raw = sqlx::PgPool::connect(&url).await.unwrap();
+    let stored: Vec<i64> = sqlx::query_scalar("SELECT id FROM pack_dictionaries")
+        .fetch_all(&raw)
+        .await
+        .unwrap();
+    assert_eq!(stored, [i64::from(id)]);
+
+    // Replica `b` never loaded the dictionary (this process registered it for `a`): each
+    // path that reads events finds it in the table.
+    super::pack_dictionary::forget(id);
+    assert_eq!(b.sequence_events(1_000).await.unwrap(), 50);
+    super::pack_dictionary::forget(id);
+    let (head, _) = b.ledger_head().await.unwrap();
+    let entries = b.ledger_entries(1, head).await.unwrap();
+    assert_chain(&entries);
+    assert_eq!(
+        entries[45].body.as_deref(),
+        a.decision_entries(&all[45].id).await.unwrap()[0]
+            .body
+            .as_deref()
+    );
+    super::pack_dictionary::forget(id);
+    for d in &all {
+        assert_eq!(b.get_decision(&d.id).await.unwrap().as_ref(), Some(d));
+    }
+    super::pack_dictionary::forget(id);
+    let page = b
+        .list_decisions(&DecisionFilter::default(), 100, None)
+        .await
+        .unwrap();
+    assert_eq!(page.decisions.len(), 50);
+
+    // A later event stores the decision whole on its row; it reads back on both.
+    let (resolved, event) = resolve(&all[45], ResolutionOutcome::Approved, "carol");
+    assert!(b.append_events(&resolved, 1, &[event]).await.unwrap());
+    assert_eq!(
+        a.get_decision(&resolved.id).await.unwrap().unwrap(),
+        resolved
+    );
+    b.sequence_events(1_000).await.unwrap();
+    let (head, _) = a.ledger_head().await.unwrap();
+    assert_chain(&a.ledger_entries(1, head).await.unwrap());
+
+    // A replica opened now packs with the stored dictionary.
+    drop(a);
+    let c = super::postgres::PostgresStore::open(&url, &never)
+        .await
+        .unwrap();
+    let d = alike_decision(50);
+    insert(&c, &d).await;
+    assert_eq!(postgres_created_frames(&url).await.last().unwrap().1, id);
+    assert_eq!(c.get_decision(&d.id).await.unwrap().unwrap(), d);
 }
