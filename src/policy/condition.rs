@@ -62,6 +62,9 @@ pub(crate) struct Leaf {
     pub(crate) value_from: Option<Path>,
     /// `relative_to`: `older_than` / `newer_than` measure the time to this fact, not to now.
     pub(crate) relative_to: Option<Path>,
+    /// What the leaf expects, in words, when that does not depend on the evidence (no
+    /// `value_from`): worded once when the policy loads, not in every evaluation's reasons.
+    pub(crate) expected: Option<String>,
 }
 
 impl Leaf {
@@ -275,7 +278,7 @@ fn parse_leaf(map: &Map<'_>, d: &mut Diagnostics) -> Option<Condition> {
         return None;
     }
     let path_pos = path.as_ref().map_or(map.pos, |(_, p)| *p);
-    Some(Condition::Leaf(Box::new(Leaf {
+    let mut leaf = Leaf {
         path: path.map(|(p, _)| p),
         op,
         quantifier,
@@ -284,5 +287,10 @@ fn parse_leaf(map: &Map<'_>, d: &mut Diagnostics) -> Option<Condition> {
         allow_absent,
         value_from,
         relative_to,
-    })))
+        expected: None,
+    };
+    if leaf.value_from.is_none() {
+        leaf.expected = Some(super::eval::expected_of(&leaf, &leaf.op));
+    }
+    Some(Condition::Leaf(Box::new(leaf)))
 }

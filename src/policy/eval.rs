@@ -14,6 +14,7 @@
 //! but `not` turns it into missing rather than a pass, so negating a rule can never make broken
 //! or absent evidence let a deploy through.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -218,16 +219,17 @@ fn eval_leaf(l: &Leaf, ctx: &Ctx<'_>) -> Eval {
         return match l.op.test_now(ctx.now) {
             Check::Pass => pass(format!(
                 "now is {}",
-                l.op.expected().replacen("a time ", "", 1)
+                expected(l, &l.op).replacen("a time ", "", 1)
             )),
             Check::Fail(note) => {
                 let note = note.unwrap_or_default();
+                let expected = expected(l, &l.op);
                 fail(
-                    format!("{note}, expected {}", l.op.expected()),
+                    format!("{note}, expected {expected}"),
                     Facts {
                         path: "now".into(),
                         found: note.clone(),
-                        expected: l.op.expected(),
+                        expected: expected.into_owned(),
                     },
                 )
             }
@@ -267,7 +269,7 @@ fn eval_leaf(l: &Leaf, ctx: &Ctx<'_>) -> Eval {
             Facts {
                 path: path.text().into(),
                 found: format!("more than {MAX_VALUES} values"),
-                expected: expected_of(l, op),
+                expected: expected(l, op).into_owned(),
             },
         ));
     };
@@ -278,7 +280,7 @@ fn eval_leaf(l: &Leaf, ctx: &Ctx<'_>) -> Eval {
                 Facts {
                     path: path.text().into(),
                     found: "nothing".into(),
-                    expected: expected_of(l, op),
+                    expected: expected(l, op).into_owned(),
                 },
             )),
             Op::Absent => pass(format!("no value at `{}`, as expected", path.text())),
@@ -320,17 +322,17 @@ fn eval_leaf(l: &Leaf, ctx: &Ctx<'_>) -> Eval {
                 "`{}` is `{}`, meeting {}",
                 path.text(),
                 show(h.value),
-                expected_of(l, op)
+                expected(l, op)
             ),
             _ if l.quantifier == Quantifier::All => format!(
                 "all {n} values of `{}` meet {}",
                 path.text(),
-                expected_of(l, op)
+                expected(l, op)
             ),
             _ => format!(
                 "{passed} of {n} values of `{}` meet {}",
                 path.text(),
-                expected_of(l, op)
+                expected(l, op)
             ),
         });
     }
@@ -349,8 +351,16 @@ fn eval_leaf(l: &Leaf, ctx: &Ctx<'_>) -> Eval {
     if conclusive { e } else { unusable(e) }
 }
 
+/// What the leaf expects: worded when the policy loaded, unless its operand is a fact.
+fn expected<'a>(l: &'a Leaf, op: &Op) -> Cow<'a, str> {
+    match &l.expected {
+        Some(text) => Cow::Borrowed(text),
+        None => Cow::Owned(expected_of(l, op)),
+    }
+}
+
 /// What the leaf expects, naming the facts it compared with.
-fn expected_of(l: &Leaf, op: &Op) -> String {
+pub(super) fn expected_of(l: &Leaf, op: &Op) -> String {
     let base = op.expected();
     match (&l.value_from, &l.relative_to) {
         (Some(from), _) => format!("{base} (`{}`)", from.text()),
@@ -466,7 +476,7 @@ fn fail_reason(
             Quantifier::Any => format!(" (none of {n} values match)"),
         });
     }
-    let expected = expected_of(l, op);
+    let expected = expected(l, op);
     let reason = match check {
         Check::Fail(Some(note)) => format!("{subject} ({note}), expected {expected}"),
         Check::Mismatch(what) => format!("{subject}, expected {expected} but found {what}"),
@@ -475,7 +485,7 @@ fn fail_reason(
     let facts = Facts {
         path: path.location(hit),
         found: format!("`{}`", show(hit.value)),
-        expected,
+        expected: expected.into_owned(),
     };
     fail(reason, facts)
 }
