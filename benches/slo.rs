@@ -706,7 +706,7 @@ struct Footprint {
     bytes: u64,
     decisions: u64,
     body_bytes: f64,
-    /// Average length of an event's canonical text (`decision_events.body`).
+    /// Average length of an event's body as stored: its text, or its packed bytes.
     event_bytes: f64,
 }
 
@@ -765,7 +765,8 @@ async fn postgres_footprint(admin: &mut sqlx::PgConnection, schema: &str) -> Foo
     .await
     .unwrap();
     let event: Option<f64> = sqlx::query_scalar(&format!(
-        "SELECT avg(octet_length(body::text))::float8 FROM {schema}.decision_events"
+        "SELECT avg(octet_length(body::text) + coalesce(octet_length(packed), 0))::float8 \
+         FROM {schema}.decision_events"
     ))
     .fetch_one(&mut *admin)
     .await

@@ -1,5 +1,6 @@
-//! Dictionaries that packed bodies are compressed with (both backends). One gate's decisions repeat the
-//! same keys, rule texts and evidence, which zstd without a dictionary learns anew in every body.
+//! Dictionaries that packed bodies are compressed with (both backends). One gate's decisions
+//! repeat the same keys, rule texts and evidence, which zstd without a dictionary learns anew in
+//! every body.
 //! A dictionary trained from the store's own recent `created` events holds that shared text
 //! once, so each body packs to what is particular to it: in `benches/slo.rs` a decision's
 //! `created` event went from ≈ 3.6 KB packed to ≈ 0.5 KB, and a decision's whole footprint from
@@ -7,9 +8,11 @@
 //!
 //! A dictionary's id is zstd's, derived from its content, and every frame packed with it names
 //! it, so a packed body says which dictionary it needs. Dictionaries are stored in
-//! `pack_dictionaries` (migration 0016) and never deleted: they are small, and old rows need
-//! them. This process keeps every dictionary it has loaded or trained in a registry by id,
-//! which unpacking reads; a frame naming an id the registry lacks is `store.corrupt`.
+//! `pack_dictionaries` (SQLite migration 0016, PostgreSQL 0015) and never deleted: they are
+//! small, and old rows need them. This process keeps every dictionary it has loaded or trained
+//! in a registry by id, which unpacking reads; a frame naming an id the registry lacks is
+//! `store.corrupt`. PostgreSQL replicas each train their own: a replica that reads a frame
+//! naming one it lacks loads it from the table first (`unknown_ids`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
