@@ -222,13 +222,6 @@ impl Drop for SqliteStore {
 /// the task has fallen far behind (`WAL_BACKSTOP_PAGES`).
 const WAL_CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
-/// The page cache of each reading connection, in KiB (SQLite's `cache_size`, negative in the
-/// pragma). SQLite's default, 2,000 KiB, is per connection: eight readers filled 16 MiB of the
-/// service's resident set with pages the operating system's file cache holds anyway. A read
-/// walks a few index pages to one row, and the writer, whose inserts touch every index, keeps
-/// the default.
-const READER_CACHE_KIB: u32 = 256;
-
 /// The log size (in 4 KiB pages) at which a commit checkpoints anyway, as SQLite would by
 /// default at 1,000: a bound on the log should the background task stall.
 const WAL_BACKSTOP_PAGES: u32 = 16_384;
@@ -285,17 +278,9 @@ impl SqliteStore {
             create_parent_dir(connect.get_filename())?;
             pool_options.max_connections(options.max_connections.max(1))
         };
-        // An in-memory database is its cache: it keeps SQLite's default.
-        let read_connect = if is_in_memory(url) {
-            connect.clone()
-        } else {
-            connect
-                .clone()
-                .pragma("cache_size", format!("-{READER_CACHE_KIB}"))
-        };
 
         let pool = pool_options
-            .connect_with(read_connect)
+            .connect_with(connect.clone())
             .await
             .map_err(from_sqlx)?;
         MIGRATOR.run(&pool).await.map_err(from_migrate)?;
