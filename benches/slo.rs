@@ -230,11 +230,7 @@ struct WarmAdapter {
 impl WarmAdapter {
     fn new(name: &str, document: Value) -> Self {
         let text = document.to_string();
-        let excerpt = text
-            .char_indices()
-            .take_while(|(i, _)| *i < portcullis::adapters::http_client::EXCERPT_BYTES)
-            .map(|(_, c)| c)
-            .collect();
+        let excerpt = portcullis::adapters::http_client::excerpt(&text).to_string();
         WarmAdapter {
             name: name.to_string(),
             facts: Arc::new(Facts {

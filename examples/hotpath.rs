@@ -48,11 +48,7 @@ struct FakeAdapter {
 impl FakeAdapter {
     fn new(name: &str, document: Value) -> Self {
         let text = document.to_string();
-        let excerpt = text
-            .char_indices()
-            .take_while(|(i, _)| *i < portcullis::adapters::http_client::EXCERPT_BYTES)
-            .map(|(_, c)| c)
-            .collect();
+        let excerpt = portcullis::adapters::http_client::excerpt(&text).to_string();
         FakeAdapter {
             name: name.into(),
             facts: Facts {

@@ -428,7 +428,7 @@ impl HttpClient {
         Ok(HttpResponse {
             status,
             json: serde_json::Value::Null,
-            excerpt: truncate_bytes(&text, EXCERPT_BYTES).to_string(),
+            excerpt: excerpt(&text).to_string(),
             url: shown_url.to_string(),
             headers,
             bytes,
@@ -450,7 +450,7 @@ impl HttpClient {
             .map(str::to_string);
         let body = read_capped(response, self.settings.max_response_bytes, redactor).await?;
         let text = redactor.scrub(&String::from_utf8_lossy(&body));
-        let excerpt = truncate_bytes(&text, EXCERPT_BYTES).to_string();
+        let excerpt = excerpt(&text).to_string();
         if body.iter().all(u8::is_ascii_whitespace) {
             return Err(AdapterError::BadResponse {
                 detail: format!("HTTP {status} from `{shown_url}` has an empty body"),
@@ -622,6 +622,12 @@ fn error_chain(e: &reqwest::Error) -> String {
 }
 
 /// The longest prefix of `s` that fits in `max` bytes and ends on a character boundary.
+/// The excerpt an adapter records of a response body `text`: its first `EXCERPT_BYTES`, cut at a
+/// character boundary (scrubbing credentials is the caller's).
+pub fn excerpt(text: &str) -> &str {
+    truncate_bytes(text, EXCERPT_BYTES)
+}
+
 fn truncate_bytes(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;

@@ -186,8 +186,7 @@ impl PostgresStore {
         stored: impl Iterator<Item = &'a StoredDecision>,
     ) -> Result<(), StoreError> {
         let frames = stored.filter_map(|s| s.created_packed.as_deref());
-        self.bounded_store(load_dictionaries(&self.pool, frames))
-            .await
+        self.bounded_tx(load_dictionaries(&self.pool, frames)).await
     }
 
     /// `rows` with their packed texts unpacked, after loading the dictionaries they name.
@@ -196,24 +195,9 @@ impl PostgresStore {
         rows: Vec<StoredEntry>,
     ) -> Result<Vec<super::LedgerEntry>, StoreError> {
         let frames = rows.iter().filter_map(|r| r.packed.as_deref());
-        self.bounded_store(load_dictionaries(&self.pool, frames))
+        self.bounded_tx(load_dictionaries(&self.pool, frames))
             .await?;
         rows.into_iter().map(StoredEntry::unpack).collect()
-    }
-
-    /// `op` within the operation deadline (`bounded` for an operation that already maps its
-    /// errors).
-    async fn bounded_store<T>(
-        &self,
-        op: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.op_timeout, op).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "the database did not answer within {}",
-                humantime::format_duration(self.op_timeout)
-            ))),
-        }
     }
 
     /// Pings until the server answers or `wait` has passed. Faults that waiting cannot cure
@@ -280,7 +264,8 @@ impl PostgresStore {
         }
     }
 
-    /// Runs a transaction under the client-side deadline (its statements map their own errors).
+    /// Runs a transaction, or any operation whose statements map their own errors, under the
+    /// client-side deadline.
     async fn bounded_tx<T>(
         &self,
         op: impl Future<Output = Result<T, StoreError>>,

@@ -2861,6 +2861,30 @@ async fn created_frames(url: &str) -> Vec<(usize, u32)> {
         .collect()
 }
 
+/// Forty alike decisions stored in `store`, a dictionary trained from them (`train`, the
+/// backend's `train_pack_dictionary`), and ten more stored after it: the fifty decisions and
+/// the dictionary's id.
+async fn packed_around_a_training<S: Store>(
+    store: &S,
+    train: impl AsyncFnOnce() -> Result<Option<u32>, StoreError>,
+) -> (Vec<Decision>, u32) {
+    let mut all: Vec<Decision> = (0..40).map(alike_decision).collect();
+    for d in &all {
+        insert(store, d).await;
+    }
+    let id = train()
+        .await
+        .unwrap()
+        // Forty alike decisions are enough to train one.
+        .unwrap();
+    for i in 40..50 {
+        let d = alike_decision(i);
+        insert(store, &d).await;
+        all.push(d);
+    }
+    (all, id)
+}
+
 #[tokio::test]
 async fn sqlite_packs_with_a_dictionary_trained_from_its_own_decisions() {
     let dir = tempfile::tempdir().unwrap();
@@ -2872,21 +2896,8 @@ async fn sqlite_packs_with_a_dictionary_trained_from_its_own_decisions() {
     let store = super::sqlite::SqliteStore::open(&url, &never)
         .await
         .unwrap();
-    let mut all: Vec<Decision> = (0..40).map(alike_decision).collect();
-    for d in &all {
-        insert(&store, d).await;
-    }
-    let id = store
-        .train_pack_dictionary()
-        .await
-        .unwrap()
-        // Forty alike decisions are enough to train one.
-        .unwrap();
-    for i in 40..50 {
-        let d = alike_decision(i);
-        insert(&store, &d).await;
-        all.push(d);
-    }
+    let (all, id) =
+        packed_around_a_training(&store, async || store.train_pack_dictionary().await).await;
     let frames = created_frames(&url).await;
     assert!(frames[..40].iter().all(|&(_, dict)| dict == 0));
     assert!(frames[40..].iter().all(|&(_, dict)| dict == id));
@@ -3000,21 +3011,7 @@ async fn postgres_packs_created_events_and_another_replica_reads_them() {
     let b = super::postgres::PostgresStore::open(&url, &never)
         .await
         .unwrap();
-    let mut all: Vec<Decision> = (0..40).map(alike_decision).collect();
-    for d in &all {
-        insert(&a, d).await;
-    }
-    let id = a
-        .train_pack_dictionary()
-        .await
-        .unwrap()
-        // Forty alike decisions are enough to train one.
-        .unwrap();
-    for i in 40..50 {
-        let d = alike_decision(i);
-        insert(&a, &d).await;
-        all.push(d);
-    }
+    let (all, id) = packed_around_a_training(&a, async || a.train_pack_dictionary().await).await;
     let frames = postgres_created_frames(&url).await;
     assert!(frames.iter().all(|&(packed, _)| packed), "{frames:?}");
     assert!(frames[..40].iter().all(|&(_, dict)| dict == 0));
