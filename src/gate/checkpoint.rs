@@ -19,6 +19,20 @@ const SEQUENCE_BATCH: u32 = 1000;
 /// The lease that makes one replica at a time sign checkpoints.
 const CHECKPOINT_JOB: &str = "audit-checkpoint";
 
+/// How many times `checkpoint_now` signs again after another signer stored the index it was
+/// signing first. Each loss means a newer checkpoint exists, so this is only ever reached when
+/// signers keep racing.
+const SIGN_ATTEMPTS: usize = 8;
+
+/// One attempt at signing the next checkpoint.
+enum Signing {
+    Signed(SignedCheckpoint),
+    /// The latest checkpoint already covers every event (or there is none, or no key).
+    UpToDate,
+    /// Another signer stored this index first; its checkpoint may end before this one's head.
+    Lost,
+}
+
 impl Gate {
     /// Signs checkpoints with `signer`.
     pub fn with_signer(mut self, signer: Arc<CheckpointSigner>) -> Self {
@@ -35,11 +49,28 @@ impl Gate {
     }
 
     /// Signs and stores a checkpoint over every event recorded so far, if any arrived since the
-    /// last one; `None` when there is nothing new, no key, or another replica stored this
-    /// checkpoint's index first.
+    /// last one; `None` when there is nothing new or no key. When it returns, the latest stored
+    /// checkpoint covers every event recorded before the call (an export and a proof rely on
+    /// it): another signer storing the next index first — the lease holder's round, an export,
+    /// a proof — makes it sign again over what that one left.
     pub async fn checkpoint_now(&self) -> Result<Option<SignedCheckpoint>, GateError> {
+        for _ in 0..SIGN_ATTEMPTS {
+            match self.sign_next().await? {
+                Signing::Signed(signed) => return Ok(Some(signed)),
+                Signing::UpToDate => return Ok(None),
+                Signing::Lost => continue,
+            }
+        }
+        Err(GateError::Unavailable(
+            crate::store::StoreError::Unavailable(format!(
+                "other signers stored {SIGN_ATTEMPTS} checkpoints while this one was signing; try again"
+            )),
+        ))
+    }
+
+    async fn sign_next(&self) -> Result<Signing, GateError> {
         let Some(signer) = &self.signer else {
-            return Ok(None);
+            return Ok(Signing::UpToDate);
         };
         // Number and hash what was appended since the last round (one sequencer at a time holds
         // the head; this runs under the checkpoint lease, so normally only here).
@@ -51,7 +82,7 @@ impl Gate {
             .is_some_and(|l| l.checkpoint.tree_size >= head)
             || head == 0
         {
-            return Ok(None);
+            return Ok(Signing::UpToDate);
         }
         // The tree's right edge is kept between rounds, so only new events are read. It is
         // used again only if the log still holds the event it ended at, with the same hash; a
@@ -115,7 +146,7 @@ impl Gate {
             *cached = Some((frontier, signed.checkpoint.last_event_hash.clone()));
         }
         if !self.store.insert_checkpoint(&signed).await? {
-            return Ok(None);
+            return Ok(Signing::Lost);
         }
         info!(
             checkpoint = signed.checkpoint.index,
@@ -123,7 +154,7 @@ impl Gate {
             key_id = signed.checkpoint.key_id.as_str(),
             "audit checkpoint signed"
         );
-        Ok(Some(signed))
+        Ok(Signing::Signed(signed))
     }
 
     /// Signs a checkpoint every `interval` while holding the `audit-checkpoint` lease, until
@@ -152,6 +183,45 @@ mod tests {
     use crate::audit::checkpoint::{public_key_from_pem, signature_holds};
     use crate::clock::{Clock, ManualClock};
     use crate::gate::test_gate::{check, gate};
+
+    /// Signers racing (the lease holder's round, exports, proofs): one that loses the next
+    /// index to another signs again, so whenever `checkpoint_now` returns, the latest
+    /// checkpoint covers every event recorded before it was called. A stress test: the losing
+    /// interleaving (the other signer read the head before the last check and stored after
+    /// this one read the latest checkpoint) needs the other signer to stall, which a loaded CI
+    /// machine produced in `audit_report` and this loop only sometimes does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_signer_that_loses_the_race_signs_again_over_what_the_winner_left() {
+        let clock = Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap(),
+        ));
+        let (gate, _dir) = gate(clock).await;
+        // Another signer, signing all the time (as the lease holder does every few seconds).
+        let stop = tokio_util::sync::CancellationToken::new();
+        let other = {
+            let (gate, stop) = (Arc::clone(&gate), stop.clone());
+            tokio::spawn(async move {
+                while !stop.is_cancelled() {
+                    gate.checkpoint_now().await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        for _ in 0..150 {
+            check(&gate).await;
+            let (head, _) = gate.store.ledger_head().await.unwrap();
+            gate.checkpoint_now().await.unwrap();
+            let latest = gate.store.latest_checkpoint().await.unwrap().unwrap();
+            assert!(
+                latest.checkpoint.tree_size >= head,
+                "checkpoint {} covers {} of {head} events",
+                latest.checkpoint.index,
+                latest.checkpoint.tree_size
+            );
+        }
+        stop.cancel();
+        other.await.unwrap();
+    }
 
     #[tokio::test]
     async fn a_checkpoint_covers_every_event_so_far_and_chains_to_the_one_before() {
