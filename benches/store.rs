@@ -12,8 +12,9 @@
 //!
 //! Knobs: `PORTCULLIS_BENCH_BACKENDS` (`sqlite,postgres`), `PORTCULLIS_BENCH_PLAN`
 //! (`concurrency:checks,…`), `PORTCULLIS_BENCH_CHECKPOINTER=off`, and
-//! `PORTCULLIS_BENCH_PENDING=100000`: that many pending reviews (copies of a real decision, due
-//! in an hour, so none is due) are stored before the timed rounds, one expiry sweep is timed on
+//! `PORTCULLIS_BENCH_PENDING=100000`: the timed rounds run once, then that many pending reviews
+//! (copies of a real decision, due in an hour, so none is due) are stored and the same rounds run
+//! again, each printed with the throughput it lost to them; one expiry sweep is timed on
 //! its own (wall and process CPU time), and the expiry sweeper runs every
 //! `PORTCULLIS_BENCH_SWEEP_EVERY` (default 5s) during the rounds, as a replica holding the
 //! `review-expiry` lease does (every 30 s by default), with a Jira review follower for an
@@ -237,6 +238,27 @@ async fn measure(name: &str, store_url: &str) {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
+    // `PORTCULLIS_BENCH_PLAN=1:3000` runs one client only (for a profile); the default is below.
+    let plan: Vec<(usize, usize)> = std::env::var("PORTCULLIS_BENCH_PLAN")
+        .map(|p| {
+            p.split(',')
+                .filter_map(|c| c.split_once(':'))
+                .map(|(c, n)| (c.parse().unwrap(), n.parse().unwrap()))
+                .collect()
+        })
+        .unwrap_or_else(|_| vec![(1, 1000), (16, 4000)]);
+    // With pending reviews to seed, the same rounds run first without them, in this process, so
+    // the two throughputs compare on one database and one warm cache.
+    let mut before = Vec::new();
+    if pending > 0 {
+        for &(concurrency, total) in &plan {
+            let (rate, p50, p99) = run(&url, concurrency, total).await;
+            println!(
+                "{name:<10} concurrency {concurrency:>2}: {total} checks, {rate:>7.0} checks/s, p50 {p50:.2} ms, p99 {p99:.2} ms (before the pending reviews)"
+            );
+            before.push(rate);
+        }
+    }
     if pending > 0 {
         let (_, template) = one_check(&reqwest::Client::new(), &url).await;
         let started = Instant::now();
@@ -278,19 +300,23 @@ async fn measure(name: &str, store_url: &str) {
             ));
         }
     }
-    // `PORTCULLIS_BENCH_PLAN=1:3000` runs one client only (for a profile); the default is below.
-    let plan: Vec<(usize, usize)> = std::env::var("PORTCULLIS_BENCH_PLAN")
-        .map(|p| {
-            p.split(',')
-                .filter_map(|c| c.split_once(':'))
-                .map(|(c, n)| (c.parse().unwrap(), n.parse().unwrap()))
-                .collect()
-        })
-        .unwrap_or_else(|_| vec![(1, 1000), (16, 4000)]);
-    for (concurrency, total) in plan {
+    let mut rates = Vec::new();
+    for &(concurrency, total) in &plan {
         let (rate, p50, p99) = run(&url, concurrency, total).await;
         println!(
-            "{name:<10} concurrency {concurrency:>2}: {total} checks, {rate:>7.0} checks/s, p50 {p50:.2} ms, p99 {p99:.2} ms"
+            "{name:<10} concurrency {concurrency:>2}: {total} checks, {rate:>7.0} checks/s, p50 {p50:.2} ms, p99 {p99:.2} ms{}",
+            if pending > 0 {
+                " (with the pending reviews)"
+            } else {
+                ""
+            }
+        );
+        rates.push(rate);
+    }
+    for ((concurrency, _), (before, after)) in plan.iter().zip(before.iter().zip(&rates)) {
+        println!(
+            "{name:<10} concurrency {concurrency:>2}: {pending} pending reviews cost {:+.1} % of throughput ({before:.0} → {after:.0} checks/s)",
+            (before - after) / before * 100.0
         );
     }
 }
