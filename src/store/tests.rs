@@ -2861,6 +2861,24 @@ async fn created_frames(url: &str) -> Vec<(usize, u32)> {
         .collect()
 }
 
+/// `pending` approved through `writes` (its first event after `created`), read back whole
+/// through `reads`, and the log sequenced by `writes` still chains as `reads` sees it.
+async fn a_resolution_reads_back_and_chains<W: Store, R: Store>(
+    writes: &W,
+    reads: &R,
+    pending: &Decision,
+) {
+    let (resolved, event) = resolve(pending, ResolutionOutcome::Approved, "carol");
+    assert!(writes.append_events(&resolved, 1, &[event]).await.unwrap());
+    assert_eq!(
+        reads.get_decision(&resolved.id).await.unwrap().unwrap(),
+        resolved
+    );
+    writes.sequence_events(1_000).await.unwrap();
+    let (head, _) = reads.ledger_head().await.unwrap();
+    assert_chain(&reads.ledger_entries(1, head).await.unwrap());
+}
+
 /// Forty alike decisions stored in `store`, a dictionary trained from them (`train`, the
 /// backend's `train_pack_dictionary`), and ten more stored after it: the fifty decisions and
 /// the dictionary's id.
@@ -2912,15 +2930,7 @@ async fn sqlite_packs_with_a_dictionary_trained_from_its_own_decisions() {
     for d in &all {
         assert_eq!(store.get_decision(&d.id).await.unwrap().as_ref(), Some(d));
     }
-    let (resolved, event) = resolve(&all[45], ResolutionOutcome::Approved, "carol");
-    assert!(store.append_events(&resolved, 1, &[event]).await.unwrap());
-    assert_eq!(
-        store.get_decision(&resolved.id).await.unwrap().unwrap(),
-        resolved
-    );
-    store.sequence_events(1_000).await.unwrap();
-    let (head, _) = store.ledger_head().await.unwrap();
-    assert_chain(&store.ledger_entries(1, head).await.unwrap());
+    a_resolution_reads_back_and_chains(&store, &store, &all[45]).await;
     drop(store);
 
     // Reopened, the store packs with the stored dictionary.
@@ -3049,15 +3059,7 @@ async fn postgres_packs_created_events_and_another_replica_reads_them() {
     assert_eq!(page.decisions.len(), 50);
 
     // A later event stores the decision whole on its row; it reads back on both.
-    let (resolved, event) = resolve(&all[45], ResolutionOutcome::Approved, "carol");
-    assert!(b.append_events(&resolved, 1, &[event]).await.unwrap());
-    assert_eq!(
-        a.get_decision(&resolved.id).await.unwrap().unwrap(),
-        resolved
-    );
-    b.sequence_events(1_000).await.unwrap();
-    let (head, _) = a.ledger_head().await.unwrap();
-    assert_chain(&a.ledger_entries(1, head).await.unwrap());
+    a_resolution_reads_back_and_chains(&b, &a, &all[45]).await;
 
     // A replica opened now packs with the stored dictionary.
     drop(a);
